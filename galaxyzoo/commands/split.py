@@ -1,0 +1,10 @@
+"""`galaxyzoo split` (placeholder until its issue lands)."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("split", help="(not implemented yet)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    raise SystemExit("galaxyzoo split: not implemented yet")
