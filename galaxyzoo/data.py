@@ -1,0 +1,149 @@
+"""Streaming input pipelines: batches of crops and targets, in bounded memory.
+
+The crops live in one uint8 memory-mapped store (`galaxyzoo.store`); a batch
+is gathered from it on demand, scaled to [0, 1] float32 and optionally
+augmented. Nothing ever holds a float32 copy of the whole set (the original
+study needed 8 GB of RAM for 179k images).
+
+`GalaxySequence` is a `keras.utils.PyDataset`, so the same pipeline feeds
+Keras on TensorFlow, JAX or PyTorch; background workers prefetch batches while
+the model trains.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from galaxyzoo import schema
+from galaxyzoo.errors import GalaxyZooError
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Label-preserving augmentations: galaxies have no preferred orientation."""
+
+    rot90: bool = True
+    flip: bool = True
+    shift_px: int = 0  # largest shift in pixels along each axis (zero-filled)
+
+    @property
+    def enabled(self) -> bool:
+        return self.rot90 or self.flip or self.shift_px > 0
+
+
+def load_labels(db_path: str | Path, asset_ids: np.ndarray, with_counts: bool = False):
+    """Targets (N, 37) float32 and optionally vote counts (N, 37) float32, in `asset_ids` order."""
+    columns = schema.target_columns("debiased") + (schema.target_columns("count") if with_counts else [])
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
+        quoted = ", ".join(f'"{c}"' for c in ["asset_id", *columns])
+        try:
+            rows = con.execute(f"SELECT {quoted} FROM galaxy_data").fetchall()
+        except sqlite3.Error as exc:
+            raise GalaxyZooError(f"{db_path}: cannot read galaxy_data ({exc}); run `galaxyzoo ingest` first") from None
+    table = np.asarray(rows, dtype=np.float64)
+    position = {int(a): i for i, a in enumerate(table[:, 0])}
+    missing = [int(a) for a in asset_ids if int(a) not in position]
+    if missing:
+        raise GalaxyZooError(f"{db_path}: {len(missing)} asset_ids have no galaxy_data row, e.g. {missing[:5]}")
+    values = table[[position[int(a)] for a in asset_ids], 1:].astype(np.float32)
+    targets = values[:, : schema.N_ANSWERS]
+    counts = values[:, schema.N_ANSWERS :] if with_counts else None
+    return targets, counts
+
+
+def augment_batch(x: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """Randomly rotate by multiples of 90 degrees, flip and shift each image of a (B, H, W, C) batch."""
+    out = np.empty_like(x)
+    for i, image in enumerate(x):
+        if augment.rot90:
+            image = np.rot90(image, k=int(rng.integers(4)), axes=(0, 1))
+        if augment.flip and rng.random() < 0.5:
+            image = image[:, ::-1]
+        if augment.shift_px > 0:
+            dy, dx = rng.integers(-augment.shift_px, augment.shift_px + 1, size=2)
+            image = _shift(image, int(dy), int(dx))
+        out[i] = image
+    return out
+
+
+def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    shifted = np.zeros_like(image)
+    h, w = image.shape[:2]
+    shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return shifted
+
+
+class GalaxySequence(keras.utils.PyDataset):
+    """Batches `(x, y)` from a crop store.
+
+    Args:
+        images: the store's (N, H, W, C) uint8 array (a read-only memmap).
+        rows: which rows of `images` belong to this split, in label order.
+        targets: (len(rows), 37) float32 targets.
+        counts: optional (len(rows), 37) vote counts; then `y` is (B, 74) =
+            targets followed by counts, as the count-based losses expect.
+        batch_size: images per batch; the last batch may be smaller.
+        shuffle: reshuffle the order every epoch (seeded, reproducible).
+        augment: `Augment` to apply, or None.
+        seed: seeds shuffling and augmentation.
+        workers: background threads that prefetch batches (Keras PyDataset).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray,
+        targets: np.ndarray,
+        counts: np.ndarray | None = None,
+        *,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        augment: Augment | None = None,
+        seed: int = 0,
+        workers: int = 1,
+        max_queue_size: int = 4,
+    ):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        if len(rows) == 0:
+            raise GalaxyZooError("the selected split is empty: no images to train or evaluate on")
+        if len(rows) != len(targets) or (counts is not None and len(counts) != len(targets)):
+            raise ValueError("rows, targets and counts must have the same length")
+        if batch_size < 1:
+            raise GalaxyZooError(f"batch_size must be at least 1, got {batch_size}")
+        self.images = images
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.y = targets if counts is None else np.concatenate([targets, counts], axis=1)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.seed = seed
+        self.epoch = 0
+        self.order = self._order(0)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.rows))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        # Sorted store rows turn the gather into mostly sequential reads of the memmap.
+        picked = picked[np.argsort(self.rows[picked], kind="stable")]
+        x = self.images[self.rows[picked]]
+        if self.augment is not None:
+            x = augment_batch(x, np.random.default_rng([self.seed, self.epoch, index]), self.augment)
+        return x.astype(np.float32) / np.float32(255.0), self.y[picked]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order(self.epoch)
