@@ -1,0 +1,411 @@
+"""Build the catalogue table `galaxy_data` from the raw GZ2 downloads.
+
+The seed project's ingest, with every quirk of the real files handled and each
+step counted:
+
+1. read `gz2_hart16.csv` (identity columns, the 37 `_debiased` targets and the
+   37 `_count` vote counts) and `gz2_filename_mapping.csv` with explicit dtypes;
+2. keep the mapping rows with `asset_id < 295306` (every duplicated `objid`
+   lives above that id and has no image);
+3. join one-to-one on `objid = dr7objid`;
+4. drop rows holding a NaN;
+5. drop rows whose `images/{asset_id}.jpg` is missing (and count the images
+   that have no row);
+6. add `class_reduced`, the stratification label of the train/test split;
+7. write `galaxy_data` and `ingest_report` to a fresh SQLite file.
+
+>>> report = ingest("data/raw", "data/galaxy_data.sqlite")  # doctest: +SKIP
+>>> report.final_rows  # doctest: +SKIP
+239267
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from galaxyzoo import schema
+from galaxyzoo.errors import GalaxyZooError
+
+logger = logging.getLogger(__name__)
+
+HART16_FILE = "gz2_hart16.csv"
+MAPPING_FILE = "gz2_filename_mapping.csv"
+IMAGES_DIR = "images"
+TABLE = "galaxy_data"
+REPORT_TABLE = "ingest_report"
+
+FIRST_DUPLICATE_ASSET_ID = 295306
+"""Every mapping row with a duplicated `objid` has `asset_id >= 295306`; none has an image."""
+
+RARE_CLASS_BELOW = 12
+"""A `gz2_class` with fewer members than this (counted in hart16) loses its arm count and winding."""
+
+SUPER_RARE_AT_MOST = 3
+"""A reduced class with at most this many members (in the final table) becomes `SuperRare`."""
+
+SUPER_RARE = "SuperRare"
+
+_ARMS_AND_WINDING = re.compile(r"[1234+?][tml]")
+_IMAGE_NAME = re.compile(r"\d+\.jpg")
+
+MAPPING_DTYPES = {"objid": "Int64", "sample": "string", "asset_id": "int64"}
+
+_HART16_DTYPES = dict(schema.hart16_columns())
+HART16_DTYPES = {
+    c: _HART16_DTYPES[c]
+    for c in ["dr7objid", "ra", "dec", "gz2_class", *schema.target_columns(), *schema.target_columns("count")]
+}
+"""The hart16 columns ingest reads (of 231), with their dtypes."""
+
+COLUMNS = [
+    "objid", "sample", "asset_id", "dr7objid", "ra", "dec", "gz2_class",
+    *schema.target_columns(), "class_reduced", *schema.target_columns("count"),
+]
+"""Columns of `galaxy_data` in table order: the seed's 45 columns, then the 37 vote counts."""
+
+_KIND = {"Int64": "an integer", "int64": "an integer", "float64": "a number"}
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """How many rows and images each ingest step kept or dropped."""
+
+    hart16_rows: int = field(metadata={"help": "rows read from gz2_hart16.csv"})
+    mapping_rows: int = field(metadata={"help": "rows read from gz2_filename_mapping.csv"})
+    mapping_duplicate_rows: int = field(metadata={"help": "mapping rows repeating an earlier objid"})
+    mapping_rows_dropped: int = field(
+        metadata={"help": f"mapping rows dropped with asset_id >= {FIRST_DUPLICATE_ASSET_ID}"}
+    )
+    joined_rows: int = field(metadata={"help": "rows joined one-to-one on objid = dr7objid"})
+    hart16_rows_unmatched: int = field(metadata={"help": "hart16 rows without a mapping row"})
+    nan_rows: int = field(metadata={"help": "joined rows dropped for holding a NaN"})
+    rows_without_image: int = field(metadata={"help": "rows dropped for a missing image"})
+    images_found: int = field(metadata={"help": "images found ({asset_id}.jpg)"})
+    images_without_row: int = field(metadata={"help": "images without a row (not used)"})
+    final_rows: int = field(metadata={"help": "rows written to galaxy_data"})
+    gz2_classes: int = field(metadata={"help": "distinct gz2_class values in hart16"})
+    rare_classes: int = field(metadata={"help": f"gz2_class values with < {RARE_CLASS_BELOW} members"})
+    super_rare_rows: int = field(metadata={"help": f"rows labelled {SUPER_RARE}"})
+    reduced_classes: int = field(metadata={"help": "distinct class_reduced values in galaxy_data"})
+
+    def rows(self) -> list[tuple[str, int, str]]:
+        """(name, count, description) for every count, in pipeline order."""
+        return [(f.name, getattr(self, f.name), f.metadata["help"]) for f in fields(self)]
+
+    def lines(self) -> list[str]:
+        """The report as aligned human-readable lines."""
+        return [f"{count:>10,}  {help_}" for _, count, help_ in self.rows()]
+
+
+def ingest(
+    raw_dir: str | os.PathLike, db_path: str | os.PathLike, progress: bool = True, overwrite: bool = False
+) -> IngestReport:
+    """Read the raw GZ2 files in `raw_dir` and write `galaxy_data` to `db_path`.
+
+    `db_path` must not exist yet unless `overwrite` is set; the database is
+    built in a temporary file beside it and renamed into place, so it is
+    replaced as a whole (tables derived from the old `galaxy_data`, such as
+    the split, go with it) or not at all.
+    """
+    raw, db = Path(raw_dir), Path(db_path)
+    hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
+    for path in (hart16_path, mapping_path):
+        if not path.is_file():
+            raise GalaxyZooError(f"{path}: file not found (fetch it with `galaxyzoo download`)")
+    if not images_dir.is_dir():
+        raise GalaxyZooError(f"{images_dir}: image folder not found (unzip images_gz2.zip there)")
+    _check_target(db, overwrite)
+
+    mapping = read_csv_typed(mapping_path, MAPPING_DTYPES, progress)
+    hart16 = read_csv_typed(hart16_path, HART16_DTYPES, progress)
+    logger.info("read %d hart16 rows and %d mapping rows", len(hart16), len(mapping))
+    _check_ids(hart16, "dr7objid", hart16_path)
+    _require_unique(hart16, "dr7objid", hart16_path, "")
+    clean = clean_mapping(mapping, mapping_path)
+    logger.info("dropped %d mapping rows with asset_id >= %d", len(mapping) - len(clean), FIRST_DUPLICATE_ASSET_ID)
+
+    # Mapping order first: the seed merged with the mapping on the left, and the
+    # split's exact assignment depends on the row order.
+    joined = clean.merge(
+        hart16, left_on="objid", right_on="dr7objid", how="inner", validate="one_to_one", sort=False
+    )
+    _require_rows(joined, f"{hart16_path}: no dr7objid matches an objid of {mapping_path}")
+    nan = joined.isna().any(axis=1)
+    complete = joined[~nan]
+    if complete.empty:
+        column = joined.isna().sum().idxmax()  # the emptiest column is the likeliest culprit
+        source = mapping_path if column in MAPPING_DTYPES else hart16_path
+        _require_rows(complete, f"{source}: every joined row has an empty value (e.g. in column {column!r})")
+
+    image_names = list_images(images_dir, progress)
+    row_names = complete["asset_id"].astype(str) + ".jpg"
+    has_image = row_names.isin(image_names).to_numpy()
+    final = complete[has_image].copy()
+    _require_rows(final, f"{images_dir}: none of the {len(complete)} rows has its image ({{asset_id}}.jpg)")
+    images_without_row = len(image_names - set(row_names[has_image]))
+    logger.info("dropped %d NaN rows and %d rows without image; %d images have no row",
+                int(nan.sum()), int((~has_image).sum()), images_without_row)
+
+    final["class_reduced"] = reduce_classes(final["gz2_class"], hart16["gz2_class"])
+    final = final[COLUMNS]
+    report = IngestReport(
+        hart16_rows=len(hart16),
+        mapping_rows=len(mapping),
+        mapping_duplicate_rows=int(mapping["objid"].duplicated().sum()),
+        mapping_rows_dropped=len(mapping) - len(clean),
+        joined_rows=len(joined),
+        hart16_rows_unmatched=len(hart16) - len(joined),
+        nan_rows=int(nan.sum()),
+        rows_without_image=int((~has_image).sum()),
+        images_found=len(image_names),
+        images_without_row=images_without_row,
+        final_rows=len(final),
+        gz2_classes=int(hart16["gz2_class"].nunique()),
+        rare_classes=int((hart16["gz2_class"].value_counts() < RARE_CLASS_BELOW).sum()),
+        super_rare_rows=int((final["class_reduced"] == SUPER_RARE).sum()),
+        reduced_classes=int(final["class_reduced"].nunique()),
+    )
+    _write_database(final, report, db, progress)
+    logger.info("wrote %d rows to %s", len(final), db)
+    return report
+
+
+def clean_mapping(mapping: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The mapping rows with `asset_id < 295306`, checked to map each objid to one image."""
+    _check_ids(mapping, "objid", path)
+    clean = mapping[mapping["asset_id"] < FIRST_DUPLICATE_ASSET_ID]
+    where = f"among rows with asset_id < {FIRST_DUPLICATE_ASSET_ID}"
+    _require_unique(clean, "objid", path, where)
+    _require_unique(clean, "asset_id", path, where)
+    return clean
+
+
+def reduce_class_name(name: str) -> str:
+    """Drop the arm count and winding of an odd-feature spiral class.
+
+    Only classes that end in an odd feature `(x)` and are not ellipticals
+    change: `SBc4t(u)` -> `SBc(u)`, `Sc?l(m)` -> `Sc(m)`; `Sc4t`, `Er(m)` and
+    `Sb(r)` stay as they are.
+    """
+    if not name.endswith(")") or name.startswith("E"):
+        return name
+    return _ARMS_AND_WINDING.sub("", name, count=1)
+
+
+def reduce_classes(gz2_class: pd.Series, counted_in: pd.Series) -> pd.Series:
+    """The seed's `class_reduced` labels for `gz2_class`.
+
+    A class with fewer than 12 members in `counted_in` (the seed counted over
+    all of hart16, before any row was dropped) goes through
+    `reduce_class_name`; then every label with at most 3 members in
+    `gz2_class` itself becomes `SuperRare`, so that each label can be
+    stratified.
+    """
+    counts = counted_in.value_counts()
+    rare = counts.index[counts < RARE_CLASS_BELOW]
+    reduced = gz2_class.replace({name: reduce_class_name(name) for name in rare})
+    after = reduced.value_counts()
+    super_rare = after.index[after <= SUPER_RARE_AT_MOST]
+    return reduced.mask(reduced.isin(super_rare), SUPER_RARE)
+
+
+def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -> pd.DataFrame:
+    """Read the `dtypes` columns of a CSV with those dtypes.
+
+    A missing column or a value that does not fit its dtype raises a
+    `GalaxyZooError` naming the file, the column and the line.
+    """
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except (ValueError, OSError) as exc:  # EmptyDataError and ParserError are ValueErrors
+        raise GalaxyZooError(f"{path}: not a readable CSV file ({exc})") from None
+    missing = [c for c in dtypes if c not in header]
+    if missing:
+        raise GalaxyZooError(f"{path}: missing column(s) {', '.join(missing)}")
+    try:
+        with open(path, "rb") as fh, tqdm.wrapattr(
+            fh, "read", total=path.stat().st_size, desc=f"read {path.name}", unit="B", unit_scale=True,
+            disable=not progress,
+        ) as tracked:
+            return pd.read_csv(tracked, usecols=list(dtypes), dtype=dtypes, engine="c")
+    except (ValueError, TypeError, OverflowError) as exc:
+        # pandas does not say which column failed; a slower untyped re-read finds it.
+        raise GalaxyZooError(_describe_bad_value(path, dtypes) or f"{path}: cannot read ({exc})") from None
+
+
+def list_images(images_dir: Path, progress: bool = False) -> set[str]:
+    """Names of the `{asset_id}.jpg` files in `images_dir`, from one directory listing."""
+    with os.scandir(images_dir) as entries:
+        return {
+            e.name
+            for e in tqdm(entries, desc=f"list {images_dir}", unit=" files", disable=not progress)
+            if _IMAGE_NAME.fullmatch(e.name) and e.is_file()
+        }
+
+
+def open_database(db_path: str | os.PathLike, readonly: bool = True) -> sqlite3.Connection:
+    """Open an existing SQLite database (never creating one by accident)."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise GalaxyZooError(f"{path}: database not found (build it with `galaxyzoo ingest`)")
+    mode = "ro" if readonly else "rw"
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+    try:
+        conn.execute("SELECT name FROM sqlite_master LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise GalaxyZooError(f"{path}: not an SQLite database ({exc})") from None
+    return conn
+
+
+def is_ingested(db_path: str | os.PathLike) -> bool:
+    """Whether `db_path` holds a finished ingest (ingest writes both its tables in one rename)."""
+    if not Path(db_path).is_file():
+        return False
+    conn = open_database(db_path)
+    try:
+        return {TABLE, REPORT_TABLE} <= set(table_names(conn))
+    finally:
+        conn.close()
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """The tables of an open database."""
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+
+def read_galaxy_data(db_path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """`galaxy_data` (or some of its columns) in table order, the order ingest wrote."""
+    conn = open_database(db_path)
+    try:
+        if TABLE not in table_names(conn):
+            raise GalaxyZooError(f"{db_path}: no {TABLE} table (build it with `galaxyzoo ingest`)")
+        have = [r[1] for r in conn.execute(f"PRAGMA table_info({TABLE})")]
+        wanted = have if columns is None else list(columns)
+        missing = [c for c in wanted if c not in have]
+        if missing:
+            raise GalaxyZooError(f"{db_path}: {TABLE} has no column(s) {', '.join(missing)}")
+        select = ", ".join(f'"{c}"' for c in wanted)
+        return pd.read_sql_query(f"SELECT {select} FROM {TABLE} ORDER BY rowid", conn)
+    finally:
+        conn.close()
+
+
+def load_ingest_report(db_path: str | os.PathLike) -> IngestReport:
+    """The counts an ingest stored beside its `galaxy_data`."""
+    conn = open_database(db_path)
+    try:
+        if REPORT_TABLE not in table_names(conn):
+            raise GalaxyZooError(f"{db_path}: no {REPORT_TABLE} table (build it with `galaxyzoo ingest`)")
+        rows = dict(conn.execute(f"SELECT name, count FROM {REPORT_TABLE}"))
+    finally:
+        conn.close()
+    return IngestReport(**{f.name: int(rows[f.name]) for f in fields(IngestReport)})
+
+
+def _check_target(db: Path, overwrite: bool) -> None:
+    if db.is_dir():
+        raise GalaxyZooError(f"{db}: is a folder, expected a database file path")
+    if overwrite or not db.exists() or db.stat().st_size == 0:
+        return
+    try:
+        conn = open_database(db)
+        try:
+            what = f"holds tables {', '.join(table_names(conn)) or '(none)'}"
+        finally:
+            conn.close()
+    except GalaxyZooError:
+        what = "is not an SQLite database"
+    raise GalaxyZooError(f"{db}: already exists and {what}; pass --overwrite to replace it")
+
+
+def _describe_bad_value(path: Path, dtypes: dict[str, str]) -> str | None:
+    """Name the first column, line and value that do not fit `dtypes`."""
+    try:
+        text = pd.read_csv(path, usecols=list(dtypes), dtype="string")
+    except ValueError:
+        return None
+    for column, dtype in dtypes.items():
+        if dtype not in _KIND:
+            continue
+        values = text[column]
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = (values.notna() & numbers.isna()).to_numpy(dtype=bool)
+        if dtype.lower() == "int64":
+            bad = bad | (numbers.notna() & (numbers % 1 != 0)).to_numpy(dtype=bool, na_value=False)
+        if dtype == "int64":  # plain int64 cannot hold a missing value; Int64 can
+            bad = bad | values.isna().to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = values.iloc[row]
+            shown = "an empty value" if pd.isna(value) else f"value {value!r}"
+            return f"{path}: column {column!r} has {shown} on line {row + 2}, expected {_KIND[dtype]}"
+    return None
+
+
+def _check_ids(df: pd.DataFrame, column: str, path: Path) -> None:
+    """Rows exist and every one has its id (the join key)."""
+    _require_rows(df, f"{path}: no data rows")
+    empty = df.index[df[column].isna().to_numpy()]
+    if len(empty):
+        raise GalaxyZooError(
+            f"{path}: column {column!r} has {len(empty)} empty value(s), first on line {empty[0] + 2}"
+        )
+
+
+def _require_unique(df: pd.DataFrame, column: str, path: Path, where: str) -> None:
+    repeated = df[column][df[column].duplicated(keep=False)]
+    if len(repeated):
+        value = repeated.iloc[0]
+        # The index is the row's position in the file: line = index + 2 (after the header).
+        lines = ", ".join(str(i + 2) for i in df.index[(df[column] == value).to_numpy()])
+        raise GalaxyZooError(
+            f"{path}: column {column!r} repeats {repeated.nunique()} value(s) {where}".rstrip()
+            + f", e.g. {value} on lines {lines}"
+        )
+
+
+def _require_rows(df: pd.DataFrame, message: str) -> None:
+    if df.empty:
+        raise GalaxyZooError(f"{message}; no rows left to ingest")
+
+
+def _write_database(final: pd.DataFrame, report: IngestReport, db: Path, progress: bool) -> None:
+    """Write both tables to a temporary file beside `db`, then rename it onto `db`."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        conn = sqlite3.connect(tmp)
+        try:
+            chunk = 20_000
+            with tqdm(total=len(final), desc=f"write {TABLE}", unit=" rows", disable=not progress) as bar:
+                for start in range(0, len(final), chunk):
+                    part = final.iloc[start : start + chunk]
+                    part.to_sql(TABLE, conn, if_exists="append", index=False)
+                    bar.update(len(part))
+            conn.execute(f"CREATE UNIQUE INDEX {TABLE}_asset_id ON {TABLE} (asset_id)")
+            conn.execute(
+                f"CREATE TABLE {REPORT_TABLE} (step INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+                " count INTEGER NOT NULL, description TEXT NOT NULL)"
+            )
+            conn.executemany(
+                f"INSERT INTO {REPORT_TABLE} VALUES (?, ?, ?, ?)",
+                [(i, *row) for i, row in enumerate(report.rows())],
+            )
+            conn.commit()
+        finally:
+            conn.close()
+        os.replace(tmp, db)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,331 @@
+"""`galaxyzoo ingest`: every quirk of the real files, on a tiny raw folder built here."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from galaxyzoo import ingest as ing
+from galaxyzoo import schema
+from galaxyzoo.cli import main
+from galaxyzoo.errors import GalaxyZooError
+
+BASE_OBJID = 587722981741363294
+
+# (gz2_class, how many hart16 rows). The seed counts members in hart16 as read:
+# Sc2m(r) has exactly 12 there, so it is not "rare" even though a NaN row of it
+# is dropped later; the (u) classes merge into SBc(u); the last three groups end
+# up with <= 3 members and become SuperRare.
+CLASSES = [
+    ("Sc", 14),
+    ("Sc2m(r)", 12),
+    ("SBc4t(u)", 2),
+    ("SBc2m(u)", 3),
+    ("Ei(m)", 4),
+    ("Sd?l", 4),
+    ("Sa(i)", 1),
+    ("Sc1t(d)", 2),
+    ("Ser", 3),
+]
+
+
+def hart16_frame(classes: list[str], objids: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """A hart16 table with all 231 columns in file order and plausible values."""
+    n = len(classes)
+    data = {}
+    for name, dtype in schema.hart16_columns():
+        if name == "dr7objid":
+            data[name] = objids
+        elif name == "gz2_class":
+            data[name] = classes
+        elif name == "sample":
+            data[name] = ["original"] * n
+        elif name in ("rastring", "decstring"):
+            data[name] = ["12:11:42.06"] * n
+        elif dtype == "int64":
+            data[name] = rng.integers(0, 60, n)
+        else:
+            data[name] = np.round(rng.random(n) * (360 if name == "ra" else 1), 3)
+    return pd.DataFrame(data)
+
+
+def write_jpeg(path: Path) -> None:
+    ok, buf = cv2.imencode(".jpg", np.full((4, 4, 3), 40, np.uint8))
+    assert ok
+    path.write_bytes(buf.tobytes())
+
+
+def make_raw(root: Path, seed: int = 0) -> dict:
+    """Write a raw folder with every quirk of the real release; return what ingest should find.
+
+    - hart16 has one row without a mapping row (class "Sb": counted as a class, never ingested);
+    - the mapping lists the galaxies in another order than hart16, has 3 duplicated
+      objids at asset_id >= 295306, one more row above that id, and one row whose
+      objid is not in hart16;
+    - two joined rows hold a NaN, two have no image;
+    - the images folder has 4 images without a row, plus files ingest must ignore.
+    """
+    rng = np.random.default_rng(seed)
+    classes = [c for c, k in CLASSES for _ in range(k)]
+    n = len(classes)  # 45 joined rows
+    objids = BASE_OBJID + np.arange(n) * 7
+    hart16 = hart16_frame(classes + ["Sb"], np.append(objids, BASE_OBJID - 1), rng)
+    sc_rows = [i for i, c in enumerate(classes) if c == "Sc"]
+    nan_rows = [sc_rows[0], classes.index("Sc2m(r)")]
+    hart16.loc[nan_rows[0], "t08_odd_feature_a38_dust_lane_debiased"] = np.nan
+    hart16.loc[nan_rows[1], "t02_edgeon_a05_no_debiased"] = np.nan
+    hart16 = hart16.iloc[rng.permutation(len(hart16))]  # file order != mapping order
+
+    order = rng.permutation(n)  # mapping order: the order of galaxy_data
+    asset_ids = 1000 + np.arange(n) * 3
+    mapping = pd.DataFrame({"objid": objids[order], "sample": "original", "asset_id": asset_ids})
+    extra = pd.DataFrame({
+        "objid": [objids[order[0]], objids[order[1]], objids[order[1]], BASE_OBJID + 10**6, BASE_OBJID + 10**7],
+        "sample": ["extra", "extra", "extra", "extra", "original"],
+        "asset_id": [295306, 295307, 300001, 295310, 999],
+    })
+    mapping = pd.concat([mapping, extra], ignore_index=True)
+
+    no_image = [sc_rows[1], sc_rows[2]]  # galaxy indices (into `classes`)
+    raw = root / "raw"
+    (raw / "images").mkdir(parents=True)
+    hart16.to_csv(raw / ing.HART16_FILE, index=False)
+    mapping.to_csv(raw / ing.MAPPING_FILE, index=False)
+    asset_of = dict(zip(order, asset_ids))
+    for i in range(n):
+        if i not in no_image:
+            write_jpeg(raw / "images" / f"{asset_of[i]}.jpg")
+    for orphan in (999, 5, 77):  # 999 has a mapping row whose objid is not in hart16
+        write_jpeg(raw / "images" / f"{orphan}.jpg")
+    (raw / "images" / "notes.txt").write_text("not an image")
+    write_jpeg(raw / "images" / "12.png")
+    (raw / "images" / "13.jpg").mkdir()  # a folder is not an image
+
+    kept = [i for i in order if i not in nan_rows and i not in no_image]
+    return {
+        "raw": raw,
+        "hart16": hart16.set_index("dr7objid"),
+        "asset_ids": [asset_of[i] for i in kept],  # table order
+        "objids": [objids[i] for i in kept],
+        "classes": [classes[i] for i in kept],
+    }
+
+
+@pytest.fixture
+def raw(tmp_path):
+    return make_raw(tmp_path)
+
+
+EXPECTED_REPORT = ing.IngestReport(
+    hart16_rows=46,
+    mapping_rows=50,
+    mapping_duplicate_rows=3,
+    mapping_rows_dropped=4,
+    joined_rows=45,
+    hart16_rows_unmatched=1,
+    nan_rows=2,
+    rows_without_image=2,
+    images_found=46,  # 43 joined rows with images + 999, 5, 77
+    images_without_row=5,  # the two NaN rows' images + 999, 5, 77
+    final_rows=41,
+    gz2_classes=10,
+    rare_classes=8,
+    super_rare_rows=6,
+    reduced_classes=6,
+)
+
+REDUCED = {
+    "Sc": "Sc", "Sc2m(r)": "Sc2m(r)", "SBc4t(u)": "SBc(u)", "SBc2m(u)": "SBc(u)", "Ei(m)": "Ei(m)",
+    "Sd?l": "Sd?l", "Sa(i)": "SuperRare", "Sc1t(d)": "SuperRare", "Ser": "SuperRare",
+}
+
+
+def test_ingest_counts_every_step(raw, tmp_path):
+    db = tmp_path / "out" / "galaxy.sqlite"  # parent folder does not exist yet
+    report = ing.ingest(raw["raw"], db, progress=False)
+    assert report == EXPECTED_REPORT
+    assert ing.load_ingest_report(db) == EXPECTED_REPORT
+
+
+def test_galaxy_data_table(raw, tmp_path):
+    db = tmp_path / "galaxy.sqlite"
+    assert not ing.is_ingested(db)
+    ing.ingest(raw["raw"], db, progress=False)
+    assert ing.is_ingested(db)
+    table = ing.read_galaxy_data(db)
+    assert list(table.columns) == ing.COLUMNS
+    assert len(ing.COLUMNS) == 45 + 37
+    assert table.columns[:45].tolist()[-1] == "class_reduced"
+    # Rows in mapping order, as the seed's merge kept them.
+    assert table["asset_id"].tolist() == raw["asset_ids"]
+    assert table["objid"].tolist() == raw["objids"]
+    assert (table["objid"] == table["dr7objid"]).all()
+    assert table["gz2_class"].tolist() == raw["classes"]
+    assert table["class_reduced"].tolist() == [REDUCED[c] for c in raw["classes"]]
+    assert set(table["sample"]) == {"original"}
+    assert not table.isna().any().any()
+    hart16 = raw["hart16"].loc[table["dr7objid"]]
+    for col in schema.target_columns() + schema.target_columns("count") + ["ra", "dec"]:
+        np.testing.assert_array_equal(table[col].to_numpy(), hart16[col].to_numpy(), err_msg=col)
+
+    conn = sqlite3.connect(db)
+    types = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(galaxy_data)")}
+    indexes = conn.execute("PRAGMA index_list(galaxy_data)").fetchall()
+    conn.close()
+    assert types["asset_id"] == types["dr7objid"] == types["t01_smooth_or_features_a01_smooth_count"] == "INTEGER"
+    assert types["t01_smooth_or_features_a01_smooth_debiased"] == "REAL"
+    assert types["class_reduced"] == "TEXT"
+    assert any(ix[2] == 1 for ix in indexes), "asset_id has a unique index"
+    assert not list(tmp_path.glob(".*.tmp")), "the temporary file was renamed away"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("SBc4t(u)", "SBc(u)"),  # the README's example
+        ("Sc+l(m)", "Sc(m)"),
+        ("SBd?m(i)", "SBd(i)"),
+        ("Sc4t", "Sc4t"),  # no odd feature
+        ("Sb(r)", "Sb(r)"),  # nothing to drop
+        ("Ec1t(m)", "Ec1t(m)"),  # ellipticals never change
+        ("Ser(d)", "Ser(d)"),
+    ],
+)
+def test_reduce_class_name(name, expected):
+    assert ing.reduce_class_name(name) == expected
+
+
+def test_rare_classes_are_counted_in_hart16_not_in_the_final_rows():
+    counted_in = pd.Series(["Sc1t(r)"] * 12 + ["Sc2t(r)"] * 11 + ["Sc3t(r)"] * 4)
+    final = pd.Series(["Sc1t(r)"] * 5 + ["Sc2t(r)"] * 3 + ["Sc3t(r)"] * 2)
+    # Sc1t(r): 12 in hart16, not rare, kept although only 5 remain;
+    # Sc2t(r) + Sc3t(r) -> Sc(r) with 5 members in the final rows, not SuperRare.
+    assert ing.reduce_classes(final, counted_in).tolist() == ["Sc1t(r)"] * 5 + ["Sc(r)"] * 5
+    # A reduced label with <= 3 members in the final rows becomes SuperRare.
+    assert ing.reduce_classes(final[:8], counted_in).tolist() == ["Sc1t(r)"] * 5 + ["SuperRare"] * 3
+
+
+def test_existing_database_needs_overwrite(raw, tmp_path):
+    db = tmp_path / "galaxy.sqlite"
+    ing.ingest(raw["raw"], db, progress=False)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE split (asset_id INTEGER)")
+    conn.commit()
+    conn.close()
+    pattern = r"galaxy\.sqlite: already exists and holds tables .*galaxy_data.*--overwrite"
+    with pytest.raises(GalaxyZooError, match=pattern):
+        ing.ingest(raw["raw"], db, progress=False)
+    ing.ingest(raw["raw"], db, progress=False, overwrite=True)
+    conn = sqlite3.connect(db)
+    assert ing.table_names(conn) == ["galaxy_data", "ingest_report"], "stale derived tables go with the old file"
+    conn.close()
+
+
+def test_failed_ingest_leaves_existing_database_alone(raw, tmp_path):
+    db = tmp_path / "galaxy.sqlite"
+    ing.ingest(raw["raw"], db, progress=False)
+    before = db.read_bytes()
+    for image in (raw["raw"] / "images").glob("*.jpg"):
+        if image.is_file():
+            image.unlink()
+    with pytest.raises(GalaxyZooError, match="has its image"):
+        ing.ingest(raw["raw"], db, progress=False, overwrite=True)
+    assert db.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _edit_csv(path: Path, edit) -> None:
+    edit(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    "file, edit, pattern",
+    [
+        (ing.HART16_FILE, lambda df: df.drop(columns=["t03_bar_a06_bar_count"]),
+         r"gz2_hart16\.csv: missing column\(s\) t03_bar_a06_bar_count"),
+        (ing.MAPPING_FILE, lambda df: df.drop(columns=["asset_id"]),
+         r"gz2_filename_mapping\.csv: missing column\(s\) asset_id"),
+        (ing.HART16_FILE, lambda df: df.assign(t05_bulge_prominence_a12_obvious_count=["7"] * 5 + ["many"] * 41),
+         r"gz2_hart16\.csv: column 't05_bulge_prominence_a12_obvious_count' has value 'many' on line 7, "
+         r"expected an integer"),
+        (ing.HART16_FILE, lambda df: df.assign(ra=["1.5"] * 45 + ["east"]),
+         r"gz2_hart16\.csv: column 'ra' has value 'east' on line 47, expected a number"),
+        (ing.HART16_FILE, lambda df: df.assign(t01_smooth_or_features_a01_smooth_count=["3"] * 10 + ["2.5"] * 36),
+         r"column 't01_smooth_or_features_a01_smooth_count' has value '2.5' on line 12, expected an integer"),
+        (ing.MAPPING_FILE, lambda df: df.assign(asset_id=["1"] * 3 + [""] * 47),
+         r"gz2_filename_mapping\.csv: column 'asset_id' has an empty value on line 5, expected an integer"),
+        (ing.MAPPING_FILE, lambda df: df.assign(objid=["x"] + df["objid"].tolist()[1:]),
+         r"gz2_filename_mapping\.csv: column 'objid' has value 'x' on line 2, expected an integer"),
+        (ing.MAPPING_FILE, lambda df: df.assign(objid=[""] + df["objid"].tolist()[1:]),
+         r"gz2_filename_mapping\.csv: column 'objid' has 1 empty value\(s\), first on line 2"),
+        (ing.MAPPING_FILE, lambda df: df.assign(objid=[df["objid"][1]] + df["objid"].tolist()[1:]),
+         r"gz2_filename_mapping\.csv: column 'objid' repeats 1 value\(s\) among rows with asset_id < 295306, "
+         r"e\.g\. \d+ on lines 2, 3"),
+        (ing.HART16_FILE, lambda df: df.assign(dr7objid=[df["dr7objid"][0]] * 2 + df["dr7objid"].tolist()[2:]),
+         r"gz2_hart16\.csv: column 'dr7objid' repeats 1 value\(s\), e\.g\. \d+ on lines 2, 3"),
+        (ing.HART16_FILE, lambda df: df.iloc[:0],
+         r"gz2_hart16\.csv: no data rows; no rows left to ingest"),
+        (ing.HART16_FILE, lambda df: df.assign(dr7objid=[str(100 + i) for i in range(len(df))]),
+         r"gz2_hart16\.csv: no dr7objid matches an objid of .*gz2_filename_mapping\.csv; no rows left"),
+        (ing.HART16_FILE, lambda df: df.assign(t04_spiral_a09_no_spiral_debiased=""),
+         r"gz2_hart16\.csv: every joined row has an empty value \(e\.g\. in column "
+         r"'t04_spiral_a09_no_spiral_debiased'\); no rows left"),
+    ],
+)
+def test_bad_input_names_file_and_column(raw, tmp_path, file, edit, pattern):
+    _edit_csv(raw["raw"] / file, edit)
+    db = tmp_path / "galaxy.sqlite"
+    with pytest.raises(GalaxyZooError, match=pattern):
+        ing.ingest(raw["raw"], db, progress=False)
+    assert not db.exists()
+
+
+def test_missing_inputs(raw, tmp_path):
+    db = tmp_path / "galaxy.sqlite"
+    (raw["raw"] / ing.MAPPING_FILE).rename(raw["raw"] / "elsewhere.csv")
+    with pytest.raises(GalaxyZooError, match=r"gz2_filename_mapping\.csv: file not found"):
+        ing.ingest(raw["raw"], db, progress=False)
+    (raw["raw"] / "elsewhere.csv").rename(raw["raw"] / ing.MAPPING_FILE)
+    (raw["raw"] / ing.HART16_FILE).write_text("")
+    with pytest.raises(GalaxyZooError, match=r"gz2_hart16\.csv: not a readable CSV file"):
+        ing.ingest(raw["raw"], db, progress=False)
+    (raw["raw"] / "images").rename(raw["raw"] / "imgs")
+    with pytest.raises(GalaxyZooError, match=r"images: image folder not found"):
+        ing.ingest(raw["raw"], db, progress=False)
+
+
+def test_cli_ingest(raw, tmp_path, capsys):
+    db = tmp_path / "galaxy.sqlite"
+    assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "41  rows written to galaxy_data" in out
+    assert "6  distinct class_reduced values" in out
+
+    assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("galaxyzoo: error: ") and "--overwrite" in err[0]
+    assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(db), "--overwrite"]) == 0
+    capsys.readouterr()
+
+    assert main(["ingest", "--raw", str(tmp_path / "nowhere"), "--db", str(tmp_path / "x.sqlite")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere/gz2_hart16.csv: file not found" in err[0]
+
+
+def test_read_galaxy_data_errors(tmp_path):
+    with pytest.raises(GalaxyZooError, match="database not found"):
+        ing.read_galaxy_data(tmp_path / "none.sqlite")
+    assert not (tmp_path / "none.sqlite").exists()
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("definitely not sqlite " * 100)
+    with pytest.raises(GalaxyZooError, match="not an SQLite database"):
+        ing.read_galaxy_data(junk)
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).execute("CREATE TABLE other (x)").connection.close()
+    with pytest.raises(GalaxyZooError, match="no galaxy_data table"):
+        ing.read_galaxy_data(empty)
