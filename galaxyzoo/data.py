@@ -1,7 +1,7 @@
 """Streaming input pipelines: batches of crops and targets, in bounded memory.
 
-The crops live in one uint8 memory-mapped store (`galaxyzoo.store`); a batch
-is gathered from it on demand, scaled to [0, 1] float32 and optionally
+The crops live in one uint8 store on disk (`galaxyzoo.store`); a batch is
+read from it on demand (`RowReader`), scaled to [0, 1] float32 and optionally
 augmented. Nothing ever holds a float32 copy of the whole set (the original
 study needed 8 GB of RAM for 179k images).
 
@@ -12,6 +12,7 @@ the model trains.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +81,57 @@ def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return shifted
 
 
+class RowReader:
+    """Rows of a store's `images.u8`, read with positional reads instead of a memory map.
+
+    Every page a memmap touches stays mapped into the process, so streaming one
+    epoch would grow the resident set to the size of the store (2.7 GB for the
+    real release). `os.pread` goes through the page cache, which the kernel can
+    reclaim, and keeps the process at about one batch. Reads are thread-safe.
+
+    Args:
+        path: the raw uint8 file.
+        shape: (N, H, W, C) of the array it holds.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...]):
+        self.path = Path(path)
+        self.shape = tuple(shape)
+        self.row_bytes = int(np.prod(self.shape[1:]))
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    @classmethod
+    def for_store(cls, store) -> "RowReader":
+        """A reader over a `galaxyzoo.store.CropStore`'s images."""
+        return cls(store.path / "images.u8", store.images.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        flat = out.reshape(len(rows), self.row_bytes)
+        # One read per run of consecutive rows: sorted batches become a few large reads.
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            nbytes = (stop - start) * self.row_bytes
+            buf = os.pread(self._fd, nbytes, int(rows[start]) * self.row_bytes)
+            if len(buf) != nbytes:
+                raise GalaxyZooError(f"{self.path}: truncated store file (row {rows[start]} is past its end)")
+            flat[start:stop] = np.frombuffer(buf, dtype=np.uint8).reshape(stop - start, self.row_bytes)
+        return out
+
+    def __del__(self):
+        os.close(self._fd)
+
+
 class GalaxySequence(keras.utils.PyDataset):
     """Batches `(x, y)` from a crop store.
 
     Args:
-        images: the store's (N, H, W, C) uint8 array (a read-only memmap).
+        images: the store's (N, H, W, C) uint8 rows: a `RowReader` (bounded
+            memory) or any array indexable by a row array.
         rows: which rows of `images` belong to this split, in label order.
         targets: (len(rows), 37) float32 targets.
         counts: optional (len(rows), 37) vote counts; then `y` is (B, 74) =

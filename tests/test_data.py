@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.data import Augment, GalaxySequence, augment_batch, load_labels
+from galaxyzoo.data import Augment, GalaxySequence, RowReader, augment_batch, load_labels
 from galaxyzoo.errors import GalaxyZooError
 
 
@@ -88,3 +88,15 @@ def test_augmentation_preserves_content_and_varies():
 def test_empty_split_is_a_clear_error():
     with pytest.raises(GalaxyZooError, match="empty"):
         GalaxySequence(_store(), np.array([], dtype=int), np.zeros((0, 37), np.float32))
+
+
+def test_row_reader_matches_the_array_and_reads_any_order(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (20, 6, 6, 3), dtype=np.uint8)
+    path = tmp_path / "images.u8"
+    images.tofile(path)
+    reader = RowReader(path, images.shape)
+    assert len(reader) == 20
+    for rows in ([3, 4, 5, 9], [19, 0, 7, 8], [2]):
+        assert np.array_equal(reader[np.array(rows)], images[rows])
+    with pytest.raises(GalaxyZooError, match="truncated"):
+        RowReader(path, (21, 6, 6, 3))[np.array([20])]
