@@ -1,0 +1,215 @@
+"""Training losses for the 37 Galaxy Zoo 2 answers, in backend-neutral Keras 3.
+
+Three losses share one input convention. `y_true` is either the 37 target
+fractions, shape `(N, 37)`, or the targets followed by the 37 raw vote counts,
+shape `(N, 74)`; the losses that need counts ask for the wider form:
+
+>>> loss = get_loss("dirichlet-multinomial", concentration=20.0)
+>>> loss.needs_counts
+True
+
+- `"mse"`: mean squared error over the 37 outputs (the original study).
+- `"vote-weighted-mse"`: squared errors weighted by the share of volunteers who
+  reached each question, so answers to questions few people saw count less.
+- `"dirichlet-multinomial"`: Zoobot-style negative log-likelihood of the raw
+  vote counts of each question, summed over questions.
+
+Every loss is a registered `keras.losses.Loss` written with `keras.ops` only, so
+it runs under the TensorFlow, JAX and PyTorch backends and survives a
+`.keras` save (models are reloaded with `compile=False` and recompiled anyway).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from galaxyzoo import schema
+
+N = schema.N_ANSWERS  # 37
+_T01 = schema.QUESTION_BY_ID["t01"].slice
+
+
+def split_targets(y_true):
+    """Split `y_true` into `(targets, counts)`; `counts` is None for width 37.
+
+    Works on NumPy arrays and on backend tensors alike (plain slicing). The last
+    dimension must be static: 37 (targets) or 74 (targets then vote counts).
+    """
+    width = y_true.shape[-1]
+    if width == N:
+        return y_true, None
+    if width == 2 * N:
+        return y_true[..., :N], y_true[..., N:]
+    raise ValueError(
+        f"y_true must have {N} columns (targets) or {2 * N} (targets then vote counts), "
+        f"got shape {tuple(y_true.shape)}"
+    )
+
+
+def lgamma(x):
+    """`log Gamma(x)` for `x > 0`, from `keras.ops` only (Keras 3.15 has no lgamma).
+
+    Stirling's series, accurate to 1e-10 for arguments of 6 or more; smaller
+    arguments are first shifted up by 6 with
+    `Gamma(x) = Gamma(x + 6) / (x (x+1) ... (x+5))`. float32 rounding (about 1e-6
+    relative) dominates the error. Two logs per call, not seven: XLA's compile
+    time grows with every log in the graph.
+    """
+    small = x < 6.0
+    # The product only sees small arguments, so it cannot overflow (and no inf
+    # reaches the gradient of the branch `where` discards).
+    xs = ops.where(small, x, 1.0)
+    product = xs * (xs + 1.0) * (xs + 2.0) * (xs + 3.0) * (xs + 4.0) * (xs + 5.0)
+    z = ops.where(small, x + 6.0, x)
+    inv = 1.0 / z
+    inv2 = inv * inv
+    series = inv * (1.0 / 12 - inv2 * (1.0 / 360 - inv2 * (1.0 / 1260 - inv2 / 1680)))
+    stirling = (z - 0.5) * ops.log(z) - z + 0.5 * math.log(2 * math.pi) + series
+    return stirling - ops.where(small, ops.log(product), 0.0)
+
+
+# Index of each answer's question, to spread per-question values back to the 37 columns.
+_QUESTION_OF_ANSWER = np.array([qi for qi, q in enumerate(schema.QUESTIONS) for _ in q.answers])
+
+
+def _question_sums(x):
+    """(..., 37) -> (..., 11): the sum of each question's answers.
+
+    Slices rather than a product with a 0/1 matrix: GPUs may run matrix
+    products in TF32, which would round vote counts and likelihood terms.
+    """
+    return ops.stack([ops.sum(x[..., q.slice], axis=-1) for q in schema.QUESTIONS], axis=-1)
+
+
+def _per_answer(x):
+    """(..., 11) -> (..., 37): each question's value repeated over its answers."""
+    return ops.take(x, _QUESTION_OF_ANSWER, axis=-1)
+
+
+class _GalaxyZooLoss(keras.losses.Loss):
+    """Base class: per-galaxy loss values from `call`, Keras reduces over the batch."""
+
+    needs_counts = False
+
+    def _split(self, y_true):
+        targets, counts = split_targets(y_true)
+        if self.needs_counts and counts is None:
+            raise ValueError(
+                f"loss {self.name!r} needs vote counts: y_true must be (N, {2 * N}) = "
+                f"{N} targets then {N} vote counts, got (N, {N})"
+            )
+        return targets, counts
+
+
+@keras.saving.register_keras_serializable(package="galaxyzoo")
+class TargetMSE(_GalaxyZooLoss):
+    """Mean squared error over the 37 targets; extra count columns are ignored."""
+
+    def __init__(self, name="mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        targets, _ = self._split(y_true)
+        return ops.mean(ops.square(y_pred - targets), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="galaxyzoo")
+class VoteWeightedMSE(_GalaxyZooLoss):
+    """Squared errors weighted by the share of volunteers who reached each question.
+
+    For galaxy `n` and question `q`, `w = votes on q / votes on t01`, clipped to
+    [0, 1]; every answer of `q` gets that weight. The weighted squares are
+    divided by 37 (not by the sum of weights): a fully reached tree gives plain
+    MSE, an unreached question adds nothing, and no galaxy's reached questions
+    are inflated because others were not reached.
+    """
+
+    needs_counts = True
+
+    def __init__(self, name="vote_weighted_mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        targets, counts = self._split(y_true)
+        question_votes = _per_answer(_question_sums(counts))
+        root_votes = ops.sum(counts[..., _T01], axis=-1, keepdims=True)
+        weights = ops.clip(question_votes / ops.maximum(root_votes, 1.0), 0.0, 1.0)
+        return ops.mean(weights * ops.square(y_pred - targets), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="galaxyzoo")
+class DirichletMultinomialNLL(_GalaxyZooLoss):
+    """Negative log-likelihood of each question's vote counts (Zoobot-style).
+
+    The head's answer probabilities for question `q` are renormalised to sum to 1
+    (a no-op for the softmax head, needed for the sigmoid head) and scaled by
+    `concentration` into Dirichlet parameters `alpha`. The counts `k` (total `n`)
+    then have probability
+
+        n! / prod(k!) * Gamma(A) / Gamma(n + A) * prod(Gamma(k + alpha) / Gamma(alpha)),   A = sum(alpha)
+
+    Questions without votes (never reached) contribute exactly 0, which is how
+    the likelihood handles the decision tree. Returns the sum over questions.
+    """
+
+    needs_counts = True
+
+    def __init__(self, concentration=20.0, name="dirichlet_multinomial", **kwargs):
+        if not concentration > 0:
+            raise ValueError(f"dirichlet-multinomial concentration must be > 0, got {concentration!r}")
+        super().__init__(name=name, **kwargs)
+        self.concentration = float(concentration)
+
+    def call(self, y_true, y_pred):
+        _, counts = self._split(y_true)
+        # The floor keeps alpha > 0 (lgamma's domain) when a sigmoid output reaches 0.
+        p = ops.maximum(y_pred, 1e-7)
+        alpha = self.concentration * p / _per_answer(_question_sums(p))
+        n = _question_sums(counts)  # (batch, 11)
+        total_alpha = _question_sums(alpha)
+        answer_terms = lgamma(counts + alpha) - lgamma(alpha) - lgamma(counts + 1.0)
+        log_prob = (
+            lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + _question_sums(answer_terms)
+        )
+        return ops.sum(ops.where(n > 0, -log_prob, 0.0), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "concentration": self.concentration}
+
+
+_LOSSES = {
+    "mse": (TargetMSE, ()),
+    "vote-weighted-mse": (VoteWeightedMSE, ()),
+    "dirichlet-multinomial": (DirichletMultinomialNLL, ("concentration",)),
+}
+LOSS_NAMES = tuple(_LOSSES)
+
+
+def get_loss(name: str, **params) -> keras.losses.Loss:
+    """The loss called `name` (one of `LOSS_NAMES`) with its parameters.
+
+    Only "dirichlet-multinomial" takes a parameter, `concentration` (default 20).
+    """
+    cls, allowed = _lookup(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"loss {name!r} does not take parameter(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(allowed) if allowed else 'none'}"
+        )
+    return cls(**params)
+
+
+def needs_counts(name: str) -> bool:
+    """Whether the loss called `name` needs the (N, 74) targets-plus-counts `y_true`."""
+    return _lookup(name)[0].needs_counts
+
+
+def _lookup(name: str):
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSS_NAMES)}")
+    return _LOSSES[name]

@@ -1,0 +1,170 @@
+"""How close predicted answer fractions are to the volunteers' fractions.
+
+Two kinds of metric live here:
+
+- `training_metrics()`: Keras metrics logged every epoch, `rmse` and `r2_flat`,
+  computed exactly as the original study logged them (so its
+  `training_log.csv` and its test R^2 of 0.6049 compare directly).
+- NumPy functions on whole prediction arrays for the final evaluation:
+  `evaluate_arrays(y_true, y_pred)` returns all of them under stable names.
+
+Two R^2 values exist and must not be confused. `r2_flat` is the original's:
+`1 - SS_res / SS_tot` over all 37 outputs flattened together, with one global
+mean. `r2_mean_columns` is scikit-learn's default: an R^2 per answer column,
+averaged. They differ because the flat version credits the model for the gap
+between common and rare answers' means, which the per-column version does not.
+
+This module imports Keras only inside `training_metrics()`, so evaluation code
+that has predictions in hand does not pay the TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from sklearn.metrics import r2_score
+
+from galaxyzoo import schema
+
+
+def training_metrics() -> list:
+    """Fresh Keras metrics for `model.compile`: RMSE ("rmse") and flat R^2 ("r2_flat").
+
+    Both accept `y_true` of width 37 or 74 (only the first 37 columns, the
+    targets, count). `r2_flat` is computed per batch and averaged over batches
+    with equal weight, like the original's custom metric wrapped by Keras.
+    """
+    rmse_class, r2_class = _keras_metric_classes()
+    return [rmse_class(name="rmse"), r2_class(name="r2_flat")]
+
+
+@functools.cache
+def _keras_metric_classes():
+    """Define the Keras metric classes once, on first use (keeps Keras out of imports)."""
+    import keras
+    from keras import ops
+
+    from galaxyzoo.losses import split_targets
+
+    class TargetRMSE(keras.metrics.RootMeanSquaredError):
+        """Root mean squared error over the 37 targets, accumulated over all samples."""
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            targets, _ = split_targets(y_true)
+            return super().update_state(targets, y_pred, sample_weight=sample_weight)
+
+    class FlatR2(keras.metrics.Mean):
+        """The original's R^2: per batch, one global mean over all outputs, then a batch mean.
+
+        Sample weights are ignored, as in the original.
+        """
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            targets, _ = split_targets(y_true)
+            targets = ops.convert_to_tensor(targets, self.dtype)
+            y_pred = ops.convert_to_tensor(y_pred, self.dtype)
+            ss_res = ops.sum(ops.square(targets - y_pred))
+            ss_tot = ops.sum(ops.square(targets - ops.mean(targets)))
+            # A scalar counts as one sample: each batch weighs the same.
+            return super().update_state(1.0 - ss_res / (ss_tot + keras.config.epsilon()))
+
+    return TargetRMSE, FlatR2
+
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as float64 (N, 37), N >= 1, or a ValueError saying what is off."""
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if t.ndim != 2 or t.shape[1] != schema.N_ANSWERS or t.shape != p.shape or len(t) == 0:
+        raise ValueError(
+            f"expected y_true and y_pred of the same shape (N >= 1, {schema.N_ANSWERS}), "
+            f"got {t.shape} and {p.shape}"
+        )
+    return t, p
+
+
+def mse(y_true, y_pred) -> float:
+    """Mean squared error over every (galaxy, answer) entry (the original's loss)."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.square(t - p)))
+
+
+def rmse(y_true, y_pred) -> float:
+    """Root mean squared error over every (galaxy, answer) entry."""
+    return _rmse(*_pair(y_true, y_pred))
+
+
+def _rmse(t: np.ndarray, p: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(t - p))))
+
+
+def r2_flat(y_true, y_pred) -> float:
+    """`1 - SS_res / SS_tot` over all entries flattened, with one global mean.
+
+    Computed over the whole set; the Keras metric of the same name averages
+    per-batch values instead, which usually comes out a little lower because
+    each batch's own mean sits closer to its values (see `r2_flat_batched`).
+    NaN when every target is equal.
+    """
+    t, p = _pair(y_true, y_pred)
+    ss_tot = float(np.sum(np.square(t - t.mean())))
+    return 1.0 - float(np.sum(np.square(t - p))) / ss_tot if ss_tot > 0 else float("nan")
+
+
+def r2_flat_batched(y_true, y_pred, batch_size: int) -> float:
+    """`r2_flat` as Keras logs it: per consecutive batch (with Keras's epsilon), averaged.
+
+    Reproduces what `model.evaluate(..., batch_size=batch_size)` reports for the
+    `r2_flat` training metric, e.g. to set a result beside the original's 0.6049.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    t, p = _pair(y_true, y_pred)
+    values = []
+    for start in range(0, len(t), batch_size):
+        tb, pb = t[start : start + batch_size], p[start : start + batch_size]
+        ss_tot = np.sum(np.square(tb - tb.mean()))
+        values.append(1.0 - np.sum(np.square(tb - pb)) / (ss_tot + 1e-7))
+    return float(np.mean(values))
+
+
+def r2_mean_columns(y_true, y_pred) -> float:
+    """scikit-learn's R^2 per answer column, averaged (`multioutput="uniform_average"`)."""
+    t, p = _pair(y_true, y_pred)
+    return float(r2_score(t, p, multioutput="uniform_average"))
+
+
+def rmse_per_question(y_true, y_pred) -> dict[str, float]:
+    """RMSE over each question's answer columns: {"t01": ..., ..., "t11": ...}."""
+    t, p = _pair(y_true, y_pred)
+    return {q.id: _rmse(t[:, q.slice], p[:, q.slice]) for q in schema.QUESTIONS}
+
+
+def rmse_cumulative(y_true, y_pred) -> float:
+    """Kaggle 2014's score: RMSE over the 37 cumulative probabilities.
+
+    Both arrays go through `schema.cumulative` (each answer times the
+    probability of reaching its question) before the RMSE, as in the
+    challenge's solution files.
+    """
+    t, p = _pair(y_true, y_pred)
+    return _rmse(schema.cumulative(t), schema.cumulative(p))
+
+
+def evaluate_arrays(y_true, y_pred) -> dict[str, float]:
+    """Every evaluation metric under a stable flat name.
+
+    Keys: "mse", "rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", and
+    "rmse_t01" ... "rmse_t11".
+    """
+    t, p = _pair(y_true, y_pred)
+    result = {
+        "mse": mse(t, p),
+        "rmse": rmse(t, p),
+        "r2_flat": r2_flat(t, p),
+        "r2_mean_columns": r2_mean_columns(t, p),
+        "rmse_cumulative": rmse_cumulative(t, p),
+    }
+    result.update({f"rmse_{qid}": value for qid, value in rmse_per_question(t, p).items()})
+    return result

@@ -1,0 +1,177 @@
+"""The CNN that maps a galaxy crop to its 37 answer fractions.
+
+`build_model()` with no arguments is the original study's network; every
+keyword is a knob of `config.ModelConfig`:
+
+```python
+model = build_model()  # (None, 106, 106, 1) -> (None, 37), 2,085,925 parameters
+colour = build_model(channels=3, batch_norm=True, head="softmax-per-question")
+```
+
+Two heads end the network: `"sigmoid"` (37 independent fractions, the
+original) and `"softmax-per-question"` (a softmax within each question's
+answers, so every question sums to 1). Written with Keras 3 APIs only, so it
+builds under the TensorFlow, JAX and PyTorch backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from galaxyzoo import schema
+from galaxyzoo.losses import split_targets
+
+HEADS = ("sigmoid", "softmax-per-question")
+
+
+@keras.saving.register_keras_serializable(package="galaxyzoo")
+class PerQuestionSoftmax(layers.Layer):
+    """Softmax over each question's answers, concatenated back in target order.
+
+    `group_sizes` are the numbers of answers per question, in order (GZ2's tree
+    by default); they are part of the layer's config, so a saved model carries
+    its own grouping.
+    """
+
+    def __init__(self, group_sizes: Sequence[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if group_sizes is None:
+            group_sizes = [q.stop - q.start for q in schema.QUESTIONS]
+        self.group_sizes = [int(n) for n in group_sizes]
+
+    def call(self, logits):
+        parts, start = [], 0
+        for n in self.group_sizes:
+            parts.append(ops.softmax(logits[..., start : start + n], axis=-1))
+            start += n
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "group_sizes": self.group_sizes}
+
+
+def build_model(
+    *,
+    input_size: int = 106,
+    channels: int = 1,
+    conv_filters: Sequence[int] = (32, 64, 128),
+    kernel_size: int = 3,
+    conv_dropout: float = 0.2,
+    dense_units: Sequence[int] = (128, 64),
+    dense_dropout: Sequence[float] = (0.2, 0.0),
+    batch_norm: bool = False,
+    head: str = "sigmoid",
+    name: str = "galaxyzoo_cnn",
+) -> keras.Model:
+    """Build (uncompiled) the CNN for `(input_size, input_size, channels)` crops in [0, 1].
+
+    Each conv block is Conv2D (`kernel_size`, valid padding, relu) then a 2x2
+    max-pool; `conv_dropout` follows the last block, then Flatten, the hidden
+    Dense relu layers (`dense_units`, each followed by its `dense_dropout`;
+    a rate of 0 adds no layer) and the 37-unit head. With `batch_norm`, convs
+    and hidden dense layers lose their bias and get BatchNormalization before
+    the relu.
+    """
+    _check_args(input_size, channels, conv_filters, kernel_size, conv_dropout, dense_units, dense_dropout, head)
+    inputs = keras.Input(shape=(input_size, input_size, channels), name="image")
+    x = inputs
+    for i, filters in enumerate(conv_filters, start=1):
+        x = _relu_layer(x, layers.Conv2D, filters, batch_norm, f"conv{i}", kernel_size=kernel_size)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    if conv_dropout > 0:
+        x = layers.Dropout(conv_dropout, name="conv_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, (units, rate) in enumerate(zip(dense_units, dense_dropout), start=1):
+        x = _relu_layer(x, layers.Dense, units, batch_norm, f"dense{i}")
+        if rate > 0:
+            x = layers.Dropout(rate, name=f"dense{i}_dropout")(x)
+    # The head computes in float32 even under a mixed-precision policy, so the
+    # losses (log-gamma of vote counts) and metrics see full-precision outputs.
+    if head == "sigmoid":
+        outputs = layers.Dense(schema.N_ANSWERS, activation="sigmoid", name="answers", dtype="float32")(x)
+    else:
+        logits = layers.Dense(schema.N_ANSWERS, name="logits", dtype="float32")(x)
+        outputs = PerQuestionSoftmax(name="answers", dtype="float32")(logits)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _relu_layer(x, layer_class, units: int, batch_norm: bool, name: str, **kwargs):
+    """Apply a Conv2D or Dense with relu; with batch norm: no bias, BatchNormalization, relu.
+
+    Without batch norm it is the single layer the original used, so the
+    baseline's layer list matches the original model's summary.
+    """
+    if not batch_norm:
+        return layer_class(units, activation="relu", name=name, **kwargs)(x)
+    x = layer_class(units, use_bias=False, name=name, **kwargs)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _check_args(input_size, channels, conv_filters, kernel_size, conv_dropout, dense_units, dense_dropout, head):
+    """Reject knob values Keras would fail on later with a less readable error."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
+    for label, value in (("input_size", input_size), ("channels", channels), ("kernel_size", kernel_size)):
+        if not _is_positive_int(value):
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    if not conv_filters or not all(_is_positive_int(f) for f in conv_filters):
+        raise ValueError(f"conv_filters must be a non-empty list of positive integers, got {list(conv_filters)!r}")
+    if not all(_is_positive_int(u) for u in dense_units):
+        raise ValueError(f"dense_units must be positive integers, got {list(dense_units)!r}")
+    if len(dense_dropout) != len(dense_units):
+        raise ValueError(
+            f"dense_dropout needs one rate per dense layer: dense_units has {len(dense_units)} "
+            f"entries {list(dense_units)!r}, dense_dropout has {len(dense_dropout)} {list(dense_dropout)!r}"
+        )
+    for label, rate in [("conv_dropout", conv_dropout), *(("dense_dropout", r) for r in dense_dropout)]:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{label} rates must be in [0, 1), got {rate!r}")
+    size = input_size
+    for _ in conv_filters:
+        size = (size - kernel_size + 1) // 2  # valid conv, then 2x2 pool
+        if size < 1:
+            raise ValueError(
+                f"input_size {input_size} is too small for {len(conv_filters)} conv blocks with "
+                f"kernel_size {kernel_size}: the feature map shrinks to nothing"
+            )
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def targets_for_head(y: np.ndarray, head: str) -> np.ndarray:
+    """The training targets a head should see, as float32.
+
+    The softmax head can only output fractions that sum to 1 per question, but
+    hart16's debiased fractions do not; its targets are renormalised per
+    question (`schema.normalise_per_question`, uniform where a question's
+    fractions are all 0). The sigmoid head trains on the fractions as stored.
+    Vote-count columns of an (N, 74) array pass through unchanged.
+    """
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
+    y = np.asarray(y, dtype=np.float32)
+    targets, counts = split_targets(y)
+    if head == "sigmoid":
+        return y.copy()
+    normalised = schema.normalise_per_question(targets).astype(np.float32)
+    return normalised if counts is None else np.concatenate([normalised, counts], axis=-1)
+
+
+def load_model(path) -> keras.Model:
+    """Load a saved `.keras` model for inference, without its training setup.
+
+    Models are always reloaded with `compile=False`: losses and metrics are
+    rebuilt from the run's config when training continues. Importing this
+    module registers `PerQuestionSoftmax`, which the softmax head needs.
+    """
+    return keras.saving.load_model(path, compile=False)

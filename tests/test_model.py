@@ -1,0 +1,184 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from galaxyzoo import schema
+from galaxyzoo.losses import LOSS_NAMES, get_loss
+from galaxyzoo.metrics import training_metrics
+from galaxyzoo.model import HEADS, PerQuestionSoftmax, build_model, load_model, targets_for_head
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = dict(input_size=24, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,))
+
+
+def test_baseline_matches_the_original_network():
+    model = build_model()
+    # Original: 106 -> conv 104 -> pool 52 -> conv 50 -> pool 25 -> conv 23 -> pool 11; 11 * 11 * 128 = 15488.
+    expected = (
+        (3 * 3 * 1 * 32 + 32)
+        + (3 * 3 * 32 * 64 + 64)
+        + (3 * 3 * 64 * 128 + 128)
+        + (15488 * 128 + 128)
+        + (128 * 64 + 64)
+        + (64 * 37 + 37)
+    )
+    assert model.count_params() == expected == 2_085_925
+    assert model.input_shape == (None, 106, 106, 1)
+    assert model.output_shape == (None, 37)
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Conv2D", "MaxPooling2D"] * 3 + ["Dropout", "Flatten", "Dense", "Dropout", "Dense", "Dense"]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.activation.__name__) for c in convs] == [
+        (32, (3, 3), "relu"), (64, (3, 3), "relu"), (128, (3, 3), "relu")
+    ]
+    assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.2, 0.2]
+    denses = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [(d.units, d.activation.__name__) for d in denses] == [(128, "relu"), (64, "relu"), (37, "sigmoid")]
+
+
+@pytest.mark.parametrize("channels,size", [(1, 106), (3, 106), (3, 69), (1, 32)])
+def test_output_shapes_for_channels_and_sizes(channels, size):
+    model = build_model(input_size=size, channels=channels)
+    out = model.predict(np.random.default_rng(0).random((2, size, size, channels)), verbose=0)
+    assert out.shape == (2, 37)
+    assert np.all((out > 0) & (out < 1))
+
+
+def test_batch_norm_variant():
+    model = build_model(batch_norm=True, **SMALL)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [b.name for b in bns] == ["conv1_bn", "conv2_bn", "dense1_bn"]
+    convs_and_hidden = [model.get_layer(n) for n in ("conv1", "conv2", "dense1")]
+    assert all(not layer.use_bias and layer.activation.__name__ == "linear" for layer in convs_and_hidden)
+    assert model.get_layer("answers").use_bias
+    assert model.predict(np.zeros((2, 24, 24, 1)), verbose=0).shape == (2, 37)
+
+
+def test_invalid_knobs_are_rejected_clearly():
+    with pytest.raises(ValueError, match=r"dense_dropout needs one rate per dense layer: dense_units has 2"):
+        build_model(dense_dropout=(0.2,))
+    with pytest.raises(ValueError, match="unknown head 'softmax'; expected one of sigmoid, softmax-per-question"):
+        build_model(head="softmax")
+    with pytest.raises(ValueError, match="input_size 16 is too small for 3 conv blocks"):
+        build_model(input_size=16)
+    with pytest.raises(ValueError, match="conv_dropout rates must be in"):
+        build_model(conv_dropout=1.0)
+    with pytest.raises(ValueError, match="channels must be a positive integer"):
+        build_model(channels=0)
+
+
+def test_softmax_head_sums_to_one_per_question():
+    sigmoid = build_model(**SMALL)
+    model = build_model(head="softmax-per-question", **SMALL)
+    assert model.count_params() == sigmoid.count_params()  # the softmax layer has no weights
+    out = model.predict(np.random.default_rng(1).random((4, 24, 24, 1)), verbose=0)
+    for q in schema.QUESTIONS:
+        np.testing.assert_allclose(out[:, q.slice].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_per_question_softmax_by_hand():
+    logits = np.zeros((1, 37), np.float32)
+    logits[0, 0] = np.log(2.0)  # t01: weights 2, 1, 1 -> 0.5, 0.25, 0.25
+    out = keras.ops.convert_to_numpy(PerQuestionSoftmax()(logits))
+    np.testing.assert_allclose(out[0, :3], [0.5, 0.25, 0.25], rtol=1e-6)
+    for q in schema.QUESTIONS[1:]:  # zero logits: uniform within each question
+        np.testing.assert_allclose(out[0, q.slice], 1.0 / len(q.answers), rtol=1e-6)
+
+
+def test_targets_for_head():
+    y = np.zeros((1, 37))
+    y[0, :3] = [0.459, 0.681, 0.0]  # hart16 row 0: t01 does not sum to 1
+    counts = np.arange(37, dtype=float)[None]
+    sig = targets_for_head(y, "sigmoid")
+    assert sig.dtype == np.float32 and np.allclose(sig, y)
+    soft = targets_for_head(np.concatenate([y, counts], axis=1), "softmax-per-question")
+    np.testing.assert_allclose(soft[0, :3], [0.459 / 1.14, 0.681 / 1.14, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(soft[0, 3:5], [0.5, 0.5])  # all-zero question: uniform
+    np.testing.assert_array_equal(soft[0, 37:], counts[0])
+    with pytest.raises(ValueError, match="unknown head"):
+        targets_for_head(y, "linear")
+
+
+def test_save_and_reload_with_custom_layer_and_loss(tmp_path):
+    model = build_model(head="softmax-per-question", **SMALL)
+    model.compile(optimizer="adam", loss=get_loss("dirichlet-multinomial", concentration=5), metrics=training_metrics())
+    x = np.random.default_rng(2).random((3, 24, 24, 1)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    again = load_model(path)
+    assert isinstance(again.get_layer("answers"), PerQuestionSoftmax)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def _fixed_batch(channels=1):
+    """Eight random crops with (N, 74) targets-plus-counts, the same in every process."""
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 24, 24, channels), dtype=np.float32)
+    y = np.concatenate([rng.random((8, 37)), rng.integers(0, 20, (8, 37))], axis=1).astype(np.float32)
+    return x, y
+
+
+def _loss_and_metric_values(x, y):
+    """Every loss and training metric on fixed predictions (eager, any backend)."""
+    p = 0.05 + 0.9 * np.random.default_rng(1).random((8, 37)).astype(np.float32)
+    values = {name: float(keras.ops.convert_to_numpy(get_loss(name)(y, p))) for name in LOSS_NAMES}
+    for metric in training_metrics():
+        metric.update_state(y, p)
+        values[metric.name] = float(keras.ops.convert_to_numpy(metric.result()))
+    return values
+
+
+def test_every_loss_trains_on_targets_with_counts():
+    """Each loss and head compiles into a training step on (N, 74) targets-plus-counts."""
+    x, y = _fixed_batch()
+    for i, name in enumerate(LOSS_NAMES):
+        head = HEADS[i % 2]
+        model = build_model(head=head, **SMALL)
+        model.compile(optimizer="adam", loss=get_loss(name), metrics=training_metrics())
+        logs = model.fit(x, targets_for_head(y, head), epochs=1, batch_size=4, verbose=0).history
+        assert set(logs) == {"loss", "rmse", "r2_flat"}, name
+        assert np.isfinite(logs["loss"][-1]) and 0 < logs["rmse"][-1] < 1, (name, logs)
+
+
+JAX_SCRIPT = """
+import json, sys, numpy as np, keras
+sys.path.insert(0, "tests")
+from test_model import _fixed_batch, _loss_and_metric_values
+from galaxyzoo.losses import LOSS_NAMES, get_loss
+from galaxyzoo.metrics import training_metrics
+from galaxyzoo.model import build_model, load_model, targets_for_head
+x, y = _fixed_batch(channels=3)
+result = {"backend": keras.backend.backend(), "values": _loss_and_metric_values(x, y)}
+model = build_model(input_size=24, channels=3, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,),
+                    batch_norm=True, head="softmax-per-question")
+model.compile(optimizer="adam", loss=get_loss("dirichlet-multinomial"), metrics=training_metrics())
+history = model.fit(x, targets_for_head(y, "softmax-per-question"), epochs=1, batch_size=4, verbose=0).history
+result["logs"] = {k: v[-1] for k, v in history.items()}
+model.save(sys.argv[1])
+result["reloaded"] = bool(np.allclose(load_model(sys.argv[1]).predict(x, verbose=0), model.predict(x, verbose=0)))
+print("RESULT" + json.dumps(result))
+"""
+
+
+@pytest.mark.slow
+def test_backend_neutral_under_jax(tmp_path):
+    """Under JAX (set before Keras imports) losses and metrics agree with this backend's, and training runs."""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    proc = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "jax.keras")],
+        capture_output=True, text=True, env=env, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert result["backend"] == "jax"
+    expected = _loss_and_metric_values(*_fixed_batch(channels=3))
+    assert result["values"] == pytest.approx(expected, rel=1e-5)
+    assert set(result["logs"]) == {"loss", "rmse", "r2_flat"}
+    assert all(np.isfinite(v) for v in result["logs"].values())
+    assert result["reloaded"]
