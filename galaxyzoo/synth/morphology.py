@@ -8,7 +8,11 @@ noise floor a perfect model could reach.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 KINDS = ("elliptical", "disk", "edgeon", "star", "artifact")
 WINDINGS = ("tight", "medium", "loose")
@@ -67,3 +71,274 @@ class Morphology:
         for key in ("colour_bulge", "colour_disk"):
             rec[key] = ";".join(f"{v:.4f}" for v in rec[key])
         return rec
+
+
+# ---------------------------------------------------------------------------
+# The population: `sample_morphology` draws one galaxy of a GZ2-like sample.
+# Rates are per galaxy unless a comment says otherwise; docs/synthetic.md
+# ("How the labels are simulated") lists the targets they were tuned to.
+
+KIND_SHARES = (0.41, 0.49, 0.085, 0.008, 0.007)  # in KINDS order; edge-on ~15% of all disks
+TYPICAL_FLUX_PER_AREA = 800.0
+"""flux / radius**2 of a typically bright galaxy (sky-noise units; the renderer's scale).
+
+At this surface brightness the crop's threshold isophote lies at 2.5-3 radius;
+ten times fainter shrinks it to 0.9-1.5 radius, ten times brighter grows it to
+4-6.6 radius (measured on the renderer; see docs/synthetic.md).
+"""
+RADIUS_MEDIAN = 28.0  # px, lognormal; with the brightness spread the crop sees
+RADIUS_LOG_SIGMA = 0.42  # ~35% inside 106 px, ~45% inside 212 px, ~20% larger
+RADIUS_RANGE = (3.0, 110.0)
+LOG_BRIGHTNESS_MEAN = -0.3  # log10 of flux / (TYPICAL_FLUX_PER_AREA radius^2): ~12% of galaxies
+LOG_BRIGHTNESS_SIGMA = 0.45  # are over 6x fainter than typical, ~2% over 16x
+LOG_BRIGHTNESS_RANGE = (-2.0, 0.8)
+STAR_FLUX_MEDIAN = 1.0e4
+BULGE_CLASSES = ((0.12, 0.00, 0.04), (0.42, 0.06, 0.20), (0.38, 0.20, 0.50), (0.08, 0.50, 0.80))
+"""(share, B/T low, B/T high) of face-on disks: no bulge, just noticeable, obvious, dominant."""
+ARM_COUNTS = ((0.06, 1), (0.48, 2), (0.18, 3), (0.10, 4), (0.18, 5))  # 5 means "more than 4"
+IRREGULAR_SHARE = 0.04  # of face-on disks
+BAR_SHARE = 0.30  # of regular face-on disks
+SPIRAL_SHARE = 0.82  # of regular face-on disks (irregulars: 0.2)
+MERGER_RATE = {"elliptical": 0.025, "disk": 0.03, "edgeon": 0.02}
+DISTURBED_RATE = 0.03  # disturbed without a partner in the frame
+RING_RATE = {"elliptical": 0.02, "disk": 0.04, "edgeon": 0.0}  # barred disks: +0.06
+LENS_RATE = 0.008
+DUST_LANE_RATE = {"elliptical": 0.005, "disk": 0.005, "edgeon": 0.25}
+OTHER_ODD_RATE = 0.025
+FIELD_STARS_MEAN = 0.5  # foreground stars per frame (Poisson)
+NEIGHBOUR_COUNTS = (0.72, 0.22, 0.06)  # P(0, 1, 2 neighbouring galaxies)
+CLOSE_NEIGHBOUR_SHARE = 0.2  # projected close pairs that are not interacting
+FRAME_REACH = 200.0  # px from the centre where companions may sit (424 px frame)
+RED = (0.55, 0.78, 1.0)  # B, G, R weights of old stellar populations (bulges, ellipticals)
+# Real GZ2 disks are only a little bluer than bulges: even their bluest outskirts keep R >= B.
+BLUE = (0.88, 0.98, 1.0)  # star-forming disks
+BLUER = (1.0, 0.97, 0.9)  # irregulars
+
+
+def sample_morphology(rng: np.random.Generator) -> Morphology:
+    """Draw one galaxy from a GZ2-like population.
+
+    About 41% ellipticals, 57% disks (15% of them edge-on, 4% irregular,
+    30% of the regular face-on ones barred, 82% spiral), 1.5% stars and
+    artifacts; odd features (rings, lenses, dust lanes, mergers, disturbed,
+    irregular, other) on roughly 16% of galaxies, so rare combinations give
+    `gz2_class` its long tail.
+
+    >>> m = sample_morphology(np.random.default_rng(0))
+    >>> m.kind in KINDS
+    True
+    """
+    kind = KINDS[_pick(rng, KIND_SHARES)]
+    if kind == "star":
+        return _sample_star(rng)
+    # An artifact (trail, bleed, ghost) is drawn over an ordinary galaxy.
+    body = kind if kind != "artifact" else ("elliptical", "disk")[_pick(rng, (0.5, 0.5))]
+    radius = _clamp(rng.lognormal(math.log(RADIUS_MEDIAN), RADIUS_LOG_SIGMA), *RADIUS_RANGE)
+    log_brightness = _clamp(rng.normal(LOG_BRIGHTNESS_MEAN, LOG_BRIGHTNESS_SIGMA), *LOG_BRIGHTNESS_RANGE)
+    structure = {"elliptical": _sample_elliptical, "disk": _sample_disk, "edgeon": _sample_edgeon}[body](rng)
+    odd = _sample_odd_features(rng, body, barred=structure["bar_strength"] > 0)
+    companions = _sample_field_stars(rng) + _sample_neighbours(rng, radius)
+    if odd["merger"]:
+        companions += (_sample_merger_partner(rng, radius),)
+    colour_bulge = _jitter(rng, RED)
+    disk_base = BLUER if structure["clumpiness"] > 0.4 else BLUE
+    colour_disk = colour_bulge if body == "elliptical" else _jitter(rng, disk_base)
+    return Morphology(
+        kind=kind,
+        radius=radius,
+        flux=TYPICAL_FLUX_PER_AREA * radius**2 * 10.0**log_brightness,
+        position_angle=float(rng.uniform(0.0, math.pi)),
+        centre_dx=_clamp(rng.normal(0.0, 1.0), -4.0, 4.0),
+        centre_dy=_clamp(rng.normal(0.0, 1.0), -4.0, 4.0),
+        colour_bulge=colour_bulge,
+        colour_disk=colour_disk,
+        companions=companions,
+        **structure,
+        **odd,
+    )
+
+
+def surface_brightness(m: Morphology) -> float:
+    """Mean surface brightness relative to a typical galaxy's (1 = typical, 0.1 = faint)."""
+    return m.flux / (TYPICAL_FLUX_PER_AREA * m.radius**2)
+
+
+def half_light_snr(m: Morphology) -> float:
+    """Signal-to-noise of the light inside the half-light radius (unit sky noise per pixel).
+
+    Half the flux over the noise of the pi r^2 pixels inside r; a typical
+    galaxy has ~225 r (r in pixels), so this is large even for faint ones.
+    """
+    return m.flux / (2.0 * math.sqrt(math.pi) * m.radius)
+
+
+# Plain-Python helpers for single draws: numpy's per-call overhead on scalars would dominate.
+
+
+def _pick(rng: np.random.Generator, shares) -> int:
+    """Index drawn with the given (not necessarily normalised) probabilities."""
+    target = rng.random() * sum(shares)
+    for i, cumulative in enumerate(itertools.accumulate(shares)):
+        if target < cumulative:
+            return i
+    return len(shares) - 1
+
+
+def _clamp(x: float, low: float, high: float) -> float:
+    return float(min(max(x, low), high))
+
+
+def _jitter(rng: np.random.Generator, base: tuple[float, float, float], sigma: float = 0.04) -> tuple:
+    return tuple(_clamp(b + sigma * rng.standard_normal(), 0.2, 1.2) for b in base)
+
+
+def _no_spiral(winding: str = WINDINGS[1]) -> dict:
+    # "medium" is a placeholder: winding only means something when n_arms > 0.
+    return {"n_arms": 0, "winding": winding, "arm_strength": 0.0}
+
+
+def _sample_elliptical(rng: np.random.Generator) -> dict:
+    return {
+        "axis_ratio": _clamp(rng.beta(4.0, 1.5), 0.2, 1.0),
+        "sersic_n": float(rng.uniform(2.5, 6.0)),
+        "bulge_fraction": 1.0,
+        "bulge_shape": "rounded",
+        "bar_strength": 0.0,
+        "bar_length": 0.0,
+        "clumpiness": 0.0,
+        **_no_spiral(),
+    }
+
+
+def _sample_disk(rng: np.random.Generator) -> dict:
+    irregular = rng.random() < IRREGULAR_SHARE
+    if irregular:
+        bulge_fraction = float(rng.uniform(0.0, 0.03))
+    else:
+        _, low, high = BULGE_CLASSES[_pick(rng, [c[0] for c in BULGE_CLASSES])]
+        bulge_fraction = float(rng.uniform(low, high))
+    barred = not irregular and rng.random() < BAR_SHARE
+    spiral = rng.random() < (0.2 if irregular else SPIRAL_SHARE)
+    arms = _no_spiral()
+    if spiral:
+        n_arms = ARM_COUNTS[_pick(rng, [c[0] for c in ARM_COUNTS])][1]
+        if n_arms == 5:
+            n_arms = int(rng.integers(5, 8))
+        # Bulgier disks wind their arms tighter (the Hubble sequence).
+        t = min(1.0, bulge_fraction / 0.5)
+        winding = WINDINGS[_pick(rng, (0.15 + 0.55 * t, 0.40 - 0.15 * t, 0.45 - 0.40 * t))]
+        arms = {"n_arms": n_arms, "winding": winding, "arm_strength": float(rng.uniform(0.4, 1.0))}
+    return {
+        "axis_ratio": float(rng.uniform(0.3, 1.0)),
+        "sersic_n": float(rng.uniform(1.0, 2.0) + 2.5 * bulge_fraction),
+        "bulge_fraction": bulge_fraction,
+        "bulge_shape": "none" if bulge_fraction < 0.05 else "rounded",
+        "bar_strength": float(0.25 + 0.75 * rng.beta(2.0, 1.5)) if barred else 0.0,
+        "bar_length": float(rng.uniform(0.5, 1.3)) if barred else 0.0,
+        "clumpiness": float(rng.uniform(0.45, 1.0) if irregular else rng.uniform(0.0, 0.2)),
+        **arms,
+    }
+
+
+def _sample_edgeon(rng: np.random.Generator) -> dict:
+    bulge_shape = BULGE_SHAPES[_pick(rng, (0.55, 0.12, 0.33))]
+    low, high = {"rounded": (0.1, 0.5), "boxy": (0.1, 0.4), "none": (0.0, 0.04)}[bulge_shape]
+    bulge_fraction = float(rng.uniform(low, high))
+    return {
+        "axis_ratio": float(rng.uniform(0.08, 0.25)),
+        "sersic_n": float(rng.uniform(1.0, 2.0) + 2.5 * bulge_fraction),
+        "bulge_fraction": bulge_fraction,
+        "bulge_shape": bulge_shape,
+        "bar_strength": 0.0,
+        "bar_length": 0.0,
+        "clumpiness": float(rng.uniform(0.0, 0.15)),
+        **_no_spiral(),
+    }
+
+
+def _sample_odd_features(rng: np.random.Generator, kind: str, barred: bool) -> dict:
+    merger = rng.random() < MERGER_RATE[kind]
+    if merger or rng.random() < DISTURBED_RATE:
+        disturbance = float(rng.uniform(0.3, 0.9))
+    else:
+        disturbance = 0.0 if kind == "elliptical" else float(rng.uniform(0.0, 0.1))
+    return {
+        "merger": bool(merger),
+        "disturbance": disturbance,
+        "ring": bool(rng.random() < RING_RATE[kind] + (0.06 if barred else 0.0)),
+        "lens_or_arc": bool(rng.random() < LENS_RATE),
+        "dust_lane": bool(rng.random() < DUST_LANE_RATE[kind]),
+        "other_odd": bool(rng.random() < OTHER_ODD_RATE),
+    }
+
+
+def _random_offset(rng: np.random.Generator, r_min: float, r_max: float) -> tuple[float, float]:
+    """A position uniform in area on the annulus r_min..r_max around the centre."""
+    r_max = max(r_max, r_min)
+    dist = math.sqrt(rng.uniform(r_min**2, r_max**2))
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    return dist * math.cos(angle), dist * math.sin(angle)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _sample_field_stars(rng: np.random.Generator) -> tuple[Companion, ...]:
+    stars = []
+    for _ in range(rng.poisson(FIELD_STARS_MEAN)):
+        dx, dy = _random_offset(rng, 8.0, FRAME_REACH)
+        stars.append(Companion(dx, dy, float(rng.uniform(1.0, 2.2)), _log_uniform(rng, 0.005, 0.5), 1.0, 0.0, True))
+    return tuple(stars)
+
+
+def _sample_neighbours(rng: np.random.Generator, radius: float) -> tuple[Companion, ...]:
+    neighbours = []
+    for _ in range(_pick(rng, NEIGHBOUR_COUNTS)):
+        if rng.random() < CLOSE_NEIGHBOUR_SHARE:
+            dx, dy = _random_offset(rng, 1.8 * radius, min(3.0 * radius, FRAME_REACH))
+        else:
+            dx, dy = _random_offset(rng, max(3.0 * radius, 40.0), FRAME_REACH)
+        neighbours.append(Companion(
+            dx, dy, max(2.0, radius * float(rng.uniform(0.15, 0.7))), _log_uniform(rng, 0.02, 0.5),
+            float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.0, math.pi)), False,
+        ))
+    return tuple(neighbours)
+
+
+def _sample_merger_partner(rng: np.random.Generator, radius: float) -> Companion:
+    dx, dy = _random_offset(rng, 0.8 * radius, min(2.0 * radius, FRAME_REACH))
+    return Companion(
+        dx, dy, radius * float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.15, 0.9)),
+        float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.0, math.pi)), False,
+    )
+
+
+def _sample_star(rng: np.random.Generator) -> Morphology:
+    """A foreground star where a galaxy was expected; its radius is the seeing's."""
+    t = rng.random()  # stars span blue to red
+    colour = tuple(float(b + (r - b) * t) for b, r in zip(BLUE, RED))
+    return Morphology(
+        kind="star",
+        radius=float(rng.uniform(1.2, 2.5)),
+        flux=float(rng.lognormal(math.log(STAR_FLUX_MEDIAN), 0.9)),
+        axis_ratio=1.0,
+        position_angle=0.0,
+        centre_dx=_clamp(rng.normal(0.0, 1.0), -4.0, 4.0),
+        centre_dy=_clamp(rng.normal(0.0, 1.0), -4.0, 4.0),
+        sersic_n=0.5,
+        bulge_fraction=1.0,
+        bulge_shape="none",
+        bar_strength=0.0,
+        bar_length=0.0,
+        **_no_spiral(),
+        ring=False,
+        lens_or_arc=False,
+        dust_lane=False,
+        disturbance=0.0,
+        clumpiness=0.0,
+        other_odd=False,
+        colour_bulge=colour,
+        colour_disk=colour,
+        companions=_sample_field_stars(rng),
+    )
