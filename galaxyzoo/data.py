@@ -192,5 +192,9 @@ class GalaxySequence(keras.utils.PyDataset):
         return x.astype(np.float32) / np.float32(255.0), self.y[picked]
 
     def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self.order = self._order(self.epoch)
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Continue at `epoch`: a resumed training sees the order and augmentation it would have."""
+        self.epoch = epoch
+        self.order = self._order(epoch)

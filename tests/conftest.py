@@ -19,3 +19,70 @@ def shared_dir() -> Path:
 def real_images_dir(shared_dir: Path) -> Path:
     """The 100 real GZ2 JPEGs (read them here; never copy them into the project)."""
     return shared_dir / "gz2" / "sample_images"
+
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_N = 120  # synthetic galaxies: ~78 train / 9 val / 29 test after the split
+TINY_SIZE = 32  # crop side: small enough that an epoch takes well under a second
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory) -> Path:
+    """A `data.workdir` holding a built synthetic workspace of 120 galaxies, 32 px grayscale crops.
+
+    Built once per session (synth -> ingest -> prepare -> split); a config with
+    `data.workdir` set to it and the sizes of `tiny_experiment` finds it ready.
+    """
+    from galaxyzoo import workspace
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    sizes = dict(synthetic_n=TINY_N, synthetic_seed=0, image_size=TINY_SIZE, channels=1)
+    ws = workspace.locate("synthetic", root, **sizes)
+    workspace.build(ws, **sizes, test_size=0.25, val_size=0.1, split_seed=32, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tiny_workdir, tmp_path_factory) -> Path:
+    """An experiment file: the quickstart's setup shrunk to a small CNN on `tiny_workdir`, 1 epoch.
+
+    Tests change it further with overrides (`epochs=3`, `tracking.tracking_uri=...`).
+    """
+    path = tmp_path_factory.mktemp("tiny-experiment") / "tiny.yaml"
+    path.write_text(
+        f"base: {REPO / 'experiments' / 'quickstart.yaml'}\n"
+        "name: tiny\n"
+        f"data: {{synthetic_n: {TINY_N}, image_size: {TINY_SIZE}, workdir: '{tiny_workdir}'}}\n"
+        "model: {conv_filters: [8, 16], dense_units: [16], dense_dropout: [0.0]}\n"
+        "train: {epochs: 1, batch_size: 32}\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep_file(tiny_experiment, tmp_path_factory) -> Path:
+    """A sweep file over `tiny_experiment`: learning rate and output head, 2 trials, median pruner."""
+    path = tmp_path_factory.mktemp("tiny-sweep") / "tiny_sweep.yaml"
+    path.write_text(
+        f"base: {tiny_experiment}\n"
+        "study: {n_trials: 2, seed: 0, pruner: median, pruner_params: {n_startup_trials: 1}}\n"
+        "keras_tuner: {algorithm: random, seed: 0}\n"
+        "params:\n"
+        "  train.learning_rate: {low: 1e-3, high: 1e-2, log: true}\n"
+        "  model.head: {choices: [sigmoid, softmax-per-question]}\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tiny_sweep_file, tmp_path_factory):
+    """A finished 2-trial sweep of `tiny_sweep_file` in its own MLflow store: (folder, SweepResult).
+
+    Its trials are FINISHED runs with logged models, for compare, promote and predict.
+    """
+    from galaxyzoo.sweep import run_sweep
+
+    folder = tmp_path_factory.mktemp("finished-sweep")
+    result = run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri=sqlite:///{folder / 'mlflow.db'}"],
+                       progress=False)
+    return folder, result

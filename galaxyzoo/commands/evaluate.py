@@ -1,10 +1,39 @@
-"""`galaxyzoo evaluate` (placeholder until its issue lands)."""
+"""`galaxyzoo evaluate`: score a trained model on its test split."""
+
+from __future__ import annotations
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("evaluate", help="(not implemented yet)")
-    p.set_defaults(func=run)
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a run's or registered model on the test split",
+        description="Score a model on the test split of the data it was trained on (read from its run's "
+        "config.yaml): RMSE, both R^2 variants, Kaggle cumulative RMSE and a table per question.",
+    )
+    p.add_argument("--model", required=True, metavar="URI",
+                   help="a run id, runs:/RUN_ID/model, models:/NAME@ALIAS, models:/NAME/VERSION or a local path")
+    p.add_argument("--data", default="", metavar="synthetic|RAW_DIR", help="override data.source")
+    p.add_argument("--experiment", default="", metavar="FILE",
+                   help="experiment file for a model that no run logged (otherwise the run's config is used)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE ...",
+                   help="override config keys of the model's config (as for `galaxyzoo train`)")
+    p.add_argument("--out", default="", metavar="DIR", help="also write metrics.json and per_question_metrics.csv")
+    p.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: min(train's, 512))")
+    p.set_defaults(func=run, epochs="")
 
 
 def run(args) -> int:
-    raise SystemExit("galaxyzoo evaluate: not implemented yet")
+    from galaxyzoo.commands.train import overrides_from_args, quiet_start
+
+    quiet_start()
+    from galaxyzoo.evaluate import evaluate, format_report
+
+    result = evaluate(
+        args.model,
+        experiment_file=args.experiment.strip() or None,
+        overrides=overrides_from_args(args),
+        out_dir=args.out.strip() or None,
+        batch_size=args.batch_size,
+    )
+    print(format_report(result))
+    return 0

@@ -1,10 +1,86 @@
-"""`galaxyzoo train` (placeholder until its issue lands)."""
+"""`galaxyzoo train`: train an experiment file as one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+# A comma separates assignments only where the next text starts a new KEY=;
+# commas inside values (`model.conv_filters=[16,32]`) stay.
+_NEXT_ASSIGNMENT = re.compile(r",(?=\s*[A-Za-z_][\w.]*\s*=)")
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("train", help="(not implemented yet)")
+    p = subparsers.add_parser(
+        "train",
+        help="train an experiment file, tracked as one MLflow run",
+        description="Train the CNN of an experiment file on its data (built if missing) and record the run in "
+        "MLflow: params, per-epoch metrics, test metrics, the model, the CSV log and plots. Empty values "
+        "(as `mlflow run` passes for unset parameters) keep the file's settings.",
+    )
+    p.add_argument("--experiment", required=True, metavar="FILE", help="experiment YAML file (experiments/*.yaml)")
+    p.add_argument("--epochs", default="", metavar="N", help="override train.epochs")
+    p.add_argument("--data", default="", metavar="synthetic|RAW_DIR",
+                   help="override data.source: the built-in synthetic sample or a raw GZ2 folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE ...",
+                   help="override config keys, e.g. --set 'epochs=2 model.conv_filters=[16,32]'; several "
+                   "assignments may share one value, separated by spaces or commas; may repeat")
+    p.add_argument("--resume", default="", metavar="RUN_ID|auto",
+                   help="continue a killed training from its last checkpoint in the same MLflow run; "
+                   "'auto' picks the latest unfinished run of this experiment file and config")
     p.set_defaults(func=run)
 
 
+def split_assignments(text: str) -> list[str]:
+    """`"epochs=2 batch_size=8,model.conv_filters=[16,32]"` -> the three assignments.
+
+    Spaces separate assignments unless quoted shell-style (`'tracking.tags.note="a b"'`);
+    a comma separates only when a `KEY=` follows it.
+    """
+    import shlex
+
+    out = []
+    for token in shlex.split(text):
+        out += [part.strip() for part in _NEXT_ASSIGNMENT.split(token) if part.strip()]
+    return out
+
+
+def overrides_from_args(args) -> list[str]:
+    """Config overrides from `--set`, then `--epochs` and `--data` (which win); empty values are ignored."""
+    overrides = [a for text in args.set for a in split_assignments(text)]
+    if args.epochs.strip():
+        overrides.append(f"train.epochs={args.epochs.strip()}")
+    if args.data.strip():
+        # JSON quoting keeps a path such as `123` or `yes` a string when parsed as YAML.
+        overrides.append(f"data.source={json.dumps(args.data.strip())}")
+    return overrides
+
+
+def quiet_start() -> None:
+    """Show galaxyzoo's progress lines on stderr, and hide TensorFlow's start-up chatter."""
+    import logging
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    log = logging.getLogger("galaxyzoo")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("galaxyzoo: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def run(args) -> int:
-    raise SystemExit("galaxyzoo train: not implemented yet")
+    import os
+
+    quiet_start()
+
+    from galaxyzoo.config import load_experiment
+    from galaxyzoo.train import train
+
+    cfg = load_experiment(args.experiment, overrides_from_args(args))
+    result = train(cfg, experiment_file=os.path.normpath(args.experiment), resume=args.resume.strip() or None)
+    shown = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat", "test_rmse_cumulative"))
+    print(f"run {result.run_id} finished after {result.epochs} epochs: {shown}")
+    print(f"model: {result.model_uri}")
+    return 0

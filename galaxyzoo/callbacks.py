@@ -1,0 +1,271 @@
+"""The training callbacks: the original study's five, built from the config, plus tracking.
+
+`build_callbacks` returns them in the order they must run (Keras calls
+callbacks in list order at every hook):
+
+| callback | from | does |
+|---|---|---|
+| `LearningRateScheduler` | `lr_step` | multiply the rate by `factor` every `every` epochs (at epoch start) |
+| `ReduceLROnPlateau` | `reduce_lr_on_plateau` | divide the rate when `monitor` stalls |
+| `EarlyStopping` | `early_stopping` | stop when `monitor` stalls |
+| `LearningRateLogger` | always | put the epoch's rate in the logs as `lr` |
+| `CSVLogger` | `csv_logger` | `training_log.csv`, one row per epoch |
+| `MlflowMetricsLogger` | always | every epoch's logs as MLflow metrics, step = epoch |
+| `EpochCheckpoint` | `checkpoint` | weights + optimizer + callback state after every epoch, for resume |
+
+The seed's fifth callback, `ModelCheckpoint` (a model file per epoch), is
+`EpochCheckpoint` here: it keeps only the latest epoch, but with everything a
+resumed training needs, and the final model goes to MLflow.
+
+This module imports Keras: import it only where a training runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from galaxyzoo.tracking import log_metrics
+
+CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
+BEST_WEIGHTS = "best.weights.npz"
+STATE_FILE = "state.json"
+CSV_LOG = "training_log.csv"
+# Keys Keras's own LR callbacks add to the logs; `lr` (the seed's column name) replaces them.
+_KERAS_LR_KEYS = ("learning_rate",)
+# What to carry across a resume for each stateful callback (their on_train_begin resets it).
+_RESUMED_ATTRIBUTES = {
+    "early_stopping": ("wait", "best", "best_epoch", "stopped_epoch"),
+    "reduce_lr_on_plateau": ("wait", "best", "cooldown_counter"),
+}
+
+
+def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume: bool) -> tuple[list, dict[str, str]]:
+    """The callbacks for one training and a description of each for MLflow params.
+
+    Args:
+        callbacks_cfg: `config.CallbacksConfig`.
+        run_dir: the run's local folder (checkpoint and CSV log live here).
+        client, run_id: where `MlflowMetricsLogger` logs.
+        resume: continuing a run: restore the callbacks' state from the checkpoint.
+
+    Returns `(callbacks, params)`: `params` maps `callback.<name>` to the
+    callback's class and settings, e.g. `EarlyStopping(monitor=loss, mode=min, patience=7, ...)`.
+    """
+    cfg = callbacks_cfg
+    named: list[tuple[str, Any, dict[str, Any]]] = []
+    if cfg.lr_step.enabled:
+        settings = {"factor": cfg.lr_step.factor, "every": cfg.lr_step.every}
+        schedule = functools.partial(step_schedule, **settings)
+        named.append(("lr_step", keras.callbacks.LearningRateScheduler(schedule), settings))
+    if cfg.reduce_lr_on_plateau.enabled:
+        c = cfg.reduce_lr_on_plateau
+        settings = {"monitor": c.monitor, "mode": "min", "factor": c.factor, "patience": c.patience}
+        named.append(("reduce_lr_on_plateau", keras.callbacks.ReduceLROnPlateau(**settings), settings))
+    if cfg.early_stopping.enabled:
+        c = cfg.early_stopping
+        settings = {"monitor": c.monitor, "mode": "min", "patience": c.patience,
+                    "restore_best_weights": c.restore_best_weights}
+        named.append(("early_stopping", keras.callbacks.EarlyStopping(**settings), settings))
+    named.append(("lr_logger", LearningRateLogger(), {"key": "lr"}))
+    if cfg.csv_logger.enabled:
+        settings = {"filename": CSV_LOG, "append": cfg.csv_logger.append}
+        named.append(("csv_logger", keras.callbacks.CSVLogger(str(run_dir / CSV_LOG), append=cfg.csv_logger.append),
+                      settings))
+    named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id), {"step": "epoch"}))
+    if cfg.checkpoint:
+        stateful = {name: cb for name, cb, _ in named if name in _RESUMED_ATTRIBUTES}
+        checkpoint = EpochCheckpoint(run_dir, stateful, restore=resume)
+        named.append(("checkpoint", checkpoint, {"dir": str(run_dir), "every": "epoch",
+                                                 "keeps": "weights+optimizer+epoch+dropout rng+callback state"}))
+    params = {f"callback.{name}": _describe(cb, settings) for name, cb, settings in named}
+    return [cb for _, cb, _ in named], params
+
+
+def step_schedule(epoch: int, lr: float, *, factor: float, every: int) -> float:
+    """The seed's step decay: multiply the rate by `factor` at epochs `every`, `2 * every`, ..."""
+    return lr * factor if epoch > 0 and epoch % every == 0 else lr
+
+
+def _describe(callback, settings: dict[str, Any]) -> str:
+    inside = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return f"{type(callback).__name__}({inside})"
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Logs the learning rate each epoch trained with, as `lr`.
+
+    The rate is read at the start of the epoch (after a schedule changed it)
+    and written into the epoch's logs, replacing Keras's own `learning_rate`
+    key (which ReduceLROnPlateau sets to the rate *after* its own reduction).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._lr = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._lr = current_learning_rate(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for key in [k for k in logs if k.startswith(_KERAS_LR_KEYS)]:
+            del logs[key]
+        logs["lr"] = self._lr if self._lr is not None else current_learning_rate(self.model)
+
+
+def current_learning_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class MlflowMetricsLogger(keras.callbacks.Callback):
+    """Logs every numeric value of an epoch's logs as an MLflow metric (step = epoch).
+
+    Also logs `epoch_seconds`, the wall time of the epoch (training and validation).
+    Logging goes through an explicit client and run id, so it works for nested
+    sweep trials and from any thread.
+    """
+
+    def __init__(self, client, run_id: str):
+        super().__init__()
+        self.client = client
+        self.run_id = run_id
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = dict(logs or {})
+        if self._started is not None:
+            values["epoch_seconds"] = time.perf_counter() - self._started
+        log_metrics(self.client, self.run_id, values, step=epoch)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves what a killed training needs to continue, after every epoch.
+
+    Files in `directory`: `checkpoint.weights.h5` (model weights and optimizer
+    state, learning rate included), `state.json` (the next epoch to run, the
+    dropout layers' random state and the state of EarlyStopping /
+    ReduceLROnPlateau) and, for EarlyStopping with
+    `restore_best_weights`, `best.weights.npz`. Each file is written to a
+    temporary name and renamed, and `state.json` last, so a kill mid-save
+    leaves the previous epoch's checkpoint intact.
+
+    With `restore=True`, `on_train_begin` (after the stateful callbacks reset
+    themselves) puts their saved state back.
+    """
+
+    def __init__(self, directory: Path, stateful: dict[str, Any], restore: bool = False):
+        super().__init__()
+        self.directory = Path(directory)
+        self.stateful = stateful
+        self.restore = restore
+
+    def on_train_begin(self, logs=None):
+        if not self.restore:
+            return
+        state = read_state(self.directory)
+        for name, callback in self.stateful.items():
+            for attribute, value in state.get("callbacks", {}).get(name, {}).items():
+                setattr(callback, attribute, value)
+        best = self.directory / BEST_WEIGHTS
+        early = self.stateful.get("early_stopping")
+        if early is not None and getattr(early, "restore_best_weights", False) and best.is_file():
+            with np.load(best) as data:
+                early.best_weights = [data[f"w{i}"] for i in range(len(data.files))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        weights = self.directory / CHECKPOINT_WEIGHTS
+        tmp = self.directory / f"tmp-{CHECKPOINT_WEIGHTS}"
+        self.model.save_weights(str(tmp), overwrite=True)
+        os.replace(tmp, weights)
+        early = self.stateful.get("early_stopping")
+        if early is not None and getattr(early, "best_weights", None) is not None and early.best_epoch == epoch:
+            tmp_best = self.directory / f"tmp-{BEST_WEIGHTS}"
+            with open(tmp_best, "wb") as fh:
+                np.savez(fh, **{f"w{i}": w for i, w in enumerate(early.best_weights)})
+            os.replace(tmp_best, self.directory / BEST_WEIGHTS)
+        state = {
+            "next_epoch": epoch + 1,
+            "seed_generators": [np.asarray(v).tolist() for v in seed_generator_variables(self.model)],
+            "callbacks": {
+                name: {a: _plain(getattr(cb, a, None)) for a in _RESUMED_ATTRIBUTES[name]}
+                for name, cb in self.stateful.items()
+            },
+        }
+        write_state(self.directory, state)
+
+
+def seed_generator_variables(model) -> list:
+    """The random-state variables of the model's dropout layers, in a fixed order.
+
+    `save_weights` does not keep them, but a resumed training must continue
+    their streams, or its dropout masks differ from an uninterrupted run's.
+    """
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
+def restore_seed_generators(model, states: list) -> None:
+    variables = seed_generator_variables(model)
+    if len(variables) != len(states):
+        raise ValueError(f"checkpoint holds {len(states)} seed generator states, the model has {len(variables)}")
+    for variable, value in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _plain(value):
+    """A JSON-safe copy of a callback attribute (NumPy scalars, infinities)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return float(value)
+
+
+def write_state(directory: Path, state: dict) -> None:
+    tmp = Path(directory) / f"tmp-{STATE_FILE}"
+    tmp.write_text(json.dumps(state, indent=2, allow_nan=True))
+    os.replace(tmp, Path(directory) / STATE_FILE)
+
+
+def read_state(directory: Path) -> dict:
+    """The checkpoint's `state.json`, or `{}` when the run has none yet."""
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def truncate_csv_log(path: Path, next_epoch: int) -> int:
+    """Keep only the rows of epochs before `next_epoch` in a CSV log; return how many remain.
+
+    A training killed after it logged an epoch but before that epoch's
+    checkpoint was saved runs the epoch again on resume; this keeps the CSV at
+    one row per epoch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return 0
+    header, body = rows[0], rows[1:]
+    kept = [row for row in body if row and int(row[0]) < next_epoch]
+    tmp = path.with_name(f"tmp-{path.name}")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(kept)
+    os.replace(tmp, path)
+    return len(kept)

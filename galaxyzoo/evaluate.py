@@ -1,0 +1,213 @@
+"""Score a trained model on the test split: every metric, and a table per question.
+
+```python
+from galaxyzoo.evaluate import evaluate
+result = evaluate("runs:/<run_id>/model")      # or a bare run id, or models:/galaxyzoo-cnn@champion
+result.metrics["rmse"], result.per_question
+```
+
+The data (source, crop size, channels, split) and the target policy come
+from the config the model was trained with, read from its run's
+`config.yaml` artifact, so a model is always scored on the crops and targets
+it was trained for. Only for a model without a run (a local path) does the
+`experiment` file supply them. `train` uses `predict` and
+`evaluate_predictions` for its final test metrics, so both report the same
+numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from galaxyzoo import metrics as metrics_mod
+from galaxyzoo import schema, tracking
+from galaxyzoo.errors import GalaxyZooError
+
+PER_QUESTION_COLUMNS = ("question", "slug", "answers", "rmse", "mae", "r2_mean_columns", "mean_true", "mean_pred")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics over the test split (`metrics.evaluate_arrays` keys plus
+    `r2_flat_batched`) and the per-question table (a pandas DataFrame)."""
+
+    metrics: dict[str, float]
+    per_question: object  # pandas.DataFrame with PER_QUESTION_COLUMNS
+    model_uri: str | None = None
+    run_id: str | None = None  # the run that trained the model, when known
+    n: int = 0
+
+
+def predict(model, images, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Predictions (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation)."""
+    from galaxyzoo.data import GalaxySequence
+
+    dummy = np.zeros((len(rows), schema.N_ANSWERS), np.float32)  # PyDataset batches need a y
+    seq = GalaxySequence(images, rows, dummy, batch_size=batch_size)
+    out = [np.asarray(model.predict_on_batch(seq[i][0]), dtype=np.float32) for i in range(len(seq))]
+    return np.concatenate(out, axis=0)
+
+
+def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, batch_size: int) -> Evaluation:
+    """Every metric of `metrics.evaluate_arrays`, `r2_flat_batched` and the per-question table.
+
+    `r2_flat_batched` is R^2 as the seed's Keras metric reported it (averaged
+    over batches of `batch_size`), the number to set beside its 0.6049.
+    """
+    values = metrics_mod.evaluate_arrays(y_true, y_pred)
+    values["r2_flat_batched"] = metrics_mod.r2_flat_batched(y_true, y_pred, batch_size)
+    return Evaluation(values, per_question_table(y_true, y_pred), n=len(y_true))
+
+
+def per_question_table(y_true: np.ndarray, y_pred: np.ndarray):
+    """One row per question: RMSE, MAE, mean per-answer R^2 and the mean true/predicted fractions."""
+    import pandas as pd
+    from sklearn.metrics import r2_score
+
+    rmse = metrics_mod.rmse_per_question(y_true, y_pred)
+    rows = []
+    for q in schema.QUESTIONS:
+        t, p = np.asarray(y_true)[:, q.slice], np.asarray(y_pred)[:, q.slice]
+        rows.append({
+            "question": q.id,
+            "slug": q.slug,
+            "answers": q.stop - q.start,
+            "rmse": rmse[q.id],
+            "mae": float(np.mean(np.abs(t - p))),
+            # R^2 needs two rows and some spread; NaN says "undefined" rather than a misleading number.
+            "r2_mean_columns": float(r2_score(t, p)) if len(t) > 1 else float("nan"),
+            "mean_true": float(t.mean()),
+            "mean_pred": float(p.mean()),
+        })
+    return pd.DataFrame(rows, columns=list(PER_QUESTION_COLUMNS))
+
+
+def model_uri_for(model: str) -> str:
+    """A bare run id means that run's logged model; anything else is an MLflow model URI or path."""
+    if re.fullmatch(r"[0-9a-f]{32}", model):
+        return f"runs:/{model}/{tracking.MODEL_NAME}"
+    return model
+
+
+def source_run_id(client, uri: str) -> str | None:
+    """The run that logged the model at `uri`: runs:/ID/..., models:/NAME/VERSION or models:/NAME@ALIAS."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if uri.startswith("runs:/"):
+            return uri.removeprefix("runs:/").split("/", 1)[0]
+        if uri.startswith("models:/"):
+            name, _, rest = uri.removeprefix("models:/").partition("@")
+            if rest:
+                return client.get_model_version_by_alias(name, rest).run_id
+            name, _, version = uri.removeprefix("models:/").rpartition("/")
+            return client.get_model_version(name, version).run_id
+        if uri.startswith("m-"):  # an MLflow 3 logged-model id
+            return client.get_logged_model(uri).source_run_id
+    except MlflowException as exc:
+        raise GalaxyZooError(f"--model {uri}: {exc.message}") from None
+    return None
+
+
+def run_config(client, run_id: str, overrides: list[str]):
+    """The resolved config a run logged (`config.yaml`), with `overrides` applied."""
+    from mlflow.exceptions import MlflowException
+
+    from galaxyzoo.config import load_experiment
+
+    try:
+        path = client.download_artifacts(run_id, tracking.CONFIG_ARTIFACT)
+    except (MlflowException, OSError) as exc:
+        raise GalaxyZooError(f"run {run_id} has no {tracking.CONFIG_ARTIFACT} artifact ({exc}); "
+                             "pass the experiment file it was trained with") from None
+    return load_experiment(path, overrides)
+
+
+def evaluate(
+    model: str,
+    *,
+    experiment_file: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    out_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Score `model` (run id, runs:/, models:/ URI or local path) on its test split.
+
+    The config comes from the model's run; `experiment_file` is used only for
+    a model without one. `overrides` (e.g. `data.source=...`) change it;
+    changing the crop size or channels fails because the model's input
+    would not fit. With `out_dir`, writes `metrics.json` and
+    `per_question_metrics.csv` there. Inside `mlflow run -e evaluate`
+    (MLFLOW_RUN_ID set) the results are also logged to that run.
+    """
+    import mlflow.keras
+
+    import galaxyzoo.model  # noqa: F401  registers the custom layers (softmax head) before loading
+    from galaxyzoo.config import load_experiment
+    from galaxyzoo.train import load_dataset
+
+    client = tracking.connect(tracking.tracking_uri(None))
+    uri = model_uri_for(model)
+    run_id = source_run_id(client, uri)
+    if run_id is not None:
+        cfg = run_config(client, run_id, list(overrides))
+    elif experiment_file:
+        cfg = load_experiment(experiment_file, list(overrides))
+    else:
+        raise GalaxyZooError(f"--model {uri}: not logged by a run, so pass --experiment with its training config")
+    dataset = load_dataset(cfg.data, head=cfg.model.head, with_counts=False, progress=progress)
+    try:
+        keras_model = mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
+    except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"
+        raise GalaxyZooError(f"--model {uri}: cannot load a Keras model ({type(exc).__name__}: {exc})") from None
+    expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
+    if tuple(keras_model.input_shape[1:]) != expected:
+        raise GalaxyZooError(f"--model {uri}: takes inputs {tuple(keras_model.input_shape[1:])}, but the data "
+                             f"config gives crops {expected}")
+    test = dataset.parts["test"]
+    batch = batch_size or min(cfg.train.batch_size, 512)
+    y_pred = predict(keras_model, dataset.images, test.rows, batch)
+    result = evaluate_predictions(test.targets, y_pred, cfg.train.batch_size)
+    result = Evaluation(result.metrics, result.per_question, uri, run_id, len(test))
+    if out_dir is not None:
+        write_outputs(result, Path(out_dir))
+    env_run = tracking.run_id_from_env()
+    if env_run:
+        _log_to_run(client, env_run, result, cfg)
+    return result
+
+
+def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id, "n_test": result.n,
+                                        **result.metrics}, indent=2, allow_nan=True) + "\n")
+    table_path = out_dir / "per_question_metrics.csv"
+    result.per_question.to_csv(table_path, index=False)
+    return [metrics_path, table_path]
+
+
+def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
+    import tempfile
+
+    tracking.log_params(client, run_id, {"model_uri": result.model_uri, "source_run_id": str(result.run_id),
+                                         "data.source": cfg.data.source, "n_test": str(result.n)})
+    tracking.log_metrics(client, run_id, {f"test_{k}": v for k, v in result.metrics.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_outputs(result, Path(tmp)):
+            client.log_artifact(run_id, str(path))
+
+
+def format_report(result: Evaluation) -> str:
+    """The metrics and the per-question table as text for the terminal."""
+    head = [f"model {result.model_uri} on {result.n} test galaxies"]
+    names = ("rmse", "mse", "r2_flat", "r2_flat_batched", "r2_mean_columns", "rmse_cumulative")
+    head += [f"  {name:<18} {result.metrics[name]:.4f}" for name in names]
+    table = result.per_question.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return "\n".join(head + ["", table])

@@ -1,0 +1,330 @@
+"""MLflow bookkeeping for training runs: where runs go, what they record, finding them again.
+
+A training is one MLflow run. This module decides the tracking store, opens
+(or re-opens) the run, writes its parameters and tags, logs the Keras model
+and reads metric histories back. It holds no Keras or TensorFlow import at
+module level; `mlflow` itself is imported on first use, so the CLI stays fast
+for commands that never track anything.
+
+>>> uri = tracking_uri(None)           # doctest: +SKIP
+'sqlite:////home/me/galaxyzoo/mlflow.db'
+
+Where runs go, in order of precedence:
+
+1. `tracking.tracking_uri` in the experiment file;
+2. the `MLFLOW_TRACKING_URI` environment variable (`mlflow run` sets it);
+3. `sqlite:///mlflow.db` in the current directory (the project root), so a
+   plain `mlflow ui` there shows every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from galaxyzoo import __version__
+from galaxyzoo.errors import GalaxyZooError
+
+DEFAULT_DB = "mlflow.db"
+MODEL_NAME = "model"  # artifact name of the logged Keras model: runs:/<run_id>/model
+CONFIG_ARTIFACT = "config.yaml"
+
+# Tags written by `galaxyzoo train`; resume and the sweep read them back.
+TAG_EXPERIMENT_FILE = "experiment_file"
+TAG_CONFIG_HASH = "config_hash"
+TAG_CHECKPOINT_DIR = "checkpoint_dir"
+TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
+OUTCOMES = ("running", "completed", "failed", "interrupted", "pruned")
+# An unfinished run in one of these may be continued by `--resume auto`.
+RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """The tracking URI to use: the config's, else MLFLOW_TRACKING_URI, else ./mlflow.db."""
+    if configured:
+        return configured
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
+
+
+def connect(uri: str):
+    """Point the fluent MLflow API at `uri`; return a client for the same store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(uri)
+
+
+def experiment_id(client, name: str) -> str:
+    """The id of experiment `name`, created if missing.
+
+    In a SQLite store a new experiment keeps its artifacts beside the database
+    (`mlruns/<name>` next to `mlflow.db`) rather than under whatever directory
+    the process happens to run in.
+    """
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        location = _artifact_location(client.tracking_uri, name)
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            # Another worker may have created it between our lookup and create.
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    if found.lifecycle_stage == "deleted":
+        raise GalaxyZooError(
+            f"MLflow experiment {name!r} is deleted in {client.tracking_uri}; restore it "
+            "(`mlflow experiments restore`) or set tracking.experiment_name to another name"
+        )
+    return found.experiment_id
+
+
+def _artifact_location(uri: str, name: str) -> str | None:
+    """`<db folder>/mlruns/<name>` for a SQLite store; None (MLflow's default) otherwise."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
+    return (db.resolve().parent / "mlruns" / slug).as_uri()
+
+
+@contextlib.contextmanager
+def open_run(
+    client,
+    *,
+    experiment_id: str,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[Any]:
+    """Open the training's run as the active MLflow run; yield its `mlflow.ActiveRun`.
+
+    - `run_id` re-opens an existing run (resume, or the run `mlflow run` made);
+    - otherwise a new run is created in `experiment_id`, nested under
+      `parent_run_id` when given (a sweep trial).
+
+    The run is created explicitly, so an inherited MLFLOW_RUN_ID can never
+    capture a nested trial. The caller ends the run (`finish_run`): how it
+    ended (completed, pruned, failed) is the trainer's to say.
+    """
+    import mlflow
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    tags = dict(tags or {})
+    if run_name:
+        tags[MLFLOW_RUN_NAME] = run_name
+    if run_id is None:
+        if parent_run_id:
+            tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        run_id = client.create_run(experiment_id, tags=resolve_tags(tags), run_name=run_name).info.run_id
+    elif tags:
+        set_tags(client, run_id, tags)
+    active = mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    try:
+        yield active
+    except BaseException:
+        # The caller records the outcome; this only guarantees the run is not left active.
+        if mlflow.active_run() and mlflow.active_run().info.run_id == run_id:
+            mlflow.end_run("FAILED")
+        raise
+
+
+def finish_run(client, run_id: str, outcome: str) -> None:
+    """End the active run `run_id`, recording `outcome` as tag and MLflow status."""
+    import mlflow
+
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
+    status = {"completed": "FINISHED", "failed": "FAILED"}.get(outcome, "KILLED")
+    client.set_tag(run_id, TAG_OUTCOME, outcome)
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+    else:
+        client.set_terminated(run_id, status)
+
+
+def set_tags(client, run_id: str, tags: dict[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_params(client, run_id: str, params: dict[str, Any]) -> None:
+    """Log parameters in batches of 100 (MLflow's per-request limit)."""
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def log_metrics(client, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Log numeric metrics in one request; non-finite or non-numeric values are skipped."""
+    import math
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [
+        Metric(key, float(value), now, step or 0)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and math.isfinite(float(value))
+    ]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what shapes a training: python, numpy, keras, its backend, mlflow, galaxyzoo."""
+    import importlib.metadata as md
+
+    import keras
+    import mlflow
+    import numpy
+
+    backend = keras.backend.backend()
+    versions = {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "keras": keras.__version__,
+        "keras_backend": backend,
+        "mlflow": mlflow.__version__,
+        "galaxyzoo": __version__,
+    }
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if module:
+        versions[module] = sys.modules[module].__version__ if module in sys.modules else md.version(module)
+    return versions
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of a logged Keras model: keras, its backend, numpy.
+
+    Given explicitly so MLflow does not infer them by re-loading the model in
+    a subprocess (many seconds per run).
+    """
+    import importlib.metadata as md
+
+    versions = library_versions()
+    backend = versions["keras_backend"]
+    dists = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}.get(backend, ())
+    pins = [f"keras=={versions['keras']}", f"numpy=={versions['numpy']}"]
+    for dist in dists:
+        try:
+            pins.append(f"{dist}=={md.version(dist)}")
+            break
+        except md.PackageNotFoundError:
+            continue
+    return pins
+
+
+def log_keras_model(model, input_example) -> str:
+    """Log `model` under the active run as `model` (Keras 3 flavor) with signature and example.
+
+    Returns the logged model's URI. The input example is a float32 batch like
+    the ones the model trains on; the signature is inferred from it and the
+    model's prediction on it.
+    """
+    import keras
+    from mlflow.models import Model, infer_signature
+
+    prediction = model.predict(input_example, verbose=0)
+    # MLflow checks the example by predicting it; keep Keras's progress bars out of the log.
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        info = Model.log(
+            artifact_path=None,
+            name=MODEL_NAME,
+            flavor=_keras_flavor(),
+            model=model,
+            signature=infer_signature(input_example, prediction),
+            input_example=input_example,
+            pip_requirements=pip_requirements(),
+        )
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
+    return info.model_uri
+
+
+def _keras_flavor():
+    """`mlflow.keras` as `Model.log` calls it, but creating the model folder first.
+
+    mlflow.keras.log_model writes the input example before it creates the
+    folder and fails (mlflow/mlflow#16183, open in MLflow 3.17); this is
+    exactly `mlflow.keras.log_model`'s call with that folder made.
+    """
+    import types
+
+    import mlflow.keras
+
+    def save_model(path, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+
+    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
+
+
+def find_resumable_run(client, experiment_id: str, experiment_file: str, config_hash: str) -> str | None:
+    """The latest unfinished run of this experiment file and config that has a checkpoint.
+
+    Unfinished: status RUNNING (killed hard), FAILED or KILLED, and not
+    pruned by a sweep. Sweep trials (nested runs) are never picked.
+    """
+    # Status is checked below in Python: not every store's filter grammar supports `OR`.
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.{TAG_CONFIG_HASH} = '{config_hash}' and "
+            f"tags.{TAG_EXPERIMENT_FILE} = '{_quote(experiment_file)}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=200,
+    )
+    for run in runs:
+        tags = run.data.tags
+        if run.info.status not in RESUMABLE_STATUSES or tags.get(TAG_OUTCOME) == "pruned":
+            continue
+        if "mlflow.parentRunId" in tags:
+            continue
+        checkpoint = tags.get(TAG_CHECKPOINT_DIR)
+        if checkpoint and (Path(checkpoint) / "state.json").is_file():
+            return run.info.run_id
+    return None
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")
+
+
+def metric_histories(client, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """{key: [(step, value), ...]} sorted by step; for a step logged twice the last value wins."""
+    out = {}
+    for key in keys:
+        by_step: dict[int, tuple[int, float]] = {}
+        for m in client.get_metric_history(run_id, key):
+            if m.step not in by_step or m.timestamp >= by_step[m.step][0]:
+                by_step[m.step] = (m.timestamp, m.value)
+        if by_step:
+            out[key] = [(step, value) for step, (_, value) in sorted(by_step.items())]
+    return out
+
+
+def run_id_from_env() -> str | None:
+    """The run `mlflow run` created for this process (MLFLOW_RUN_ID), if any."""
+    return os.environ.get("MLFLOW_RUN_ID") or None

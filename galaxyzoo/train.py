@@ -1,0 +1,541 @@
+"""Train the CNN from an experiment config, as one tracked MLflow run.
+
+```python
+from galaxyzoo.config import load_experiment
+from galaxyzoo.train import train
+
+cfg = load_experiment("experiments/quickstart.yaml", ["epochs=2"])
+result = train(cfg, experiment_file="experiments/quickstart.yaml")
+result.run_id, result.metrics["test_rmse"]
+```
+
+`train` builds whatever data stages are missing (synthetic sample, ingest,
+crops, split), fits the model with the seed's callbacks, evaluates it on the
+test split and records everything in one MLflow run: the flattened config
+and library versions as params, per-epoch metrics, test metrics, the model
+(`mlflow.keras`), the CSV log, the resolved config and plots. A checkpoint
+after every epoch lets a killed training continue in the same run
+(`resume=RUN_ID` or `"auto"`). See docs/training.md for the run's layout.
+
+Keras, the backend and MLflow are imported inside the functions, so the CLI
+stays fast for every other command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from galaxyzoo import config as config_mod
+from galaxyzoo import tracking, workspace
+from galaxyzoo.config import ExperimentConfig
+from galaxyzoo.errors import GalaxyZooError
+
+logger = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
+GALLERY_SIZE = 16  # test crops drawn with their predictions
+# Per-epoch series read back from MLflow for the training-curves plot.
+CURVE_KEYS = ("loss", "val_loss", "r2_flat", "val_r2_flat", "rmse", "val_rmse", "lr")
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the split, ready to stream: store rows and the head's targets."""
+
+    name: str
+    asset_ids: np.ndarray
+    rows: np.ndarray  # rows of the crop store, in asset_ids order
+    targets: np.ndarray  # (N, 37) float32, after the head's target policy
+    counts: np.ndarray | None  # (N, 37) vote counts when the loss needs them
+
+    def __len__(self) -> int:
+        return len(self.asset_ids)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A built workspace, its split and the three parts (`train`, `val`, `test`)."""
+
+    workspace: workspace.Workspace
+    split: Any  # split.SplitInfo
+    store: Any  # store.CropStore
+    images: Any  # data.RowReader over the store
+    parts: dict[str, Part]
+
+    def sequence(self, part: str, *, batch_size: int, shuffle: bool = False, augment=None, seed: int = 0,
+                 workers: int = 1):
+        """A `data.GalaxySequence` over one part (None for an empty validation part)."""
+        from galaxyzoo.data import GalaxySequence
+
+        p = self.parts[part]
+        if len(p) == 0:
+            return None
+        return GalaxySequence(self.images, p.rows, p.targets, p.counts, batch_size=batch_size, shuffle=shuffle,
+                              augment=augment, seed=seed, workers=workers)
+
+
+def load_dataset(data_cfg, *, head: str, with_counts: bool, progress: bool = True) -> Dataset:
+    """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
+
+    Targets follow the head's policy (`model.targets_for_head`); vote counts
+    are loaded only when `with_counts` (a count-based loss).
+    """
+    from galaxyzoo.data import RowReader, load_labels
+    from galaxyzoo.model import targets_for_head
+    from galaxyzoo.store import CropStore
+
+    d = data_cfg
+    sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
+                 channels=d.channels)
+    ws = workspace.locate(d.source, d.workdir, **sizes)
+    split = workspace.build(ws, **sizes, test_size=d.test_size, val_size=d.val_size, split_seed=d.split_seed,
+                            progress=progress)
+    store = CropStore.open(ws.store)
+    parts = {}
+    for name in PARTS:
+        ids = np.asarray(getattr(split, name), dtype=np.int64)
+        targets, counts = load_labels(ws.db, ids, with_counts=with_counts)
+        parts[name] = Part(name, ids, store.rows_for(ids), targets_for_head(targets, head), counts)
+    return Dataset(ws, split, store, RowReader.for_store(store), parts)
+
+
+# ---------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one `train` call produced.
+
+    `metrics` holds the final test metrics (`test_rmse`, `test_r2_flat`, ...);
+    `history` every per-epoch series logged to MLflow, as `(epoch, value)`
+    pairs, resumed epochs included.
+    """
+
+    run_id: str
+    experiment_id: str
+    outcome: str  # "completed" (a failed, interrupted or pruned training raises instead)
+    epochs: int  # epochs completed in total, across resumes
+    resumed_from: int | None  # the epoch a resume started at, None for a fresh run
+    model_uri: str  # runs:/<run_id>/model
+    metrics: dict[str, float]
+    history: dict[str, list[tuple[int, float]]] = field(repr=False)
+
+    def best(self, key: str = "val_loss") -> float:
+        """The lowest value of a per-epoch series (e.g. `val_rmse` for a sweep's objective)."""
+        values = [v for _, v in self.history.get(key, [])]
+        if not values:
+            raise KeyError(f"run {self.run_id} logged no {key!r}; logged: {', '.join(sorted(self.history))}")
+        return min(values)
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(
+    cfg: ExperimentConfig,
+    *,
+    experiment_file: str | None = None,
+    resume: str | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    extra_callbacks: Iterable = (),
+    pruned_exceptions: tuple[type[BaseException], ...] = (),
+    runs_dir: str | Path | None = None,
+    verbose: int | str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `cfg` as one MLflow run and return its id and final metrics.
+
+    Args:
+        cfg: the resolved experiment (`config.load_experiment`).
+        experiment_file: the file `cfg` came from, recorded as a tag; `--resume
+            auto` only continues runs of the same file and config hash.
+        resume: `None` (new run), a run id to continue from its last
+            checkpoint, or `"auto"` (the latest unfinished run of this file and
+            config, else a new run).
+        parent_run_id: nest the run under this run (a sweep trial).
+        run_name: the MLflow run name (default `tracking.run_name`, else `cfg.name`).
+        extra_tags: more MLflow tags (e.g. a trial number).
+        extra_callbacks: more Keras callbacks, run after the built-in ones
+            (e.g. a pruning callback that reads `val_rmse`).
+        pruned_exceptions: exception types (e.g. `optuna.TrialPruned`) that
+            end the run as "pruned" (status KILLED, tag outcome=pruned) before
+            they propagate.
+        runs_dir: where run folders (checkpoints, CSV log) go; default
+            `<data.workdir>/runs`.
+        verbose: Keras `fit` verbosity; default 1 on a terminal, 2 (a line per
+            epoch) otherwise.
+        progress: show progress bars while the data is built.
+
+    Under `mlflow run` (MLFLOW_RUN_ID set) the run that command created is used.
+    Raises `GalaxyZooError` for a bad resume request or unusable data;
+    failures during training end the run as FAILED (KeyboardInterrupt:
+    KILLED, outcome=interrupted) and propagate.
+    """
+    import keras
+
+    loss = _loss(cfg.train)  # bad loss parameters fail here, before any run exists
+    env_run = tracking.run_id_from_env() if parent_run_id is None else None
+    uri = tracking.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
+    client = tracking.connect(uri)
+    file_tag = experiment_file or "<none>"
+    chash = config_mod.config_hash(cfg)
+    run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
+    resuming = run_id is not None and run_id != env_run
+
+    dataset = load_dataset(cfg.data, head=cfg.model.head, with_counts=loss.needs_counts,
+                           progress=progress)
+    logger.info("data: %s; %s", dataset.workspace.store, dataset.split.describe())
+    keras.utils.set_random_seed(cfg.train.seed)
+
+    tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, extra_tags)
+    name = run_name or cfg.tracking.run_name or cfg.name
+    with tracking.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
+                           run_name=None if resuming else name, tags=tags) as active:
+        run_id = active.info.run_id
+        run_dir = Path(runs_dir or Path(cfg.data.workdir) / "runs").resolve() / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tracking.set_tags(client, run_id, {tracking.TAG_CHECKPOINT_DIR: str(run_dir),
+                                           tracking.TAG_OUTCOME: "running"})
+        try:
+            result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming,
+                          list(extra_callbacks), verbose)
+        except pruned_exceptions:
+            tracking.finish_run(client, run_id, "pruned")
+            shutil.rmtree(run_dir, ignore_errors=True)  # a pruned trial is never resumed
+            raise
+        except KeyboardInterrupt:
+            tracking.finish_run(client, run_id, "interrupted")
+            raise
+        except BaseException:
+            tracking.finish_run(client, run_id, "failed")
+            raise
+        tracking.finish_run(client, run_id, "completed")
+    # The model is in MLflow now; the checkpoint only served a resume.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) -> tuple[str | None, str]:
+    """(run id to re-open or None for a new run, experiment id)."""
+    if resume and env_run:
+        raise GalaxyZooError(
+            "--resume cannot be used inside `mlflow run` (it already created a new run); "
+            "run `galaxyzoo train --resume ...` directly"
+        )
+    if resume and parent_run_id:
+        raise GalaxyZooError("resume and parent_run_id cannot be combined: sweep trials are not resumed")
+    if env_run:
+        return env_run, client.get_run(env_run).info.experiment_id
+    if parent_run_id:
+        return None, client.get_run(parent_run_id).info.experiment_id
+    experiment_id = tracking.experiment_id(client, cfg.tracking.experiment_name)
+    if not resume:
+        return None, experiment_id
+    if resume == "auto":
+        found = tracking.find_resumable_run(client, experiment_id, file_tag, chash)
+        if found is None:
+            logger.info("resume auto: no unfinished run of %s (config %s) with a checkpoint; starting a new run",
+                        file_tag, chash)
+        else:
+            logger.info("resume auto: continuing run %s", found)
+        return found, experiment_id
+    return resume, _check_resumable(client, resume, cfg, chash)
+
+
+def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> str:
+    """The experiment id of `run_id`, after checking it can continue with `cfg`."""
+    from galaxyzoo.callbacks import read_state
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise GalaxyZooError(f"--resume {run_id}: no such run in {client.tracking_uri}") from None
+    tags = run.data.tags
+    if run.info.status == "FINISHED":
+        raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
+    if tags.get(tracking.TAG_CONFIG_HASH) != chash:
+        changed = _changed_keys(run.data.params, config_mod.flatten(cfg))
+        raise GalaxyZooError(
+            f"--resume {run_id}: the run was trained with another config (hash "
+            f"{tags.get(tracking.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
+            f"resume with the run's experiment file {tags.get(tracking.TAG_EXPERIMENT_FILE)!r} and overrides"
+        )
+    directory = tags.get(tracking.TAG_CHECKPOINT_DIR)
+    if not directory or not read_state(Path(directory)):
+        raise GalaxyZooError(
+            f"--resume {run_id}: no checkpoint at {directory or '(no checkpoint_dir tag)'} (the run stopped before "
+            "its first epoch ended, or ran elsewhere, or train.callbacks.checkpoint was off); start a new run"
+        )
+    return run.info.experiment_id
+
+
+def _changed_keys(logged: dict[str, str], current: dict[str, str]) -> str:
+    keys = [k for k, v in current.items() if k.split(".")[0] in ("data", "model", "train") and logged.get(k) != v]
+    return ", ".join(f"{k}: {logged.get(k)} -> {current[k]}" for k in keys[:5]) or "unknown"
+
+
+def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, extra: dict | None) -> dict[str, str]:
+    from galaxyzoo import __version__
+
+    tags = {
+        tracking.TAG_EXPERIMENT_FILE: file_tag,
+        tracking.TAG_CONFIG_HASH: chash,
+        "experiment": cfg.name,
+        "head": cfg.model.head,
+        "loss": cfg.train.loss,
+        "data_source": "synthetic" if dataset.workspace.is_synthetic else "real",
+        "split_id": dataset.split.id,
+        "galaxyzoo_version": __version__,
+        **cfg.tracking.tags,
+        **(extra or {}),
+    }
+    if cfg.description:
+        tags["mlflow.note.content"] = cfg.description
+    return tags
+
+
+def _params(cfg: ExperimentConfig, dataset: Dataset, runtime: dict[str, str], callback_params: dict[str, str]):
+    """Every MLflow param of a run: config, data identity, library versions, runtime, callbacks."""
+    split = dataset.split
+    data = {
+        "data.kind": "synthetic" if dataset.workspace.is_synthetic else "real",
+        "data.raw_dir": str(dataset.workspace.raw.resolve()),
+        "data.split_id": split.id,
+        "data.store_content_id": str(dataset.store.meta.get("content_id")),
+        **{f"data.n_{part}": str(n) for part, n in split.counts.items()},
+    }
+    versions = {f"version.{k}": v for k, v in tracking.library_versions().items()}
+    return {**config_mod.flatten(cfg), "config_hash": config_mod.config_hash(cfg), **data, **versions,
+            **runtime, **callback_params}
+
+
+def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, extra_callbacks,
+         verbose) -> TrainResult:
+    """Fit, evaluate and record one run (the active MLflow run `run_id`)."""
+    from galaxyzoo import callbacks as cb
+    from galaxyzoo.data import Augment
+
+    with _runtime(cfg.train) as (scope, runtime):
+        with scope:
+            model = _compile(cfg, loss)
+        callbacks, callback_params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
+                                                        run_id=run_id, resume=resuming)
+        initial_epoch = 0
+        if resuming:
+            initial_epoch = _restore(model, run_dir, cfg)
+        else:
+            tracking.log_params(client, run_id, _params(cfg, dataset, runtime, callback_params))
+            config_path = config_mod.dump_yaml(cfg, run_dir / tracking.CONFIG_ARTIFACT)
+            client.log_artifact(run_id, str(config_path))
+        aug = cfg.train.augment
+        augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px) if aug.enabled else None
+        batch = cfg.train.batch_size
+        workers = 2  # prefetch batches in background threads while the model trains
+        train_seq = dataset.sequence("train", batch_size=batch, shuffle=True, augment=augment,
+                                     seed=cfg.train.seed, workers=workers)
+        train_seq.set_epoch(initial_epoch)
+        val_seq = dataset.sequence("val", batch_size=batch, workers=workers)
+        if initial_epoch < cfg.train.epochs:
+            logger.info("training %s for epochs %d..%d (run %s)", cfg.name, initial_epoch + 1, cfg.train.epochs,
+                        run_id)
+        model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks + extra_callbacks, verbose=_verbosity(verbose), shuffle=False)
+        history = tracking.metric_histories(client, run_id, list(CURVE_KEYS) + ["epoch_seconds"])
+        metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history)
+        tracking.log_keras_model(_inference_copy(model), _input_example(dataset))
+    epochs = len(history.get("loss", []))
+    return TrainResult(run_id, experiment_id, "completed", epochs, initial_epoch if resuming else None,
+                       f"runs:/{run_id}/{tracking.MODEL_NAME}", metrics, history)
+
+
+def _verbosity(verbose):
+    if verbose is not None:
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _loss(train_cfg):
+    """The configured loss; bad `train.loss_params` are a GalaxyZooError."""
+    from galaxyzoo import losses
+
+    try:
+        return losses.get_loss(train_cfg.loss, **train_cfg.loss_params)
+    except (TypeError, ValueError) as exc:
+        raise GalaxyZooError(f"train.loss_params: {exc}") from None
+
+
+def _compile(cfg: ExperimentConfig, loss):
+    """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
+    import keras
+
+    from galaxyzoo import metrics
+    from galaxyzoo.model import build_model
+
+    model = build_model(**config_mod.model_kwargs(cfg))
+    if keras.mixed_precision.global_policy().compute_dtype == "float16":
+        # float16 sigmoid/softmax outputs are too coarse for the loss; the head's output is cast back.
+        outputs = keras.layers.Activation("linear", dtype="float32", name="answers_float32")(model.output)
+        model = keras.Model(model.input, outputs, name=model.name)
+    model.compile(optimizer=_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
+    return model
+
+
+def _optimizer(train_cfg):
+    import keras
+
+    classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop}
+    return classes[train_cfg.optimizer](learning_rate=train_cfg.learning_rate)
+
+
+def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
+    """Load the checkpoint's weights and optimizer state; return the epoch to continue at."""
+    from galaxyzoo import callbacks as cb
+
+    state = cb.read_state(run_dir)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(run_dir / cb.CHECKPOINT_WEIGHTS))
+    cb.restore_seed_generators(model, state.get("seed_generators", []))
+    next_epoch = int(state["next_epoch"])
+    if state.get("callbacks", {}).get("early_stopping", {}).get("stopped_epoch"):
+        next_epoch = cfg.train.epochs  # early stopping had ended the training before the kill
+    if cfg.train.callbacks.csv_logger.enabled and cfg.train.callbacks.csv_logger.append:
+        cb.truncate_csv_log(run_dir / cb.CSV_LOG, next_epoch)
+    logger.info("resuming at epoch %d of %d from %s", next_epoch + 1, cfg.train.epochs, run_dir)
+    return next_epoch
+
+
+@contextlib.contextmanager
+def _runtime(train_cfg):
+    """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, params).
+
+    Both switches only engage with at least one GPU; without one a log line
+    says so and training runs in float32 on the CPU. The global Keras policy
+    and distribution are put back afterwards (a sweep trains many models in
+    one process).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    gpus = available_gpus(backend)
+    params = {"runtime.backend": backend, "runtime.gpus": str(len(gpus))}
+    previous_policy = keras.mixed_precision.global_policy()
+    scope = contextlib.nullcontext()
+    distribution_set = False
+    if train_cfg.mixed_precision and gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        params["runtime.mixed_precision"] = "mixed_float16"
+    elif train_cfg.mixed_precision:
+        logger.warning("train.mixed_precision is on but no GPU is visible to %s: training in float32", backend)
+        params["runtime.mixed_precision"] = "off (no GPU)"
+    else:
+        params["runtime.mixed_precision"] = "off"
+    if train_cfg.distribute == "mirrored" and gpus:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            scope = tf.distribute.MirroredStrategy().scope()
+            params["runtime.distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
+        elif backend == "jax":
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
+            distribution_set = True
+            params["runtime.distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
+        else:
+            logger.warning("train.distribute=mirrored is not supported on the %s backend: one device", backend)
+            params["runtime.distribution"] = f"none ({backend} backend)"
+    elif train_cfg.distribute == "mirrored":
+        logger.warning("train.distribute=mirrored but no GPU is visible to %s: training on the CPU", backend)
+        params["runtime.distribution"] = "none (no GPU)"
+    else:
+        params["runtime.distribution"] = "none"
+    logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in params.items()))
+    try:
+        yield scope, params
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if distribution_set:
+            keras.distribution.set_distribution(None)
+
+
+def available_gpus(backend: str) -> list:
+    """The GPUs the Keras backend can use (device objects or names); empty on a CPU machine."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.list_physical_devices("GPU")
+    if backend == "jax":
+        import jax
+
+        return [d for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history) -> dict[str, float]:
+    """Test metrics, the per-question table and the plots, logged to the run; returns the metrics."""
+    import keras
+
+    from galaxyzoo import evaluate, plots
+    from galaxyzoo.callbacks import CSV_LOG
+
+    test = dataset.parts["test"]
+    y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
+    y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
+    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
+    metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
+    tracking.log_metrics(client, run_id, metrics)
+
+    artifacts = run_dir / "artifacts"
+    table = artifacts / "per_question_metrics.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    evaluation.per_question.to_csv(table, index=False)
+    client.log_artifact(run_id, str(table))
+    if (run_dir / CSV_LOG).is_file():
+        client.log_artifact(run_id, str(run_dir / CSV_LOG))
+    figures = artifacts / "plots"
+    plots.training_curves(history, figures / "training_curves.png", title=f"{cfg.name} ({run_id[:8]})")
+    for question in evaluation.per_question["question"]:
+        plots.predicted_vs_true(test.targets, y_pred, question, figures / "pred_vs_true" / f"{question}.png")
+    pick = np.random.default_rng(cfg.train.seed).choice(len(test), min(GALLERY_SIZE, len(test)), replace=False)
+    pick.sort()
+    plots.crop_gallery(dataset.images[test.rows[pick]], test.targets[pick], y_pred[pick], test.asset_ids[pick],
+                       figures / "test_crops.png")
+    client.log_artifacts(run_id, str(figures), "plots")
+    logger.info("test: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat",
+                                                                          "test_rmse_cumulative")))
+    return metrics
+
+
+def _inference_copy(model):
+    """An uncompiled copy of `model` with its weights: the logged model carries no optimizer
+    state or training metrics, so it loads anywhere `galaxyzoo.model` is importable."""
+    import keras
+
+    # Not clone_model: it would also re-compile the copy from the original's compile config.
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _input_example(dataset: Dataset) -> np.ndarray:
+    """One test crop, scaled as the model sees it: the logged model's input example."""
+    rows = dataset.parts["test"].rows[:1]
+    return dataset.images[rows].astype(np.float32) / np.float32(255.0)

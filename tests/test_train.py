@@ -1,0 +1,315 @@
+"""Training as MLflow runs: what a run records, resume after a kill, reproducibility, errors, evaluate."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from galaxyzoo import schema
+from galaxyzoo.cli import main
+from galaxyzoo.commands.train import split_assignments
+from galaxyzoo.config import config_hash, flatten, load_experiment
+from galaxyzoo.errors import GalaxyZooError
+
+REPO = Path(__file__).resolve().parents[1]
+PER_EPOCH = ("loss", "rmse", "r2_flat", "val_loss", "val_rmse", "val_r2_flat", "lr")
+FINAL = ("test_rmse", "test_r2_flat", "test_r2_mean_columns", "test_rmse_cumulative", "test_loss",
+         *(f"test_rmse_{q.id}" for q in schema.QUESTIONS))
+# Two trainings of one config on the same data agree this closely on CPU (docs/training.md).
+REPRO_ATOL = 1e-5
+
+
+def _uri(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _cfg(experiment: Path, folder: Path, *overrides: str):
+    return load_experiment(experiment, [f"tracking.tracking_uri={_uri(folder)}", *overrides])
+
+
+def _client(folder: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(_uri(folder))
+
+
+def _artifact_paths(client, run_id: str, path: str = "") -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def _steps(client, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def _history(client, run_id: str, key: str) -> list[float]:
+    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def _train(cfg, experiment: Path, **kwargs):
+    from galaxyzoo.train import train
+
+    return train(cfg, experiment_file=str(experiment), progress=False, verbose=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_experiment, tmp_path_factory):
+    """One 2-epoch training of the tiny experiment: (tracking folder, config, TrainResult)."""
+    folder = tmp_path_factory.mktemp("first-run")
+    cfg = _cfg(tiny_experiment, folder, "epochs=2")
+    return folder, cfg, _train(cfg, tiny_experiment)
+
+
+# ---------------------------------------------------------------- what a run records
+
+
+def test_run_logs_config_versions_and_callbacks_as_params(first_run):
+    folder, cfg, result = first_run
+    params = _client(folder).get_run(result.run_id).data.params
+    for key, value in flatten(cfg).items():
+        assert params[key] == value, key
+    for lib in ("keras", "keras_backend", "tensorflow", "mlflow", "numpy", "galaxyzoo"):
+        assert params[f"version.{lib}"], lib
+    assert params["data.kind"] == "synthetic"
+    assert len(params["data.split_id"]) == 12
+    assert int(params["data.n_train"]) + int(params["data.n_val"]) + int(params["data.n_test"]) > 100
+    early = params["callback.early_stopping"]
+    assert early.startswith("EarlyStopping(") and "monitor=loss" in early and "patience=7" in early
+    assert "factor=0.1" in params["callback.reduce_lr_on_plateau"]
+    assert "factor=0.8" in params["callback.lr_step"] and "every=10" in params["callback.lr_step"]
+    assert "append=True" in params["callback.csv_logger"]
+    assert params["callback.checkpoint"].startswith("EpochCheckpoint(")
+    assert params["runtime.mixed_precision"] == "off" and params["runtime.distribution"] == "none"
+
+
+def test_run_logs_every_epoch_and_the_final_test_metrics(first_run):
+    folder, _, result = first_run
+    client = _client(folder)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    for key in PER_EPOCH:
+        assert _steps(client, result.run_id, key) == [0, 1], key
+    assert _history(client, result.run_id, "lr") == pytest.approx([0.001, 0.001])
+    for key in FINAL:
+        assert run.data.metrics[key] == pytest.approx(result.metrics[key]), key
+    assert 0 < result.metrics["test_rmse"] < 1
+    assert result.epochs == 2 and result.resumed_from is None
+    assert result.best("val_loss") == min(_history(client, result.run_id, "val_loss"))
+
+
+def test_run_tags_make_runs_comparable(first_run, tiny_experiment):
+    folder, cfg, result = first_run
+    tags = _client(folder).get_run(result.run_id).data.tags
+    assert tags["experiment_file"] == str(tiny_experiment)
+    assert tags["config_hash"] == config_hash(cfg)
+    assert (tags["head"], tags["loss"], tags["data_source"]) == ("sigmoid", "mse", "synthetic")
+    assert tags["galaxyzoo_version"] and tags["outcome"] == "completed"
+    assert tags["mlflow.runName"] == "tiny"
+
+
+def test_run_artifacts_log_plots_table_config_and_model(first_run):
+    import mlflow
+
+    folder, cfg, result = first_run
+    client = _client(folder)
+    paths = _artifact_paths(client, result.run_id)
+    expected = {"config.yaml", "training_log.csv", "per_question_metrics.csv", "plots/training_curves.png",
+                "plots/test_crops.png", *(f"plots/pred_vs_true/{q.id}.png" for q in schema.QUESTIONS)}
+    assert expected <= paths
+
+    config_file = client.download_artifacts(result.run_id, "config.yaml")
+    assert config_hash(load_experiment(config_file)) == config_hash(cfg)
+    with open(client.download_artifacts(result.run_id, "training_log.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert {"loss", "lr", "r2_flat", "rmse", "val_loss"} <= set(rows[0])
+    assert "learning_rate" not in rows[0]  # Keras's own key is replaced by the seed's `lr`
+    with open(client.download_artifacts(result.run_id, "per_question_metrics.csv")) as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["question"] for r in table] == [q.id for q in schema.QUESTIONS]
+
+    info = mlflow.models.get_model_info(f"runs:/{result.run_id}/model")
+    assert "keras" in info.flavors
+    assert tuple(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 32, 32, 1)
+    assert info.saved_input_example_info is not None
+    model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
+    assert model.predict(np.zeros((2, 32, 32, 1), np.float32), verbose=0).shape == (2, 37)
+    # The checkpoint served only a resume; the finished run's folder is gone.
+    assert not Path(client.get_run(result.run_id).data.tags["checkpoint_dir"]).exists()
+
+
+def test_same_config_on_same_data_reproduces_the_metrics(first_run, tiny_experiment):
+    folder, cfg, first = first_run
+    second = _train(cfg, tiny_experiment)
+    assert second.run_id != first.run_id
+    client = _client(folder)
+    for key in PER_EPOCH:
+        np.testing.assert_allclose(_history(client, second.run_id, key), _history(client, first.run_id, key),
+                                   atol=REPRO_ATOL, err_msg=key)
+    for key in FINAL:
+        assert second.metrics[key] == pytest.approx(first.metrics[key], abs=REPRO_ATOL), key
+
+
+# ---------------------------------------------------------------- resume
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras
+    from galaxyzoo.config import load_experiment
+    from galaxyzoo.train import train
+
+    class KillAfterEpoch(keras.callbacks.Callback):
+        # Runs after the built-in callbacks, so the epoch is logged and checkpointed.
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == int(sys.argv[3]):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    cfg = load_experiment(sys.argv[1], sys.argv[4:])
+    train(cfg, experiment_file=sys.argv[2], extra_callbacks=[KillAfterEpoch()], progress=False, verbose=0)
+    """
+)
+
+
+def test_killed_training_resumes_in_the_same_run(tiny_experiment, tmp_path):
+    overrides = [f"tracking.tracking_uri={_uri(tmp_path)}", "epochs=3"]
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    killed = subprocess.run([sys.executable, str(script), str(tiny_experiment), str(tiny_experiment), "1", *overrides],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+    client = _client(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])
+    assert run.info.status == "RUNNING"  # nobody could end it: the process died
+    assert _steps(client, run.info.run_id, "loss") == [0, 1]
+
+    cfg = load_experiment(tiny_experiment, overrides)
+    resumed = _train(cfg, tiny_experiment, resume="auto")
+    assert resumed.run_id == run.info.run_id and resumed.resumed_from == 2 and resumed.epochs == 3
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    for key in PER_EPOCH:
+        assert _steps(client, run.info.run_id, key) == [0, 1, 2], key
+    with open(client.download_artifacts(run.info.run_id, "training_log.csv")) as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["0", "1", "2"]
+
+    # The resumed history is the one an uninterrupted training writes: weights, optimizer
+    # state and the shuffling order all continue where they stopped.
+    (tmp_path / "straight").mkdir()
+    straight = _train(_cfg(tiny_experiment, tmp_path / "straight", "epochs=3"), tiny_experiment)
+    other = _client(tmp_path / "straight")
+    for key in ("loss", "val_loss", "lr"):
+        np.testing.assert_allclose(_history(client, resumed.run_id, key), _history(other, straight.run_id, key),
+                                   atol=REPRO_ATOL, err_msg=key)
+    assert resumed.metrics["test_rmse"] == pytest.approx(straight.metrics["test_rmse"], abs=REPRO_ATOL)
+
+
+def test_resume_auto_without_an_unfinished_run_starts_a_new_one(first_run, tiny_experiment):
+    folder, cfg, first = first_run
+    # first_run finished, so there is nothing to continue.
+    from galaxyzoo import tracking
+
+    client = _client(folder)
+    found = tracking.find_resumable_run(client, first.experiment_id, str(tiny_experiment), config_hash(cfg))
+    assert found is None
+
+
+def test_resume_refuses_finished_unknown_and_differently_configured_runs(first_run, tiny_experiment):
+    from galaxyzoo.train import train
+
+    folder, cfg, first = first_run
+    with pytest.raises(GalaxyZooError, match="already finished"):
+        train(cfg, resume=first.run_id)
+    with pytest.raises(GalaxyZooError, match="no such run"):
+        train(cfg, resume="0" * 32)
+    client = _client(folder)
+    other = client.create_run(first.experiment_id, tags={"config_hash": "000000000000"})
+    with pytest.raises(GalaxyZooError, match="another config"):
+        train(cfg, resume=other.info.run_id)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_set_splits_on_spaces_and_on_commas_before_a_key():
+    assert split_assignments("") == []
+    assert split_assignments("epochs=2 batch_size=8") == ["epochs=2", "batch_size=8"]
+    assert split_assignments("epochs=2,model.conv_filters=[16,32],seed=3") == [
+        "epochs=2", "model.conv_filters=[16,32]", "seed=3"]
+    assert split_assignments("tracking.tags.note='a b'") == ["tracking.tags.note=a b"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--experiment", "missing.yaml"], "missing.yaml: experiment file not found"),
+        (["--epochs", "ten"], "train.epochs: expected an integer, got 'ten'"),
+        (["--set", "model.head=tanh"], "model.head: expected one of"),
+        (["--set", "train.epochz=3"], "unknown key 'train.epochz'"),
+        (["--set", "train.loss_params={alpha: 1}"], "train.loss_params"),
+        (["--data", "no/such/folder"], "raw GZ2 folder not found"),
+    ],
+)
+def test_bad_input_is_one_line_error(argv, message, tiny_experiment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if "--experiment" not in argv:
+        argv = ["--experiment", str(tiny_experiment), "--set", f"tracking.tracking_uri={_uri(tmp_path)}", *argv]
+    assert main(["train", *argv]) == 2
+    # MLflow may log a line of its own first (creating a new database); ours is one line, last.
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("galaxyzoo: error: ") and message in lines[-1]
+    assert not any("Traceback" in line for line in lines)
+    if (tmp_path / "mlflow.db").exists():  # refused before any run was opened
+        client = _client(tmp_path)
+        assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_resume_inside_mlflow_run_is_refused(tiny_experiment, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
+    argv = ["train", "--experiment", str(tiny_experiment), "--set", f"tracking.tracking_uri={_uri(tmp_path)}",
+            "--resume", "auto"]
+    assert main(argv) == 2
+    assert "cannot be used inside `mlflow run`" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- heads, losses, evaluate
+
+
+def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_experiment, tmp_path, monkeypatch,
+                                                                       capsys):
+    from galaxyzoo.evaluate import evaluate
+
+    cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial")
+    result = _train(cfg, tiny_experiment)
+    run = _client(tmp_path).get_run(result.run_id)
+    assert (run.data.tags["head"], run.data.tags["loss"]) == ("softmax-per-question", "dirichlet-multinomial")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
+    scored = evaluate(result.run_id, progress=False)  # a bare run id: its model, its config
+    assert scored.run_id == result.run_id and scored.n == int(run.data.params["data.n_test"])
+    for key in ("rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", "rmse_t05"):
+        assert scored.metrics[key] == pytest.approx(result.metrics[f"test_{key}"], abs=1e-5), key
+    assert list(scored.per_question["question"]) == [q.id for q in schema.QUESTIONS]
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", f"runs:/{result.run_id}/model", "--data", "", "--out", str(out)]) == 0
+    assert "rmse_cumulative" in capsys.readouterr().out
+    assert (out / "metrics.json").is_file() and (out / "per_question_metrics.csv").is_file()
+
+
+def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
+    from galaxyzoo.evaluate import evaluate
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
+    with pytest.raises(GalaxyZooError, match="not logged by a run"):
+        evaluate(str(tmp_path / "nowhere"), progress=False)

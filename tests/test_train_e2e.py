@@ -1,0 +1,95 @@
+"""End to end: `mlflow run` of the `main` entry point, and a training under the JAX backend."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _env(**extra) -> dict:
+    # MLproject commands call `python`: this interpreter's folder goes first on PATH.
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MLFLOW_RUN_ID", None)
+    return {**env, **extra}
+
+
+def _only_run(uri: str, experiment: str):
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return client, run
+
+
+@pytest.mark.slow
+def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experiment, tiny_workdir, tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cmd = [str(BIN / "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local", "--experiment-name", "e2e",
+           "-P", f"experiment={tiny_experiment}", "-P", "epochs=2", "-P", f"set=seed=1,workdir={tiny_workdir}"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    client, run = _only_run(uri, "e2e")  # one run: the trainer used the run `mlflow run` made
+    assert run.info.status == "FINISHED"
+    params, tags = run.data.params, run.data.tags
+    assert (params["train.epochs"], params["train.seed"], params["data.workdir"]) == ("2", "1", str(tiny_workdir))
+    assert params["version.keras_backend"] == "tensorflow" and params["data.kind"] == "synthetic"
+    assert tags["mlflow.project.entryPoint"] == "main"
+    assert (tags["experiment_file"], tags["data_source"], tags["outcome"]) == (str(tiny_experiment), "synthetic",
+                                                                               "completed")
+    for key in ("loss", "val_loss", "rmse", "val_rmse", "r2_flat", "val_r2_flat", "lr"):
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == [0, 1], key
+    for key in ("test_rmse", "test_r2_flat", "test_r2_mean_columns", "test_rmse_cumulative", "test_rmse_t11"):
+        assert key in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "training_log.csv", "per_question_metrics.csv", "plots"} <= artifacts
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
+    assert model.output_shape == (None, 37)
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    class NoTensorFlow:
+        # Behave as a machine without TensorFlow installed: the JAX trainer must not need it.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "tensorflow":
+                raise ImportError("TensorFlow is hidden in this test")
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    from galaxyzoo.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_training_runs_under_jax_without_tensorflow(tiny_experiment, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["train", "--experiment", str(tiny_experiment),
+            "--set", f"tracking.tracking_uri={uri} experiment_name=jax mixed_precision=true distribute=mirrored"]
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, *argv], cwd=tmp_path, env=_env(KERAS_BACKEND="jax"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Without a GPU both switches stay off, and say so.
+    assert "no GPU is visible to jax" in done.stderr
+
+    client, run = _only_run(uri, "jax")
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["version.keras_backend"] == "jax" and "version.tensorflow" not in params
+    assert params["runtime.mixed_precision"] == "off (no GPU)"
+    assert params["runtime.distribution"] == "none (no GPU)"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_rmse")] == [0]
+    assert 0 < run.data.metrics["test_rmse"] < 1
