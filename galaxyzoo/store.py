@@ -1,0 +1,235 @@
+"""The crop store: every galaxy's crop in one memory-mapped uint8 array on disk.
+
+A store is a directory:
+
+    meta.json      size, channels, count, source, branch/status counts, content_id, complete
+    asset_ids.npy  int64 (N,): which galaxy each row holds
+    images.u8      raw uint8 (N, size, size, channels), C order, read through np.memmap
+    rows.bin       one packed record per row: status (u1), branch (u1), crc32 of the crop (u4)
+
+A row's status starts "pending" and becomes ok / fallback / corrupt / missing only after its
+pixels are written and flushed, so a killed `galaxyzoo prepare` resumes at the first pending
+rows and never trusts a half-written crop. Why this layout: see docs/prepare.md.
+
+Example:
+
+```python
+store = CropStore.open("data/crops")
+rows = store.rows_for([100008, 100023])
+batch = store.images[np.sort(rows)] / 255.0  # (2, 106, 106, 1) float
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from galaxyzoo.crop import BRANCHES
+from galaxyzoo.errors import GalaxyZooError
+
+FORMAT = "galaxyzoo-crop-store/1"
+# Bump when crop.py would produce different pixels, so old stores stop matching.
+ALGORITHM = "seed-crop/1"
+STATUSES = ("pending", "ok", "fallback", "corrupt", "missing")
+BRANCH_LABELS = ("none",) + BRANCHES
+USABLE = ("ok", "fallback")
+ROW_DTYPE = np.dtype([("status", "u1"), ("branch", "u1"), ("crc32", "<u4")])
+FILES = ("meta.json", "asset_ids.npy", "images.u8", "rows.bin")
+
+
+def status_code(name: str) -> int:
+    return STATUSES.index(name)
+
+
+def branch_code(name: str) -> int:
+    return BRANCH_LABELS.index(name)
+
+
+def open_image_rows(store_path: str | Path, row_shape: tuple[int, ...], start: int, stop: int) -> np.memmap:
+    """A writable memmap of rows start..stop of a store's images.u8 (for worker processes).
+
+    Mapping only the rows a worker owns keeps each flush small.
+    """
+    row_bytes = int(np.prod(row_shape))
+    return np.memmap(
+        Path(store_path) / "images.u8", dtype=np.uint8, mode="r+",
+        offset=start * row_bytes, shape=(stop - start, *row_shape),
+    )
+
+
+def _write_json(path: Path, data: dict) -> None:
+    # Write then rename, so a crash never leaves a half-written meta.json.
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class CropStore:
+    """A directory of fixed-size uint8 crops, one row per asset_id (see the module docstring)."""
+
+    def __init__(self, path: Path, meta: dict, asset_ids: np.ndarray, images: np.memmap, rows: np.memmap):
+        self.path = path
+        self.meta = meta
+        self.asset_ids = asset_ids
+        self.images = images
+        self._rows = rows
+        self._index = None
+
+    @classmethod
+    def create(
+        cls, path, asset_ids, size: int = 106, channels: int = 1, source: dict | None = None
+    ) -> "CropStore":
+        """Create an empty (all rows pending) writable store at `path`, which must hold no store yet."""
+        path = Path(path)
+        ids = np.asarray(asset_ids, dtype=np.int64)
+        if ids.ndim != 1 or len(ids) == 0:
+            raise GalaxyZooError(f"a crop store needs a non-empty list of asset_ids, got shape {ids.shape}")
+        if len(np.unique(ids)) != len(ids):
+            raise GalaxyZooError(f"asset_ids for crop store {path} contain duplicates")
+        if (path / "meta.json").exists():
+            raise GalaxyZooError(f"{path} already holds a crop store")
+        path.mkdir(parents=True, exist_ok=True)
+        np.save(path / "asset_ids.npy", ids)
+        row_shape = (size, size, channels)
+        # Sparse files: nothing is written until a crop lands in its row.
+        with open(path / "images.u8", "wb") as fh:
+            fh.truncate(len(ids) * int(np.prod(row_shape)))
+        with open(path / "rows.bin", "wb") as fh:
+            fh.truncate(len(ids) * ROW_DTYPE.itemsize)
+        meta = {
+            "format": FORMAT,
+            "algorithm": ALGORITHM,
+            "size": size,
+            "channels": channels,
+            "channel_order": "gray" if channels == 1 else "BGR",
+            "dtype": "uint8",
+            "count": len(ids),
+            "source": source or {},
+            "complete": False,
+            "branch_counts": {},
+            "status_counts": {},
+            "content_id": None,
+        }
+        _write_json(path / "meta.json", meta)
+        return cls.open(path, writable=True)
+
+    @classmethod
+    def open(cls, path, writable: bool = False) -> "CropStore":
+        """Open a store read-only (default) or writable; raises GalaxyZooError if it is not a store."""
+        path = Path(path)
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            raise GalaxyZooError(f"{path} is not a crop store (no meta.json); run `galaxyzoo prepare` first")
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != FORMAT:
+                raise GalaxyZooError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
+            ids = np.load(path / "asset_ids.npy")
+            mode = "r+" if writable else "r"
+            row_shape = (meta["size"], meta["size"], meta["channels"])
+            images = np.memmap(path / "images.u8", dtype=np.uint8, mode=mode, shape=(len(ids), *row_shape))
+            rows = np.memmap(path / "rows.bin", dtype=ROW_DTYPE, mode=mode, shape=(len(ids),))
+        except (OSError, ValueError, KeyError) as exc:
+            raise GalaxyZooError(
+                f"crop store {path} is damaged ({exc}); prepare it again with --overwrite"
+            ) from exc
+        return cls(path, meta, ids, images, rows)
+
+    def __len__(self) -> int:
+        return len(self.asset_ids)
+
+    @property
+    def size(self) -> int:
+        return self.meta["size"]
+
+    @property
+    def channels(self) -> int:
+        return self.meta["channels"]
+
+    @property
+    def status(self) -> np.ndarray:
+        """Status label of every row: pending, ok, fallback, corrupt or missing."""
+        return np.asarray(STATUSES)[self._rows["status"]]
+
+    @property
+    def branches(self) -> np.ndarray:
+        """Crop branch of every row (center106, center212, full, fallback; none if no crop)."""
+        return np.asarray(BRANCH_LABELS)[self._rows["branch"]]
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Boolean mask of rows that hold a real crop (status ok or fallback)."""
+        return np.isin(self._rows["status"], [status_code(s) for s in USABLE])
+
+    def pending_rows(self) -> np.ndarray:
+        """Indices of rows not written yet (all of them in a new store)."""
+        return np.flatnonzero(self._rows["status"] == status_code("pending"))
+
+    def rows_for(self, asset_ids) -> np.ndarray:
+        """Row index of each asset_id, in the given order.
+
+        Raises GalaxyZooError naming the ids that are not in the store or whose crop is not
+        usable (corrupt, missing or still pending), so no galaxy silently trains on zeros.
+        """
+        wanted = np.asarray(asset_ids, dtype=np.int64)
+        if self._index is None:
+            order = np.argsort(self.asset_ids, kind="stable")
+            self._index = (self.asset_ids[order], order)
+        sorted_ids, order = self._index
+        pos = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
+        found = sorted_ids[pos] == wanted
+        if not found.all():
+            absent = wanted[~found]
+            raise GalaxyZooError(
+                f"{len(absent)} asset_id(s) are not in crop store {self.path}: {first_few(absent)}"
+            )
+        rows = order[pos]
+        bad = ~self.usable[rows]
+        if bad.any():
+            labels = self.status[rows[bad]]
+            detail = ", ".join(f"{a} ({s})" for a, s in zip(wanted[bad][:5], labels[:5]))
+            raise GalaxyZooError(f"{bad.sum()} asset_id(s) have no usable crop in {self.path}: {detail}")
+        return rows
+
+    def mark_done(self, rows: slice, status: np.ndarray, branch: np.ndarray, crc32: np.ndarray) -> None:
+        """Record finished rows (their pixels must already be flushed) and flush the records."""
+        self._rows["status"][rows] = status
+        self._rows["branch"][rows] = branch
+        self._rows["crc32"][rows] = crc32
+        self._rows.flush()
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(status counts, branch counts) over all rows, zeros included."""
+        status = np.bincount(self._rows["status"], minlength=len(STATUSES))
+        branch = np.bincount(self._rows["branch"], minlength=len(BRANCH_LABELS))
+        return (
+            {name: int(n) for name, n in zip(STATUSES, status)},
+            {name: int(n) for name, n in zip(BRANCH_LABELS, branch)},
+        )
+
+    def content_id(self) -> str:
+        """A digest of everything that defines the store's content, pixels included.
+
+        Each row's crc32 stands in for its pixels, so this costs a few MB of hashing, not GB.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        params = {k: self.meta[k] for k in ("format", "algorithm", "size", "channels")}
+        digest.update(json.dumps(params, sort_keys=True).encode())
+        digest.update(self.asset_ids.tobytes())
+        digest.update(np.ascontiguousarray(self._rows).tobytes())
+        return digest.hexdigest()
+
+    def update_meta(self, **changes) -> None:
+        self.meta.update(changes)
+        _write_json(self.path / "meta.json", self.meta)
+
+
+def first_few(ids, n: int = 5) -> str:
+    """The first n ids as text, with a count of the rest: for error messages and reports."""
+    shown = ", ".join(str(i) for i in ids[:n])
+    return shown + (f", ... ({len(ids) - n} more)" if len(ids) > n else "")
