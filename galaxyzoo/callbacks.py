@@ -54,7 +54,8 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
     Args:
         callbacks_cfg: `config.CallbacksConfig`.
         run_dir: the run's local folder (checkpoint and CSV log live here).
-        client, run_id: where `MlflowMetricsLogger` logs.
+        client, run_id: where `MlflowMetricsLogger` logs (client None: no MLflow
+            logging, e.g. for a benchmark on a machine without MLflow).
         resume: continuing a run: restore the callbacks' state from the checkpoint.
 
     Returns `(callbacks, params)`: `params` maps `callback.<name>` to the
@@ -80,7 +81,8 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
         settings = {"filename": CSV_LOG, "append": cfg.csv_logger.append}
         named.append(("csv_logger", keras.callbacks.CSVLogger(str(run_dir / CSV_LOG), append=cfg.csv_logger.append),
                       settings))
-    named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id), {"step": "epoch"}))
+    if client is not None:
+        named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id), {"step": "epoch"}))
     if cfg.checkpoint:
         stateful = {name: cb for name, cb, _ in named if name in _RESUMED_ATTRIBUTES}
         checkpoint = EpochCheckpoint(run_dir, stateful, restore=resume)

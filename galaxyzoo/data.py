@@ -183,9 +183,8 @@ class GalaxySequence(keras.utils.PyDataset):
         return -(-len(self.rows) // self.batch_size)
 
     def __getitem__(self, index: int):
+        # Batches keep the order of `rows` (unshuffled predictions line up with their labels).
         picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        # Sorted store rows turn the gather into mostly sequential reads of the memmap.
-        picked = picked[np.argsort(self.rows[picked], kind="stable")]
         x = self.images[self.rows[picked]]
         if self.augment is not None:
             x = augment_batch(x, np.random.default_rng([self.seed, self.epoch, index]), self.augment)

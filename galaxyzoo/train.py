@@ -84,6 +84,19 @@ class Dataset:
         return GalaxySequence(self.images, p.rows, p.targets, p.counts, batch_size=batch_size, shuffle=shuffle,
                               augment=augment, seed=seed, workers=workers)
 
+    def fit_sequences(self, train_cfg, initial_epoch: int = 0):
+        """(train, val) sequences as `train_cfg` asks: shuffled and augmented training batches
+        from `initial_epoch`'s order on, plain validation batches (None without a val part)."""
+        from galaxyzoo.data import Augment
+
+        aug = train_cfg.augment
+        augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px) if aug.enabled else None
+        workers = 2  # prefetch batches in background threads while the model trains
+        train_seq = self.sequence("train", batch_size=train_cfg.batch_size, shuffle=True, augment=augment,
+                                  seed=train_cfg.seed, workers=workers)
+        train_seq.set_epoch(initial_epoch)
+        return train_seq, self.sequence("val", batch_size=train_cfg.batch_size, workers=workers)
+
 
 def load_dataset(data_cfg, *, head: str, with_counts: bool, progress: bool = True) -> Dataset:
     """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
@@ -186,7 +199,7 @@ def train(
     """
     import keras
 
-    loss = _loss(cfg.train)  # bad loss parameters fail here, before any run exists
+    loss = make_loss(cfg.train)  # bad loss parameters fail here, before any run exists
     env_run = tracking.run_id_from_env() if parent_run_id is None else None
     uri = tracking.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
     client = tracking.connect(uri)
@@ -327,11 +340,10 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
          verbose) -> TrainResult:
     """Fit, evaluate and record one run (the active MLflow run `run_id`)."""
     from galaxyzoo import callbacks as cb
-    from galaxyzoo.data import Augment
 
-    with _runtime(cfg.train) as (scope, runtime):
+    with runtime_scope(cfg.train) as (scope, runtime):
         with scope:
-            model = _compile(cfg, loss)
+            model = compile_model(cfg, loss)
         callbacks, callback_params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
                                                         run_id=run_id, resume=resuming)
         initial_epoch = 0
@@ -341,14 +353,7 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
             tracking.log_params(client, run_id, _params(cfg, dataset, runtime, callback_params))
             config_path = config_mod.dump_yaml(cfg, run_dir / tracking.CONFIG_ARTIFACT)
             client.log_artifact(run_id, str(config_path))
-        aug = cfg.train.augment
-        augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px) if aug.enabled else None
-        batch = cfg.train.batch_size
-        workers = 2  # prefetch batches in background threads while the model trains
-        train_seq = dataset.sequence("train", batch_size=batch, shuffle=True, augment=augment,
-                                     seed=cfg.train.seed, workers=workers)
-        train_seq.set_epoch(initial_epoch)
-        val_seq = dataset.sequence("val", batch_size=batch, workers=workers)
+        train_seq, val_seq = dataset.fit_sequences(cfg.train, initial_epoch)
         if initial_epoch < cfg.train.epochs:
             logger.info("training %s for epochs %d..%d (run %s)", cfg.name, initial_epoch + 1, cfg.train.epochs,
                         run_id)
@@ -368,7 +373,7 @@ def _verbosity(verbose):
     return 1 if sys.stdout.isatty() else 2
 
 
-def _loss(train_cfg):
+def make_loss(train_cfg):
     """The configured loss; bad `train.loss_params` are a GalaxyZooError."""
     from galaxyzoo import losses
 
@@ -378,7 +383,7 @@ def _loss(train_cfg):
         raise GalaxyZooError(f"train.loss_params: {exc}") from None
 
 
-def _compile(cfg: ExperimentConfig, loss):
+def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
     import keras
 
@@ -420,7 +425,7 @@ def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
 
 
 @contextlib.contextmanager
-def _runtime(train_cfg):
+def runtime_scope(train_cfg):
     """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, params).
 
     Both switches only engage with at least one GPU; without one a log line

@@ -100,3 +100,11 @@ def test_row_reader_matches_the_array_and_reads_any_order(tmp_path):
         assert np.array_equal(reader[np.array(rows)], images[rows])
     with pytest.raises(GalaxyZooError, match="truncated"):
         RowReader(path, (21, 6, 6, 3))[np.array([20])]
+
+
+def test_unshuffled_batches_follow_the_rows_order():
+    images = _store()
+    rows = np.array([9, 2, 5, 0, 7])  # not sorted: predictions must still line up with rows
+    seq = GalaxySequence(images, rows, np.zeros((5, 37), np.float32), batch_size=4)
+    x = np.concatenate([seq[i][0] for i in range(len(seq))])
+    assert np.allclose(x, images[rows] / 255.0)

@@ -1,0 +1,139 @@
+"""Model quality on the synthetic benchmark: baseline and improved against the noise floor.
+
+    python benchmarks/train_quality.py [--n 10000] [--epochs 40] [--workdir data/bench]
+    KERAS_BACKEND=jax python benchmarks/train_quality.py ...   # e.g. on a GPU
+
+Generates (once) a synthetic GZ2 sample of N galaxies with a fixed seed, then
+trains `experiments/baseline.yaml` and `experiments/improved.yaml` on it with
+their own callbacks (no MLflow: this runs on machines without it), and scores
+both on the test split.
+
+The noise floor comes from `truth.csv`: the generator knows each galaxy's
+true answer probabilities, so it can say what a perfect model would score.
+Its expected debiased target is `volunteers.debias(true probabilities,
+visibility)` on every question the volunteers reached (0 elsewhere, where the
+target is 0 too); the floor is the RMSE of the actual targets against it,
+i.e. the vote noise alone. Target: improved within 1.25x of the floor, and
+better than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def noise_floor(raw_dir: Path, db_path: Path, asset_ids: np.ndarray) -> float:
+    """RMSE of the debiased targets against their noise-free expectation, over `asset_ids`."""
+    from galaxyzoo import schema
+    from galaxyzoo.data import load_labels
+    from galaxyzoo.synth.volunteers import debias
+
+    truth = pd.read_csv(raw_dir / "truth.csv").set_index("asset_id").loc[asset_ids]
+    true_probs = truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
+    targets, counts = load_labels(db_path, asset_ids, with_counts=True)
+    reached = np.zeros_like(true_probs)
+    for q in schema.QUESTIONS:
+        reached[:, q.slice] = counts[:, q.slice].sum(axis=1, keepdims=True) > 0
+    expected = debias(true_probs, truth["visibility"].to_numpy()) * reached
+    return float(np.sqrt(np.mean((targets - expected) ** 2)))
+
+
+def build_data(experiment: str, overrides: list[str]) -> None:
+    """Generate, ingest, crop and split the experiment's data before Keras (and its
+    backend's threads) is imported: the data stages fork worker processes."""
+    from galaxyzoo import workspace
+    from galaxyzoo.config import load_experiment
+
+    d = load_experiment(ROOT / "experiments" / experiment, overrides).data
+    sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
+                 channels=d.channels)
+    workspace.build(workspace.locate(d.source, d.workdir, **sizes), **sizes, test_size=d.test_size,
+                    val_size=d.val_size, split_seed=d.split_seed)
+
+
+def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dict:
+    """Fit one experiment with its callbacks (checkpoint and CSV log in `run_dir`); test metrics."""
+    import keras
+
+    from galaxyzoo import evaluate, train
+    from galaxyzoo.callbacks import build_callbacks
+    from galaxyzoo.config import load_experiment
+
+    cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
+    loss = train.make_loss(cfg.train)
+    dataset = train.load_dataset(cfg.data, head=cfg.model.head, with_counts=loss.needs_counts)
+    keras.utils.set_random_seed(cfg.train.seed)
+    with train.runtime_scope(cfg.train) as (scope, runtime):
+        with scope:
+            model = train.compile_model(cfg, loss)
+        callbacks, _ = build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=None, run_id=None, resume=False)
+        train_seq, val_seq = dataset.fit_sequences(cfg.train)
+        t0 = time.perf_counter()
+        history = model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, callbacks=callbacks,
+                            verbose=2, shuffle=False)
+        seconds = time.perf_counter() - t0
+        test = dataset.parts["test"]
+        y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    scores = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size).metrics
+    epochs = len(history.history["loss"])
+    return {
+        "experiment": experiment,
+        "epochs": epochs,
+        "train_images_per_s": epochs * len(dataset.parts["train"]) / seconds,
+        "test_rmse": scores["rmse"],
+        "test_r2_flat": scores["r2_flat"],
+        "test_rmse_cumulative": scores["rmse_cumulative"],
+        "runtime": runtime,
+        "workspace": dataset.workspace,
+        "test_ids": test.asset_ids,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=40, help="upper bound; early stopping may end sooner")
+    parser.add_argument("--workdir", default="data/bench")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    common = ["data.source=synthetic", f"data.synthetic_n={args.n}", "data.synthetic_seed=2026",
+              f"data.workdir={args.workdir}", f"train.epochs={args.epochs}"]
+    experiments = ("baseline.yaml", "improved.yaml")
+    for experiment in experiments:
+        build_data(experiment, common)
+    results = []
+    for experiment in experiments:
+        run_dir = Path(args.workdir) / "bench-runs" / experiment.removesuffix(".yaml")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        results.append(train_and_score(experiment, common, run_dir))
+    # Each experiment has its own crop store (improved is colour); raw data and split are shared.
+    ws = results[0]["workspace"]
+    floor = noise_floor(ws.raw, ws.db, results[0]["test_ids"])
+
+    import keras
+
+    print(f"\nsynthetic sample: n={args.n}, seed 2026, test split {len(results[0]['test_ids'])} galaxies, "
+          f"backend {keras.backend.backend()}, runtime {results[0]['runtime']}")
+    print(f"noise floor (vote noise alone): RMSE {floor:.4f}")
+    print(f"{'experiment':<15}{'epochs':>7}{'img/s':>9}{'test RMSE':>11}{'x floor':>9}{'r2_flat':>9}{'RMSE cum.':>11}")
+    for r in results:
+        print(f"{r['experiment']:<15}{r['epochs']:>7}{r['train_images_per_s']:>9.0f}{r['test_rmse']:>11.4f}"
+              f"{r['test_rmse'] / floor:>9.3f}{r['test_r2_flat']:>9.4f}{r['test_rmse_cumulative']:>11.4f}")
+    if args.json:
+        keep = ("experiment", "epochs", "train_images_per_s", "test_rmse", "test_r2_flat", "test_rmse_cumulative")
+        out = {"n": args.n, "noise_floor_rmse": floor, "backend": keras.backend.backend(),
+               "runs": [{k: r[k] for k in keep} for r in results]}
+        Path(args.json).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
