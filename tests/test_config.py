@@ -69,11 +69,14 @@ def test_improved_and_quickstart_only_change_what_they_state():
     assert improved.train.callbacks.reduce_lr_on_plateau.monitor == "val_loss"
     assert improved.train.augment.enabled and improved.train.augment.rot90 and improved.train.augment.flip
     assert improved.model.batch_norm is True
+    assert improved.model.conv_filters == (32, 64, 128, 256)
+    assert improved.train.callbacks.lr_step.enabled is False
     # Inherited unchanged, including siblings of changed keys inside a section.
-    assert improved.model.conv_filters == base.model.conv_filters
+    assert improved.model.kernel_size == base.model.kernel_size
+    assert improved.model.dense_dropout == base.model.dense_dropout
     assert improved.train.epochs == base.train.epochs
     assert improved.train.callbacks.early_stopping.enabled is True
-    assert improved.train.callbacks.lr_step == base.train.callbacks.lr_step
+    assert improved.train.callbacks.lr_step.factor == base.train.callbacks.lr_step.factor
     assert improved.data.split_seed == base.data.split_seed
 
     quick = load_experiment(EXPERIMENTS / "quickstart.yaml")
