@@ -1,10 +1,35 @@
-"""`galaxyzoo predict` (placeholder until its issue lands)."""
+"""`galaxyzoo predict`: 37 vote fractions and the most likely tree path for raw galaxy images."""
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("predict", help="(not implemented yet)")
+    p = subparsers.add_parser(
+        "predict",
+        help="classify raw GZ2 images with a registered model",
+        description="Crop each raw image as in training, run the packaged model and write one CSV row per "
+        "image: the 37 answer fractions, the most likely answer path and the crop branch. An unreadable image "
+        "gets an error in its row and does not stop the others.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="image files, or folders of .jpg/.jpeg/.png")
+    p.add_argument("--model", default="models:/galaxyzoo-cnn@champion",
+                   help="a packaged model URI (default models:/galaxyzoo-cnn@champion, set by `galaxyzoo promote`)")
+    p.add_argument("--out", default="predictions.csv", help="output CSV (default predictions.csv)")
+    p.add_argument("--tracking-uri",
+                   help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    raise SystemExit("galaxyzoo predict: not implemented yet")
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the report
+    from galaxyzoo import predict, tracking
+
+    tracking.connect(tracking.tracking_uri(args.tracking_uri))
+    summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty())
+    for file, why in summary.failed:
+        print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
+    ok = summary.total - len(summary.failed)
+    print(f"wrote {summary.out}: {ok} of {summary.total} images predicted"
+          + (f", {len(summary.failed)} failed (see the error column)" if summary.failed else ""))
+    return 1 if summary.failed and not ok else 0

@@ -1,10 +1,40 @@
-"""`galaxyzoo promote` (placeholder until its issue lands)."""
+"""`galaxyzoo promote`: register the best run's model and point the alias `champion` at it."""
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("promote", help="(not implemented yet)")
+    p = subparsers.add_parser(
+        "promote",
+        help="register the best finished run's model as galaxyzoo-cnn@champion",
+        description="Pick the best finished run with a logged model by a metric, package its model with the crop "
+        "(an MLflow pyfunc model), register it as a new version and point an alias at it.",
+    )
+    p.add_argument("--experiment-name", default="galaxyzoo",
+                   help="MLflow experiment to choose from (default galaxyzoo)")
+    p.add_argument("--sweep-run", default="", metavar="RUN_ID",
+                   help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
+    p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
+    p.add_argument("--mode", choices=("min", "max"), default="min", help="min: lower is better (default); max: higher")
+    p.add_argument("--model-name", default="galaxyzoo-cnn", help="registered model name (default galaxyzoo-cnn)")
+    p.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
+    p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    raise SystemExit("galaxyzoo promote: not implemented yet")
+    from galaxyzoo import promote, tracking
+
+    client = tracking.connect(tracking.tracking_uri(args.tracking_uri))
+    result = promote.promote(
+        client,
+        experiment_name=args.experiment_name,
+        sweep_run=args.sweep_run.strip() or None,
+        metric=args.metric,
+        mode=args.mode,
+        model_name=args.model_name,
+        alias=args.alias,
+    )
+    print(
+        f"registered {result.model_name} version {result.version} from run {result.run_id} "
+        f"({result.metric} {result.value:.5g}, best of {result.candidates}); {result.model_uri} now points at it"
+    )
+    return 0

@@ -1,10 +1,72 @@
-"""`galaxyzoo sweep` (placeholder until its issue lands)."""
+"""`galaxyzoo sweep`: an Optuna (or keras-tuner) search whose trials are nested MLflow runs."""
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("sweep", help="(not implemented yet)")
+    p = subparsers.add_parser(
+        "sweep",
+        help="search hyperparameters; every trial is a nested MLflow training run",
+        description="Run one sweep worker: take trials from the study until it holds N finished trials "
+        "(all workers together), training each as a nested MLflow run under this worker's parent run. "
+        "Empty values mean 'use the sweep file's' (the MLproject passes \"\" for unset parameters).",
+    )
+    p.add_argument("--config", default="sweeps/quickstart.yaml", help="sweep file (default sweeps/quickstart.yaml)")
+    p.add_argument("--n-trials", default="", help="finished trials the study should reach (default: the file's)")
+    p.add_argument("--epochs", default="", help="epochs per trial (shorthand for --set train.epochs=N)")
+    p.add_argument("--data", default="", help="'synthetic' or a raw GZ2 folder (shorthand for --set data.source=...)")
+    p.add_argument("--storage", default="",
+                   help="Optuna storage URL shared by workers, e.g. postgresql://user@host/optuna "
+                   "(default: optuna.db beside the MLflow SQLite database)")
+    p.add_argument("--study-name", default="",
+                   help="Optuna study; workers with the same name share it (default: the sweep's name)")
+    p.add_argument("--backend", default="optuna", help="optuna (default) or keras-tuner")
+    p.add_argument("--pruner", default="", help="median, hyperband or none (default: the file's study.pruner)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE ...",
+                   help="change config keys for every trial (after the file's set:), as for `galaxyzoo train --set`")
+    p.add_argument("--heartbeat", default="60", metavar="SECONDS",
+                   help="trial heartbeat; a trial silent for twice this is failed and retried (default 60)")
     p.set_defaults(func=run)
 
 
+def _int(value: str, option: str) -> int | None:
+    from galaxyzoo.errors import GalaxyZooError
+
+    if not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise GalaxyZooError(f"{option}: expected a whole number, got {value!r}") from None
+
+
 def run(args) -> int:
-    raise SystemExit("galaxyzoo sweep: not implemented yet")
+    import logging
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the useful lines
+    logging.basicConfig(level=logging.INFO, format="galaxyzoo: %(message)s")
+
+    from galaxyzoo.commands.train import split_assignments
+    from galaxyzoo.sweep import run_sweep
+
+    result = run_sweep(
+        args.config,
+        n_trials=_int(args.n_trials, "--n-trials"),
+        epochs=_int(args.epochs, "--epochs"),
+        data=args.data.strip() or None,
+        overrides=[a for text in args.set for a in split_assignments(text)],
+        storage=args.storage.strip() or None,
+        study_name=args.study_name.strip() or None,
+        backend=args.backend.strip() or "optuna",
+        pruner=args.pruner.strip() or None,
+        heartbeat_seconds=_int(args.heartbeat, "--heartbeat") or 60,
+        progress=sys.stderr.isatty(),
+    )
+    best = "no complete trial yet" if result.best_value is None else (
+        f"best {result.best_value:.5f} (run {result.best_run_id}): "
+        + ", ".join(f"{k}={v}" for k, v in result.best_params.items())
+    )
+    print(f"study {result.study_name} ({result.storage}): {result.finished} finished trials, "
+          f"{result.trials_run} run by this worker; {best}")
+    print(f"parent run: {result.parent_run_id}")
+    return 0

@@ -1,0 +1,145 @@
+"""The keras-tuner backend of `galaxyzoo sweep` (`--backend keras-tuner`).
+
+keras-tuner has no MLflow integration, so `MlflowTuner` replaces its trial
+runner: each trial draws its values from the same sweep file (through
+`search_space.KerasTunerSuggest`) and trains with `train.train` as a nested
+MLflow run, exactly like an Optuna trial. The oracle is Hyperband or random
+search (`keras_tuner.algorithm` in the sweep file).
+
+Hyperband runs a configuration for a few epochs, then runs the best ones
+longer. keras-tuner would continue the earlier model from its checkpoint; here
+a promoted configuration is trained again from scratch for the longer budget
+(each training is one complete, reproducible MLflow run), tagged with its
+bracket and round. The tuner's state lives in `<data.workdir>/keras-tuner/<study>`,
+so a restarted sweep continues where it stopped. keras-tuner is single-worker
+here: use the Optuna backend to spread a study over machines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.search_space import KerasTunerSuggest, SweepSpec
+
+logger = logging.getLogger(__name__)
+
+
+def search(spec: SweepSpec, runner, base_cfg, study_name: str, n_trials: int):
+    """Run the keras-tuner search; return `(in-memory Optuna study of its trials, trials run now)`.
+
+    The Optuna study only feeds the sweep's summary (table, plots), so both
+    backends report the same way.
+    """
+    import keras_tuner as kt
+
+    project = project_dir(base_cfg.data.workdir, study_name)
+    _claim_directory(project, spec.space_hash(runner.extra))
+    hp = kt.HyperParameters()
+    spec.sample(KerasTunerSuggest(hp))  # declares the space, so the oracle samples every key from trial 1
+    objective = kt.Objective(spec.study.metric, direction="min" if spec.study.direction == "minimize" else "max")
+    settings = spec.keras_tuner
+    if settings.algorithm == "random":
+        oracle = kt.oracles.RandomSearchOracle(objective=objective, max_trials=n_trials, seed=settings.seed,
+                                               hyperparameters=hp)
+    else:
+        oracle = kt.oracles.HyperbandOracle(objective=objective, max_epochs=base_cfg.train.epochs,
+                                            factor=settings.factor, hyperband_iterations=settings.hyperband_iterations,
+                                            seed=settings.seed, hyperparameters=hp)
+        oracle.max_trials = n_trials  # Hyperband sizes itself from max_epochs; the sweep's budget caps it
+    tuner = _tuner_class()(oracle, spec=spec, runner=runner, directory=str(project.parent), project_name=project.name)
+    try:
+        tuner.search(verbose=0)
+    except RuntimeError as exc:  # keras-tuner gives up after 3 failed trials in a row
+        raise GalaxyZooError(f"keras-tuner stopped: {exc} (last trial: {tuner.last_error or 'see the log'})") from None
+    return _as_optuna_study(spec, tuner.oracle, runner, study_name), tuner.ran
+
+
+def project_dir(workdir: str | Path, study_name: str) -> Path:
+    """Where keras-tuner keeps a study's state (oracle, trials): `<data.workdir>/keras-tuner/<study>`."""
+    return Path(workdir) / "keras-tuner" / study_name
+
+
+def _claim_directory(project: Path, space_hash: str) -> None:
+    """Refuse to continue a tuner directory that searched another space (as the Optuna study does)."""
+    marker = project / "galaxyzoo_space.json"
+    if marker.is_file():
+        found = json.loads(marker.read_text())["space_hash"]
+        if found != space_hash:
+            raise GalaxyZooError(
+                f"{project}: holds a keras-tuner search of another space or base config ({found}; this one is "
+                f"{space_hash}); give this sweep another --study-name"
+            )
+        return
+    project.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"space_hash": space_hash}))
+
+
+def _tuner_class():
+    """`MlflowTuner`, defined on first use: keras-tuner imports TensorFlow."""
+    import keras_tuner as kt
+
+    class MlflowTuner(kt.engine.base_tuner.BaseTuner):
+        """A keras-tuner whose trials are `train.train` runs nested under the sweep's parent run."""
+
+        def __init__(self, oracle, *, spec: SweepSpec, runner, **kwargs):
+            super().__init__(oracle, **kwargs)
+            self.spec, self.runner = spec, runner
+            self.ran, self.last_error = 0, None
+
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            values = self.spec.sample(KerasTunerSuggest(hp))  # the trial's values, as config values
+            schedule = {k: v for k, v in hp.values.items() if k.startswith("tuner/")}
+            extra = [f"train.epochs={schedule['tuner/epochs']}"] if "tuner/epochs" in schedule else []
+            tags = {k.replace("/", "_"): str(v) for k, v in schedule.items()}
+            self.ran += 1
+            try:
+                _, value = self.runner(int(trial.trial_id), values, extra=extra, tags=tags)
+            except GalaxyZooError as exc:
+                self.last_error = str(exc)
+                raise kt.errors.FailedTrialError(str(exc)) from None
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("trial %s failed: %s", trial.trial_id, self.last_error)
+                raise
+            return {self.spec.study.metric: value}
+
+    return MlflowTuner
+
+
+def _as_optuna_study(spec: SweepSpec, oracle, runner, study_name: str):
+    """The tuner's trials as an in-memory Optuna study (for the shared summary)."""
+    import optuna
+
+    states = {"COMPLETED": optuna.trial.TrialState.COMPLETE, "FAILED": optuna.trial.TrialState.FAIL,
+              "INVALID": optuna.trial.TrialState.FAIL}
+    distributions = spec.distributions()
+    study = optuna.create_study(study_name=study_name, direction=spec.study.direction)
+    for trial_id in sorted(oracle.trials, key=int):
+        trial = oracle.trials[trial_id]
+        state = states.get(trial.status)
+        if state is None:
+            continue  # still running or never started
+        values = trial.hyperparameters.values
+        params = {k: values[k] for k in distributions if k in values}
+        attrs = {k.replace("/", "_"): v for k, v in values.items() if k.startswith("tuner/")}
+        run_id = runner.run_of(int(trial_id))
+        if run_id:
+            info = runner.client.get_run(run_id).info
+            attrs["mlflow_run_id"] = run_id
+            attrs["duration_s"] = ((info.end_time or info.start_time) - info.start_time) / 1000.0
+        if trial.message:
+            attrs["error"] = trial.message.strip().splitlines()[-1][:1000]
+        if state == optuna.trial.TrialState.COMPLETE and trial.score is None:
+            state = optuna.trial.TrialState.FAIL  # finished without a value: nothing to rank
+        study.add_trial(optuna.trial.create_trial(
+            params=params,
+            distributions={k: distributions[k] for k in params},
+            value=trial.score if state == optuna.trial.TrialState.COMPLETE else None,
+            state=state,
+            user_attrs=attrs,
+        ))
+    return study

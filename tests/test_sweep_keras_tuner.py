@@ -1,0 +1,68 @@
+"""The keras-tuner backend: the same sweep file, trials as nested MLflow runs, a resumable search."""
+
+from pathlib import Path
+
+import pytest
+
+
+def _client(folder: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+
+
+@pytest.fixture
+def hyperband_sweep(tiny_experiment, tmp_path) -> Path:
+    path = tmp_path / "kt.yaml"
+    path.write_text(
+        f"base: {tiny_experiment}\n"
+        "set: {train.epochs: 2}\n"
+        "keras_tuner: {algorithm: hyperband, factor: 2, seed: 1}\n"
+        "params:\n"
+        "  train.learning_rate: {low: 1e-3, high: 1e-2, log: true}\n"
+        "  model.head: {choices: [sigmoid, softmax-per-question]}\n"
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_workdir, tmp_path):
+    import pandas as pd
+
+    from galaxyzoo.sweep import run_sweep
+
+    uri = [f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    study = f"kt-{tmp_path.name}"  # the tuner's state lives in the shared data.workdir
+    result = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
+                       progress=False)
+    assert result.trials_run == 3 and result.finished == 3
+    assert result.storage == str(tiny_workdir / "keras-tuner" / study)
+    client = _client(tmp_path)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["sweep.backend"] == "keras-tuner"
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
+    assert sorted(r.data.tags["trial_number"] for r in children) == ["0", "1", "2"]
+    for run in children:
+        tags = run.data.tags
+        assert tags["trial_state"] == "complete" and {"val_rmse", "test_rmse"} <= set(run.data.metrics)
+        # Hyperband's budget for the trial is the epochs it trained
+        assert run.data.params["train.epochs"] == tags["tuner_epochs"]
+    assert {r.data.tags["tuner_epochs"] for r in children} == {"1", "2"}
+    table = pd.read_csv(client.download_artifacts(result.parent_run_id, "trials.csv", str(tmp_path)))
+    assert list(table["state"]) == ["complete"] * 3 and table["duration_s"].gt(0).all()
+    best = table.loc[table["value"].idxmin()]
+    assert result.best_run_id == best["mlflow_run_id"]
+    assert parent.data.tags["plot_note.intermediate_values"] == "no trial reported per-epoch values"
+
+    again = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
+                      progress=False)
+    assert again.trials_run == 0 and again.finished == 3  # the search continued from its saved state
+
+
+def test_keras_tuner_takes_no_optuna_storage(hyperband_sweep):
+    from galaxyzoo.errors import GalaxyZooError
+    from galaxyzoo.sweep import run_sweep
+
+    with pytest.raises(GalaxyZooError, match="--storage is for the optuna backend"):
+        run_sweep(hyperband_sweep, backend="keras-tuner", storage="sqlite:///x.db")

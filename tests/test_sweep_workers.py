@@ -1,0 +1,163 @@
+"""Several sweep workers on one study, for real: a throwaway PostgreSQL, separate processes, a killed worker."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PG_USER = "postgres"
+
+
+def _pg_bindir() -> tuple[Path | None, str]:
+    """The PostgreSQL server binaries' folder (`pg_config --bindir`), or None and why not."""
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return None, f"pg_config not usable ({exc})"
+    bindir = Path(out)
+    missing = [b for b in ("initdb", "pg_ctl", "postgres") if not (bindir / b).is_file()]
+    if missing:
+        return None, f"{bindir} lacks the server binaries {', '.join(missing)} (install postgresql)"
+    return bindir, ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1; yields a URL builder `url(database)`.
+
+    initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user;
+    the data folder lives in a fresh /tmp folder that user owns (pytest's tmp folders are
+    private to the current user).
+    """
+    bindir, why = _pg_bindir()
+    if bindir is None:
+        print(f"skipping: {why}")
+        pytest.skip(f"PostgreSQL server binaries absent: {why}")
+    root = Path(tempfile.mkdtemp(prefix="galaxyzoo-pg-"))
+    as_pg = []
+    if os.geteuid() == 0:
+        shutil.chown(root, PG_USER, PG_USER)
+        as_pg = ["runuser", "-u", PG_USER, "--"]
+    data, port = root / "data", _free_port()
+
+    def run(*args):
+        return subprocess.run([*as_pg, *map(str, args)], check=True, capture_output=True, text=True)
+
+    run(bindir / "initdb", "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+    run(bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o",
+        f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+    try:
+        for database in ("optuna", "mlflow"):
+            run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", PG_USER, database)
+        yield lambda database, driver="": f"postgresql{driver}://{PG_USER}@127.0.0.1:{port}/{database}"
+    finally:
+        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _worker(sweep_file: Path, cwd: Path, env: dict, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "galaxyzoo", "sweep", "--config", str(sweep_file), *args]
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _finish(worker: subprocess.Popen, timeout: int = 600) -> str:
+    out, _ = worker.communicate(timeout=timeout)
+    assert worker.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_on_postgresql(postgres, tiny_sweep_file, tmp_path):
+    import mlflow
+    import optuna
+
+    # MLflow gets the driver spelled out (SQLAlchemy's default for postgresql:// is psycopg 3);
+    # the sweep picks the installed driver itself.
+    storage, tracking_uri = postgres("optuna"), postgres("mlflow", "+psycopg2")
+    # The tracking server's database and experiment exist before the workers race to use them.
+    client = mlflow.MlflowClient(tracking_uri)
+    client.create_experiment("workers", artifact_location=(tmp_path / "artifacts").as_uri())
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = ("--storage", storage, "--study-name", "shared", "--n-trials", "5", "--epochs", "1",
+            "--set", "tracking.experiment_name=workers")
+    workers = [_worker(tiny_sweep_file, tmp_path, env, *args) for _ in range(2)]
+    logs = [_finish(w) for w in workers]
+
+    trials = optuna.load_study(study_name="shared", storage=postgres("optuna", "+psycopg2")).get_trials()
+    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 5, [t.state for t in trials]
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+
+    experiment = client.get_experiment_by_name("workers").experiment_id
+    runs = client.search_runs([experiment])
+    parents = {r.info.run_id for r in runs if "galaxyzoo.sweep" in r.data.tags}
+    assert len(parents) == 2, logs
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in parents]
+    assert sorted(int(r.data.tags["trial_number"]) for r in children) == sorted(numbers)
+    assert {t.user_attrs["mlflow_run_id"] for t in trials} == {r.info.run_id for r in children}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_killed_workers_trial_fails_and_is_retried(tiny_sweep_file, tmp_path):
+    """SIGKILL a worker mid-trial: the next worker finds the trial stale (no heartbeat), marks it and
+    its MLflow run failed, and retries it with the same params to reach the study's one finished trial."""
+    import mlflow
+    import optuna
+
+    storage, tracking_uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = ("--n-trials", "1", "--epochs", "15", "--heartbeat", "1")
+    mlflow.MlflowClient(tracking_uri).search_experiments()  # create the store before the test polls it
+    doomed = _worker(tiny_sweep_file, tmp_path, env, *args)
+    try:
+        deadline = time.monotonic() + 300
+        while not _training_started(tracking_uri):
+            assert doomed.poll() is None, doomed.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the first worker never started training"
+            time.sleep(0.5)
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+    time.sleep(3)  # more than the grace period (twice the heartbeat)
+    _finish(_worker(tiny_sweep_file, tmp_path, env, *args))
+
+    trials = optuna.load_study(study_name="tiny_sweep", storage=storage).get_trials()
+    states = [t.state.name for t in trials]
+    assert states == ["FAIL", "COMPLETE"], states
+    retry = trials[1]
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 0
+    assert retry.params == trials[0].params
+    client = mlflow.MlflowClient(tracking_uri)
+    dead_run = client.get_run(trials[0].user_attrs["mlflow_run_id"])
+    assert dead_run.info.status == "FAILED" and dead_run.data.tags["trial_state"] == "failed"
+    assert client.get_run(retry.user_attrs["mlflow_run_id"]).data.tags["retry_of_trial"] == "0"
+
+
+def _training_started(tracking_uri: str) -> bool:
+    """Whether a trial's run has logged its first epoch (so its worker is inside fit)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("galaxyzoo")
+    if experiment is None:
+        return False
+    runs = client.search_runs([experiment.experiment_id], "tags.trial_number = '0'")
+    return bool(runs) and "loss" in runs[0].data.metrics
