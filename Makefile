@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The venv's tools first, so MLproject's `python -m galaxyzoo ...` runs in it.
 export PATH := $(abspath $(BIN)):$(PATH)
+# Runs go to ./mlflow.db unless the caller names another store.
+MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+export MLFLOW_TRACKING_URI
 
 .PHONY: install run sweep test test-fast ui clean
 
@@ -18,10 +21,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install  ## train on the embedded synthetic sample, tracked in ./mlflow.db
-	$(BIN)/mlflow run . --env-manager local
+	$(BIN)/mlflow run . --env-manager local --experiment-name galaxyzoo
 
 sweep: install  ## a small Optuna sweep on the embedded sample
-	$(BIN)/mlflow run . -e sweep --env-manager local
+	$(BIN)/mlflow run . -e sweep --env-manager local --experiment-name galaxyzoo
 
 test: install  ## the whole suite, slow end-to-end tests included
 	$(BIN)/python -m pytest
@@ -30,7 +33,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)
 
 clean:
 	rm -rf $(VENV) data mlflow.db optuna.db
