@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from galaxyzoo.synth import generate
-from galaxyzoo.synth.generate import available_cpus
+from galaxyzoo.workers import cpu_count
 
 
 def cpu_model() -> str:
@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="galaxies per run (default 1000)")
     args = parser.parse_args()
-    cpus = available_cpus()
+    cpus = cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
         parallel = galaxies_per_second(args.n, cpus, Path(tmp) / "parallel")
         single = galaxies_per_second(args.n, 1, Path(tmp) / "single")

@@ -17,10 +17,7 @@ print(report.summary())
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
-import os
-import signal
 import sqlite3
 import time
 import zlib
@@ -28,13 +25,13 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from galaxyzoo import store as cs
 from galaxyzoo.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.workers import cpu_count, init_image_worker
 
 BLOCK_ROWS = 256
 
@@ -143,7 +140,7 @@ def prepare(
     ]
     started = time.perf_counter()
     with tqdm(total=len(pending), unit="img", desc="prepare", disable=not progress) as bar:
-        for start, stop, status, branch, crc in _run_blocks(blocks, workers or _cpu_count()):
+        for start, stop, status, branch, crc in _run_blocks(blocks, workers or cpu_count()):
             store.mark_done(slice(start, stop), status, branch, crc)
             bar.update(stop - start)
     seconds = time.perf_counter() - started
@@ -212,10 +209,6 @@ def _runs(rows: np.ndarray, block: int) -> list[tuple[int, int]]:
     return out
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _run_blocks(blocks: list[_Block], workers: int):
     """Yield each block's results as it finishes, in this process or in a pool of workers."""
     if workers <= 1 or len(blocks) <= 1:
@@ -223,31 +216,8 @@ def _run_blocks(blocks: list[_Block], workers: int):
         return
     # spawn: no fork of a parent that may hold OpenCV or other threads.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(blocks)), initializer=_init_worker) as pool:
+    with context.Pool(min(workers, len(blocks)), initializer=init_image_worker) as pool:
         yield from pool.imap_unordered(_crop_block, blocks)
-
-
-def _init_worker() -> None:
-    # Ctrl-C reaches the whole process group: the parent stops the pool, workers stay quiet.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # One OpenCV thread per process: the processes already use every core.
-    cv2.setNumThreads(1)
-    _keep_image_buffers()
-
-
-def _keep_image_buffers() -> None:
-    """Let glibc reuse the ~180 KB buffers of each image instead of mapping them anew.
-
-    By default every decoded image and filter output is mmap'ed and unmapped again: about
-    150 page faults and a fifth of the CPU time per image. Only worker processes do this.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc <malloc.h>
-    libc.mallopt(m_mmap_threshold, 8 << 20)
-    libc.mallopt(m_trim_threshold, 64 << 20)
 
 
 def _crop_block(block: _Block):

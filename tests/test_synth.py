@@ -1,7 +1,6 @@
 """The synthetic GZ2 sample: real file formats, every real quirk, determinism, bad input."""
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -242,17 +241,12 @@ def test_cli_refuses_unwritable_folder(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
-def test_cli_refuses_read_only_parent(tmp_path, capsys):
-    parent = tmp_path / "ro"
-    parent.mkdir()
-    parent.chmod(0o555)
-    try:
-        code, err = run_cli(capsys, "--out", parent / "out", "--n", 10)
-    finally:
-        parent.chmod(0o755)
-    assert_refused(code, err, "cannot write")
-    assert list(parent.iterdir()) == []
+def test_cli_refuses_a_folder_nobody_may_create(capsys):
+    # /proc refuses new entries even to root, so this runs as CI's root too.
+    target = Path("/proc/galaxyzoo-synth-test/out")
+    code, err = run_cli(capsys, "--out", target, "--n", 10)
+    assert_refused(code, err, str(target))
+    assert not target.parent.exists()
 
 
 def test_cli_writes_and_overwrites_atomically(tmp_path, capsys):

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import secrets
 import shutil
-import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from galaxyzoo.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.prepare import _keep_image_buffers as keep_image_buffers
+from galaxyzoo.workers import cpu_count, init_image_worker
 from galaxyzoo.synth import catalogue
 from galaxyzoo.synth.gz2class import gz2_class
 from galaxyzoo.synth.morphology import sample_morphology
@@ -92,7 +91,7 @@ def generate(
     check_request(out, n, seed, workers, overwrite)
     tmp = make_temp_sibling(out)
     try:
-        write_sample(tmp, n, seed, workers or available_cpus(), progress)
+        write_sample(tmp, n, seed, workers or cpu_count(), progress)
         publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -183,7 +182,7 @@ def run_tasks(work, tasks: list, workers: int, progress: bool) -> list:
     workers = max(1, min(workers, len(tasks)))
     chunksize = max(1, min(32, len(tasks) // (workers * 8)))
     # Unlike multiprocessing.Pool, the executor fails fast when a worker dies instead of respawning it forever.
-    with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=init_image_worker) as pool:
         try:
             return list(bar(pool.map(work, tasks, chunksize=chunksize)))
         except BrokenProcessPool as exc:
@@ -207,15 +206,6 @@ def worker_context():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return context
-
-
-def _init_worker() -> None:
-    # One OpenCV thread per process: the pool already uses every core.
-    cv2.setNumThreads(1)
-    # Ctrl-C is handled once, by the parent, which then tears the pool down.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Reusing the ~2 MB frame buffers instead of mapping them anew saves a fifth of the time.
-    keep_image_buffers()
 
 
 def galaxy_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
@@ -276,9 +266,3 @@ def crop_geometry(jpeg: bytes) -> tuple[str, float]:
     return branch, float(max(cx - x, x + w - cx, cy - y, y + h - cy))
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and containers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
