@@ -101,7 +101,7 @@ def _not_empty(v: Any) -> str | None:
     return None if len(v) > 0 and (not isinstance(v, str) or v.strip()) else "must not be empty"
 
 
-def _identifier(v: str) -> str | None:
+def identifier_problem(v: str) -> str | None:
     ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v)
     return None if ok else f"must be letters, digits, '.', '_' or '-' (it names runs and files), got {v!r}"
 
@@ -232,7 +232,7 @@ class TrackingConfig:
 class ExperimentConfig:
     """One experiment: what data, which model, how to train it, where to record it."""
 
-    name: str = _field("experiment", _identifier)  # load_experiment defaults it to the file's stem
+    name: str = _field("experiment", identifier_problem)  # load_experiment defaults it to the file's stem
     description: str = _field("")
     data: DataConfig = _field(DataConfig())
     model: ModelConfig = _field(ModelConfig())
@@ -308,12 +308,7 @@ def _read_chain(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[str, st
 
 
 def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise GalaxyZooError(f"{path}: experiment file not found")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        raise GalaxyZooError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    data = read_yaml_file(path, "experiment file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -334,9 +329,9 @@ def _parse_override(text: str, label: str) -> dict:
             raise GalaxyZooError(f"{label}: unknown key {key!r}{hint}; short names: {', '.join(ALIASES)}")
         key = ALIASES[key]
     try:
-        value = yaml.load(value_text, Loader=_StrictLoader)
+        value = yaml.load(value_text, Loader=StrictLoader)
     except yaml.YAMLError as exc:
-        raise GalaxyZooError(f"{label}: {key}: value is not valid YAML: {_yaml_problem(exc)}") from None
+        raise GalaxyZooError(f"{label}: {key}: value is not valid YAML: {yaml_problem(exc)}") from None
     nested: Any = value
     for part in reversed(key.split(".")):
         nested = {part: nested}
@@ -356,11 +351,12 @@ def _merge(dst: dict, src: dict, origins: dict[str, str], label: str, prefix: st
         origins[dotted] = label
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice (PyYAML would silently keep the last)."""
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice (PyYAML would silently keep the last)
+    and reads `1e-4` (no dot, which YAML 1.1 takes for text) as a number."""
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen = set()
     for key_node, _ in node.value:
         if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
@@ -373,10 +369,23 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return loader.construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def read_yaml_file(path: Path, kind: str) -> Any:
+    """Parse a YAML file strictly; a missing file or bad YAML is one error naming `kind` and `path`."""
+    if not path.is_file():
+        raise GalaxyZooError(f"{path}: {kind} not found")
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
+    except yaml.YAMLError as exc:
+        raise GalaxyZooError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem

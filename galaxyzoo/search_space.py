@@ -281,17 +281,6 @@ class KerasTunerSuggest:
 # ---------------------------------------------------------------- loading and validation
 
 
-class _SweepLoader(config._StrictLoader):
-    """The experiment files' strict loader, also reading `1e-4` (no dot) as a number."""
-
-
-_SweepLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
 def load_sweep(path: str | os.PathLike) -> SweepSpec:
     """Read and check a sweep file; every problem is one `GalaxyZooError` naming file and key."""
     path = Path(os.path.normpath(path))
@@ -305,7 +294,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     if not base_path.is_file():
         raise GalaxyZooError(f"{where}: base: file not found: {base_path} (paths are relative to {path.parent})")
     name = raw.get("name", path.stem)
-    if not isinstance(name, str) or config._identifier(name):
+    if not isinstance(name, str) or config.identifier_problem(name):
         raise GalaxyZooError(f"{where}: name: must be letters, digits, '.', '_' or '-', got {name!r}")
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -332,12 +321,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
 
 
 def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise GalaxyZooError(f"{path}: sweep file not found")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SweepLoader)
-    except yaml.YAMLError as exc:
-        raise GalaxyZooError(f"{path}: not valid YAML: {config._yaml_problem(exc)}") from None
+    data = config.read_yaml_file(path, "sweep file")
     if not isinstance(data, dict):
         raise GalaxyZooError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     return data
