@@ -139,7 +139,7 @@ def run_sweep(
     with tracking.open_run(client, experiment_id=experiment_id, run_id=env_run, run_name=study_name,
                            tags=tags) as parent:
         parent_id = parent.info.run_id
-        try:
+        with tracking.recording_outcome(client, parent_id):
             _log_sweep_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend)
             runner = TrialRunner(client, spec, extra, parent_id, study_name)
             if backend == "optuna":
@@ -149,13 +149,6 @@ def run_sweep(
             else:
                 study, ran = tuner.search(spec, runner, base_cfg, study_name, n_trials)
             result = _summarise(client, parent_id, spec, study, study_name, storage, ran)
-        except KeyboardInterrupt:
-            tracking.finish_run(client, parent_id, "interrupted")
-            raise
-        except BaseException:
-            tracking.finish_run(client, parent_id, "failed")
-            raise
-        tracking.finish_run(client, parent_id, "completed")
     return result
 
 

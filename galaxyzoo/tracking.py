@@ -156,6 +156,24 @@ def finish_run(client, run_id: str, outcome: str) -> None:
         client.set_terminated(run_id, status)
 
 
+@contextlib.contextmanager
+def recording_outcome(client, run_id: str, pruned: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """End run `run_id` with the outcome of the block: completed, or pruned
+    (one of `pruned` raised), interrupted (Ctrl-C) or failed, re-raising."""
+    try:
+        yield
+    except pruned:
+        finish_run(client, run_id, "pruned")
+        raise
+    except KeyboardInterrupt:
+        finish_run(client, run_id, "interrupted")
+        raise
+    except BaseException:
+        finish_run(client, run_id, "failed")
+        raise
+    finish_run(client, run_id, "completed")
+
+
 def set_tags(client, run_id: str, tags: dict[str, Any]) -> None:
     from mlflow.entities import RunTag
 

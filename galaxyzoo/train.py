@@ -223,19 +223,12 @@ def train(
         tracking.set_tags(client, run_id, {tracking.TAG_CHECKPOINT_DIR: str(run_dir),
                                            tracking.TAG_OUTCOME: "running"})
         try:
-            result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming,
-                          list(extra_callbacks), verbose)
-        except pruned_exceptions:
-            tracking.finish_run(client, run_id, "pruned")
+            with tracking.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
+                result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming,
+                              list(extra_callbacks), verbose)
+        except tuple(pruned_exceptions):
             shutil.rmtree(run_dir, ignore_errors=True)  # a pruned trial is never resumed
             raise
-        except KeyboardInterrupt:
-            tracking.finish_run(client, run_id, "interrupted")
-            raise
-        except BaseException:
-            tracking.finish_run(client, run_id, "failed")
-            raise
-        tracking.finish_run(client, run_id, "completed")
     # The model is in MLflow now; the checkpoint only served a resume.
     shutil.rmtree(run_dir, ignore_errors=True)
     return result
