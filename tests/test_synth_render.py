@@ -177,16 +177,39 @@ def test_high_sersic_index_elliptical_is_more_concentrated_than_a_disk():
     assert c_ell > c_disk + 0.05
 
 
-def test_spiral_arms_modulate_the_disk_around_its_centre():
-    def azimuthal_contrast(m):
-        gray = cv2.GaussianBlur(_gray(render(m, np.random.default_rng(8))), (5, 5), 0)
-        angles = np.linspace(0, 2 * math.pi, 180, endpoint=False)
-        ring = [gray[int(round(CENTRE + 30 * math.sin(a))), int(round(CENTRE + 30 * math.cos(a)))] for a in angles]
-        return np.std(ring) / np.mean(ring)
+def _azimuthal_contrast(image: np.ndarray, radius: float) -> float:
+    """Std over mean of the (lightly blurred) gray light on a circle of `radius` around the centre."""
+    gray = cv2.GaussianBlur(_gray(image), (5, 5), 0)
+    angles = np.linspace(0, 2 * math.pi, 180, endpoint=False)
+    ring = [gray[int(round(CENTRE + radius * math.sin(a))), int(round(CENTRE + radius * math.cos(a)))]
+            for a in angles]
+    return np.std(ring) / np.mean(ring)
 
+
+@pytest.mark.parametrize("n_arms, winding", [(2, "medium"), (3, "medium"), (4, "tight"), (6, "medium")])
+def test_spiral_arms_modulate_the_disk_around_its_centre(n_arms, winding):
+    # arms are spirals, not concentric rings: on a face-on disk they vary with azimuth at every radius
     plain = _morph(radius=25.0, axis_ratio=1.0, bulge_fraction=0.1)
-    spiral = replace(plain, n_arms=2, winding="medium", arm_strength=1.0)
-    assert azimuthal_contrast(spiral) > 2 * azimuthal_contrast(plain)
+    spiral = replace(plain, n_arms=n_arms, winding=winding, arm_strength=1.0)
+    for radius in (22.0, 30.0):
+        contrast = [_azimuthal_contrast(render(m, np.random.default_rng(8)), radius) for m in (plain, spiral)]
+        assert contrast[1] > 2 * contrast[0], (radius, contrast)
+
+
+def test_field_holds_visible_strongly_coloured_sources():
+    # real SDSS fields show a handful of visible, strongly coloured sources around the galaxy
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    far = np.hypot(xx - CENTRE, yy - CENTRE) > 40
+    red = blue = 0
+    for seed in range(12):
+        image = render(_morph(radius=10.0), np.random.default_rng(seed))
+        gray = cv2.GaussianBlur(_gray(image), (3, 3), 0)
+        peaks = (gray == cv2.dilate(gray, np.ones((7, 7), np.uint8))) & (gray > 60) & far
+        for y, x in zip(*np.nonzero(peaks)):
+            b, _, r = image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3).astype(float).mean(axis=0)
+            red += r > 1.6 * b
+            blue += b > 1.2 * r
+    assert red >= 15 and blue >= 4, (red, blue)
 
 
 def test_dust_lane_darkens_the_midplane_of_an_edgeon_disk():

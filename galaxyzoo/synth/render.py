@@ -35,6 +35,7 @@ about 7.5 sky sigma per pixel. Write the brightness as
 
 So at k = 1 the extent is 2.5-3 `radius`: radius <~ 18 px fits the central
 106 square, ~18-36 px the central 212 square, larger takes the full frame.
+(Measured with seeing sigma 1.3-2.2 px; the present 1.5-2.5 px adds 2-5%.)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ _STRETCH_SOFTENING = 8.9
 _STRETCH_GAIN = 38.0
 _SKY_OFFSET = (0.4, 1.1, 1.1)  # residual sky per channel B, G, R: real GZ2 skies are dark, not blue
 _PHOTON_GAIN = 25.0  # object light that adds one unit of noise variance (sky ~625 e-/pixel)
-_PITCH_DEG = {"tight": 10.0, "medium": 20.0, "loose": 35.0}
+_PITCH_DEG = {"tight": 12.0, "medium": 20.0, "loose": 32.0}
 _YOUNG_TINT = (1.15, 1.0, 0.88)  # young stars in arms and knots: bluer than the disk
 _EDGEON_DUST = (0.5, (0.8, 1.0, 1.2))  # light kept and colour tint of a disk seen through its dust
 _FAINT_LIMIT = 0.15  # sky sigma; light below this is left outside a component's box
@@ -73,7 +74,7 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
     ok, jpeg = cv2.imencode(".jpg", image)
     ```
     """
-    psf = float(rng.uniform(1.3, 2.2)) * size / 424
+    psf = float(rng.uniform(1.5, 2.5)) * size / 424
     if m.kind == "star":
         # a star's half-light radius is the seeing's: a Gaussian holds half its light inside 1.18 sigma
         psf = float(np.clip(m.radius / 1.1774, 0.8, 4.0))
@@ -88,6 +89,8 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
         _add_artifact(canvas, m, cx, cy, psf, rng)
     for comp in m.companions:
         _add_companion(canvas, comp, m.flux, centre, psf, rng)
+    for comp in _field_population(size, m.radius if m.kind != "star" else 5.0, rng):
+        _add_companion(canvas, comp, 1.0, centre, psf, rng)
     _subtract_sky_estimate(canvas)
     cv2.add(canvas, _sky(canvas, rng), dst=canvas)
     return _asinh_stretch(canvas, rng)
@@ -256,7 +259,7 @@ def _add_main_galaxy(canvas: np.ndarray, m: Morphology, cx: float, cy: float, ps
     if m.merger:
         reach = max(reach, 4.5 * m.radius)
     if m.lens_or_arc or m.other_odd:
-        reach = max(reach, 3.5 * m.radius)
+        reach = max(reach, 4.0 * m.radius)
     # the finest detail (bulge core, edge-on thickness) must span two grid cells, and the
     # seeing blur at least 0.6 of one, for the grid to look like pixels once interpolated
     finest = min(bulge_re if f_bulge > 0 else math.inf, thickness if edgeon else math.inf)
@@ -275,15 +278,15 @@ def _add_main_galaxy(canvas: np.ndarray, m: Morphology, cx: float, cy: float, ps
     if f_disk > 0 and edgeon:
         disk += _edgeon_disk(u, v, f_disk, disk_re, thickness)
     elif f_disk > 0:
-        _inclined_disk(old, disk, young, u, v, f_disk, disk_re, q, m, rng)
+        _inclined_disk(old, disk, young, grid, u, v, f_disk, disk_re, q, m, rng)
     if m.disturbance > 0 or m.clumpiness > 0:
         _lumpy((disk, young), max(m.disturbance, m.clumpiness), 6, rng)
     if m.clumpiness > 0:
         young += _clumps(grid, m, m.flux * 0.3 * m.clumpiness, disk_re, q, rng)
     if m.merger:
-        disk += _tidal_tails(grid, m, m.flux * float(rng.uniform(0.08, 0.18)), rng)
+        disk += _tidal_tails(u, v, m.flux * float(rng.uniform(0.08, 0.18)), m.radius, step, rng)
     if m.lens_or_arc:
-        _lens_or_arc(old, young, u, v, m.flux, disk_re, q, rng)
+        _lens_or_arc(old, young, u, v, m.flux, m.radius, q, rng)
     if m.other_odd:
         old += _shells(u, v, m.flux * float(rng.uniform(0.015, 0.035)), m.radius, rng)
     if m.dust_lane:
@@ -330,7 +333,7 @@ def _edgeon_disk(u, v, total, r_e, z0) -> np.ndarray:
     return radial * e * np.float32(4 * i0) / ((e + np.float32(1)) ** 2)
 
 
-def _inclined_disk(old, disk, young, u, v, total, r_e, q, m: Morphology, rng) -> None:
+def _inclined_disk(old, disk, young, grid: _Grid, u, v, total, r_e, q, m: Morphology, rng) -> None:
     """An inclined exponential disk with its bar, spiral arms and ring.
 
     Features live in the disk plane: we deproject (v / q), so a bar or ring
@@ -348,13 +351,16 @@ def _inclined_disk(old, disk, young, u, v, total, r_e, q, m: Morphology, rng) ->
         old += _bar(u, vd, total * bar_frac, bar_end, q, rng)
     if m.n_arms > 0 and m.arm_strength > 0:
         h = r_e / _sersic_b(1.0)
-        arms = _spiral_pattern(u, vd, r2, m.n_arms, m.winding, max(bar_end, 0.7 * h), rng)
-        amp = np.float32(0.45 * np.clip(m.arm_strength, 0, 1))
-        arm_light = smooth * amp * arms
+        arms = _SpiralArms(m.n_arms, m.winding, max(bar_end, 0.7 * h), h, rng)
+        pattern, share = arms.pattern(u, vd, r2)
+        amp = np.float32(0.6 * np.clip(m.arm_strength, 0, 1))
+        arm_light = smooth * amp * pattern
         # star formation along the arms is patchy, more so in flocculent spirals
-        _lumpy((arm_light,), 0.7 if m.n_arms >= 5 else 0.45, 12, rng)
+        _lumpy((arm_light,), 0.7 if m.n_arms >= 5 else 0.4, 12, rng)
         young += arm_light  # arms gather the disk light; what they hold is young and blue
-        disk += smooth * (np.float32(1) - amp)
+        disk += smooth * (np.float32(1) - amp * share)
+        knots = total * (1 - bar_frac - ring_frac) * 0.06 * float(amp)
+        young += arms.knots(grid, m.position_angle, q, knots, int(4 + 10 * m.arm_strength), rng)
     else:
         disk += smooth
     if ring_frac > 0:
@@ -377,24 +383,68 @@ def _bar(u, vd, total, length, q, rng) -> np.ndarray:
     return ferrers * ferrers * np.float32(total / (math.pi / 3 * length * b * q))
 
 
-def _spiral_pattern(u, vd, r2, n_arms, winding, r_start, rng) -> np.ndarray:
-    """Logarithmic-spiral arm pattern with unit mean over azimuth (flat 1 inside `r_start`).
+class _SpiralArms:
+    """Logarithmic spiral arms in the disk plane, each drawn on its own.
 
-    An arm follows theta = ln(R) / tan(pitch); its ridge is a raised cosine to
-    a power, so arms are narrow with dark gaps between them. Five or more
-    arms are broader (flocculent).
+    Arm k follows theta = phase_k + sense ln(R) / tan(pitch_k). Across it the
+    light is a Gaussian in the wrapped angle d_k = theta - that (so its width
+    grows with R, as real arms broaden outwards). Each arm starts a little
+    beyond `r_start` and fades out past its own end radius, and the arms are
+    not exactly evenly spaced: together that keeps many or tightly wound arms
+    from closing into concentric rings.
     """
-    pitch = math.radians(_PITCH_DEG.get(winding, 20.0) + float(rng.normal(0, 2.0)))
-    sense = 1.0 if rng.random() < 0.5 else -1.0
-    arms = int(n_arms) if n_arms < 5 else int(rng.integers(5, 7))
-    power = 2
-    theta = np.arctan2(vd, u)
-    log_r = cv2.log(r2 + np.float32(1e-2)) * np.float32(0.5)
-    phase = (theta - log_r * np.float32(sense / math.tan(pitch))) * np.float32(arms)
-    ridge = (np.cos(phase + np.float32(rng.uniform(0, 2 * math.pi))) + np.float32(1)) * np.float32(0.5)
-    ridge = cv2.pow(ridge, power) * np.float32(4**power / math.comb(2 * power, power))
-    onset = np.clip((r2 - np.float32(r_start**2)) * np.float32(1 / (3 * r_start**2)), 0, 1)
-    return (ridge - np.float32(1)) * onset + np.float32(1)
+
+    def __init__(self, n_arms, winding, r_start, scale, rng):
+        count = int(n_arms) if n_arms < 5 else int(rng.integers(5, 7))
+        spacing = 2 * math.pi / count
+        pitch = _PITCH_DEG.get(winding, 20.0) + float(rng.normal(0, 2.0))
+        self.sense = 1.0 if rng.random() < 0.5 else -1.0
+        self.phase = rng.uniform(0, 2 * math.pi) + spacing * (np.arange(count) + rng.normal(0, 0.12, count))
+        self.cot = 1 / np.tan(np.radians(np.clip(pitch * (1 + rng.normal(0, 0.1, count)), 6, 50)))
+        # an arm is 0.10-0.16 R across (flocculent ones broader), which in angle is that over
+        # sin(pitch); capped so that many tightly wound arms still leave gaps between them
+        across = rng.uniform(0.10, 0.16, count) * (1.3 if count >= 5 else 1.0)
+        self.width = np.minimum(across * np.sqrt(1 + self.cot**2), min(0.2 * spacing, 0.6))
+        self.start = r_start * rng.uniform(0.8, 1.3, count)
+        self.end = scale * rng.uniform(2.5, 4.5, count) * (0.7 if count >= 5 else 1.0)
+        self.end = np.maximum(self.end, 2 * self.start)
+        self.strength = rng.uniform(0.7, 1.3, count)
+        self.scale = scale
+
+    def _envelope(self, k, radius):
+        """Arm k's contrast along R: rises from its start, fades past its end."""
+        onset = np.clip((radius - np.float32(self.start[k])) * np.float32(1 / self.start[k]), 0, 1)
+        x = radius * np.float32(1 / self.end[k])
+        x2 = x * x
+        return onset * np.float32(self.strength[k]) / (np.float32(1) + x2 * x2)
+
+    def pattern(self, u, vd, r2):
+        """(arm light over the smooth disk's, its azimuthal mean) on disk-plane offsets."""
+        radius = cv2.sqrt(r2)
+        theta = np.arctan2(vd, u)
+        log_r = cv2.log(r2 + np.float32(1e-2)) * np.float32(0.5)
+        pattern = np.zeros(u.shape, np.float32)
+        share = np.zeros(u.shape, np.float32)
+        count = len(self.phase)
+        for k in range(count):
+            d = theta - log_r * np.float32(self.sense * self.cot[k]) - np.float32(self.phase[k])
+            d = (d + np.float32(math.pi)) % np.float32(2 * math.pi) - np.float32(math.pi)
+            envelope = self._envelope(k, radius) * np.float32(1 / count)
+            # the Gaussian's azimuthal mean is width / sqrt(2 pi): divide it out for unit mean
+            ridge = cv2.exp(d * d * np.float32(-0.5 / self.width[k] ** 2))
+            pattern += ridge * envelope * np.float32(math.sqrt(2 * math.pi) / self.width[k])
+            share += envelope
+        return pattern, share
+
+    def knots(self, grid: _Grid, angle, q, total, count, rng) -> np.ndarray:
+        """Blue star-forming knots strung along the arm ridges."""
+        k = rng.integers(0, len(self.phase), count)
+        radius = np.exp(rng.uniform(np.log(self.start[k] * 1.2), np.log(self.end[k])))
+        theta = self.phase[k] + self.sense * self.cot[k] * np.log(radius) + rng.normal(0, 0.3 * self.width[k])
+        # knots are brightest where the disk is: far out a bright knot would look like a bead
+        weights = (rng.pareto(2.5, count) + 1) * np.exp(-radius / self.scale)
+        blur = float(rng.uniform(0.8, 1.3))
+        return _points(grid, angle, radius * np.cos(theta), radius * np.sin(theta) * q, weights, total, blur)
 
 
 def _disturbed(u, v, disturbance, radius, rng):
@@ -435,39 +485,53 @@ def _clumps(grid: _Grid, m: Morphology, total, r_e, q, rng) -> np.ndarray:
     return _points(grid, m.position_angle, r * np.cos(t), r * np.sin(t) * max(q, 0.25), weights, total, blur)
 
 
-def _tidal_tails(grid: _Grid, m: Morphology, total, rng) -> np.ndarray:
-    """One or two curved streams of stars pulled out by the interaction."""
-    tails = int(rng.integers(1, 3))
+def _tidal_tails(u, v, total, radius, step, rng) -> np.ndarray:
+    """One or two smooth curved streams of stars pulled out by the interaction.
+
+    A tail is a diffuse band around the curve theta = start + bend (R/radius - 1),
+    R from 1 to ~4.5 radii, widening and fading outwards, with faint lumps.
+    """
+    r = cv2.sqrt(u * u + v * v)
+    theta = np.arctan2(v, u)
+    s = r * np.float32(1 / radius)
+    out = np.zeros(u.shape, np.float32)
     start = float(rng.uniform(0, 2 * math.pi))
-    bend = float(rng.uniform(0.4, 1.0)) * (1 if rng.random() < 0.5 else -1)
-    s = rng.uniform(1.0, 4.5, (tails, 120))  # distance along the tail, in radii
-    t = start + np.arange(tails)[:, None] * math.pi + bend * (s - 1)
-    r = s * m.radius * (1 + rng.normal(0, 0.06, s.shape))
-    weights = np.exp(-(s - 1) / 1.5)
-    return _points(grid, 0.0, (r * np.cos(t)).ravel(), (r * np.sin(t)).ravel(), weights.ravel(), total,
-                   0.15 * m.radius + 1)
+    bend = float(rng.uniform(0.4, 0.9)) * (1 if rng.random() < 0.5 else -1)
+    for k in range(int(rng.integers(1, 3))):
+        length = float(rng.uniform(3.0, 4.5))
+        centre = np.float32(start + k * math.pi + float(rng.normal(0, 0.3))) + s * np.float32(bend) - np.float32(bend)
+        d = (theta - centre + np.float32(math.pi)) % np.float32(2 * math.pi) - np.float32(math.pi)
+        width = np.float32(0.25 * radius) + r * np.float32(float(rng.uniform(0.1, 0.18)))  # pixels across
+        across = d * r / width
+        onset = np.clip(s - np.float32(0.7), 0, 1)
+        along = cv2.exp(s * np.float32(-1 / 1.6)) * onset / (np.float32(1) + (s * np.float32(1 / length)) ** 8)
+        out += cv2.exp(across * across * np.float32(-0.5)) * along * np.float32(rng.uniform(0.6, 1.0))
+    _lumpy((out,), 0.35, 10, rng)
+    total_now = float(out.sum())
+    # one grid cell covers step^2 pixels: divide to keep light per pixel
+    return out * np.float32(total / (total_now * step**2)) if total_now > 0 else out
 
 
-def _lens_or_arc(old, young, u, v, flux, r_e, q, rng) -> None:
-    """A lens (flat plateau of old light) or, one time in three, a thin blue lensed arc."""
+def _lens_or_arc(old, young, u, v, flux, radius, q, rng) -> None:
+    """A lens (flat plateau of old light with a sharp edge) or, one time in three, a thin blue lensed arc."""
     if rng.random() < 2 / 3:
-        r_lens = r_e * float(rng.uniform(0.6, 1.1))
+        r_lens = radius * float(rng.uniform(0.8, 1.3))
         vd = v * np.float32(1 / max(q, 0.2))
         x2 = (u * u + vd * vd) * np.float32(1 / r_lens**2)
         x4 = x2 * x2
-        plateau = np.float32(1) / (np.float32(1) + x4 * x4)
-        old += plateau * np.float32(flux * float(rng.uniform(0.15, 0.3)) / (math.pi * r_lens**2 * max(q, 0.2)))
+        plateau = np.float32(1) / (np.float32(1) + x4 * x4 * x4)
+        old += plateau * np.float32(flux * float(rng.uniform(0.25, 0.4)) / (math.pi * r_lens**2 * max(q, 0.2)))
         return
-    r_arc = r_e * float(rng.uniform(1.5, 2.6))
-    span = float(rng.uniform(0.4, 1.2))  # radians
-    width = float(rng.uniform(0.7, 1.3))
+    r_arc = radius * float(rng.uniform(2.0, 2.8))
+    span = float(rng.uniform(0.6, 1.4))  # radians
+    width = float(rng.uniform(0.6, 1.0))
     centre = float(rng.uniform(-math.pi, math.pi))
     r = cv2.sqrt(u * u + v * v)
     dtheta = np.arctan2(v, u) - np.float32(centre)
     dtheta = (dtheta + np.float32(math.pi)) % np.float32(2 * math.pi) - np.float32(math.pi)
     arc = cv2.exp((r - np.float32(r_arc)) ** 2 * np.float32(-0.5 / width**2)
                   + dtheta * dtheta * np.float32(-2 / span**2))
-    young += arc * np.float32(rng.uniform(10, 40))  # a lensed source is faint whatever the lens
+    young += arc * np.float32(rng.uniform(30, 70))  # a lensed source is faint whatever the lens
 
 
 def _shells(u, v, total, radius, rng) -> np.ndarray:
@@ -490,9 +554,9 @@ def _dust_lane(u, v, r_e, q, thickness, edgeon, rng) -> np.ndarray:
     """Transmission of a dark band along the major axis (a little off-centre: not exactly edge-on)."""
     h = r_e / _sersic_b(1.0)
     thick = thickness if edgeon else max(q, 0.15) * r_e * 0.5
-    width = max(thick * float(rng.uniform(0.35, 0.6)), 0.6)
+    width = max(thick * float(rng.uniform(0.45, 0.7)), 0.8)  # wide enough to survive the seeing
     side = thick * float(rng.uniform(-0.3, 0.3) if edgeon else rng.choice([-1, 1]) * rng.uniform(0.2, 0.6))
-    depth = float(rng.uniform(0.6, 0.95))
+    depth = float(rng.uniform(0.7, 0.95))
     x = u * np.float32(1 / (3 * h))
     x2 = x * x
     along = np.float32(1) / (np.float32(1) + x2 * x2)
@@ -505,8 +569,8 @@ def _dust_lane(u, v, r_e, q, thickness, edgeon, rng) -> np.ndarray:
 
 def _star_colour(rng) -> np.ndarray:
     """A point on the stellar locus, from hot blue-white to cool red stars."""
-    t = float(rng.beta(2.0, 2.0))
-    return _unit_colour((1.4 - 0.9 * t, 1.0, 0.7 + 1.0 * t))
+    t = float(rng.beta(1.6, 1.1))  # most field stars are cool, orange-red dwarfs
+    return _unit_colour((1.6 - 1.2 * t, 1.0, 0.6 + 1.5 * t))
 
 
 def _add_star(canvas, cx, cy, flux, colour, psf, rng) -> None:
@@ -552,6 +616,31 @@ def _add_companion(canvas, comp: Companion, main_flux, centre, psf, rng) -> None
     # from red early types to blue star-forming neighbours
     colour = _unit_colour(np.array((0.65, 0.95, 1.4)) * (np.array((2.1, 1.05, 0.5)) ** float(rng.uniform(0, 1))))
     grid.paste(canvas, light[..., None] * colour)
+
+
+def _field_population(size: int, radius: float, rng) -> list[Companion]:
+    """The visible stars and small background galaxies of an SDSS field, away from the galaxy.
+
+    A few to ~15 per frame, peaking at 8-300 sky sigma (most faint); they keep
+    out of 3 radii (at least 25 px) around the centre so that the crop still
+    sees the galaxy alone. Fluxes are absolute (the caller passes main flux 1).
+    """
+    count = int(rng.poisson(rng.uniform(3, 13)))
+    half = (size - 1) / 2
+    xy = rng.uniform(-half, half, (count, 2))
+    keep = np.hypot(xy[:, 0], xy[:, 1]) > max(25.0, 3 * radius) * size / 424
+    out = []
+    for dx, dy in xy[keep]:
+        if rng.random() < 0.6:
+            # a PSF (sigma ~2 px) holds ~25 peak fluxes; log-uniform in flux favours faint ones
+            peak = math.exp(rng.uniform(math.log(8), math.log(300)))
+            out.append(Companion(float(dx), float(dy), 2.0, 25 * peak, 1.0, 0.0, True))
+        else:
+            r_e = float(rng.uniform(1.5, 4.5))
+            flux = r_e * r_e * math.exp(rng.uniform(math.log(30), math.log(400)))
+            out.append(Companion(float(dx), float(dy), r_e, flux, float(rng.uniform(0.3, 1)),
+                                 float(rng.uniform(0, math.pi)), False))
+    return out
 
 
 def _add_artifact(canvas, m: Morphology, cx, cy, psf, rng) -> None:
@@ -641,9 +730,29 @@ def _sky(light: np.ndarray, rng) -> np.ndarray:
     photons = cv2.resize(light, (coarse, coarse), interpolation=cv2.INTER_LINEAR)
     noise *= cv2.sqrt(cv2.max(photons, 0) * np.float32(1 / _PHOTON_GAIN) + np.float32(1))
     _add_field_sources(noise, rng)
+    _add_sky_residuals(noise, rng)
     noise = cv2.GaussianBlur(noise, (0, 0), _NOISE_BLUR)
-    noise += np.asarray(_SKY_OFFSET, np.float32)  # interpolation keeps a constant: add it while small
     return cv2.resize(noise, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _add_sky_residuals(coarse_noise: np.ndarray, rng) -> None:
+    """Residual sky: dark and lowest in blue, sometimes with a faint colour cast or a scattered-light halo.
+
+    Both stay under ~3 sky sigma, far below the crop's threshold. They go on
+    the coarse grid, where a constant or smooth glow survives interpolation.
+    """
+    offset = np.asarray(_SKY_OFFSET, np.float32)
+    if rng.random() < 0.3:
+        offset = offset + rng.normal(0, 0.35, 3).astype(np.float32)
+    coarse_noise += offset
+    if rng.random() < 0.1:
+        side = coarse_noise.shape[0]
+        gx, gy = rng.uniform(-0.2 * side, 1.2 * side, 2)
+        sigma = side * float(rng.uniform(0.25, 0.7))
+        dx = np.arange(side, dtype=np.float32) - np.float32(gx)
+        dy = np.arange(side, dtype=np.float32) - np.float32(gy)
+        glow = cv2.exp((dy[:, None] ** 2 + dx[None, :] ** 2) * np.float32(-0.5 / sigma**2))
+        coarse_noise += glow[..., None] * (np.float32(rng.uniform(0.8, 2.5)) * _star_colour(rng))
 
 
 def _add_field_sources(coarse_noise: np.ndarray, rng) -> None:
