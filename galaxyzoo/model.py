@@ -23,7 +23,6 @@ import numpy as np
 from keras import layers, ops
 
 from galaxyzoo import schema
-from galaxyzoo.losses import split_targets
 
 HEADS = ("sigmoid", "softmax-per-question")
 
@@ -146,25 +145,6 @@ def _check_args(input_size, channels, conv_filters, kernel_size, conv_dropout, d
 
 def _is_positive_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
-def targets_for_head(y: np.ndarray, head: str) -> np.ndarray:
-    """The training targets a head should see, as float32.
-
-    The softmax head can only output fractions that sum to 1 per question, but
-    hart16's debiased fractions do not; its targets are renormalised per
-    question (`schema.normalise_per_question`, uniform where a question's
-    fractions are all 0). The sigmoid head trains on the fractions as stored.
-    Vote-count columns of an (N, 74) array pass through unchanged.
-    """
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
-    y = np.asarray(y, dtype=np.float32)
-    targets, counts = split_targets(y)
-    if head == "sigmoid":
-        return y.copy()
-    normalised = schema.normalise_per_question(targets).astype(np.float32)
-    return normalised if counts is None else np.concatenate([normalised, counts], axis=-1)
 
 
 def load_model(path) -> keras.Model:

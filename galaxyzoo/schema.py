@@ -187,22 +187,6 @@ def cumulative(fractions: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalise_per_question(fractions: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rescale each question's answers to sum to 1 (uniform where all are 0).
-
-    hart16's debiased fractions do not sum to 1 within a question; a
-    softmax-per-question head needs targets that do.
-    """
-    _check_width(fractions)
-    out = np.asarray(fractions, dtype=np.float64).copy()
-    for q in QUESTIONS:
-        block = np.clip(out[..., q.slice], 0.0, None)
-        total = block.sum(axis=-1, keepdims=True)
-        n = q.stop - q.start
-        out[..., q.slice] = np.where(total > eps, block / np.maximum(total, eps), 1.0 / n)
-    return out
-
-
 def tree_violations(counts: np.ndarray) -> np.ndarray:
     """Rows whose vote counts break the tree.
 

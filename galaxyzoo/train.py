@@ -101,11 +101,11 @@ class Dataset:
 def load_dataset(data_cfg, *, head: str, with_counts: bool, progress: bool = True) -> Dataset:
     """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
 
-    Targets follow the head's policy (`model.targets_for_head`); vote counts
-    are loaded only when `with_counts` (a count-based loss).
+    Every head trains and is scored on the stored debiased fractions (see
+    docs/model.md, "target policy"); vote counts are loaded only when
+    `with_counts` (a count-based loss).
     """
     from galaxyzoo.data import RowReader, load_labels
-    from galaxyzoo.model import targets_for_head
     from galaxyzoo.store import CropStore
 
     d = data_cfg
@@ -119,7 +119,7 @@ def load_dataset(data_cfg, *, head: str, with_counts: bool, progress: bool = Tru
     for name in PARTS:
         ids = np.asarray(getattr(split, name), dtype=np.int64)
         targets, counts = load_labels(ws.db, ids, with_counts=with_counts)
-        parts[name] = Part(name, ids, store.rows_for(ids), targets_for_head(targets, head), counts)
+        parts[name] = Part(name, ids, store.rows_for(ids), targets, counts)
     return Dataset(ws, split, store, RowReader.for_store(store), parts)
 
 

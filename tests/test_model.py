@@ -11,7 +11,7 @@ import pytest
 from galaxyzoo import schema
 from galaxyzoo.losses import LOSS_NAMES, get_loss
 from galaxyzoo.metrics import training_metrics
-from galaxyzoo.model import HEADS, PerQuestionSoftmax, build_model, load_model, targets_for_head
+from galaxyzoo.model import HEADS, PerQuestionSoftmax, build_model, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(input_size=24, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,))
@@ -91,20 +91,6 @@ def test_per_question_softmax_by_hand():
         np.testing.assert_allclose(out[0, q.slice], 1.0 / len(q.answers), rtol=1e-6)
 
 
-def test_targets_for_head():
-    y = np.zeros((1, 37))
-    y[0, :3] = [0.459, 0.681, 0.0]  # hart16 row 0: t01 does not sum to 1
-    counts = np.arange(37, dtype=float)[None]
-    sig = targets_for_head(y, "sigmoid")
-    assert sig.dtype == np.float32 and np.allclose(sig, y)
-    soft = targets_for_head(np.concatenate([y, counts], axis=1), "softmax-per-question")
-    np.testing.assert_allclose(soft[0, :3], [0.459 / 1.14, 0.681 / 1.14, 0.0], rtol=1e-6)
-    np.testing.assert_allclose(soft[0, 3:5], [0.5, 0.5])  # all-zero question: uniform
-    np.testing.assert_array_equal(soft[0, 37:], counts[0])
-    with pytest.raises(ValueError, match="unknown head"):
-        targets_for_head(y, "linear")
-
-
 def test_save_and_reload_with_custom_layer_and_loss(tmp_path):
     model = build_model(head="softmax-per-question", **SMALL)
     model.compile(optimizer="adam", loss=get_loss("dirichlet-multinomial", concentration=5), metrics=training_metrics())
@@ -141,7 +127,7 @@ def test_every_loss_trains_on_targets_with_counts():
         head = HEADS[i % 2]
         model = build_model(head=head, **SMALL)
         model.compile(optimizer="adam", loss=get_loss(name), metrics=training_metrics())
-        logs = model.fit(x, targets_for_head(y, head), epochs=1, batch_size=4, verbose=0).history
+        logs = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
         assert set(logs) == {"loss", "rmse", "r2_flat"}, name
         assert np.isfinite(logs["loss"][-1]) and 0 < logs["rmse"][-1] < 1, (name, logs)
 
@@ -152,13 +138,13 @@ sys.path.insert(0, "tests")
 from test_model import _fixed_batch, _loss_and_metric_values
 from galaxyzoo.losses import LOSS_NAMES, get_loss
 from galaxyzoo.metrics import training_metrics
-from galaxyzoo.model import build_model, load_model, targets_for_head
+from galaxyzoo.model import build_model, load_model
 x, y = _fixed_batch(channels=3)
 result = {"backend": keras.backend.backend(), "values": _loss_and_metric_values(x, y)}
 model = build_model(input_size=24, channels=3, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,),
                     batch_norm=True, head="softmax-per-question")
 model.compile(optimizer="adam", loss=get_loss("dirichlet-multinomial"), metrics=training_metrics())
-history = model.fit(x, targets_for_head(y, "softmax-per-question"), epochs=1, batch_size=4, verbose=0).history
+history = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
 result["logs"] = {k: v[-1] for k, v in history.items()}
 model.save(sys.argv[1])
 result["reloaded"] = bool(np.allclose(load_model(sys.argv[1]).predict(x, verbose=0), model.predict(x, verbose=0)))

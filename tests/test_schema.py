@@ -65,16 +65,6 @@ def test_cumulative_multiplies_down_the_tree():
     assert c[18] == pytest.approx(0.0)  # t08 scaled by t06 a14 = 0.3 times its own 0
 
 
-def test_normalise_per_question():
-    f = _fractions_for_path()
-    f[0:3] = [0.459, 0.681, 0.0]  # hart16 row 0 does not sum to 1
-    n = schema.normalise_per_question(f[None])[0]
-    for q in schema.QUESTIONS:
-        assert n[q.slice].sum() == pytest.approx(1.0)
-    assert n[0] == pytest.approx(0.459 / 1.14)
-    assert np.allclose(n[schema.QUESTIONS[6].slice], 1 / 3)  # all-zero question becomes uniform
-
-
 def test_tree_violations():
     counts = np.zeros((2, 37), dtype=int)
     counts[:, 0:3] = [10, 30, 0]
