@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def noise_floor(raw_dir: Path, db_path: Path, asset_ids: np.ndarray) -> float:
     """RMSE of the debiased targets against their noise-free expectation, over `asset_ids`."""
     from galaxyzoo import schema
-    from galaxyzoo.data import load_labels
+    from galaxyzoo.data import Labels
     from galaxyzoo.synth.volunteers import debias
 
     truth = pd.read_csv(raw_dir / "truth.csv").set_index("asset_id").loc[asset_ids]
     true_probs = truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
-    targets, counts = load_labels(db_path, asset_ids, with_counts=True)
+    targets, counts = Labels.read(db_path, with_counts=True).select(asset_ids)
     reached = np.zeros_like(true_probs)
     for q in schema.QUESTIONS:
         reached[:, q.slice] = counts[:, q.slice].sum(axis=1, keepdims=True) > 0
@@ -52,11 +52,7 @@ def build_data(experiment: str, overrides: list[str]) -> None:
     from galaxyzoo import workspace
     from galaxyzoo.config import load_experiment
 
-    d = load_experiment(ROOT / "experiments" / experiment, overrides).data
-    sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
-                 channels=d.channels)
-    workspace.build(workspace.locate(d.source, d.workdir, **sizes), **sizes, test_size=d.test_size,
-                    val_size=d.val_size, split_seed=d.split_seed)
+    workspace.build_for(load_experiment(ROOT / "experiments" / experiment, overrides).data)
 
 
 def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dict:
@@ -69,7 +65,7 @@ def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dic
 
     cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
     loss = train.make_loss(cfg.train)
-    dataset = train.load_dataset(cfg.data, head=cfg.model.head, with_counts=loss.needs_counts)
+    dataset = train.load_dataset(cfg.data, with_counts=loss.needs_counts)
     keras.utils.set_random_seed(cfg.train.seed)
     with train.runtime_scope(cfg.train) as (scope, runtime):
         with scope:

@@ -33,11 +33,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from galaxyzoo.tracking import log_metrics
+from galaxyzoo.tracking import STATE_FILE, log_metrics
 
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.npz"
-STATE_FILE = "state.json"
 CSV_LOG = "training_log.csv"
 # Keys Keras's own LR callbacks add to the logs; `lr` (the seed's column name) replaces them.
 _KERAS_LR_KEYS = ("learning_rate",)

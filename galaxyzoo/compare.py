@@ -18,6 +18,7 @@ import time
 
 import pandas as pd
 
+from galaxyzoo import tracking
 from galaxyzoo.errors import GalaxyZooError
 
 FORMATS = ("text", "csv", "markdown")
@@ -28,7 +29,6 @@ TAG_SWEEP = "galaxyzoo.sweep"  # on the parent run: the study name
 TAG_PROMOTE = "galaxyzoo.promote"  # on the run `mlflow run . -e promote` created: the model URI
 TAG_TRIAL_NUMBER = "trial_number"
 TAG_TRIAL_STATE = "trial_state"
-PARENT_TAG = "mlflow.parentRunId"
 
 
 def lower_is_better(metric: str) -> bool:
@@ -51,7 +51,7 @@ def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None
         except MlflowException:
             raise GalaxyZooError(f"no MLflow run {sweep_run!r} in {client.tracking_uri}") from None
         experiment_id = parent.info.experiment_id
-        runs = _search(client, experiment_id, f"tags.`{PARENT_TAG}` = '{sweep_run}'")
+        runs = _search(client, experiment_id, f"tags.`{tracking.PARENT_TAG}` = '{sweep_run}'")
         return experiment_id, runs
     if not experiment_name:
         raise GalaxyZooError("name an MLflow experiment (--experiment-name) or a sweep run (--sweep-run)")

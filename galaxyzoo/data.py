@@ -13,7 +13,6 @@ the model trains.
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,24 +36,37 @@ class Augment:
         return self.rot90 or self.flip or self.shift_px > 0
 
 
-def load_labels(db_path: str | Path, asset_ids: np.ndarray, with_counts: bool = False):
-    """Targets (N, 37) float32 and optionally vote counts (N, 37) float32, in `asset_ids` order."""
-    columns = schema.target_columns("debiased") + (schema.target_columns("count") if with_counts else [])
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
-        quoted = ", ".join(f'"{c}"' for c in ["asset_id", *columns])
-        try:
-            rows = con.execute(f"SELECT {quoted} FROM galaxy_data").fetchall()
-        except sqlite3.Error as exc:
-            raise GalaxyZooError(f"{db_path}: cannot read galaxy_data ({exc}); run `galaxyzoo ingest` first") from None
-    table = np.asarray(rows, dtype=np.float64)
-    position = {int(a): i for i, a in enumerate(table[:, 0])}
-    missing = [int(a) for a in asset_ids if int(a) not in position]
-    if missing:
-        raise GalaxyZooError(f"{db_path}: {len(missing)} asset_ids have no galaxy_data row, e.g. {missing[:5]}")
-    values = table[[position[int(a)] for a in asset_ids], 1:].astype(np.float32)
-    targets = values[:, : schema.N_ANSWERS]
-    counts = values[:, schema.N_ANSWERS :] if with_counts else None
-    return targets, counts
+@dataclass(frozen=True)
+class Labels:
+    """Every galaxy's targets and, optionally, vote counts, read once from `galaxy_data`."""
+
+    db_path: Path
+    asset_ids: np.ndarray  # (N,) in table order
+    targets: np.ndarray  # (N, 37) float32 debiased fractions
+    counts: np.ndarray | None  # (N, 37) float32 vote counts, or None
+
+    @classmethod
+    def read(cls, db_path: str | Path, with_counts: bool = False) -> "Labels":
+        from galaxyzoo.ingest import read_galaxy_data
+
+        columns = schema.target_columns("debiased") + (schema.target_columns("count") if with_counts else [])
+        frame = read_galaxy_data(db_path, ["asset_id", *columns])
+        values = frame[columns].to_numpy(dtype=np.float32)
+        counts = values[:, schema.N_ANSWERS :] if with_counts else None
+        return cls(Path(db_path), frame["asset_id"].to_numpy(np.int64), values[:, : schema.N_ANSWERS], counts)
+
+    def select(self, asset_ids) -> tuple[np.ndarray, np.ndarray | None]:
+        """(targets, counts) of `asset_ids`, in that order; unknown ids are a GalaxyZooError."""
+        wanted = np.asarray(asset_ids, dtype=np.int64)
+        order = np.argsort(self.asset_ids, kind="stable")
+        pos = np.clip(np.searchsorted(self.asset_ids, wanted, sorter=order), 0, len(order) - 1)
+        rows = order[pos]
+        missing = wanted[self.asset_ids[rows] != wanted]
+        if len(missing):
+            raise GalaxyZooError(
+                f"{self.db_path}: {len(missing)} asset_ids have no galaxy_data row, e.g. {missing[:5].tolist()}"
+            )
+        return self.targets[rows], None if self.counts is None else self.counts[rows]
 
 
 def augment_batch(x: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
@@ -122,8 +134,13 @@ class RowReader:
             flat[start:stop] = np.frombuffer(buf, dtype=np.uint8).reshape(stop - start, self.row_bytes)
         return out
 
+    def close(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def __del__(self):
-        os.close(self._fd)
+        self.close()
 
 
 class GalaxySequence(keras.utils.PyDataset):

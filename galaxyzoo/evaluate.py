@@ -161,7 +161,7 @@ def evaluate(
         cfg = load_experiment(experiment_file, list(overrides))
     else:
         raise GalaxyZooError(f"--model {uri}: not logged by a run, so pass --experiment with its training config")
-    dataset = load_dataset(cfg.data, head=cfg.model.head, with_counts=False, progress=progress)
+    dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
     try:
         keras_model = mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"

@@ -23,8 +23,8 @@ import numpy as np
 from keras import layers, ops
 
 from galaxyzoo import schema
+from galaxyzoo.config import HEADS  # one list for the config's validation and the builder
 
-HEADS = ("sigmoid", "softmax-per-question")
 
 
 @keras.saving.register_keras_serializable(package="galaxyzoo")

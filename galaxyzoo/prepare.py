@@ -17,7 +17,6 @@ print(report.summary())
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import time
 import zlib
@@ -31,7 +30,7 @@ from tqdm import tqdm
 from galaxyzoo import store as cs
 from galaxyzoo.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.workers import cpu_count, init_image_worker
+from galaxyzoo.workers import cpu_count, imap_unordered
 
 BLOCK_ROWS = 256
 
@@ -214,10 +213,8 @@ def _run_blocks(blocks: list[_Block], workers: int):
     if workers <= 1 or len(blocks) <= 1:
         yield from map(_crop_block, blocks)
         return
-    # spawn: no fork of a parent that may hold OpenCV or other threads.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(blocks)), initializer=init_image_worker) as pool:
-        yield from pool.imap_unordered(_crop_block, blocks)
+    yield from imap_unordered(_crop_block, blocks, min(workers, len(blocks)), preload=__name__,
+                              what="prepare (resumable)")
 
 
 def _crop_block(block: _Block):

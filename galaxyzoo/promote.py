@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from galaxyzoo import compare, tracking
 from galaxyzoo.errors import GalaxyZooError
 
-MODES = ("min", "max")
+MODES = ("auto", "min", "max")  # auto: min, except for R² metrics
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,15 @@ def promote(
     experiment_name: str | None = None,
     sweep_run: str | None = None,
     metric: str = "val_rmse",
-    mode: str = "min",
+    mode: str = "auto",
     model_name: str = "galaxyzoo-cnn",
     alias: str = "champion",
 ) -> PromoteResult:
     """Register the best run's packaged model as a new version of `model_name` and alias it."""
     if mode not in MODES:
         raise GalaxyZooError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "auto":
+        mode = "min" if compare.lower_is_better(metric) else "max"
     experiment_id, runs = compare.runs_of(client, experiment_name=experiment_name, sweep_run=sweep_run)
     where = f"sweep run {sweep_run}" if sweep_run else f"experiment {experiment_name!r}"
     best, count = best_run(client, experiment_id, runs, metric=metric, mode=mode, where=where)

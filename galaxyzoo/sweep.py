@@ -185,14 +185,10 @@ def _prepare_data(cfg: config.ExperimentConfig, progress: bool) -> None:
     """Build the data once, before any trial, under a lock: workers on one machine share it."""
     from galaxyzoo import workspace
 
-    d = cfg.data
-    sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
-                 channels=d.channels)
-    workdir = Path(d.workdir)
+    workdir = Path(cfg.data.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     with file_lock(workdir / ".sweep-data.lock"):
-        workspace.build(workspace.locate(d.source, d.workdir, **sizes), **sizes, test_size=d.test_size,
-                        val_size=d.val_size, split_seed=d.split_seed, progress=progress)
+        workspace.build_for(cfg.data, progress=progress)
 
 
 @contextlib.contextmanager
@@ -287,7 +283,7 @@ class TrialRunner:
         """The MLflow run of trial `number` under this parent, if training got as far as creating it."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{compare.PARENT_TAG}` = '{self.parent_run_id}' "
+            filter_string=f"tags.`{tracking.PARENT_TAG}` = '{self.parent_run_id}' "
             f"and tags.{compare.TAG_TRIAL_NUMBER} = '{number}'",
         )
         return runs[0].info.run_id if runs else None

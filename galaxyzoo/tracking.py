@@ -38,6 +38,8 @@ CONFIG_ARTIFACT = "config.yaml"
 TAG_EXPERIMENT_FILE = "experiment_file"
 TAG_CONFIG_HASH = "config_hash"
 TAG_CHECKPOINT_DIR = "checkpoint_dir"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
+STATE_FILE = "state.json"  # a run folder's checkpoint state (callbacks.EpochCheckpoint writes it)
 TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
 OUTCOMES = ("running", "completed", "failed", "interrupted", "pruned")
 # An unfinished run in one of these may be continued by `--resume auto`.
@@ -318,10 +320,10 @@ def find_resumable_run(client, experiment_id: str, experiment_file: str, config_
         tags = run.data.tags
         if run.info.status not in RESUMABLE_STATUSES or tags.get(TAG_OUTCOME) == "pruned":
             continue
-        if "mlflow.parentRunId" in tags:
+        if PARENT_TAG in tags:
             continue
         checkpoint = tags.get(TAG_CHECKPOINT_DIR)
-        if checkpoint and (Path(checkpoint) / "state.json").is_file():
+        if checkpoint and (Path(checkpoint) / STATE_FILE).is_file():
             return run.info.run_id
     return None
 

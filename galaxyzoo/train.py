@@ -98,27 +98,23 @@ class Dataset:
         return train_seq, self.sequence("val", batch_size=train_cfg.batch_size, workers=workers)
 
 
-def load_dataset(data_cfg, *, head: str, with_counts: bool, progress: bool = True) -> Dataset:
+def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Dataset:
     """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
 
     Every head trains and is scored on the stored debiased fractions (see
     docs/model.md, "target policy"); vote counts are loaded only when
     `with_counts` (a count-based loss).
     """
-    from galaxyzoo.data import RowReader, load_labels
+    from galaxyzoo.data import Labels, RowReader
     from galaxyzoo.store import CropStore
 
-    d = data_cfg
-    sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
-                 channels=d.channels)
-    ws = workspace.locate(d.source, d.workdir, **sizes)
-    split = workspace.build(ws, **sizes, test_size=d.test_size, val_size=d.val_size, split_seed=d.split_seed,
-                            progress=progress)
+    ws, split = workspace.build_for(data_cfg, progress=progress)
     store = CropStore.open(ws.store)
+    labels = Labels.read(ws.db, with_counts=with_counts)
     parts = {}
     for name in PARTS:
         ids = np.asarray(getattr(split, name), dtype=np.int64)
-        targets, counts = load_labels(ws.db, ids, with_counts=with_counts)
+        targets, counts = labels.select(ids)
         parts[name] = Part(name, ids, store.rows_for(ids), targets, counts)
     return Dataset(ws, split, store, RowReader.for_store(store), parts)
 
@@ -208,7 +204,7 @@ def train(
     run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
     resuming = run_id is not None and run_id != env_run
 
-    dataset = load_dataset(cfg.data, head=cfg.model.head, with_counts=loss.needs_counts,
+    dataset = load_dataset(cfg.data, with_counts=loss.needs_counts,
                            progress=progress)
     logger.info("data: %s; %s", dataset.workspace.store, dataset.split.describe())
     keras.utils.set_random_seed(cfg.train.seed)
@@ -378,16 +374,11 @@ def make_loss(train_cfg):
 
 def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
-    import keras
-
     from galaxyzoo import metrics
     from galaxyzoo.model import build_model
 
+    # Under mixed precision the head still computes in float32 (model.build_model).
     model = build_model(**config_mod.model_kwargs(cfg))
-    if keras.mixed_precision.global_policy().compute_dtype == "float16":
-        # float16 sigmoid/softmax outputs are too coarse for the loss; the head's output is cast back.
-        outputs = keras.layers.Activation("linear", dtype="float32", name="answers_float32")(model.output)
-        model = keras.Model(model.input, outputs, name=model.name)
     model.compile(optimizer=_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
     return model
 

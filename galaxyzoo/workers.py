@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import cv2
+
+from galaxyzoo.errors import GalaxyZooError
 
 
 def cpu_count() -> int:
@@ -40,3 +46,39 @@ def keep_image_buffers() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc <malloc.h>
     libc.mallopt(m_mmap_threshold, 8 << 20)
     libc.mallopt(m_trim_threshold, 64 << 20)
+
+
+def worker_context(preload: str):
+    """Workers forked from a clean server process that has imported `preload`.
+
+    Forking the caller directly copies its thread pools (OpenCV's after any cv2
+    call, TensorFlow's) mid-state, and the workers can hang; spawning
+    re-imports everything for every worker. The fork server starts once per
+    session with the module preloaded. Scripts that start workers need an
+    `if __name__ == "__main__":` guard.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([preload])
+    return context
+
+
+def imap_unordered(work: Callable, tasks: Iterable, workers: int, *, preload: str, what: str) -> Iterator:
+    """Yield `work(task)` for every task as each finishes, computed in `workers` processes.
+
+    Unlike `multiprocessing.Pool`, which respawns a killed worker and waits
+    forever for its lost task, a dead worker (the out-of-memory killer, say)
+    ends the run with one clear error.
+    """
+    with ProcessPoolExecutor(workers, mp_context=worker_context(preload), initializer=init_image_worker) as pool:
+        futures = [pool.submit(work, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BrokenProcessPool:
+            raise GalaxyZooError(f"a {what} worker process died (out of memory?); run the command again") from None
+        except BaseException:
+            # Ctrl-C, an error or an abandoned generator: drop queued tasks, let running ones finish.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

@@ -43,6 +43,17 @@ def locate(source: str, workdir: str | Path, *, synthetic_n: int, synthetic_seed
     return Workspace(source, raw, root / "galaxy_data.sqlite", root / f"crops{image_size}x{channels}")
 
 
+def build_for(data_cfg, progress: bool = True):
+    """Locate and build the dataset of a `config.DataConfig`; returns (Workspace, split)."""
+    d = data_cfg
+    sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
+                 channels=d.channels)
+    ws = locate(d.source, d.workdir, **sizes)
+    split = build(ws, **sizes, test_size=d.test_size, val_size=d.val_size, split_seed=d.split_seed,
+                  progress=progress)
+    return ws, split
+
+
 def build(ws: Workspace, *, synthetic_n: int, synthetic_seed: int, image_size: int, channels: int,
           test_size: float, val_size: float, split_seed: int, progress: bool = True):
     """Run every missing stage for `ws`; returns the saved split (`split.load_split`)."""

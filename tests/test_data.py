@@ -1,3 +1,4 @@
+import os
 import sqlite3
 
 import numpy as np
@@ -5,7 +6,7 @@ import pandas as pd
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.data import Augment, GalaxySequence, RowReader, augment_batch, load_labels
+from galaxyzoo.data import Augment, GalaxySequence, Labels, RowReader, augment_batch
 from galaxyzoo.errors import GalaxyZooError
 
 
@@ -22,15 +23,18 @@ def tiny_db(tmp_path):
     return path, frame
 
 
-def test_load_labels_follows_requested_order(tiny_db):
+def test_labels_follow_the_requested_order(tiny_db):
     path, frame = tiny_db
-    targets, counts = load_labels(path, np.array([42, 11]), with_counts=True)
+    targets, counts = Labels.read(path, with_counts=True).select(np.array([42, 11]))
     expected = frame.set_index("asset_id").loc[[42, 11]]
     assert np.allclose(targets, expected[schema.target_columns()].to_numpy())
     assert np.array_equal(counts, expected[schema.target_columns("count")].to_numpy())
     assert targets.dtype == np.float32
+    assert Labels.read(path).select(np.array([5]))[1] is None
     with pytest.raises(GalaxyZooError, match="no galaxy_data row"):
-        load_labels(path, np.array([999]))
+        Labels.read(path).select(np.array([7, 999]))
+    with pytest.raises(GalaxyZooError, match="database not found"):
+        Labels.read(path.parent / "missing.sqlite")
 
 
 def _store(n=10, size=8):
@@ -108,3 +112,14 @@ def test_unshuffled_batches_follow_the_rows_order():
     seq = GalaxySequence(images, rows, np.zeros((5, 37), np.float32), batch_size=4)
     x = np.concatenate([seq[i][0] for i in range(len(seq))])
     assert np.allclose(x, images[rows] / 255.0)
+
+
+def test_row_reader_closes_its_file(tmp_path):
+    path = tmp_path / "images.u8"
+    np.zeros((2, 4, 4, 1), np.uint8).tofile(path)
+    reader = RowReader(path, (2, 4, 4, 1))
+    fd = reader._fd
+    reader.close()
+    reader.close()  # twice is harmless
+    with pytest.raises(OSError):
+        os.fstat(fd)

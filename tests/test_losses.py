@@ -144,3 +144,9 @@ def test_losses_serialise_with_their_parameters():
         assert type(again) is type(loss) and again.name == loss.name
     loss = get_loss("dirichlet-multinomial", concentration=7.5)
     assert keras.losses.deserialize(keras.losses.serialize(loss)).concentration == 7.5
+
+
+def test_the_config_accepts_exactly_the_losses_that_exist():
+    from galaxyzoo.config import LOSSES
+
+    assert LOSSES == LOSS_NAMES

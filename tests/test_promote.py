@@ -43,6 +43,13 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
     assert moved.version == 2 and moved.run_id == worst.info.run_id
     assert client.get_model_version("promote-test", "1").aliases == []  # the alias moved, it was not copied
 
+    # R² grows with quality: without --mode, the highest value wins.
+    finished = [r for r in trials if r.info.status == "FINISHED"]
+    top_r2 = max(finished, key=lambda r: r.data.metrics["val_r2_flat"])
+    assert main(["promote", "--sweep-run", result.parent_run_id, "--metric", "val_r2_flat",
+                 "--model-name", "promote-test", "--tracking-uri", uri]) == 0
+    assert client.get_model_version_by_alias("promote-test", "champion").run_id == top_r2.info.run_id
+
 
 def test_refuses_when_no_finished_run_has_a_model(tmp_path, capsys):
     from galaxyzoo import promote

@@ -263,6 +263,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "--n-trials: expected a whole number" in capsys.readouterr().err
     assert main(["sweep", "--config", str(REPO / "sweeps" / "quickstart.yaml"), "--backend", "grid"]) == 2
     assert "--backend: expected one of optuna, keras-tuner" in capsys.readouterr().err
+    assert main(["sweep", "--config", str(REPO / "sweeps" / "quickstart.yaml"), "--heartbeat", "0"]) == 2
+    assert "--heartbeat: expected at least 1 second, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

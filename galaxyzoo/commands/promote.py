@@ -13,7 +13,8 @@ def add_parser(subparsers):
     p.add_argument("--sweep-run", default="", metavar="RUN_ID",
                    help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
     p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
-    p.add_argument("--mode", choices=("min", "max"), default="min", help="min: lower is better (default); max: higher")
+    p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
+                   help="min: lower is better; max: higher; auto (default): max for R² metrics, else min")
     p.add_argument("--model-name", default="galaxyzoo-cnn", help="registered model name (default galaxyzoo-cnn)")
     p.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")

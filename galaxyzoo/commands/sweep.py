@@ -38,6 +38,18 @@ def _int(value: str, option: str) -> int | None:
         raise GalaxyZooError(f"{option}: expected a whole number, got {value!r}") from None
 
 
+def _heartbeat(value: str) -> int:
+    """Seconds between a worker's heartbeats (default 60); a dead worker's trial fails after a few."""
+    from galaxyzoo.errors import GalaxyZooError
+
+    seconds = _int(value, "--heartbeat")
+    if seconds is None:
+        return 60
+    if seconds < 1:
+        raise GalaxyZooError(f"--heartbeat: expected at least 1 second, got {seconds}")
+    return seconds
+
+
 def run(args) -> int:
     import logging
     import os
@@ -59,7 +71,7 @@ def run(args) -> int:
         study_name=args.study_name.strip() or None,
         backend=args.backend.strip() or "optuna",
         pruner=args.pruner.strip() or None,
-        heartbeat_seconds=_int(args.heartbeat, "--heartbeat") or 60,
+        heartbeat_seconds=_heartbeat(args.heartbeat),
         progress=sys.stderr.isatty(),
     )
     best = "no complete trial yet" if result.best_value is None else (

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from galaxyzoo.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.workers import cpu_count, init_image_worker
+from galaxyzoo.workers import cpu_count, init_image_worker, worker_context
 from galaxyzoo.synth import catalogue
 from galaxyzoo.synth.gz2class import gz2_class
 from galaxyzoo.synth.morphology import sample_morphology
@@ -182,7 +182,7 @@ def run_tasks(work, tasks: list, workers: int, progress: bool) -> list:
     workers = max(1, min(workers, len(tasks)))
     chunksize = max(1, min(32, len(tasks) // (workers * 8)))
     # Unlike multiprocessing.Pool, the executor fails fast when a worker dies instead of respawning it forever.
-    with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=init_image_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=worker_context(__name__), initializer=init_image_worker) as pool:
         try:
             return list(bar(pool.map(work, tasks, chunksize=chunksize)))
         except BrokenProcessPool as exc:
@@ -191,21 +191,6 @@ def run_tasks(work, tasks: list, workers: int, progress: bool) -> list:
             # Ctrl-C or an error: drop the queued galaxies, let running ones finish, then clean up.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-
-
-def worker_context():
-    """Workers forked from a clean server process that has imported this module.
-
-    Forking the caller directly copies its thread pools (OpenCV's, after any cv2
-    call) mid-state, and the workers hang in `cv2.setNumThreads`; spawning
-    re-imports everything for every worker. The fork server starts once per
-    session with our imports preloaded.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def galaxy_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
