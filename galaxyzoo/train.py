@@ -106,14 +106,21 @@ def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Datas
     `with_counts` (a count-based loss).
     """
     from galaxyzoo.data import Labels, RowReader
-    from galaxyzoo.store import CropStore
+    from galaxyzoo.store import CropStore, first_few
 
     ws, split = workspace.build_for(data_cfg, progress=progress)
     store = CropStore.open(ws.store)
     labels = Labels.read(ws.db, with_counts=with_counts)
+    usable = store.asset_ids[store.usable]
     parts = {}
     for name in PARTS:
         ids = np.asarray(getattr(split, name), dtype=np.int64)
+        kept = np.isin(ids, usable)
+        if not kept.all():
+            # `prepare` recorded these as corrupt or missing; train on the rest, and say so.
+            logger.warning("%s: %d galaxies have no usable crop and are left out: %s", name, (~kept).sum(),
+                           first_few(ids[~kept]))
+            ids = ids[kept]
         targets, counts = labels.select(ids)
         parts[name] = Part(name, ids, store.rows_for(ids), targets, counts)
     return Dataset(ws, split, store, RowReader.for_store(store), parts)
@@ -318,7 +325,9 @@ def _params(cfg: ExperimentConfig, dataset: Dataset, runtime: dict[str, str], ca
         "data.raw_dir": str(dataset.workspace.raw.resolve()),
         "data.split_id": split.id,
         "data.store_content_id": str(dataset.store.meta.get("content_id")),
-        **{f"data.n_{part}": str(n) for part, n in split.counts.items()},
+        **{f"data.n_{part}": str(len(p)) for part, p in dataset.parts.items()},
+        # galaxies of the split without a usable crop (corrupt or missing image), left out
+        "data.left_out": str(sum(split.counts[part] - len(p) for part, p in dataset.parts.items())),
     }
     versions = {f"version.{k}": v for k, v in tracking.library_versions().items()}
     return {**config_mod.flatten(cfg), "config_hash": config_mod.config_hash(cfg), **data, **versions,
