@@ -17,7 +17,6 @@ import argparse
 import multiprocessing
 import os
 import platform
-import resource
 import sqlite3
 import subprocess
 import tempfile
@@ -70,9 +69,15 @@ def decode_only(paths: list[Path], workers: int, flag: int) -> None:
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished child processes."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """Busy CPU time of the whole machine (Linux /proc/stat), in seconds.
+
+    `prepare`'s workers are children of a fork server, not of this process, so
+    getrusage(RUSAGE_CHILDREN) would miss them; the machine-wide count includes
+    every worker (and any neighbour's load: measure on a quiet machine).
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(fn) -> tuple[float, float]:
@@ -111,8 +116,8 @@ def main() -> None:
             (f"c) galaxyzoo prepare, {args.workers} workers, into the store",
              timed(lambda: prepare(raw, db, root / "store", workers=args.workers, progress=False))),
         ]
-    # On a shared machine the wall-clock rate depends on the neighbours; CPU time per image
-    # (all processes and threads together) much less so.
+    # On a shared machine the wall-clock rate depends on the neighbours; so does the machine-wide
+    # CPU time per image, so compare both only from runs on a quiet machine.
     baseline = args.n / rows[0][1][0]
     print(f"{args.n} images of 424x424: wall-clock rate, ratio to a), CPU time per image")
     for name, (wall, cpu) in rows:
