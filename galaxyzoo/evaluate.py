@@ -135,6 +135,7 @@ def evaluate(
     overrides: list[str] | tuple[str, ...] = (),
     out_dir: str | Path | None = None,
     batch_size: int | None = None,
+    tracking_uri: str | None = None,
     progress: bool = True,
 ) -> Evaluation:
     """Score `model` (run id, runs:/, models:/ URI or local path) on its test split.
@@ -144,7 +145,8 @@ def evaluate(
     changing the crop size or channels fails because the model's input
     would not fit. With `out_dir`, writes `metrics.json` and
     `per_question_metrics.csv` there. Inside `mlflow run -e evaluate`
-    (MLFLOW_RUN_ID set) the results are also logged to that run.
+    (MLFLOW_RUN_ID set) the results are also logged to that run. The model
+    is loaded before any data is built, so a bad URI fails at once.
     """
     import mlflow.keras
 
@@ -152,16 +154,19 @@ def evaluate(
     from galaxyzoo.config import load_experiment
     from galaxyzoo.train import load_dataset
 
-    client = tracking.connect(tracking.tracking_uri(None))
+    client = tracking.connect(tracking.tracking_uri(tracking_uri))
     uri = model_uri_for(model)
     run_id = source_run_id(client, uri)
+    if uri.startswith("models:/") and run_id is not None:
+        # A registered version is the packaged model (crop + network, see promote); the
+        # network it wraps is its run's Keras model, which is what the test split scores.
+        uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
     if run_id is not None:
         cfg = run_config(client, run_id, list(overrides))
     elif experiment_file:
         cfg = load_experiment(experiment_file, list(overrides))
     else:
         raise GalaxyZooError(f"--model {uri}: not logged by a run, so pass --experiment with its training config")
-    dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
     try:
         keras_model = mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"
@@ -170,6 +175,7 @@ def evaluate(
     if tuple(keras_model.input_shape[1:]) != expected:
         raise GalaxyZooError(f"--model {uri}: takes inputs {tuple(keras_model.input_shape[1:])}, but the data "
                              f"config gives crops {expected}")
+    dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
     test = dataset.parts["test"]
     batch = batch_size or min(cfg.train.batch_size, 512)
     y_pred = predict(keras_model, dataset.images, test.rows, batch)

@@ -36,6 +36,12 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
     # the registered model is the packaged one (crop + network), not the bare Keras model
     assert isinstance(predict.load_packaged("models:/promote-test@champion").unwrap_python_model(),
                       predict.PackagedModel)
+    # evaluate scores the champion's network on its test split, as its training run did
+    from galaxyzoo.evaluate import evaluate
+
+    scored = evaluate("models:/promote-test@champion", tracking_uri=uri, progress=False)
+    assert scored.run_id == best.info.run_id
+    assert scored.metrics["rmse"] == pytest.approx(best.data.metrics["test_rmse"], abs=1e-5)
 
     assert main(["promote", "--experiment-name", "galaxyzoo", "--mode", "max", "--model-name", "promote-test",
                  "--tracking-uri", uri]) == 0

@@ -306,6 +306,10 @@ def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_exp
     assert "rmse_cumulative" in capsys.readouterr().out
     assert (out / "metrics.json").is_file() and (out / "per_question_metrics.csv").is_file()
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the store named on the command line instead
+    assert main(["evaluate", "--model", result.run_id, "--tracking-uri", _uri(tmp_path)]) == 0
+    assert "rmse_cumulative" in capsys.readouterr().out
+
 
 def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
     from galaxyzoo.evaluate import evaluate
@@ -313,3 +317,9 @@ def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
     with pytest.raises(GalaxyZooError, match="not logged by a run"):
         evaluate(str(tmp_path / "nowhere"), progress=False)
+    # With a config to go on, the model still loads first: nothing is built for a model that is not there.
+    workdir = tmp_path / "data"
+    with pytest.raises(GalaxyZooError, match="cannot load a Keras model"):
+        evaluate(str(tmp_path / "nowhere"), experiment_file=str(REPO / "experiments" / "quickstart.yaml"),
+                 overrides=[f"data.workdir={workdir}"], progress=False)
+    assert not workdir.exists()

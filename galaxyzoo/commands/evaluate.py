@@ -19,6 +19,7 @@ def add_parser(subparsers):
                    help="override config keys of the model's config (as for `galaxyzoo train`)")
     p.add_argument("--out", default="", metavar="DIR", help="also write metrics.json and per_question_metrics.csv")
     p.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: min(train's, 512))")
+    p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run, epochs="")
 
 
@@ -34,6 +35,7 @@ def run(args) -> int:
         overrides=overrides_from_args(args),
         out_dir=args.out.strip() or None,
         batch_size=args.batch_size,
+        tracking_uri=args.tracking_uri,
     )
     print(format_report(result))
     return 0
