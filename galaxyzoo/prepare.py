@@ -30,7 +30,7 @@ from tqdm import tqdm
 from galaxyzoo import store as cs
 from galaxyzoo.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.workers import cpu_count, imap_unordered
+from galaxyzoo.workers import cpu_count, process_map
 
 BLOCK_ROWS = 256
 
@@ -213,8 +213,8 @@ def _run_blocks(blocks: list[_Block], workers: int):
     if workers <= 1 or len(blocks) <= 1:
         yield from map(_crop_block, blocks)
         return
-    yield from imap_unordered(_crop_block, blocks, min(workers, len(blocks)), preload=__name__,
-                              what="prepare (resumable)")
+    yield from process_map(_crop_block, blocks, min(workers, len(blocks)), preload=__name__,
+                           what="prepare", hint="out of memory?; run it again: it resumes")
 
 
 def _crop_block(block: _Block):

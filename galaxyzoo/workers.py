@@ -64,20 +64,26 @@ def worker_context(preload: str):
     return context
 
 
-def imap_unordered(work: Callable, tasks: Iterable, workers: int, *, preload: str, what: str) -> Iterator:
-    """Yield `work(task)` for every task as each finishes, computed in `workers` processes.
+def process_map(work: Callable, tasks: Iterable, workers: int, *, preload: str, what: str,
+                ordered: bool = False, chunksize: int = 1,
+                hint: str = "out of memory?; run the command again") -> Iterator:
+    """Yield `work(task)` for every task, computed in `workers` processes.
 
-    Unlike `multiprocessing.Pool`, which respawns a killed worker and waits
-    forever for its lost task, a dead worker (the out-of-memory killer, say)
-    ends the run with one clear error.
+    Results come in task order when `ordered` (tasks sent in chunks of
+    `chunksize`), else as each finishes. Unlike `multiprocessing.Pool`, which
+    respawns a killed worker and waits forever for its lost task, a dead worker
+    (the out-of-memory killer, say) ends the run with one error naming `what`
+    and `hint`.
     """
     with ProcessPoolExecutor(workers, mp_context=worker_context(preload), initializer=init_image_worker) as pool:
-        futures = [pool.submit(work, task) for task in tasks]
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            if ordered:
+                yield from pool.map(work, tasks, chunksize=chunksize)
+            else:
+                for future in as_completed([pool.submit(work, task) for task in tasks]):
+                    yield future.result()
         except BrokenProcessPool:
-            raise GalaxyZooError(f"a {what} worker process died (out of memory?); run the command again") from None
+            raise GalaxyZooError(f"a {what} worker process died; {hint}") from None
         except BaseException:
             # Ctrl-C, an error or an abandoned generator: drop queued tasks, let running ones finish.
             pool.shutdown(wait=True, cancel_futures=True)

@@ -18,8 +18,6 @@ import multiprocessing
 import os
 import secrets
 import shutil
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,7 +28,7 @@ from tqdm import tqdm
 
 from galaxyzoo.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.workers import cpu_count, init_image_worker, worker_context
+from galaxyzoo.workers import cpu_count, process_map
 from galaxyzoo.synth import catalogue
 from galaxyzoo.synth.gz2class import gz2_class
 from galaxyzoo.synth.morphology import sample_morphology
@@ -181,16 +179,8 @@ def run_tasks(work, tasks: list, workers: int, progress: bool) -> list:
     bar = partial(tqdm, total=len(tasks), desc="synth", unit="galaxy", disable=not progress, smoothing=0.1)
     workers = max(1, min(workers, len(tasks)))
     chunksize = max(1, min(32, len(tasks) // (workers * 8)))
-    # Unlike multiprocessing.Pool, the executor fails fast when a worker dies instead of respawning it forever.
-    with ProcessPoolExecutor(workers, mp_context=worker_context(__name__), initializer=init_image_worker) as pool:
-        try:
-            return list(bar(pool.map(work, tasks, chunksize=chunksize)))
-        except BrokenProcessPool as exc:
-            raise RuntimeError(f"a synth worker process died; {_MAIN_GUARD}") from exc
-        except BaseException:
-            # Ctrl-C or an error: drop the queued galaxies, let running ones finish, then clean up.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    return list(bar(process_map(work, tasks, workers, preload=__name__, what="synth", ordered=True,
+                                chunksize=chunksize, hint=_MAIN_GUARD)))
 
 
 def galaxy_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
