@@ -15,6 +15,7 @@ from galaxyzoo.synth.volunteers import (
     FLAG_THRESHOLD,
     answer_columns,
     debias,
+    expected_targets,
     simulate_votes,
     true_probabilities,
     visibility,
@@ -150,6 +151,31 @@ def test_expected_fraction_equals_true_probability():
         voted = counts[:, q.slice].sum(axis=1) > 0
         assert voted.mean() > 0.5, q.id
         np.testing.assert_allclose(fractions[voted][:, q.slice].mean(axis=0), p[q.slice], atol=0.012, err_msg=q.id)
+
+
+@pytest.mark.parametrize("radius, brightness", [(40.0, 1.0), (6.0, 0.05)])
+def test_expected_targets_are_the_mean_catalogue_targets(radius, brightness):
+    """The noise floor's expectation matches what the catalogue path gives on average."""
+    m = _disk(radius=radius, flux=brightness * TYPICAL_FLUX_PER_AREA * radius**2)
+    rng = np.random.default_rng(3)
+    catalogue = np.mean([answer_columns(simulate_votes(m, rng), m)["debiased"] for _ in range(2000)], axis=0)
+    expected = expected_targets(true_probabilities(m)[None], visibility(m), np.random.default_rng(4), 2000)
+    assert expected.shape == (1, schema.N_ANSWERS)
+    np.testing.assert_allclose(expected[0], catalogue, atol=0.02)
+
+
+def test_expected_targets_count_unreached_questions_as_zero():
+    """A question few volunteers reach has an expected target well below its true probability."""
+    m = _disk(axis_ratio=0.9)
+    probs = true_probabilities(m).copy()
+    t01, t02 = Q["t01"].slice, Q["t02"].slice
+    probs[t01] = [0.98, 0.02, 0.0]  # ~1 volunteer in 50 says "features", so t02 is often asked of nobody
+    expected = expected_targets(np.stack([probs, probs]), [1.0, 1.0], np.random.default_rng(5), 1000)
+    np.testing.assert_allclose(expected[0, t01], probs[t01], atol=0.01)  # t01 is always reached
+    reach = expected[0, t02].sum()  # where reached, a question's fractions sum to 1
+    assert 0.4 < reach < 0.75  # 1 - 0.98**42 = 0.57 with the usual ~42 volunteers
+    np.testing.assert_allclose(expected[0, t02] / reach, probs[t02], atol=0.05)
+    np.testing.assert_allclose(expected[0], expected[1], atol=0.05)  # rows are independent draws of one truth
 
 
 # --- votes -------------------------------------------------------------------

@@ -25,8 +25,10 @@ Three steps, mirroring how the real catalogue was made:
 
 Every volunteer answers each question they reach independently with
 `true_probabilities`, so the expected `fraction` of a question that got votes
-is exactly its true probability: `truth.csv`'s probabilities give the noise
-floor of the labels.
+is exactly its true probability. The expected *target* is lower on questions
+that few volunteers reach (nobody may reach them: the target is then 0) and
+is bent by the debiasing; `expected_targets` estimates it from `truth.csv`'s
+probabilities, which gives the noise floor of the labels.
 """
 
 from __future__ import annotations
@@ -349,18 +351,20 @@ def volunteer_weights(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.minimum(1.0, (5.0 * kappa) ** 8.5)
 
 
-def simulate_votes(
-    m: Morphology, rng: np.random.Generator, n_volunteers: int | None = None, probs: np.ndarray | None = None
-) -> Votes:
+def simulate_votes(m: Morphology, rng: np.random.Generator, n_volunteers: int | None = None) -> Votes:
     """Let volunteers classify the galaxy, walking the tree from t01.
 
     Vectorised over volunteers: everybody draws an answer to all 11 questions
-    from `probs` (default `true_probabilities(m)`), then the tree decides which
-    of those answers were actually asked (t06 closes every path but
-    star/artifact, t08 needs t06 "yes"). Answers to questions one reaches are
-    thus drawn exactly with the true probabilities.
+    from `true_probabilities(m)`, then the tree decides which of those answers
+    were actually asked (t06 closes every path but star/artifact, t08 needs
+    t06 "yes"). Answers to questions one reaches are thus drawn exactly with
+    the true probabilities.
     """
-    probs = true_probabilities(m) if probs is None else np.asarray(probs, dtype=np.float64)
+    return _vote(true_probabilities(m), rng, n_volunteers)
+
+
+def _vote(probs: np.ndarray, rng: np.random.Generator, n_volunteers: int | None) -> Votes:
+    """`simulate_votes` for answer probabilities `probs` (37,); None draws the crowd's size."""
     n = sample_n_volunteers(rng) if n_volunteers is None else int(n_volunteers)
     table = np.zeros((len(schema.QUESTIONS), _MAX_ANSWERS))
     table[_TABLE_INDEX] = probs
@@ -397,10 +401,35 @@ def answer_columns(votes: Votes, m: Morphology) -> dict[str, np.ndarray]:
     """
     on_question = _per_question_total(votes.count)
     fraction = _safe_ratio(votes.count, on_question)
-    weighted = _safe_ratio(votes.weight, _per_question_total(votes.weight))
+    weighted = _weighted_fraction(votes)
     debiased = debias(weighted, visibility(m))
     flag = ((debiased >= FLAG_THRESHOLD) & (on_question >= FLAG_MIN_VOTES)).astype(np.int64)
     return {"fraction": fraction, "weighted_fraction": weighted, "debiased": debiased, "flag": flag}
+
+
+def expected_targets(
+    probs: np.ndarray, vis: np.ndarray, rng: np.random.Generator, replicates: int = 100
+) -> np.ndarray:
+    """Monte-Carlo mean of the debiased targets of galaxies with these truths, (N, 37).
+
+    For each galaxy (its `true_probabilities` row and `visibility`), new
+    volunteer crowds (their number drawn too) vote `replicates` times, and the
+    debiased weighted fractions are averaged: the best any model can predict
+    from the truth, since which questions get reached, and by how many, is
+    part of the vote noise. Each row carries a Monte-Carlo variance of
+    1/`replicates` of the targets' own variance.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    vis = np.broadcast_to(np.asarray(vis, dtype=np.float64), probs.shape[:1])
+    out = np.empty_like(probs)
+    for i, (p, v) in enumerate(zip(probs, vis)):
+        weighted = np.stack([_weighted_fraction(_vote(p, rng, None)) for _ in range(replicates)])
+        out[i] = debias(weighted, v).mean(axis=0)
+    return out
+
+
+def _weighted_fraction(votes: Votes) -> np.ndarray:
+    return _safe_ratio(votes.weight, _per_question_total(votes.weight))
 
 
 def _per_question_total(values: np.ndarray) -> np.ndarray:
