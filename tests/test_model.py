@@ -57,6 +57,10 @@ def test_batch_norm_variant():
     convs_and_hidden = [model.get_layer(n) for n in ("conv1", "conv2", "dense1")]
     assert all(not layer.use_bias and layer.activation.__name__ == "linear" for layer in convs_and_hidden)
     assert model.get_layer("answers").use_bias
+    # Conv blocks normalise the pooled map (a quarter of the values), then apply relu.
+    assert model.get_layer("conv1_bn").input is model.get_layer("pool1").output
+    assert model.get_layer("conv1_relu").input is model.get_layer("conv1_bn").output
+    assert model.get_layer("pool2").input is model.get_layer("conv2").output
     assert model.predict(np.zeros((2, 24, 24, 1)), verbose=0).shape == (2, 37)
 
 
