@@ -1,0 +1,30 @@
+"""The quality benchmark script runs end to end on a tiny sample and reports consistent figures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_quality.py"
+
+
+@pytest.mark.slow
+def test_train_quality_reports_both_experiments_against_the_floor(tmp_path):
+    out = tmp_path / "quality.json"
+    cmd = [sys.executable, str(SCRIPT), "--n", "200", "--epochs", "1", "--workdir", str(tmp_path / "bench"),
+           "--replicates", "20", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert 0.10 < result["noise_floor_rmse"] < 0.25  # ~40 votes per galaxy: binomial noise of this size
+    assert [r["experiment"] for r in result["runs"]] == ["baseline.yaml", "improved.yaml"]
+    for run in result["runs"]:
+        assert run["epochs"] == 1 and run["train_images_per_s"] > 0
+        assert run["test_rmse"] > result["noise_floor_rmse"]  # one epoch: far from the floor
+        assert 0 < run["excess_rmse"] < run["test_rmse"]
+        # Vote noise and model error are independent given the truth: their squares add up.
+        floor2, excess2, test2 = result["noise_floor_rmse"] ** 2, run["excess_rmse"] ** 2, run["test_rmse"] ** 2
+        assert abs(test2 - floor2 - excess2) < 0.1 * test2
+    assert "x floor" in done.stdout
