@@ -34,20 +34,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def noise_floor(raw_dir: Path, targets: np.ndarray, asset_ids: np.ndarray,
                 replicates: int) -> tuple[float, np.ndarray]:
     """(RMSE of `targets` against their noise-free expectation, that expectation (N, 37))."""
-    from galaxyzoo import schema
+    from galaxyzoo import metrics, schema
     from galaxyzoo.synth.volunteers import expected_targets
 
     truth = pd.read_csv(raw_dir / "truth.csv").set_index("asset_id").loc[asset_ids]
     true_probs = truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
     expected = expected_targets(true_probs, truth["visibility"].to_numpy(), np.random.default_rng(0), replicates)
     # A mean of R replicates misses the true expectation by 1/R of the targets' own variance.
-    floor = np.sqrt(np.mean((targets - expected) ** 2) / (1.0 + 1.0 / replicates))
+    floor = np.sqrt(metrics.mse(targets, expected) / (1.0 + 1.0 / replicates))
     return float(floor), expected
 
 
 def excess_rmse(y_pred: np.ndarray, expected: np.ndarray, floor: float, replicates: int) -> float:
     """A model's RMSE against the expected targets, less the Monte-Carlo share of it."""
-    return float(np.sqrt(max(0.0, np.mean((y_pred - expected) ** 2) - floor**2 / replicates)))
+    from galaxyzoo import metrics
+
+    return float(np.sqrt(max(0.0, metrics.mse(expected, y_pred) - floor**2 / replicates)))
 
 
 def build_data(experiment: str, overrides: list[str]) -> None:
