@@ -1,24 +1,24 @@
-"""Shared fixtures: tiny data, temporary output folders, paths to shared/ material."""
+"""Shared fixtures: tiny data, temporary output folders, the real fixtures in tests/data/real/."""
 
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# Real files the tests need, carried by the project (sources, credits and sizes: its README.md),
+# so a clone passes its tests with nothing beside it.
+REAL = Path(__file__).resolve().parent / "data" / "real"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The read-only `shared/` folder beside the checkout (REFERENCE.md, real images)."""
-    if not SHARED.is_dir():
-        pytest.fail(f"shared/ material not found at {SHARED}; the project expects it beside the checkout")
-    return SHARED
+def real_dir() -> Path:
+    """tests/data/real/: the 231-column list, 40 real GZ2 JPEGs, 300 real gz2_hart16 rows."""
+    return REAL
 
 
 @pytest.fixture(scope="session")
-def real_images_dir(shared_dir: Path) -> Path:
-    """The 100 real GZ2 JPEGs (read them here; never copy them into the project)."""
-    return shared_dir / "gz2" / "sample_images"
+def real_images_dir(real_dir: Path) -> Path:
+    """40 real GZ2 JPEGs: every crop branch, with the centre-212 majority of the real release."""
+    return real_dir / "gz2" / "sample_images"
 
 
 REPO = Path(__file__).resolve().parents[1]

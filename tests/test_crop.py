@@ -45,9 +45,9 @@ def crop_reference(path: Path) -> tuple[np.ndarray, str]:
 
 @pytest.fixture(scope="module")
 def real_crops(real_images_dir):
-    """(reference crop, reference branch, fast crop, fast branch) for the 100 real images."""
+    """(reference crop, reference branch, fast crop, fast branch) for the 40 real images."""
     paths = sorted(real_images_dir.glob("*.jpg"))
-    assert len(paths) == 100
+    assert len(paths) == 40
     out = []
     for path in paths:
         ref, ref_branch = crop_reference(path)
@@ -59,7 +59,7 @@ def real_crops(real_images_dir):
 def test_fast_crop_matches_reference_on_real_images(real_crops):
     agree = sum(ref_b == fast_b for _, ref_b, _, fast_b in real_crops)
     diffs = [np.abs(ref.astype(int) - fast[..., 0].astype(int)).mean() for ref, _, fast, _ in real_crops]
-    assert agree >= 98
+    assert agree >= len(real_crops) - 1
     assert np.mean(diffs) <= 1.0
     assert max(diffs) <= 2.0
 

@@ -5,8 +5,8 @@ import pytest
 from galaxyzoo import schema
 
 
-def test_hart16_columns_match_real_file(shared_dir):
-    real = pd.read_csv(shared_dir / "gz2" / "hart16_columns.csv")
+def test_hart16_columns_match_real_file(real_dir):
+    real = pd.read_csv(real_dir / "gz2" / "hart16_columns.csv")
     assert schema.hart16_columns() == list(zip(real["column"], real["dtype"]))
     assert len(schema.hart16_columns()) == 231
 

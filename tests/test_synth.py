@@ -47,8 +47,8 @@ def image_ids(folder: Path) -> set[int]:
 # --- file formats -------------------------------------------------------------------------------
 
 
-def test_hart16_has_the_real_columns_and_dtypes(sample_dir, hart16, shared_dir):
-    real = pd.read_csv(shared_dir / "gz2" / "hart16_columns.csv")
+def test_hart16_has_the_real_columns_and_dtypes(sample_dir, hart16, real_dir):
+    real = pd.read_csv(real_dir / "gz2" / "hart16_columns.csv")
     header = (sample_dir / "gz2_hart16.csv").read_text().split("\n", 1)[0].split(",")
     assert header == list(real["column"])
     assert len(hart16) == N
