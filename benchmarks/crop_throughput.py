@@ -1,14 +1,15 @@
 """Crop throughput: the seed's PNG-per-image loop, bare JPEG decoding, and `galaxyzoo prepare`.
 
-Copies the 100 real GZ2 sample images N/100 times into a temporary RAW/images folder, then
-measures in one run, on warm page cache:
+Copies real GZ2 JPEGs (by default the 40 test fixtures in tests/data/real/; `--real DIR` names
+another folder, e.g. ../shared/gz2/sample_images) N times in turn into a temporary RAW/images
+folder, then measures in one run, on warm page cache:
 
   a) the seed's approach: one Python process (OpenCV threads as default), full-resolution
      colour decode, crop, one PNG per image;
   b) bare decoding only (cv2.imread of every file) on W processes, grayscale and colour;
   c) `galaxyzoo prepare` into the crop store on W workers (wall time, pool start-up included).
 
-Usage:  .venv/bin/python benchmarks/crop_throughput.py [--n 12000] [--workers 2]
+Usage:  .venv/bin/python benchmarks/crop_throughput.py [--n 12000] [--workers 2] [--real DIR]
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ import cv2
 from galaxyzoo.crop import crop_image
 from galaxyzoo.prepare import prepare
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "gz2" / "sample_images"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "gz2" / "sample_images"
 
 
-def make_raw(root: Path, n: int) -> tuple[Path, Path, list[Path]]:
+def make_raw(root: Path, n: int, samples: Path) -> tuple[Path, Path, list[Path]]:
     """RAW/images/{asset_id}.jpg (real copies, not links) and a galaxy_data table naming them."""
-    sources = sorted(SAMPLES.glob("*.jpg"))
+    sources = sorted(samples.glob("*.jpg"))
+    if not sources:
+        raise SystemExit(f"{samples}: no .jpg images to copy")
     images = root / "raw" / "images"
     images.mkdir(parents=True)
     paths = []
@@ -100,11 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=12000, help="number of images (default 12000)")
     parser.add_argument("--workers", type=int, default=2, help="processes for b) and c) (default 2)")
+    parser.add_argument("--real", type=Path, default=FIXTURES,
+                        help="folder of real GZ2 JPEGs to copy (default: the test fixtures)")
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        raw, db, paths = make_raw(root, args.n)
+        raw, db, paths = make_raw(root, args.n, args.real)
         for path in paths:  # warm the page cache: every approach then reads from memory
             path.read_bytes()
         rows = [
