@@ -6,11 +6,13 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 import cv2
+import psutil
 
 from galaxyzoo.errors import GalaxyZooError
 
@@ -20,16 +22,44 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def init_image_worker() -> None:
-    """Pool initializer: one OpenCV thread, quiet Ctrl-C, reused image buffers.
+def init_image_worker(parent_pid: int, parent_started: float) -> None:
+    """Pool initializer: die with the parent, one OpenCV thread, quiet Ctrl-C, reused image buffers.
 
     The pool already uses every core, so OpenCV's own threads only contend.
     Ctrl-C reaches the whole process group; the parent alone handles it and
     tears the pool down.
     """
+    die_with(parent_pid, parent_started)
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_image_buffers()
+
+
+def die_with(pid: int, started: float) -> None:
+    """End this process as soon as process `pid` (created at `started`) has ended.
+
+    A killed parent cannot shut its pool down, and its workers would wait
+    forever for tasks: each holds both ends of the task queue, a copy of the
+    fork server's liveness pipe and of the resource tracker's pipe, so
+    neither they, nor the fork server, nor the tracker would ever see an end.
+    Once the workers go, the other two exit on their own. PR_SET_PDEATHSIG
+    cannot do this: a worker's parent is the fork server, not `pid`. The wait
+    is event-driven (pidfd on Linux, kqueue on macOS); `started` guards
+    against a recycled pid.
+    """
+    try:
+        parent = psutil.Process(pid)
+        alive = parent.create_time() == started
+    except psutil.NoSuchProcess:
+        alive = False
+    if not alive:  # gone before this worker started
+        os._exit(1)
+
+    def watch():
+        parent.wait()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def keep_image_buffers() -> None:
@@ -73,9 +103,11 @@ def process_map(work: Callable, tasks: Iterable, workers: int, *, preload: str, 
     `chunksize`), else as each finishes. Unlike `multiprocessing.Pool`, which
     respawns a killed worker and waits forever for its lost task, a dead worker
     (the out-of-memory killer, say) ends the run with one error naming `what`
-    and `hint`.
+    and `hint`. The workers end with the calling process, even a killed one.
     """
-    with ProcessPoolExecutor(workers, mp_context=worker_context(preload), initializer=init_image_worker) as pool:
+    parent = (os.getpid(), psutil.Process().create_time())
+    with ProcessPoolExecutor(workers, mp_context=worker_context(preload), initializer=init_image_worker,
+                             initargs=parent) as pool:
         try:
             if ordered:
                 yield from pool.map(work, tasks, chunksize=chunksize)

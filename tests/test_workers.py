@@ -1,5 +1,8 @@
 import os
+import subprocess
+import sys
 
+import psutil
 import pytest
 
 from galaxyzoo.errors import GalaxyZooError
@@ -21,3 +24,26 @@ def test_a_dead_worker_is_one_clear_error_not_a_hang():
 
 def test_cpu_count_respects_the_affinity_mask():
     assert cpu_count() == len(os.sched_getaffinity(0)) >= 1
+
+
+def test_a_worker_whose_parent_pid_was_recycled_ends_at_once():
+    # The pid is alive but its start time is not the parent's: the parent is gone and its pid reused.
+    code = "import os; from galaxyzoo.workers import die_with; die_with(os.getppid(), 0.0); print('still here')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (1, "")
+
+
+def test_a_worker_ends_when_its_parent_ends():
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    code = ("import sys, time; from galaxyzoo.workers import die_with\n"
+            f"die_with({parent.pid}, {psutil.Process(parent.pid).create_time()!r}); print('watching', flush=True)\n"
+            "time.sleep(3600)")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline() == "watching\n"
+        parent.kill()
+        parent.wait()
+        assert worker.wait(timeout=120) == 1
+    finally:
+        parent.kill()
+        worker.kill()

@@ -9,15 +9,14 @@ files are therefore byte-identical for one seed whatever the number of workers.
 
 Everything is written into a temporary sibling folder (`DIR.tmp-XXXX`) that is
 renamed to `DIR` at the end, so an error or Ctrl-C never leaves a half-written
-sample behind.
+sample behind. A killed run's leftover is removed by the next run into `DIR`
+(see galaxyzoo.tempdirs), and its workers end with it (galaxyzoo.workers).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import secrets
-import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from galaxyzoo.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.workers import cpu_count, process_map
 from galaxyzoo.synth import catalogue
 from galaxyzoo.synth.gz2class import gz2_class
@@ -87,13 +87,9 @@ def generate(
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
     out = Path(out_dir).expanduser().absolute()
     check_request(out, n, seed, workers, overwrite)
-    tmp = make_temp_sibling(out)
-    try:
+    with make_temp_sibling(out) as tmp:
         write_sample(tmp, n, seed, workers or cpu_count(), progress)
         publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -116,8 +112,11 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> None:
         raise GalaxyZooError(f"output folder {out} is not writable")
 
 
-def make_temp_sibling(out: Path) -> Path:
-    """Create the `DIR.tmp-XXXX` folder beside `out` (same file system, so rename is atomic)."""
+def make_temp_sibling(out: Path) -> OwnedFolder:
+    """Create the `DIR.tmp-XXXX` folder beside `out` (same file system, so rename is atomic).
+
+    First removes the `DIR.tmp-*` and `DIR.old-*` folders of killed runs.
+    """
     blocker = next(p for p in out.parents if p.exists())
     if not blocker.is_dir():
         raise GalaxyZooError(f"cannot write the output folder {out}: {blocker} is a file, not a folder")
@@ -125,23 +124,10 @@ def make_temp_sibling(out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
             raise PermissionError(13, "Permission denied")
-        return make_sibling(out, "tmp")
+        remove_stale(out, "tmp", "old")
+        return OwnedFolder(out, "tmp")
     except OSError as exc:
         raise GalaxyZooError(f"cannot write the output folder {out}: {exc.strerror or exc}") from None
-
-
-def make_sibling(out: Path, tag: str) -> Path:
-    """Create a new empty folder `out.<tag>-XXXXXXXX` beside `out`, with the usual permissions.
-
-    (tempfile.mkdtemp would make it private, mode 0700, and the sample keeps the mode.)
-    """
-    while True:
-        folder = out.with_name(f"{out.name}.{tag}-{secrets.token_hex(4)}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
 
 
 def publish(tmp: Path, out: Path) -> None:
@@ -149,15 +135,13 @@ def publish(tmp: Path, out: Path) -> None:
     if not out.exists():
         os.rename(tmp, out)
         return
-    old = make_sibling(out, "old")
-    os.rename(out, old / "previous")
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old / "previous", out)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+    with OwnedFolder(out, "old") as old:
+        os.rename(out, old / "previous")
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            os.rename(old / "previous", out)
+            raise
 
 
 def write_sample(folder: Path, n: int, seed: int, workers: int, progress: bool) -> None:

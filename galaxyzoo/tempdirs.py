@@ -1,0 +1,78 @@
+"""Temporary folders beside an output, held by their creator and swept once it is gone.
+
+`OwnedFolder(out, tag)` creates `out.<tag>-XXXXXXXX` beside `out` and holds an
+OS lock (filelock) on `out.<tag>-XXXXXXXX.lock` while it lives. The kernel
+drops the lock however the process ends, SIGKILL included, so
+`remove_stale(out, tag)` tells a killed run's folder (lock free) from a live
+run's (lock held, whatever its pid or host) and removes only the former.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from galaxyzoo.locks import lock_path
+
+
+class OwnedFolder:
+    """A new empty folder `out.<tag>-XXXXXXXX` beside `out`, held by this process until closed.
+
+    As a context manager it gives the folder's path and on exit removes what
+    is still there (nothing once the folder has been renamed into place). The
+    folder has the usual permissions (tempfile.mkdtemp would make it private,
+    mode 0700, and a published folder keeps its mode).
+    """
+
+    def __init__(self, out: Path, tag: str):
+        while True:
+            self.path = out.with_name(f"{out.name}.{tag}-{secrets.token_hex(4)}")
+            self._lock = FileLock(lock_path(self.path))
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:  # a sweeper is removing a stale folder of this name
+                continue
+            try:
+                self.path.mkdir()
+                return
+            except FileExistsError:  # a stale folder of this name: leave it to the sweep
+                self._lock.release()
+            except BaseException:
+                self.close()
+                raise
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the folder if it is still there, then its lock file, then let go of the lock."""
+        try:
+            shutil.rmtree(self.path, ignore_errors=True)
+            lock_path(self.path).unlink(missing_ok=True)
+        finally:
+            self._lock.release()
+
+
+def remove_stale(out: Path, *tags: str) -> None:
+    """Remove the folders `out.<tag>-XXXXXXXX` beside `out`, and their lock files, that no live process holds."""
+    pattern = re.compile(rf"{re.escape(out.name)}\.(?:{'|'.join(map(re.escape, tags))})-[0-9a-f]{{8}}")
+    names = {p.name.removesuffix(".lock") for p in out.parent.iterdir()} if out.parent.is_dir() else set()
+    for name in sorted(n for n in names if pattern.fullmatch(n)):
+        folder = out.with_name(name)
+        lock = FileLock(lock_path(folder))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # its owner is alive
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            lock_path(folder).unlink(missing_ok=True)
+        finally:
+            lock.release()

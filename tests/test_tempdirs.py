@@ -1,0 +1,48 @@
+"""Owned temporary folders: a live owner's folder is kept, a killed owner's is swept."""
+
+import signal
+import subprocess
+import sys
+
+from galaxyzoo.tempdirs import OwnedFolder, remove_stale
+
+
+def test_a_live_owners_folder_is_kept_and_a_killed_owners_is_removed(tmp_path):
+    out = tmp_path / "sample"
+    code = ("import sys; from pathlib import Path; from galaxyzoo.tempdirs import OwnedFolder\n"
+            "folder = OwnedFolder(Path(sys.argv[1]), 'tmp'); (folder.path / 'half.jpg').write_bytes(b'x')\n"
+            "print(folder.path, flush=True); sys.stdin.read()")
+    owner = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        folder = tmp_path / owner.stdout.readline().strip()
+        remove_stale(out, "tmp")
+        assert (folder / "half.jpg").exists(), "another process's live folder was removed"
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert folder.exists()
+    remove_stale(out, "tmp")
+    assert list(tmp_path.iterdir()) == [], "the killed owner's folder and lock file are gone"
+
+
+def test_this_process_keeps_its_own_folder_and_removes_it_when_done(tmp_path):
+    out = tmp_path / "sample"
+    with OwnedFolder(out, "tmp") as folder:
+        (folder / "half.jpg").write_bytes(b"x")
+        remove_stale(out, "tmp")
+        assert (folder / "half.jpg").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_this_outputs_tagged_leftovers_are_swept(tmp_path):
+    out = tmp_path / "sample"
+    old_style = tmp_path / "sample.tmp-0123abcd"  # left by a killed run of the old code: no lock file
+    (old_style / "images").mkdir(parents=True)
+    orphan_lock = tmp_path / "sample.old-89abcdef.lock"  # killed after the rename, before the unlink
+    orphan_lock.write_text("")
+    keep = ["sample", "sample.tmp-backup", "sample.new-0123abcd", "other.tmp-0123abcd", "sample.tmp-0123abcd.txt"]
+    for name in keep:
+        (tmp_path / name).mkdir()
+    remove_stale(out, "tmp", "old")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
