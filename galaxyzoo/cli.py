@@ -16,6 +16,7 @@ COMMANDS = (
     "ingest",
     "prepare",
     "split",
+    "verify",
     "train",
     "evaluate",
     "sweep",

@@ -12,7 +12,12 @@ step counted:
 5. drop rows whose `images/{asset_id}.jpg` is missing (and count the images
    that have no row);
 6. add `class_reduced`, the stratification label of the train/test split;
-7. write `galaxy_data` and `ingest_report` to a fresh SQLite file.
+7. write `galaxy_data`, `ingest_report` and `ingest_source` (which raw folder and
+   which content the table was built from, see `raw_source`) to a fresh SQLite file.
+
+Malformed CSVs are refused, not guessed at: a repeated column name, a row with more
+fields than the header, or a `_debiased`/`_fraction`/`_weighted_fraction` value outside
+[0, 1] (NaN stays allowed: such rows are dropped in step 4).
 
 >>> report = ingest("data/raw", "data/galaxy_data.sqlite")  # doctest: +SKIP
 >>> report.final_rows  # doctest: +SKIP
@@ -21,6 +26,8 @@ step counted:
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import logging
 import os
 import re
@@ -34,6 +41,7 @@ from tqdm import tqdm
 
 from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.locks import writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,7 @@ MAPPING_FILE = "gz2_filename_mapping.csv"
 IMAGES_DIR = "images"
 TABLE = "galaxy_data"
 REPORT_TABLE = "ingest_report"
+SOURCE_TABLE = "ingest_source"
 
 FIRST_DUPLICATE_ASSET_ID = 295306
 """Every mapping row with a duplicated `objid` has `asset_id >= 295306`; none has an image."""
@@ -59,12 +68,16 @@ _IMAGE_NAME = re.compile(r"\d+\.jpg")
 
 MAPPING_DTYPES = {"objid": "Int64", "sample": "string", "asset_id": "int64"}
 
+FRACTION_SUFFIXES = ("debiased", "fraction", "weighted_fraction")
+"""hart16 columns with these suffixes are vote fractions: each value must lie in [0, 1] (or be NaN)."""
+
 _HART16_DTYPES = dict(schema.hart16_columns())
+_FRACTION_COLUMNS = [c for s in FRACTION_SUFFIXES for c in schema.target_columns(s)]
 HART16_DTYPES = {
     c: _HART16_DTYPES[c]
-    for c in ["dr7objid", "ra", "dec", "gz2_class", *schema.target_columns(), *schema.target_columns("count")]
+    for c in ["dr7objid", "ra", "dec", "gz2_class", *_FRACTION_COLUMNS, *schema.target_columns("count")]
 }
-"""The hart16 columns ingest reads (of 231), with their dtypes."""
+"""The hart16 columns ingest reads (of 231), with their dtypes; only the `_debiased` fractions are stored."""
 
 COLUMNS = [
     "objid", "sample", "asset_id", "dr7objid", "ra", "dec", "gz2_class",
@@ -107,14 +120,16 @@ class IngestReport:
 
 
 def ingest(
-    raw_dir: str | os.PathLike, db_path: str | os.PathLike, progress: bool = True, overwrite: bool = False
+    raw_dir: str | os.PathLike, db_path: str | os.PathLike, progress: bool = True, overwrite: bool = False,
+    wait: bool = False,
 ) -> IngestReport:
     """Read the raw GZ2 files in `raw_dir` and write `galaxy_data` to `db_path`.
 
     `db_path` must not exist yet unless `overwrite` is set; the database is
     built in a temporary file beside it and renamed into place, so it is
     replaced as a whole (tables derived from the old `galaxy_data`, such as
-    the split, go with it) or not at all.
+    the split, go with it) or not at all. One writer at a time: another
+    ingest or split of `db_path` makes this refuse, or with `wait` wait.
     """
     raw, db = Path(raw_dir), Path(db_path)
     hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
@@ -123,10 +138,16 @@ def ingest(
             raise GalaxyZooError(f"{path}: file not found (fetch it with `galaxyzoo download`)")
     if not images_dir.is_dir():
         raise GalaxyZooError(f"{images_dir}: image folder not found (unzip images_gz2.zip there)")
-    _check_target(db, overwrite)
+    with writer_lock(db, wait):
+        _check_target(db, overwrite)
+        return _ingest(raw, db, progress)
 
+
+def _ingest(raw: Path, db: Path, progress: bool) -> IngestReport:
+    hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
     mapping = read_csv_typed(mapping_path, MAPPING_DTYPES, progress)
     hart16 = read_csv_typed(hart16_path, HART16_DTYPES, progress)
+    _check_fractions(hart16, hart16_path)
     logger.info("read %d hart16 rows and %d mapping rows", len(hart16), len(mapping))
     _check_ids(hart16, "dr7objid", hart16_path)
     _require_unique(hart16, "dr7objid", hart16_path, "")
@@ -146,7 +167,8 @@ def ingest(
         source = mapping_path if column in MAPPING_DTYPES else hart16_path
         _require_rows(complete, f"{source}: every joined row has an empty value (e.g. in column {column!r})")
 
-    image_names = list_images(images_dir, progress)
+    listing = list_images(images_dir, progress)
+    image_names = set(listing)
     row_names = complete["asset_id"].astype(str) + ".jpg"
     has_image = row_names.isin(image_names).to_numpy()
     final = complete[has_image].copy()
@@ -157,6 +179,7 @@ def ingest(
 
     final["class_reduced"] = reduce_classes(final["gz2_class"], hart16["gz2_class"])
     final = final[COLUMNS]
+    source = raw_source(raw, listing)
     report = IngestReport(
         hart16_rows=len(hart16),
         mapping_rows=len(mapping),
@@ -174,7 +197,7 @@ def ingest(
         super_rare_rows=int((final["class_reduced"] == SUPER_RARE).sum()),
         reduced_classes=int(final["class_reduced"].nunique()),
     )
-    _write_database(final, report, db, progress)
+    _write_database(final, report, source, db, progress)
     logger.info("wrote %d rows to %s", len(final), db)
     return report
 
@@ -221,13 +244,11 @@ def reduce_classes(gz2_class: pd.Series, counted_in: pd.Series) -> pd.Series:
 def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -> pd.DataFrame:
     """Read the `dtypes` columns of a CSV with those dtypes.
 
-    A missing column or a value that does not fit its dtype raises a
-    `GalaxyZooError` naming the file, the column and the line.
+    A missing or repeated column, a row with more fields than the header, or a
+    value that does not fit its dtype raises a `GalaxyZooError` naming the
+    file, the column and the line.
     """
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except (ValueError, OSError) as exc:  # EmptyDataError and ParserError are ValueErrors
-        raise GalaxyZooError(f"{path}: not a readable CSV file ({exc})") from None
+    header = _check_shape(path)
     missing = [c for c in dtypes if c not in header]
     if missing:
         raise GalaxyZooError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -242,14 +263,92 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
         raise GalaxyZooError(_describe_bad_value(path, dtypes) or f"{path}: cannot read ({exc})") from None
 
 
-def list_images(images_dir: Path, progress: bool = False) -> set[str]:
-    """Names of the `{asset_id}.jpg` files in `images_dir`, from one directory listing."""
+def _check_shape(path: Path) -> list[str]:
+    """The header of a CSV, refusing repeated column names and rows longer than the header.
+
+    pandas would rename a repeated column (`a.1`) and, reading only some columns, drop or
+    shift the extra fields of a long row without a word; one pass of the csv module finds both.
+    """
+    try:
+        with open(path, newline="") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, None)
+            if not header:
+                raise GalaxyZooError(f"{path}: not a readable CSV file (no header line)")
+            seen = set()
+            repeated = [c for c in header if c in seen or seen.add(c)]
+            if repeated:
+                raise GalaxyZooError(f"{path}: column name(s) {', '.join(repr(c) for c in repeated)} repeated "
+                                     "in the header")
+            for fields_ in rows:
+                if len(fields_) > len(header):
+                    raise GalaxyZooError(f"{path}: line {rows.line_num} has {len(fields_)} fields, "
+                                         f"the header {len(header)}")
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GalaxyZooError(f"{path}: not a readable CSV file ({exc})") from None
+    return header
+
+
+def _check_fractions(df: pd.DataFrame, path: Path) -> None:
+    """Every vote fraction lies in [0, 1]: one `inf` would make every training loss NaN."""
+    columns = [c for c in _FRACTION_COLUMNS if c in df.columns]
+    values = df[columns].to_numpy(dtype=np.float64)
+    bad = ~np.isnan(values) & ((values < 0) | (values > 1))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {values[row, col]!r} on line {row + 2}, "
+                             f"expected a fraction in [0, 1] ({int(bad.sum())} such value(s) in all)")
+
+
+def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int, int]]:
+    """The `{asset_id}.jpg` files in `images_dir`, name -> (size, mtime_ns), from one listing."""
+    found = {}
     with os.scandir(images_dir) as entries:
-        return {
-            e.name
-            for e in tqdm(entries, desc=f"list {images_dir}", unit=" files", disable=not progress)
-            if _IMAGE_NAME.fullmatch(e.name) and e.is_file()
-        }
+        for e in tqdm(entries, desc=f"list {images_dir}", unit=" files", disable=not progress):
+            if _IMAGE_NAME.fullmatch(e.name) and e.is_file():
+                st = e.stat()
+                found[e.name] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def raw_source(raw_dir: str | os.PathLike, listing: dict[str, tuple[int, int]] | None = None) -> dict:
+    """What a derived file records it was built from: the raw folder and digests of its content.
+
+    `catalogue` hashes the bytes of both CSVs (where every label comes from); `images` hashes
+    the image listing (name, size, mtime of each `{asset_id}.jpg`), not 243k files' bytes: a
+    re-downloaded, added or removed image changes it for the price of one directory listing.
+    """
+    raw = Path(raw_dir)
+    if listing is None:
+        listing = list_images(raw / IMAGES_DIR)
+    catalogue = hashlib.blake2b(digest_size=16)
+    for name in (HART16_FILE, MAPPING_FILE):
+        try:
+            with open(raw / name, "rb") as fh:
+                catalogue.update(hashlib.file_digest(fh, "blake2b").digest())
+        except OSError as exc:
+            raise GalaxyZooError(f"{raw / name}: cannot read ({exc.strerror or exc})") from None
+    return {"raw": str(raw.resolve()), "catalogue": catalogue.hexdigest(), "images": listing_digest(listing)}
+
+
+def listing_digest(listing: dict[str, tuple[int, int]]) -> str:
+    """A digest of an image listing (`list_images`), independent of the listing's order."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(listing):
+        size, mtime = listing[name]
+        digest.update(f"{name} {size} {mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def read_source(db_path: str | os.PathLike) -> dict | None:
+    """The `raw_source` an ingest recorded in `db_path`, or None if it recorded none."""
+    conn = open_database(db_path)
+    try:
+        if SOURCE_TABLE not in table_names(conn):
+            return None
+        return dict(conn.execute(f"SELECT key, value FROM {SOURCE_TABLE}"))
+    finally:
+        conn.close()
 
 
 def open_database(db_path: str | os.PathLike, readonly: bool = True) -> sqlite3.Connection:
@@ -379,9 +478,8 @@ def _require_rows(df: pd.DataFrame, message: str) -> None:
         raise GalaxyZooError(f"{message}; no rows left to ingest")
 
 
-def _write_database(final: pd.DataFrame, report: IngestReport, db: Path, progress: bool) -> None:
-    """Write both tables to a temporary file beside `db`, then rename it onto `db`."""
-    db.parent.mkdir(parents=True, exist_ok=True)
+def _write_database(final: pd.DataFrame, report: IngestReport, source: dict, db: Path, progress: bool) -> None:
+    """Write the tables to a temporary file beside `db`, then rename it onto `db`."""
     tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -402,10 +500,15 @@ def _write_database(final: pd.DataFrame, report: IngestReport, db: Path, progres
                 f"INSERT INTO {REPORT_TABLE} VALUES (?, ?, ?, ?)",
                 [(i, *row) for i, row in enumerate(report.rows())],
             )
+            conn.execute(f"CREATE TABLE {SOURCE_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.executemany(f"INSERT INTO {SOURCE_TABLE} VALUES (?, ?)", source.items())
             conn.commit()
         finally:
             conn.close()
         os.replace(tmp, db)
+    except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only folder
+        tmp.unlink(missing_ok=True)
+        raise GalaxyZooError(f"{db}: cannot write the database ({exc})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

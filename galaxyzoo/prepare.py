@@ -7,6 +7,11 @@ crops, flushes them, and only then does the parent mark those rows done. A kille
 therefore restarts at the first pending rows, and the output does not depend on the number
 of workers. A missing or corrupt JPEG is recorded in the row's status and reported at the end.
 
+Every run first checks the store it resumes: files cut short are repaired and every written
+row's crc32 is checked, so rows lost to a crash, a bad copy or a disk error are cropped again
+(or, with `repair=False`, as the training build asks, refused by name). One `prepare` writes
+a store at a time (`galaxyzoo.locks`).
+
 Example:
 
 ```python
@@ -30,9 +35,15 @@ from tqdm import tqdm
 from galaxyzoo import store as cs
 from galaxyzoo.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.ingest import list_images, listing_digest
+from galaxyzoo.locks import writer_lock
 from galaxyzoo.workers import cpu_count, process_map
 
 BLOCK_ROWS = 256
+
+
+class StoreMismatch(GalaxyZooError):
+    """The store was prepared from other images, another DB or with other settings."""
 
 
 @dataclass
@@ -49,6 +60,8 @@ class PrepareReport:
     missing: list[int] = field(default_factory=list)
     corrupt: list[int] = field(default_factory=list)
     content_id: str = ""
+    repairs: list[str] = field(default_factory=list)  # what was wrong with the files of the store
+    recropped: list[int] = field(default_factory=list)  # asset_ids whose crop failed its crc32
 
     @property
     def images_per_second(self) -> float:
@@ -63,6 +76,10 @@ class PrepareReport:
         for label, ids in (("missing", self.missing), ("corrupt", self.corrupt)):
             if ids:
                 lines.append(f"{len(ids)} {label} image(s), stored as zeros: {cs.first_few(ids)}")
+        lines.extend(f"repaired: {fix}" for fix in self.repairs)
+        if self.recropped:
+            lines.append(f"{len(self.recropped)} crop(s) failed their crc32 and were cropped again: "
+                         f"{cs.first_few(self.recropped)}")
         lines.append(f"content_id {self.content_id}")
         return "\n".join(lines)
 
@@ -111,11 +128,16 @@ def prepare(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    repair: bool = True,
+    wait: bool = False,
 ) -> PrepareReport:
     """Crop the images of every galaxy in `db_path` from RAW/images into the store at `out_dir`.
 
-    Resumes an interrupted store with the same size, channels and source; a store prepared
-    differently is an error unless `overwrite=True`, which starts it again from scratch.
+    Resumes an interrupted store with the same size, channels and source (the raw folder,
+    its image listing, the DB); a store prepared differently is a `StoreMismatch` unless
+    `overwrite=True`, which starts it again from scratch. An existing store is checked first
+    (see the module docstring); `repair=False` refuses a damaged one instead of mending it.
+    Another `prepare` of `out_dir` makes this refuse, or with `wait` wait.
     `workers` defaults to every core this process may use; 1 runs in this process.
     """
     if channels not in (1, 3):
@@ -128,8 +150,24 @@ def prepare(
     if not images_dir.is_dir():
         raise GalaxyZooError(f"image folder {images_dir} not found; expected RAW/images/{{asset_id}}.jpg")
     asset_ids = read_asset_ids(db_path)
-    source = {"raw": str(Path(raw_dir).resolve()), "db": str(Path(db_path).resolve())}
-    store = _open_or_create(Path(out_dir), asset_ids, size, channels, source, overwrite)
+    source = {"raw": str(Path(raw_dir).resolve()), "db": str(Path(db_path).resolve()),
+              "images": listing_digest(list_images(images_dir))}
+    with writer_lock(out_dir, wait):
+        return _prepare(Path(out_dir), images_dir, asset_ids, size, channels, source, workers, overwrite,
+                        progress, repair)
+
+
+def _prepare(out_dir, images_dir, asset_ids, size, channels, source, workers, overwrite, progress, repair):
+    repairs = []
+    if repair and not overwrite and (out_dir / "meta.json").is_file():
+        repairs = cs.CropStore.repair(out_dir)
+    store = _open_or_create(out_dir, asset_ids, size, channels, source, overwrite)
+    failed = store.crc_failures(progress)
+    if len(failed) and not repair:
+        raise GalaxyZooError(f"crop store {store.path} is damaged: {len(failed)} row(s) fail their crc32 "
+                             f"check: {store.describe_rows(failed)}; run `galaxyzoo prepare --raw "
+                             f"{source['raw']} --db {source['db']} --out {store.path}` to crop them again")
+    store.mark_pending(failed)
 
     pending = store.pending_rows()
     already_done = len(store) - len(pending)
@@ -161,6 +199,8 @@ def prepare(
         missing=store.asset_ids[labels == "missing"].tolist(),
         corrupt=store.asset_ids[labels == "corrupt"].tolist(),
         content_id=content_id,
+        repairs=repairs,
+        recropped=store.asset_ids[failed].tolist(),
     )
 
 
@@ -172,14 +212,14 @@ def _open_or_create(path: Path, asset_ids, size, channels, source, overwrite) ->
                 (path / name).unlink(missing_ok=True)
         else:
             store = cs.CropStore.open(path, writable=True)
-            wanted = {"size": size, "channels": channels, "source": source, "algorithm": cs.ALGORITHM}
-            differs = [
-                f"{k} {store.meta.get(k)!r} (now {v!r})" for k, v in wanted.items() if store.meta.get(k) != v
-            ]
+            wanted = {"size": size, "channels": channels, "algorithm": cs.ALGORITHM,
+                      **{f"source {k}": v for k, v in source.items()}}
+            have = {**store.meta, **{f"source {k}": v for k, v in store.meta.get("source", {}).items()}}
+            differs = [f"{k} {have.get(k)!r} (now {v!r})" for k, v in wanted.items() if have.get(k) != v]
             if not differs and not np.array_equal(store.asset_ids, asset_ids):
                 differs.append(f"asset_ids ({len(store)} rows, now {len(asset_ids)})")
             if differs:
-                raise GalaxyZooError(
+                raise StoreMismatch(
                     f"crop store {path} was prepared with different " + "; ".join(differs)
                     + "; use --overwrite to prepare it again"
                 )
@@ -190,7 +230,10 @@ def _open_or_create(path: Path, asset_ids, size, channels, source, overwrite) ->
         ours = set(cs.FILES) | {"meta.json.tmp"}
         if not path.is_dir() or any(p.name not in ours for p in path.iterdir()):
             raise GalaxyZooError(f"{path} exists and is not a crop store; choose an empty or new folder")
-    return cs.CropStore.create(path, asset_ids, size, channels, source)
+    try:
+        return cs.CropStore.create(path, asset_ids, size, channels, source)
+    except OSError as exc:
+        raise GalaxyZooError(f"{path}: cannot write the crop store ({exc})") from None
 
 
 def _runs(rows: np.ndarray, block: int) -> list[tuple[int, int]]:

@@ -9,7 +9,9 @@ train, seeded and stratified the same way. (The seed instead let Keras hold out
 the last 10% of its training array, unstratified; see docs/ingest.md.)
 
 A split is identified by a short hash of its asset_ids, so two runs that
-produce the same assignment share an id:
+produce the same assignment share an id. It records the `ingest_source` of the
+table it was made from (`source`), and one process at a time writes it
+(`galaxyzoo.locks`, the lock that ingest takes on the same DB):
 
 >>> info = make_split("data/galaxy_data.sqlite")  # doctest: +SKIP
 >>> load_split("data/galaxy_data.sqlite").id == info.id  # doctest: +SKIP
@@ -19,6 +21,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -29,7 +32,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.ingest import open_database, read_galaxy_data, table_names
+from galaxyzoo.ingest import open_database, read_galaxy_data, read_source, table_names
+from galaxyzoo.locks import writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class SplitInfo:
     stratified_test: bool
     stratified_val: bool
     created: str
+    source: dict | None = None  # the ingest_source of the galaxy_data it split (None: unrecorded)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -87,17 +92,25 @@ def make_split(
     val_size: float = 0.1,
     random_state: int = 32,
     overwrite: bool = False,
+    wait: bool = False,
 ) -> SplitInfo:
     """Split `galaxy_data` into train/val/test and save it in the database.
 
     Re-running with the same parameters on the same table finds the same id
     and leaves the saved split alone; a different split is refused unless
-    `overwrite` is set.
+    `overwrite` is set. Another ingest or split writing `db_path` makes this
+    refuse, or with `wait` wait.
     """
     if not 0 < test_size < 1:
         raise GalaxyZooError(f"test size must be a fraction between 0 and 1, got {test_size}")
     if not 0 <= val_size < 1:
         raise GalaxyZooError(f"val size must be a fraction in [0, 1), got {val_size}")
+    open_database(db_path).close()  # a missing DB is named as such, before any lock file is made
+    with writer_lock(db_path, wait):
+        return _make_split(db_path, test_size, val_size, random_state, overwrite)
+
+
+def _make_split(db_path, test_size, val_size, random_state, overwrite) -> SplitInfo:
     rows = read_galaxy_data(db_path, ["asset_id", "class_reduced"])
     asset_ids = rows["asset_id"].to_numpy(dtype=np.int64)
     labels = rows["class_reduced"].to_numpy(dtype=object)
@@ -123,9 +136,10 @@ def make_split(
         stratified_test=stratified_test,
         stratified_val=stratified_val,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source=read_source(db_path),
     )
 
-    existing = _load_existing(db_path)
+    existing = saved_split(db_path)
     if existing is not None and existing.id == info.id:
         logger.info("split %s already saved in %s", info.id, db_path)
         return existing
@@ -143,7 +157,7 @@ def make_split(
 
 def load_split(db_path: str | os.PathLike) -> SplitInfo:
     """The split saved in `db_path` by `make_split`."""
-    info = _load_existing(db_path)
+    info = saved_split(db_path)
     if info is None:
         raise GalaxyZooError(f"{db_path}: no split saved (make one with `galaxyzoo split --db {db_path}`)")
     return info
@@ -170,14 +184,17 @@ def _same_params(a: SplitInfo, b: SplitInfo) -> bool:
     return (a.test_size, a.val_size, a.seed) == (b.test_size, b.val_size, b.seed)
 
 
-def _load_existing(db_path: str | os.PathLike) -> SplitInfo | None:
+def saved_split(db_path: str | os.PathLike) -> SplitInfo | None:
+    """The split saved in `db_path`, or None if there is none yet."""
     conn = open_database(db_path)
     try:
         if not {SPLIT_TABLE, META_TABLE} <= set(table_names(conn)):
             return None
+        # Splits saved before sources were recorded have no source column.
+        has_source = "source" in [r[1] for r in conn.execute(f"PRAGMA table_info({META_TABLE})")]
         meta = conn.execute(
             f"SELECT id, test_size, val_size, seed, stratified_test, stratified_val, created, "
-            f"n_train, n_val, n_test FROM {META_TABLE}"
+            f"{'source' if has_source else 'NULL'}, n_train, n_val, n_test FROM {META_TABLE}"
         ).fetchall()
         if len(meta) != 1:
             raise GalaxyZooError(f"{db_path}: table {META_TABLE} has {len(meta)} rows, expected 1")
@@ -192,9 +209,9 @@ def _load_existing(db_path: str | os.PathLike) -> SplitInfo | None:
         }
     finally:
         conn.close()
-    sid, test_size, val_size, seed, s_test, s_val, created, *counts = meta[0]
+    sid, test_size, val_size, seed, s_test, s_val, created, source, *counts = meta[0]
     info = SplitInfo(sid, test_size, val_size, seed, **parts, stratified_test=bool(s_test),
-                     stratified_val=bool(s_val), created=created)
+                     stratified_val=bool(s_val), created=created, source=json.loads(source or "null"))
     if list(info.counts.values()) != counts or split_id(info.train, info.val, info.test) != sid:
         raise GalaxyZooError(f"{db_path}: table {SPLIT_TABLE} does not match split {sid} in {META_TABLE}; "
                              "make it again with --overwrite")
@@ -215,7 +232,8 @@ def _save(db_path: str | os.PathLike, info: SplitInfo) -> None:
             conn.execute(
                 f"CREATE TABLE {META_TABLE} (id TEXT NOT NULL, test_size REAL NOT NULL, val_size REAL NOT NULL, "
                 "seed INTEGER NOT NULL, n_train INTEGER NOT NULL, n_val INTEGER NOT NULL, n_test INTEGER NOT NULL, "
-                "stratified_test INTEGER NOT NULL, stratified_val INTEGER NOT NULL, created TEXT NOT NULL)"
+                "stratified_test INTEGER NOT NULL, stratified_val INTEGER NOT NULL, created TEXT NOT NULL, "
+                "source TEXT)"
             )
             for part in PARTS:
                 ids = getattr(info, part)
@@ -224,9 +242,9 @@ def _save(db_path: str | os.PathLike, info: SplitInfo) -> None:
                     zip(ids.tolist(), [part] * len(ids), range(len(ids))),
                 )
             conn.execute(
-                f"INSERT INTO {META_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {META_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (info.id, info.test_size, info.val_size, info.seed, *info.counts.values(),
-                 int(info.stratified_test), int(info.stratified_val), info.created),
+                 int(info.stratified_test), int(info.stratified_val), info.created, json.dumps(info.source)),
             )
     except sqlite3.DatabaseError as exc:
         raise GalaxyZooError(f"{db_path}: cannot save the split ({exc})") from None

@@ -11,6 +11,11 @@ A row's status starts "pending" and becomes ok / fallback / corrupt / missing on
 pixels are written and flushed, so a killed `galaxyzoo prepare` resumes at the first pending
 rows and never trusts a half-written crop. Why this layout: see docs/prepare.md.
 
+A store checks itself: `open` refuses files whose sizes do not fit the row count and records
+that cannot occur (a status without its branch); `crc_failures` reads every crop once and
+names the rows whose pixels no longer match their crc32; `repair` makes a damaged store
+resumable, so that `prepare` crops its lost rows again.
+
 Example:
 
 ```python
@@ -25,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +46,12 @@ BRANCH_LABELS = ("none",) + BRANCHES
 USABLE = ("ok", "fallback")
 ROW_DTYPE = np.dtype([("status", "u1"), ("branch", "u1"), ("crc32", "<u4")])
 FILES = ("meta.json", "asset_ids.npy", "images.u8", "rows.bin")
+
+# Which branch each status may carry: anything else in rows.bin is damage.
+_VALID = np.zeros((len(STATUSES), len(BRANCH_LABELS)), bool)
+_VALID[[STATUSES.index(s) for s in ("pending", "corrupt", "missing")], 0] = True
+_VALID[STATUSES.index("ok"), [BRANCH_LABELS.index(b) for b in BRANCHES if b != "fallback"]] = True
+_VALID[STATUSES.index("fallback"), BRANCH_LABELS.index("fallback")] = True
 
 
 def status_code(name: str) -> int:
@@ -59,6 +71,28 @@ def open_image_rows(store_path: str | Path, row_shape: tuple[int, ...], start: i
     return np.memmap(
         Path(store_path) / "images.u8", dtype=np.uint8, mode="r+",
         offset=start * row_bytes, shape=(stop - start, *row_shape),
+    )
+
+
+def _file_bytes(meta: dict, count: int) -> dict[str, int]:
+    """The size each data file of a store with `count` rows must have."""
+    return {"images.u8": count * meta["size"] ** 2 * meta["channels"], "rows.bin": count * ROW_DTYPE.itemsize}
+
+
+def _size(path: Path) -> int | None:
+    return path.stat().st_size if path.is_file() else None
+
+
+def _invalid_records(rows: np.ndarray) -> np.ndarray:
+    """Rows whose (status, branch) pair cannot occur."""
+    status, branch = rows["status"], rows["branch"]
+    known = (status < len(STATUSES)) & (branch < len(BRANCH_LABELS))
+    return np.flatnonzero(~known | ~_VALID[np.where(known, status, 0), np.where(known, branch, 0)])
+
+
+def _damaged(path: Path, what: str) -> GalaxyZooError:
+    return GalaxyZooError(
+        f"crop store {path} is damaged: {what}; run `galaxyzoo prepare` on it to crop the damaged rows again"
     )
 
 
@@ -120,25 +154,54 @@ class CropStore:
 
     @classmethod
     def open(cls, path, writable: bool = False) -> "CropStore":
-        """Open a store read-only (default) or writable; raises GalaxyZooError if it is not a store."""
+        """Open a store read-only (default) or writable.
+
+        Raises GalaxyZooError if it is not a store, or if its files do not fit its row count or
+        rows.bin holds records that cannot occur (see `repair`).
+        """
         path = Path(path)
-        meta_path = path / "meta.json"
-        if not meta_path.is_file():
-            raise GalaxyZooError(f"{path} is not a crop store (no meta.json); run `galaxyzoo prepare` first")
+        meta, ids = _read_header(path)
+        for name, want in _file_bytes(meta, len(ids)).items():
+            have = _size(path / name)
+            if have != want:
+                held = "is missing" if have is None else f"holds {have:,} bytes"
+                raise _damaged(path, f"{name} {held}, {len(ids)} rows need {want:,}")
+        mode = "r+" if writable else "r"
+        row_shape = (meta["size"], meta["size"], meta["channels"])
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("format") != FORMAT:
-                raise GalaxyZooError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
-            ids = np.load(path / "asset_ids.npy")
-            mode = "r+" if writable else "r"
-            row_shape = (meta["size"], meta["size"], meta["channels"])
             images = np.memmap(path / "images.u8", dtype=np.uint8, mode=mode, shape=(len(ids), *row_shape))
             rows = np.memmap(path / "rows.bin", dtype=ROW_DTYPE, mode=mode, shape=(len(ids),))
-        except (OSError, ValueError, KeyError) as exc:
-            raise GalaxyZooError(
-                f"crop store {path} is damaged ({exc}); prepare it again with --overwrite"
-            ) from exc
+        except (OSError, ValueError) as exc:
+            raise GalaxyZooError(f"crop store {path}: cannot map its files ({exc})") from None
+        bad = _invalid_records(rows)
+        if len(bad):
+            raise _damaged(path, f"rows.bin holds impossible records in {len(bad)} row(s): {first_few(bad)}")
         return cls(path, meta, ids, images, rows)
+
+    @classmethod
+    def repair(cls, path) -> list[str]:
+        """Make a damaged store at `path` resumable; one line per repair made (none: it was sound).
+
+        A data file of the wrong size is set to the size its row count needs: records cut off
+        read as pending, pixels cut off as zeros, which then fail their crc32. Impossible
+        records are reset to pending. Either way `prepare` crops those rows again.
+        """
+        path = Path(path)
+        meta, ids = _read_header(path)
+        fixes = []
+        for name, want in _file_bytes(meta, len(ids)).items():
+            have = _size(path / name)
+            if have != want:
+                with open(path / name, "r+b" if have is not None else "wb") as fh:
+                    fh.truncate(want)
+                fixes.append(f"{name} {'was missing' if have is None else f'held {have:,} bytes'}, not {want:,}")
+        rows = np.memmap(path / "rows.bin", dtype=ROW_DTYPE, mode="r+", shape=(len(ids),))
+        bad = _invalid_records(rows)
+        if len(bad):
+            rows[bad] = 0
+            rows.flush()
+            fixes.append(f"rows.bin held impossible records in {len(bad)} row(s): {first_few(bad)}")
+        return fixes
 
     def __len__(self) -> int:
         return len(self.asset_ids)
@@ -169,6 +232,42 @@ class CropStore:
     def pending_rows(self) -> np.ndarray:
         """Indices of rows not written yet (all of them in a new store)."""
         return np.flatnonzero(self._rows["status"] == status_code("pending"))
+
+    def crc_failures(self, progress: bool = False, chunk_rows: int = 2048) -> np.ndarray:
+        """Rows written so far whose pixels no longer match their recorded crc32.
+
+        Reads images.u8 once, a chunk at a time with positional reads (a memory map would
+        keep the whole file resident). Pending rows hold nothing yet and are skipped.
+        """
+        from tqdm import tqdm
+
+        row_bytes = self.size * self.size * self.channels
+        done = self._rows["status"] != status_code("pending")
+        crc = np.asarray(self._rows["crc32"])
+        bad = []
+        fd = os.open(self.path / "images.u8", os.O_RDONLY)
+        try:
+            for start in tqdm(range(0, len(self), chunk_rows), desc=f"verify {self.path}", unit=" chunks",
+                              disable=not progress):
+                stop = min(start + chunk_rows, len(self))
+                todo = np.flatnonzero(done[start:stop])
+                if not len(todo):
+                    continue
+                buf = memoryview(os.pread(fd, (stop - start) * row_bytes, start * row_bytes))
+                bad.extend(start + i for i in todo
+                           if zlib.crc32(buf[i * row_bytes : (i + 1) * row_bytes]) != crc[start + i])
+        finally:
+            os.close(fd)
+        return np.asarray(bad, dtype=np.int64)
+
+    def describe_rows(self, rows: np.ndarray) -> str:
+        """`rows` for an error message: the first few as "row (asset_id ...)", and the count."""
+        return first_few([f"{r} (asset_id {a})" for r, a in zip(rows, self.asset_ids[rows])])
+
+    def mark_pending(self, rows: np.ndarray) -> None:
+        """Forget the crops of `rows`, so that `prepare` crops them again."""
+        self._rows[rows] = 0
+        self._rows.flush()
 
     def rows_for(self, asset_ids) -> np.ndarray:
         """Row index of each asset_id, in the given order.
@@ -227,6 +326,22 @@ class CropStore:
     def update_meta(self, **changes) -> None:
         self.meta.update(changes)
         _write_json(self.path / "meta.json", self.meta)
+
+
+def _read_header(path: Path) -> tuple[dict, np.ndarray]:
+    """meta.json and asset_ids.npy of the store at `path`, checked to be a store of this format."""
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise GalaxyZooError(f"{path} is not a crop store (no meta.json); run `galaxyzoo prepare` first")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise GalaxyZooError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
+        ids = np.load(path / "asset_ids.npy")
+        _file_bytes(meta, len(ids))  # size and channels are there
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GalaxyZooError(f"crop store {path} is damaged ({exc}); prepare it again with --overwrite") from None
+    return meta, ids
 
 
 def first_few(ids, n: int = 5) -> str:

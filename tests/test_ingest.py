@@ -222,7 +222,7 @@ def test_existing_database_needs_overwrite(raw, tmp_path):
         ing.ingest(raw["raw"], db, progress=False)
     ing.ingest(raw["raw"], db, progress=False, overwrite=True)
     conn = sqlite3.connect(db)
-    assert ing.table_names(conn) == ["galaxy_data", "ingest_report"], "stale derived tables go with the old file"
+    assert ing.table_names(conn) == ["galaxy_data", "ingest_report", "ingest_source"], "stale derived tables go"
     conn.close()
 
 

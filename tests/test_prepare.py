@@ -94,24 +94,26 @@ def test_resume_skips_done_rows_and_redoes_pending_ones(raw, tmp_path):
     raw_dir, db = raw
     out = tmp_path / "crops"
     first = prepare(raw_dir, db, out, workers=1, progress=False)
-    # Simulate a run killed mid-way: rows 5..9 half-written and not marked done; row 12 done.
+    # Simulate a run killed mid-way: rows 5..9 half-written and not marked done (their records
+    # still all zero); row 12 done, but its pixels changed since (they no longer match its crc32).
     store = CropStore.open(out, writable=True)
     expected = np.array(store.images)
     store.images[5:10] = 7
-    store.images[12] = 9  # a done row: must be left alone
+    store.images[12] = 9
     store.images.flush()
     rows = np.memmap(out / "rows.bin", dtype=ROW_DTYPE, mode="r+")
-    rows["status"][5:10] = 0
+    rows[5:10] = 0
     rows.flush()
     del store, rows
 
     report = prepare(raw_dir, db, out, workers=2, progress=False)
-    assert report.processed == 5 and report.already_done == 10
+    assert report.processed == 6 and report.already_done == 9
+    assert report.recropped == [int(CropStore.open(out).asset_ids[12])] and not report.repairs
     resumed = CropStore.open(out)
-    np.testing.assert_array_equal(resumed.images[5:10], expected[5:10])
-    assert (resumed.images[12] == 9).all()
+    np.testing.assert_array_equal(resumed.images[5:13], expected[5:13])
     assert (resumed.status != "pending").all()
     assert report.branch_counts == first.branch_counts
+    assert report.content_id == first.content_id
 
 
 @pytest.mark.slow

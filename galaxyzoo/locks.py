@@ -1,0 +1,55 @@
+"""One writer per derived file: an OS file lock beside the DB or crop store it guards.
+
+`ingest` and `split` lock `DB.lock`, `prepare` locks `STORE.lock` (beside the store folder,
+so `--overwrite` never deletes it). The lock is an OS lock (flock, through `filelock`): a
+killed writer releases it with its process, so a stale `.lock` file never blocks anyone.
+Readers (training, evaluation) take no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from galaxyzoo.errors import GalaxyZooError
+
+logger = logging.getLogger(__name__)
+
+
+def lock_path(target: str | Path) -> Path:
+    """The lock file guarding `target` (a DB file or a store folder): `target` + `.lock`."""
+    target = Path(target)
+    return target.with_name(target.name + ".lock")
+
+
+@contextlib.contextmanager
+def writer_lock(target: str | Path, wait: bool = False) -> Iterator[None]:
+    """Hold the write lock of `target` for the block.
+
+    Another writer holding it makes this raise a GalaxyZooError naming the file, or, with
+    `wait` (the workspace build: two trainings on one dataset), wait until it finishes.
+    A folder the lock cannot be created in is a GalaxyZooError too.
+    """
+    from filelock import FileLock, Timeout
+
+    path = lock_path(target)
+    lock = FileLock(path)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if not wait:
+                raise GalaxyZooError(
+                    f"{target} is being written by another process (it holds {path}); "
+                    "wait for it to finish, or stop it"
+                ) from None
+            logger.warning("waiting for %s: another process is writing %s", path, target)
+            lock.acquire()
+    except OSError as exc:
+        raise GalaxyZooError(f"{target}: cannot write there ({exc.strerror or exc}: {path})") from None
+    try:
+        yield
+    finally:
+        lock.release()
