@@ -52,7 +52,7 @@ def assert_nothing_left(proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while (left := group(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert left == [], [p.info for p in left]
+    assert left == [], "processes outlived the killed run"
 
 
 def workers_started(proc: subprocess.Popen, n: int) -> bool:
