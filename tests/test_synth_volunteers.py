@@ -62,13 +62,14 @@ def test_population_mix_matches_targets(population):
     ms = [m for m, _, _, _ in population]
     kinds = collections.Counter(m.kind for m in ms)
     n = len(ms)
-    assert 0.36 < kinds["elliptical"] / n < 0.46
+    # calibrated on the real catalogue rows: gz2_class E 54%, S 42%, Se 4%, A ~0%
+    assert 0.50 < kinds["elliptical"] / n < 0.60
     disks = kinds["disk"] + kinds["edgeon"]
-    assert 0.50 < disks / n < 0.62
-    assert 0.10 < kinds["edgeon"] / disks < 0.20
-    assert 0.004 < (kinds["star"] + kinds["artifact"]) / n < 0.035
+    assert 0.40 < disks / n < 0.50
+    assert 0.05 < kinds["edgeon"] / disks < 0.13
+    assert 0.0005 < (kinds["star"] + kinds["artifact"]) / n < 0.012
     face_on = [m for m in ms if m.kind == "disk" and m.clumpiness < 0.4]
-    assert 0.24 < np.mean([m.bar_strength > 0 for m in face_on]) < 0.36
+    assert 0.34 < np.mean([m.bar_strength > 0 for m in face_on]) < 0.46
     arms = collections.Counter(min(m.n_arms, 5) for m in face_on if m.n_arms > 0)
     assert len(arms) == 5 and arms.most_common(1)[0][0] == 2
     assert np.mean([m.n_arms > 0 for m in face_on]) > 0.7
@@ -76,15 +77,20 @@ def test_population_mix_matches_targets(population):
     galaxies = [m for m in ms if m.kind != "star"]
     odd = [m.ring or m.lens_or_arc or m.dust_lane or m.merger or m.other_odd or m.disturbance > 0.25
            or m.clumpiness > 0.4 for m in galaxies]
-    assert 0.08 < np.mean(odd) < 0.25
+    assert 0.08 < np.mean(odd) < 0.32
 
 
 def test_population_has_faint_galaxies_companions_and_red_bulges(population):
     ms = [m for m, _, _, _ in population if m.kind in ("elliptical", "disk", "edgeon")]
     brightness = np.array([m.flux / (TYPICAL_FLUX_PER_AREA * m.radius**2) for m in ms])
     assert 0.03 < np.mean(brightness < 0.15) < 0.25, "some galaxies are much fainter than typical"
+    # the frame fixes the visible extent: fainter galaxies have larger radii, and the seeing
+    # spans a wide range of pixels (small galaxies are blown up more)
     radius = np.array([m.radius for m in ms])
-    assert radius.min() < 12 and radius.max() > 60
+    assert radius.min() < 16 and radius.max() > 60
+    assert np.corrcoef(np.log(brightness), np.log(radius))[0, 1] < -0.5
+    seeing = np.array([m.seeing for m in ms])
+    assert seeing.max() > 2.5 * seeing.min()
     assert any(c.is_star for m in ms for c in m.companions)
     assert any(not c.is_star for m in ms if not m.merger for c in m.companions)
     mergers = [m for m in ms if m.merger]
@@ -161,7 +167,8 @@ def test_expected_targets_are_the_mean_catalogue_targets(radius, brightness):
     catalogue = np.mean([answer_columns(simulate_votes(m, rng), m)["debiased"] for _ in range(2000)], axis=0)
     expected = expected_targets(true_probabilities(m)[None], visibility(m), np.random.default_rng(4), 2000)
     assert expected.shape == (1, schema.N_ANSWERS)
-    np.testing.assert_allclose(expected[0], catalogue, atol=0.02)
+    # rarely reached answers (t08 after a 6% "odd") carry a Monte-Carlo error of ~0.01 on each side
+    np.testing.assert_allclose(expected[0], catalogue, atol=0.03)
 
 
 def test_expected_targets_count_unreached_questions_as_zero():
@@ -202,7 +209,7 @@ def test_votes_follow_the_tree(population):
 
 def test_volunteer_numbers_and_weights(population):
     total = np.array([v.total_classifications for _, v, _, _ in population])
-    assert total.min() >= 16 and 35 <= np.median(total) <= 50 and total.max() > 80
+    assert total.min() >= 16 and 40 <= np.median(total) <= 44 and 5 < total.std() < 7  # real: 42, sd 6.2
     counts, weights = _stack(population, "count"), _stack(population, "weight")
     assert np.all(weights <= counts + 1e-9) and np.all(weights[counts > 0] > 0)
     assert np.mean(weights.sum(axis=1) < counts.sum(axis=1) - 1e-9) > 0.5, "some volunteers are down-weighted"
@@ -328,4 +335,4 @@ def test_gz2_classes_have_a_long_tail(population):
                  if n < 12 and c.endswith(")") and not c.startswith("E") and re.search(r"[1234+?][tml]", c)]
     assert reducible
     shares = collections.Counter(c[0] if not c.startswith("Se") else "Se" for c in classes.elements())
-    assert 0.35 < shares["E"] / len(population) < 0.5
+    assert 0.45 < shares["E"] / len(population) < 0.62  # real rows: 54%

@@ -61,6 +61,8 @@ class Morphology:
     colour_disk: tuple[float, float, float]
     companions: tuple[Companion, ...] = field(default_factory=tuple)  # mergers, neighbours, stars
     merger: bool = False  # whether one companion is an interacting partner
+    seeing: float = 2.0  # PSF sigma, pixels
+    zoom: float = 2.3  # image pixels per SDSS pixel: the grain of the resampled noise
 
     def to_record(self) -> dict:
         """A flat dict for `truth.csv` (companions summarised by count)."""
@@ -78,7 +80,8 @@ class Morphology:
 # Rates are per galaxy unless a comment says otherwise; docs/synthetic.md
 # ("How the labels are simulated") lists the targets they were tuned to.
 
-KIND_SHARES = (0.41, 0.49, 0.085, 0.008, 0.007)  # in KINDS order; edge-on ~15% of all disks
+# In KINDS order. Calibrated on the 2,000 real hart16 rows: gz2_class E 54%, S 42%, Se 4%, A 0%.
+KIND_SHARES = (0.55, 0.408, 0.038, 0.002, 0.002)
 TYPICAL_FLUX_PER_AREA = 800.0
 """flux / radius**2 of a typically bright galaxy (sky-noise units; the renderer's scale).
 
@@ -86,23 +89,34 @@ At this surface brightness the crop's threshold isophote lies at 2.5-3 radius;
 ten times fainter shrinks it to 0.9-1.5 radius, ten times brighter grows it to
 4-6.6 radius (measured on the renderer; see docs/synthetic.md).
 """
-RADIUS_MEDIAN = 28.0  # px, lognormal; with the brightness spread the crop sees
-RADIUS_LOG_SIGMA = 0.42  # ~35% inside 106 px, ~45% inside 212 px, ~20% larger
-RADIUS_RANGE = (3.0, 110.0)
-LOG_BRIGHTNESS_MEAN = -0.3  # log10 of flux / (TYPICAL_FLUX_PER_AREA radius^2): ~12% of galaxies
-LOG_BRIGHTNESS_SIGMA = 0.45  # are over 6x fainter than typical, ~2% over 16x
+# GZ2 cutouts are scaled to each galaxy's Petrosian radius, a radius set by its own light, so
+# every galaxy's visible extent fills about the same share of the frame (real GZ2 images: 89%
+# of crops central-212, 10% full, 1% central-106); what varies is how many SDSS pixels, and
+# seeing discs, it spans. The frame fixes the extent; the radius follows from the brightness.
+EXTENT_MEDIAN = 70.0  # px, half the larger side of the crop's gray-30 box; lognormal
+EXTENT_LOG_SIGMA = 0.10
+# extent / radius ~ EXTENT_PER_RADIUS * k**slope at brightness k (the table in render.py)
+EXTENT_PER_RADIUS = {"elliptical": (2.4, 0.33), "disk": (2.5, 0.2), "edgeon": (2.8, 0.2)}
+RADIUS_RANGE = (5.0, 80.0)
+ZOOM_MEDIAN = 2.3  # image px per SDSS px (GZ2: 0.02 petroR90 arcsec/px against SDSS's 0.396")
+ZOOM_LOG_SIGMA = 0.3  # small galaxies are blown up more: coarser noise, wider seeing in pixels
+ZOOM_RANGE = (1.4, 4.5)
+SEEING_PER_ZOOM = 0.87  # PSF sigma in SDSS px, times jitter; sigma ~2 px at the median zoom, as
+SEEING_JITTER = (0.85, 1.2)  # measured on the real GZ2 images (docs/synthetic.md)
+LOG_BRIGHTNESS_MEAN = -0.2  # log10 of flux / (TYPICAL_FLUX_PER_AREA radius^2): ~12% of galaxies
+LOG_BRIGHTNESS_SIGMA = 0.4  # are over 6x fainter than typical, ~2% over 16x
 LOG_BRIGHTNESS_RANGE = (-2.0, 0.8)
 STAR_FLUX_MEDIAN = 1.0e4
-BULGE_CLASSES = ((0.12, 0.00, 0.04), (0.42, 0.06, 0.20), (0.38, 0.20, 0.50), (0.08, 0.50, 0.80))
+BULGE_CLASSES = ((0.03, 0.00, 0.04), (0.40, 0.06, 0.20), (0.47, 0.20, 0.50), (0.10, 0.50, 0.80))
 """(share, B/T low, B/T high) of face-on disks: no bulge, just noticeable, obvious, dominant."""
 ARM_COUNTS = ((0.06, 1), (0.48, 2), (0.18, 3), (0.10, 4), (0.18, 5))  # 5 means "more than 4"
 IRREGULAR_SHARE = 0.04  # of face-on disks
-BAR_SHARE = 0.30  # of regular face-on disks
+BAR_SHARE = 0.40  # of regular face-on disks (real t03 bar mean 0.22)
 SPIRAL_SHARE = 0.82  # of regular face-on disks (irregulars: 0.2)
 MERGER_RATE = {"elliptical": 0.025, "disk": 0.03, "edgeon": 0.02}
 DISTURBED_RATE = 0.03  # disturbed without a partner in the frame
-RING_RATE = {"elliptical": 0.02, "disk": 0.04, "edgeon": 0.0}  # barred disks: +0.06
-LENS_RATE = 0.008
+RING_RATE = {"elliptical": 0.10, "disk": 0.18, "edgeon": 0.0}  # barred disks: +0.06
+LENS_RATE = 0.04
 DUST_LANE_RATE = {"elliptical": 0.005, "disk": 0.005, "edgeon": 0.25}
 OTHER_ODD_RATE = 0.025
 FIELD_STARS_MEAN = 0.5  # foreground stars per frame (Poisson)
@@ -133,8 +147,11 @@ def sample_morphology(rng: np.random.Generator) -> Morphology:
         return _sample_star(rng)
     # An artifact (trail, bleed, ghost) is drawn over an ordinary galaxy.
     body = kind if kind != "artifact" else ("elliptical", "disk")[_pick(rng, (0.5, 0.5))]
-    radius = _clamp(rng.lognormal(math.log(RADIUS_MEDIAN), RADIUS_LOG_SIGMA), *RADIUS_RANGE)
     log_brightness = _clamp(rng.normal(LOG_BRIGHTNESS_MEAN, LOG_BRIGHTNESS_SIGMA), *LOG_BRIGHTNESS_RANGE)
+    per_radius, slope = EXTENT_PER_RADIUS[body]
+    extent = rng.lognormal(math.log(EXTENT_MEDIAN), EXTENT_LOG_SIGMA)
+    radius = _clamp(extent / (per_radius * 10.0 ** (slope * log_brightness)), *RADIUS_RANGE)
+    zoom, seeing = _sample_resampling(rng)
     structure = {"elliptical": _sample_elliptical, "disk": _sample_disk, "edgeon": _sample_edgeon}[body](rng)
     odd = _sample_odd_features(rng, body, barred=structure["bar_strength"] > 0)
     companions = _sample_field_stars(rng) + _sample_neighbours(rng, radius)
@@ -153,6 +170,8 @@ def sample_morphology(rng: np.random.Generator) -> Morphology:
         colour_bulge=colour_bulge,
         colour_disk=colour_disk,
         companions=companions,
+        seeing=seeing,
+        zoom=zoom,
         **structure,
         **odd,
     )
@@ -161,6 +180,11 @@ def sample_morphology(rng: np.random.Generator) -> Morphology:
 def surface_brightness(m: Morphology) -> float:
     """Mean surface brightness relative to a typical galaxy's (1 = typical, 0.1 = faint)."""
     return m.flux / (TYPICAL_FLUX_PER_AREA * m.radius**2)
+
+
+def bulge_axis_ratio(disk_q: float) -> float:
+    """Apparent b/a of a bulge (intrinsic flattening 0.6) in a disk seen at b/a `disk_q`."""
+    return math.sqrt(disk_q * disk_q + (1 - disk_q * disk_q) * 0.36)
 
 
 def half_light_snr(m: Morphology) -> float:
@@ -199,7 +223,7 @@ def _no_spiral(winding: str = WINDINGS[1]) -> dict:
 
 def _sample_elliptical(rng: np.random.Generator) -> dict:
     return {
-        "axis_ratio": _clamp(rng.beta(4.0, 1.5), 0.2, 1.0),
+        "axis_ratio": _clamp(rng.beta(3.5, 1.6), 0.2, 1.0),
         "sersic_n": float(rng.uniform(2.5, 6.0)),
         "bulge_fraction": 1.0,
         "bulge_shape": "rounded",
@@ -226,8 +250,9 @@ def _sample_disk(rng: np.random.Generator) -> dict:
             n_arms = int(rng.integers(5, 8))
         # Bulgier disks wind their arms tighter (the Hubble sequence).
         t = min(1.0, bulge_fraction / 0.5)
-        winding = WINDINGS[_pick(rng, (0.15 + 0.55 * t, 0.40 - 0.15 * t, 0.45 - 0.40 * t))]
-        arms = {"n_arms": n_arms, "winding": winding, "arm_strength": float(rng.uniform(0.4, 1.0))}
+        # real GZ2 spirals are mostly tight (t10 means 0.27 / 0.18 / 0.07)
+        winding = WINDINGS[_pick(rng, (0.50 + 0.35 * t, 0.34 - 0.20 * t, 0.16 - 0.15 * t))]
+        arms = {"n_arms": n_arms, "winding": winding, "arm_strength": float(rng.uniform(0.6, 1.0))}
     return {
         "axis_ratio": float(rng.uniform(0.3, 1.0)),
         "sersic_n": float(rng.uniform(1.0, 2.0) + 2.5 * bulge_fraction),
@@ -261,7 +286,7 @@ def _sample_odd_features(rng: np.random.Generator, kind: str, barred: bool) -> d
     if merger or rng.random() < DISTURBED_RATE:
         disturbance = float(rng.uniform(0.3, 0.9))
     else:
-        disturbance = 0.0 if kind == "elliptical" else float(rng.uniform(0.0, 0.1))
+        disturbance = float(rng.uniform(0.0, 0.2))  # no real galaxy is perfectly symmetric
     return {
         "merger": bool(merger),
         "disturbance": disturbance,
@@ -314,13 +339,22 @@ def _sample_merger_partner(rng: np.random.Generator, radius: float) -> Companion
     )
 
 
+def _sample_resampling(rng: np.random.Generator) -> tuple[float, float]:
+    """(zoom, seeing sigma in image pixels) of one cutout."""
+    zoom = _clamp(rng.lognormal(math.log(ZOOM_MEDIAN), ZOOM_LOG_SIGMA), *ZOOM_RANGE)
+    return zoom, SEEING_PER_ZOOM * zoom * float(rng.uniform(*SEEING_JITTER))
+
+
 def _sample_star(rng: np.random.Generator) -> Morphology:
     """A foreground star where a galaxy was expected; its radius is the seeing's."""
     t = rng.random()  # stars span blue to red
     colour = tuple(float(b + (r - b) * t) for b, r in zip(BLUE, RED))
+    zoom, seeing = _sample_resampling(rng)
     return Morphology(
         kind="star",
-        radius=float(rng.uniform(1.2, 2.5)),
+        seeing=seeing,
+        zoom=zoom,
+        radius=1.1774 * seeing,  # a Gaussian holds half its light inside 1.18 sigma
         flux=float(rng.lognormal(math.log(STAR_FLUX_MEDIAN), 0.9)),
         axis_ratio=1.0,
         position_angle=0.0,

@@ -46,14 +46,14 @@ import cv2
 import numpy as np
 from scipy.special import gammainc
 
-from galaxyzoo.synth.morphology import Companion, Morphology
+from galaxyzoo.synth.morphology import Companion, Morphology, bulge_axis_ratio
 
 # asinh stretch: gray = GAIN * asinh(I / SOFTENING), I the channel mean in sky sigma.
 # GAIN / SOFTENING makes the sky noise ~3.7 gray levels, as in real GZ2 JPEGs, and
 # GAIN keeps typical bright cores at gray ~190 like theirs.
-_STRETCH_SOFTENING = 8.9
+_STRETCH_SOFTENING = 9.8
 _STRETCH_GAIN = 38.0
-_SKY_OFFSET = (0.4, 1.1, 1.1)  # residual sky per channel B, G, R: real GZ2 skies are dark, not blue
+_SKY_OFFSET = (0.4, 0.9, 0.9)  # residual sky per channel B, G, R: real GZ2 skies are dark, not blue
 _PHOTON_GAIN = 25.0  # object light that adds one unit of noise variance (sky ~625 e-/pixel)
 _PITCH_DEG = {"tight": 12.0, "medium": 20.0, "loose": 32.0}
 _YOUNG_TINT = (1.15, 1.0, 0.88)  # young stars in arms and knots: bluer than the disk
@@ -74,10 +74,7 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
     ok, jpeg = cv2.imencode(".jpg", image)
     ```
     """
-    psf = float(rng.uniform(1.5, 2.5)) * size / 424
-    if m.kind == "star":
-        # a star's half-light radius is the seeing's: a Gaussian holds half its light inside 1.18 sigma
-        psf = float(np.clip(m.radius / 1.1774, 0.8, 4.0))
+    psf = m.seeing * size / 424
     canvas = np.zeros((size, size, 3), np.float32)
     centre = (size - 1) / 2
     cx, cy = centre + m.centre_dx, centre + m.centre_dy
@@ -92,7 +89,7 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
     for comp in _field_population(size, m.radius if m.kind != "star" else 5.0, rng):
         _add_companion(canvas, comp, 1.0, centre, psf, rng)
     _subtract_sky_estimate(canvas)
-    cv2.add(canvas, _sky(canvas, rng), dst=canvas)
+    cv2.add(canvas, _sky(canvas, m.zoom * size / 424, rng), dst=canvas)
     return _asinh_stretch(canvas, rng)
 
 
@@ -241,7 +238,7 @@ def _add_main_galaxy(canvas: np.ndarray, m: Morphology, cx: float, cy: float, ps
     bulge_ratio = float(rng.uniform(0.18, 0.35))  # bulge r_e / disk r_e
     disk_re = m.radius * _disk_scale(bt, n, bulge_ratio)
     bulge_re = m.radius if bt >= 1 else bulge_ratio * disk_re
-    bulge_q = q if bt >= 1 else _bulge_axis_ratio(q)
+    bulge_q = q if bt >= 1 else bulge_axis_ratio(q)
     f_bulge = m.flux * bt
     f_disk = m.flux - f_bulge
     disk_colour = np.asarray(m.colour_disk, np.float64)
@@ -301,11 +298,6 @@ def _add_main_galaxy(canvas: np.ndarray, m: Morphology, cx: float, cy: float, ps
     ], axis=1)  # rows B, G, R; columns old, disk, young
     layers = cv2.GaussianBlur(cv2.merge([old, disk, young]), (0, 0), psf / step)
     grid.paste(canvas, cv2.transform(layers, colours))
-
-
-def _bulge_axis_ratio(disk_q: float) -> float:
-    """Apparent b/a of a bulge (intrinsic flattening 0.6) in a disk seen at b/a `disk_q`."""
-    return math.sqrt(disk_q * disk_q + (1 - disk_q * disk_q) * 0.36)
 
 
 def _bulge(u, v, total, r_e, n, q, shape, soft) -> np.ndarray:
@@ -625,13 +617,13 @@ def _field_population(size: int, radius: float, rng) -> list[Companion]:
     out of 3 radii (at least 25 px) around the centre so that the crop still
     sees the galaxy alone. Fluxes are absolute (the caller passes main flux 1).
     """
-    count = int(rng.poisson(rng.uniform(3, 13)))
+    count = int(rng.poisson(rng.uniform(3, 12)))
     half = (size - 1) / 2
     xy = rng.uniform(-half, half, (count, 2))
     keep = np.hypot(xy[:, 0], xy[:, 1]) > max(25.0, 3 * radius) * size / 424
     out = []
     for dx, dy in xy[keep]:
-        if rng.random() < 0.6:
+        if rng.random() < 0.35:
             # a PSF (sigma ~2 px) holds ~25 peak fluxes; log-uniform in flux favours faint ones
             peak = math.exp(rng.uniform(math.log(8), math.log(300)))
             out.append(Companion(float(dx), float(dy), 2.0, 25 * peak, 1.0, 0.0, True))
@@ -705,20 +697,20 @@ _NOISE_BLUR = 0.6  # coarse pixels
 _NOISE_GAIN = _coarse_noise_gain(_NOISE_BLUR)
 
 
-def _sky(light: np.ndarray, rng) -> np.ndarray:
+def _sky(light: np.ndarray, zoom: float, rng) -> np.ndarray:
     """What to add to the `light` canvas: residual sky, noise, faint field sources.
 
     The noise has unit sigma per channel on empty sky and variance
     1 + light / _PHOTON_GAIN under objects (photon noise). It is made on a
-    grid 2.1-2.8 times coarser and interpolated up, because GZ2 cutouts are
-    resampled SDSS frames, so neighbouring pixels share their noise; that also
+    grid `zoom` times coarser (the SDSS pixels) and interpolated up, because GZ2
+    cutouts are resampled SDSS frames, so neighbouring pixels share their noise; that also
     keeps it cheap. Most of it is common to the three channels, as the JPEG
     chroma subsampling of the real images leaves it. Faint background galaxies
     and stars go onto the same coarse grid, where the blur and interpolation
     make them seeing-sized blobs for free.
     """
     size = light.shape[0]
-    coarse = max(8, int(round(size / float(rng.uniform(2.1, 2.8)))))
+    coarse = max(8, int(round(size / zoom)))
     raw = np.frombuffer(rng.bytes(coarse * coarse * 4), np.uint8).reshape(coarse, coarse, 4)
     common, own = 0.96, 0.28  # 0.96^2 + 0.28^2 = 1; channel correlation ~0.92
     scale = 1 / (math.sqrt((256**2 - 1) / 12) * _NOISE_GAIN)  # uniform bytes -> unit sigma after upsampling

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from galaxyzoo import schema
-from galaxyzoo.synth.morphology import Morphology, surface_brightness
+from galaxyzoo.synth.morphology import Morphology, bulge_axis_ratio, surface_brightness
 
-SIZE_SCALE_PX = 9.0  # half-light radius (px) at which half the detail is resolved
+SIZE_SCALE_SEEING = 4.5  # half-light radius (in PSF sigmas) at which half the detail is resolved
 BRIGHTNESS_SCALE = 0.1  # surface brightness (1 = typical) at which half the detail stands out of the noise
 FLAG_THRESHOLD = 0.8  # a debiased fraction this high is a "clean" answer ...
 FLAG_MIN_VOTES = 10  # ... when at least this many volunteers answered the question
@@ -66,7 +66,7 @@ DETAIL_QUESTIONS = (
     Detail("t03", (0,), 1, 2.5),  # bar -> no bar
     Detail("t04", (0,), 1, 2.0),  # spiral -> no spiral
     Detail("t06", (0,), 1, 2.0),  # odd -> not odd
-    Detail("t11", (0, 1, 2, 3, 4), 5, 4.0),  # an arm count -> can't tell
+    Detail("t11", (0, 1, 2, 3, 4), 5, 3.0),  # an arm count -> can't tell
 )
 NULL_DEBIAS_SHARE = 0.6
 """Debiasing lowers a null answer by this share of the shift it adds to the detail.
@@ -124,14 +124,15 @@ class Votes:
 
 
 def resolution(m: Morphology) -> float:
-    """How well the galaxy is resolved, 0..1, from its half-light radius in pixels."""
-    return m.radius**2 / (m.radius**2 + SIZE_SCALE_PX**2)
+    """How well the galaxy is resolved, 0..1, from its half-light radius in seeing discs."""
+    x = m.radius / m.seeing
+    return x * x / (x * x + SIZE_SCALE_SEEING**2)
 
 
 def visibility(m: Morphology) -> float:
     """How much of the galaxy's detail the image shows, 0 (none) .. 1 (all).
 
-    The product of resolution (radius against `SIZE_SCALE_PX`) and detection
+    The product of resolution (radius against `SIZE_SCALE_SEEING` seeing sigmas) and detection
     (surface brightness against `BRIGHTNESS_SCALE`); it plays the role of
     redshift in Hart+16: the same galaxy seen smaller or fainter gets less
     detailed votes.
@@ -197,18 +198,19 @@ def _featuredness(m: Morphology) -> float:
     if m.kind == "edgeon":
         s = 0.80 + 0.15 * (1.0 - m.bulge_fraction)
     elif m.bulge_fraction < 1.0:  # disks (also under an artifact); big bulges without arms look smooth
-        s = 0.30 + 0.45 * (1.0 - m.bulge_fraction) + 0.35 * m.arm_strength + 0.2 * m.bar_strength + 0.2 * m.clumpiness
-    else:
-        s = 0.04 + 0.15 * (1.0 - m.axis_ratio) + 0.5 * m.disturbance + 0.25 * m.ring + 0.2 * m.lens_or_arc
+        s = 0.45 + 0.45 * (1.0 - m.bulge_fraction) + 0.35 * m.arm_strength + 0.2 * m.bar_strength + 0.2 * m.clumpiness
+    else:  # real ellipticals keep ~6-20% "features" votes (the 2,000 real rows: smooth rarely above 0.9)
+        s = 0.06 + 0.15 * (1.0 - m.axis_ratio) + 0.5 * m.disturbance + 0.25 * m.ring + 0.2 * m.lens_or_arc
         s += 0.3 * m.dust_lane
-    return min(max(s, 0.03), 0.96)
+    return min(max(s, 0.03), 0.98)
 
 
 def _smooth_or_features(m: Morphology) -> list[float]:
     if m.kind == "star":
         return [0.05, 0.03, 0.92]
-    # Tiny galaxies pass for stars; a trail or ghost over a galaxy draws most votes.
-    star = 0.70 if m.kind == "artifact" else 0.004 + 0.04 * (1.0 - resolution(m)) ** 2
+    # A few volunteers call any galaxy a star (real: median 0.02), more so tiny ones;
+    # a trail or ghost over a galaxy draws most votes.
+    star = 0.70 if m.kind == "artifact" else 0.025 + 0.05 * (1.0 - resolution(m)) ** 2
     feat = _featuredness(m)
     return [(1.0 - star) * (1.0 - feat), (1.0 - star) * feat, star]
 
@@ -222,16 +224,16 @@ def _edge_on(m: Morphology) -> list[float]:
 
 
 def _bar(m: Morphology) -> list[float]:
-    bar = 0.04 + 0.9 * m.bar_strength
+    bar = 0.12 + 0.85 * m.bar_strength
     return [bar, 1.0 - bar]
 
 
 def _spiral(m: Morphology) -> list[float]:
     if m.n_arms > 0:
-        spiral = 0.20 + 0.78 * m.arm_strength
+        spiral = 0.55 + 0.45 * m.arm_strength
     else:
-        spiral = 0.05 + 0.3 * m.clumpiness + 0.2 * m.disturbance
-    spiral = min(spiral, 0.97)
+        spiral = 0.08 + 0.3 * m.clumpiness + 0.2 * m.disturbance
+    spiral = min(spiral, 0.98)
     return [spiral, 1.0 - spiral]
 
 
@@ -240,14 +242,27 @@ def _soft_bins(value: float, centres: tuple[float, ...], width: float, floor: fl
     return _normalised([math.exp(-0.5 * ((value - c) / width) ** 2) + floor for c in centres])
 
 
+# Answer probabilities of t05 at these B/T (interpolated between). Real volunteers call almost
+# any bulge "obvious", ellipticals' too, and rarely pick "no bulge" or "dominant".
+_BULGE_KNOTS = (0.0, 0.1, 0.25, 0.5, 1.0)
+_BULGE_ANSWERS = (
+    (0.30, 0.03, 0.01, 0.01, 0.01),  # no bulge
+    (0.40, 0.60, 0.35, 0.15, 0.14),  # just noticeable
+    (0.08, 0.32, 0.58, 0.66, 0.64),  # obvious
+    (0.02, 0.03, 0.06, 0.18, 0.21),  # dominant
+)
+
+
 def _bulge_prominence(m: Morphology) -> list[float]:
-    # no bulge, just noticeable, obvious, dominant; B/T above 0.7 all reads "dominant"
-    return _soft_bins(min(m.bulge_fraction, 0.7), (0.0, 0.12, 0.33, 0.62), 0.09)
+    bt = min(max(m.bulge_fraction, 0.0), 1.0)
+    return _normalised([float(np.interp(bt, _BULGE_KNOTS, answer)) for answer in _BULGE_ANSWERS])
 
 
 def _rounded(m: Morphology) -> list[float]:
-    # completely round, in between, cigar-shaped
-    return _soft_bins(m.axis_ratio, (0.92, 0.65, 0.35), 0.1)
+    # completely round, in between, cigar-shaped; who calls a face-on disk smooth judges its
+    # bright bulge, which is rounder than the disk
+    q = m.axis_ratio if m.kind != "disk" else bulge_axis_ratio(m.axis_ratio)
+    return _soft_bins(q, (0.95, 0.66, 0.25), 0.13)
 
 
 def _irregularity(m: Morphology) -> float:
@@ -263,9 +278,9 @@ def _odd(m: Morphology) -> list[float]:
     if m.kind == "star":
         return [0.1, 0.9]
     cues = [
-        0.06,  # some volunteers find something odd in any galaxy
+        0.06,  # some volunteers find something odd in any galaxy (real: median 0.16)
         0.8 * m.merger,
-        0.7 * m.ring,
+        0.45 * m.ring,
         0.6 * m.lens_or_arc,
         0.6 * m.dust_lane,
         0.8 * m.disturbance,
@@ -278,19 +293,20 @@ def _odd(m: Morphology) -> list[float]:
     return [odd, 1.0 - odd]
 
 
-# What volunteers pick as "the odd feature" when nothing is really odd.
-_ODD_FEATURE_BASE = (0.03, 0.02, 0.04, 0.03, 0.06, 0.03, 0.01)
+# What volunteers pick as "the odd feature" when nothing is really odd: real GZ2 volunteers
+# favour ring, other and lens (real means 0.28 / 0.27 / 0.15), rarely merger or dust lane.
+_ODD_FEATURE_BASE = (0.10, 0.07, 0.06, 0.04, 0.17, 0.04, 0.015)
 
 
 def _odd_feature(m: Morphology) -> list[float]:
     # ring, lens or arc, disturbed, irregular, other, merger, dust lane
     cues = (
-        1.0 * m.ring,
+        1.5 * m.ring,
         0.9 * m.lens_or_arc,
-        m.disturbance + 0.3 * m.merger,
+        1.2 * max(0.0, m.disturbance - 0.15) + 0.3 * m.merger,
         1.3 * _irregularity(m),
         0.9 * m.other_odd,
-        1.2 * m.merger + 0.4 * _close_neighbours(m),
+        1.0 * m.merger + 0.2 * _close_neighbours(m),
         1.0 * m.dust_lane,
     )
     return _normalised([b + c for b, c in zip(_ODD_FEATURE_BASE, cues)])
@@ -323,9 +339,9 @@ def _arms_number(m: Morphology) -> list[float]:
     if m.n_arms > 0:
         k = min(m.n_arms, 5) - 1
         known = _normalised([0.62 if i == k else 0.10 if abs(i - k) == 1 else 0.02 for i in range(5)])
-        cant_tell = 0.20 + 0.35 * (1.0 - m.arm_strength)
+        cant_tell = 0.12 + 0.3 * (1.0 - m.arm_strength)
     else:
-        known, cant_tell = _normalised(_ARMS_UNSURE), 0.55
+        known, cant_tell = _normalised(_ARMS_UNSURE), 0.35
     return [(1.0 - cant_tell) * p for p in known] + [cant_tell]
 
 
@@ -333,11 +349,8 @@ def _arms_number(m: Morphology) -> list[float]:
 
 
 def sample_n_volunteers(rng: np.random.Generator) -> int:
-    """How many people classify a galaxy: ~42 +- 8, a 5% tail of deeper coverage, at least 16."""
-    n = rng.normal(42.0, 8.0)
-    if rng.random() < 0.05:
-        n *= rng.uniform(1.5, 3.5)
-    return max(16, int(round(n)))
+    """How many people classify a galaxy: 42 +- 6, at least 16 (real: median 42, sd 6.2, max 66)."""
+    return max(16, int(round(rng.normal(42.0, 6.0))))
 
 
 def volunteer_weights(rng: np.random.Generator, n: int) -> np.ndarray:
