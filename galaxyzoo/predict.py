@@ -13,8 +13,8 @@ bytes, base64-encoded (JSON-safe, so the REST server takes it too). The output
 has one row per input row: the 37 answer fractions (columns named by answer,
 `t01_smooth_or_features_a01_smooth`, ...), `most_likely_path` (answer stems
 joined by " > "), `crop_branch` and `error`. A row whose image cannot be
-decoded gets NaN fractions and the reason in `error`; the other rows are
-unaffected.
+decoded gets NaN fractions (null in the REST server's JSON) and the reason in
+`error`; the other rows are unaffected.
 
 >>> model = mlflow.pyfunc.load_model("models:/galaxyzoo-cnn@champion")
 >>> model.predict(pd.DataFrame({"image": [base64.b64encode(open("100008.jpg", "rb").read()).decode()]}))
@@ -24,15 +24,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import os
+import secrets
 import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+# Set by MLflow's scoring server (`mlflow models serve`), which MLflow itself reads the same way.
+from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
 from galaxyzoo import schema, tracking
 from galaxyzoo.crop import crop_image, decode_image
@@ -122,7 +128,12 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         if INPUT_COLUMN not in model_input.columns:
             raise ValueError(f"expected a DataFrame with a column {INPUT_COLUMN!r} of base64 image bytes")
         images, errors = _decode_column(model_input[INPUT_COLUMN].tolist())
-        return predict_images(self.network, images, self.size, self.channels, errors)
+        frame = predict_images(self.network, images, self.size, self.channels, errors)
+        if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get():
+            # JSON has no NaN (JSON.parse rejects it): served, the fractions are nullable floats, so a
+            # bad row's become null. Python callers keep plain float64 columns with NaN.
+            frame[ANSWER_COLUMNS] = frame[ANSWER_COLUMNS].astype("Float64")
+        return frame
 
 
 def signature():
@@ -201,19 +212,59 @@ class PredictSummary:
 
 
 def collect_images(inputs: list[str | Path]) -> list[Path]:
-    """Files named, plus the images (by suffix, sorted) directly inside named folders."""
-    files = []
+    """Files named, plus the images (by suffix, sorted) directly inside named folders; each once.
+
+    A dangling symlink in a folder is kept, so it gets a row saying it cannot be read.
+    """
+    files, seen = [], set()
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in item.iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or not p.exists()))
             if not found:
                 raise GalaxyZooError(f"{item}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
-            files += found
         else:
-            files.append(item)  # a missing file is reported in its row, like a corrupt one
+            found = [item]  # a missing file is reported in its row, like a corrupt one
+        for path in found:
+            key = os.path.realpath(path)  # `dir dir/a.jpg` names a.jpg twice: one row for it
+            if key not in seen:
+                seen.add(key)
+                files.append(path)
     if not files:
         raise GalaxyZooError("no images given")
     return files
+
+
+def check_out(out: Path, files: list[Path], overwrite: bool) -> None:
+    """Refuse an --out that is a folder, one of the inputs, or (without `overwrite`) an existing file."""
+    if out.is_dir():
+        raise GalaxyZooError(f"--out {out}: is a folder; name the CSV file to write")
+    target = os.path.realpath(out)
+    for path in files:
+        if os.path.realpath(path) == target or (out.exists() and path.exists() and os.path.samefile(path, out)):
+            raise GalaxyZooError(f"--out {out}: is one of the input images; write the CSV elsewhere")
+    if out.exists() and not overwrite:
+        raise GalaxyZooError(f"--out {out}: the file exists; pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def atomic_output(out: Path) -> Iterator[Path]:
+    """A new temporary file beside `out`, renamed onto `out` if the block succeeds, else removed.
+
+    It is created on entry, so an unwritable folder fails before any work; a
+    crash leaves `out` as it was (at worst a hidden `.<name>.<hex>.tmp` beside it).
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+        tmp.open("x").close()  # not mkstemp: its 0600 mode would become the CSV's
+    except OSError as exc:
+        raise GalaxyZooError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_packaged(model_uri: str):
@@ -236,33 +287,42 @@ def load_packaged(model_uri: str):
     return model
 
 
-def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True) -> PredictSummary:
-    """Predict every image and write one CSV row per file (`file` first, then `OUTPUT_COLUMNS`)."""
+def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
+                  overwrite: bool = False, tracking_uri: str | None = None) -> PredictSummary:
+    """Predict every image and write one CSV row per file (`file` first, then `OUTPUT_COLUMNS`).
+
+    `out` is checked (`check_out`) and its temporary file created before the
+    tracking store (`tracking_uri`, if given) is opened and the model loaded;
+    the CSV appears complete or not at all.
+    """
     from tqdm import tqdm
 
     files = collect_images(inputs)
-    model = load_packaged(model_uri)
-    frames = []
-    chunk = 256
-    with tqdm(total=len(files), unit="img", disable=not progress, desc="predict") as bar:
-        for start in range(0, len(files), chunk):
-            part = files[start : start + chunk]
-            encoded, unreadable = [], {}
-            for i, path in enumerate(part):
-                try:
-                    encoded.append(base64.b64encode(path.read_bytes()).decode("ascii"))
-                except OSError as exc:
-                    encoded.append("")
-                    unreadable[i] = f"cannot read the file ({exc.strerror or exc})"
-            frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}))
-            for i, why in unreadable.items():
-                frame.loc[i, "error"] = why
-            frame.insert(0, "file", [str(p) for p in part])
-            frames.append(frame)
-            bar.update(len(part))
-    table = pd.concat(frames, ignore_index=True)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    check_out(out, files, overwrite)
+    with atomic_output(out) as tmp:
+        if tracking_uri:
+            tracking.connect(tracking_uri)
+        model = load_packaged(model_uri)
+        frames = []
+        chunk = 256
+        with tqdm(total=len(files), unit="img", disable=not progress, desc="predict") as bar:
+            for start in range(0, len(files), chunk):
+                part = files[start : start + chunk]
+                encoded, unreadable = [], {}
+                for i, path in enumerate(part):
+                    try:
+                        encoded.append(base64.b64encode(path.read_bytes()).decode("ascii"))
+                    except OSError as exc:
+                        encoded.append("")
+                        unreadable[i] = f"cannot read the file ({exc.strerror or exc})"
+                frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}))
+                for i, why in unreadable.items():
+                    frame.loc[i, "error"] = why
+                frame.insert(0, "file", [str(p) for p in part])
+                frames.append(frame)
+                bar.update(len(part))
+        table = pd.concat(frames, ignore_index=True)
+        table.to_csv(tmp, index=False)
     failed = [(f, e) for f, e in zip(table["file"], table["error"]) if e]
     return PredictSummary(len(table), failed, out)

@@ -1,6 +1,7 @@
 """`galaxyzoo predict` and the packaged model: raw images in, fractions and tree paths out."""
 
 import base64
+import io
 import json
 import os
 import socket
@@ -96,6 +97,55 @@ def test_cli_writes_one_row_per_file_and_reports_bad_ones(champion, real_images_
     assert table.loc[table["error"] == "", "most_likely_path"].str.startswith("t01_smooth_or_features").all()
 
 
+def test_all_bad_inputs_exit_2_each_reported_once_with_a_row(champion, tmp_path, capsys):
+    uri, _ = champion
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")  # dangling
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--model", MODEL, str(folder), str(folder / "broken.jpg"), "--out", str(out),
+                 "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.count("broken.jpg: not a readable image") == 1 and err.count("gone.jpg: cannot read the file") == 1
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table["file"]) == [str(folder / "broken.jpg"), str(folder / "gone.jpg")]
+
+
+def test_a_failed_write_keeps_the_old_csv(champion, real_images_dir, tmp_path, monkeypatch):
+    uri, _ = champion
+    out = tmp_path / "preds.csv"
+    out.write_text("earlier results\n")
+
+    def write_half_then_fail(self, path, **kwargs):
+        Path(path).write_text("file,t01")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        predict.predict_files(MODEL, [real_images_dir], out, progress=False, overwrite=True, tracking_uri=uri)
+    assert out.read_text() == "earlier results\n" and [p.name for p in tmp_path.iterdir()] == ["preds.csv"]
+
+
+def test_served_json_has_null_not_nan_for_a_bad_image(champion, real_images_dir, monkeypatch):
+    import mlflow
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    frame = pd.DataFrame({"image": [_b64(sorted(real_images_dir.glob("*.jpg"))[0]), "bm90IGFuIGltYWdl"]})
+    model = mlflow.pyfunc.load_model(MODEL)
+    assert (model.predict(frame)[predict.ANSWER_COLUMNS].dtypes == "float64").all()  # Python callers: NaN
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")  # what `mlflow models serve` sets
+    served = io.StringIO()
+    predictions_to_json(model.predict(frame), served)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")  # as JavaScript's JSON.parse would
+
+    good, bad = json.loads(served.getvalue(), parse_constant=refuse)["predictions"]
+    assert all(isinstance(good[c], float) for c in predict.ANSWER_COLUMNS)
+    assert all(bad[c] is None for c in predict.ANSWER_COLUMNS) and bad["error"].startswith("not a readable")
+
+
 def test_refuses_a_bare_keras_model_and_empty_input(champion, tmp_path):
     _, run_id = champion
     with pytest.raises(GalaxyZooError, match="not a galaxyzoo packaged model"):
@@ -128,10 +178,15 @@ def test_mlflow_models_serve_gives_the_same_results(champion, real_images_dir, t
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "the model server did not start"
                 time.sleep(1)
-        body = json.dumps({"dataframe_split": {"columns": ["image"], "data": [[_b64(f)] for f in files]}})
+        rows = [[_b64(f)] for f in files] + [["bm90IGFuIGltYWdl"]]  # the last one is not an image
+        body = json.dumps({"dataframe_split": {"columns": ["image"], "data": rows}})
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
                                          headers={"Content-Type": "application/json"})
-        served = pd.DataFrame(json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"])
+        answer = urllib.request.urlopen(request, timeout=60).read()
+        # strict, as JavaScript's JSON.parse: NaN is no JSON
+        predictions = json.loads(answer, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
+        served = pd.DataFrame(predictions["predictions"][:-1])
+        assert all(predictions["predictions"][-1][c] is None for c in predict.ANSWER_COLUMNS)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

@@ -12,7 +12,9 @@ def add_parser(subparsers):
     p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="image files, or folders of .jpg/.jpeg/.png")
     p.add_argument("--model", default="models:/galaxyzoo-cnn@champion",
                    help="a packaged model URI (default models:/galaxyzoo-cnn@champion, set by `galaxyzoo promote`)")
-    p.add_argument("--out", default="predictions.csv", help="output CSV (default predictions.csv)")
+    p.add_argument("--out", default="predictions.csv",
+                   help="output CSV (default predictions.csv); written only once every image is done")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input image)")
     p.add_argument("--tracking-uri",
                    help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run)
@@ -25,11 +27,11 @@ def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the report
     from galaxyzoo import predict, tracking
 
-    tracking.connect(tracking.tracking_uri(args.tracking_uri))
-    summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty())
+    summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
+                                    overwrite=args.overwrite, tracking_uri=tracking.tracking_uri(args.tracking_uri))
     for file, why in summary.failed:
         print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
     ok = summary.total - len(summary.failed)
     print(f"wrote {summary.out}: {ok} of {summary.total} images predicted"
           + (f", {len(summary.failed)} failed (see the error column)" if summary.failed else ""))
-    return 1 if summary.failed and not ok else 0
+    return 2 if not ok else 0  # no usable input at all is the user's to fix, like any bad input

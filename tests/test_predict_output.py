@@ -1,0 +1,98 @@
+"""`galaxyzoo predict`'s inputs and --out, checked before any model is loaded: no user file is lost."""
+
+import os
+
+import pytest
+
+from galaxyzoo import predict
+from galaxyzoo.cli import main
+
+# No such model: a refusal of --out must come before the model is even looked up.
+NO_MODEL = "models:/no-such-model@champion"
+
+
+@pytest.fixture
+def images(real_images_dir, tmp_path):
+    """A folder with two real JPEGs: (folder, [their paths])."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = []
+    for f in sorted(real_images_dir.glob("*.jpg"))[:2]:
+        (folder / f.name).write_bytes(f.read_bytes())
+        files.append(folder / f.name)
+    return folder, files
+
+
+def _predict(folder, out, *extra):
+    return main(["predict", "--model", NO_MODEL, str(folder), "--out", str(out),
+                 "--tracking-uri", f"sqlite:///{folder.parent / 'mlflow.db'}", *extra])
+
+
+def _left_over(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_refuses_an_existing_out_unless_overwrite(images, capsys):
+    folder, _ = images
+    out = folder.parent / "preds.csv"
+    out.write_text("earlier results\n")
+    assert _predict(folder, out) == 2
+    err = capsys.readouterr().err
+    assert f"galaxyzoo: error: --out {out}: the file exists; pass --overwrite" in err and len(err.splitlines()) == 1
+    assert out.read_text() == "earlier results\n"
+    # with --overwrite the check passes and the next step (loading the model) is what fails
+    assert _predict(folder, out, "--overwrite") == 2
+    assert "cannot load model" in capsys.readouterr().err
+    assert out.read_text() == "earlier results\n" and _left_over(folder.parent) == []
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_never_overwrites_an_input_image(images, capsys, overwrite):
+    folder, files = images
+    before = files[0].read_bytes()
+    assert _predict(folder, files[0], *overwrite) == 2
+    assert "is one of the input images" in capsys.readouterr().err
+    link = folder.parent / "link.csv"  # another name for the same input
+    link.symlink_to(files[1])
+    assert _predict(folder, link, *overwrite) == 2
+    assert "is one of the input images" in capsys.readouterr().err
+    assert files[0].read_bytes() == before and files[1].is_file()
+
+
+def test_refuses_a_folder_or_unwritable_out_before_any_work(images, capsys):
+    folder, _ = images
+    assert _predict(folder, folder) == 2
+    assert f"--out {folder}: is a folder" in capsys.readouterr().err
+    not_a_folder = folder.parent / "plain-file"
+    not_a_folder.write_text("x")
+    assert _predict(folder, not_a_folder / "preds.csv") == 2
+    err = capsys.readouterr().err
+    assert f"--out {not_a_folder / 'preds.csv'}: cannot write in {not_a_folder}" in err
+    assert "cannot load model" not in err  # refused before the model was looked up
+
+
+def test_atomic_output_keeps_the_old_file_when_the_block_fails(tmp_path):
+    out = tmp_path / "preds.csv"
+    out.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with predict.atomic_output(out) as tmp:
+            tmp.write_text("half a ta")
+            raise RuntimeError("killed halfway")
+    assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]
+    with predict.atomic_output(out) as tmp:
+        tmp.write_text("new\n")
+    assert out.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the usual mode, not mkstemp's 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_each_file_once_and_a_dangling_symlink_gets_a_row(images):
+    folder, files = images
+    (folder / "gone.jpg").symlink_to(folder / "deleted-long-ago.jpg")
+    collected = predict.collect_images([folder, files[0], str(files[0])])
+    assert collected == sorted([*files, folder / "gone.jpg"])
