@@ -6,24 +6,33 @@ result = run_sweep("sweeps/quickstart.yaml", n_trials=6)
 result.parent_run_id, result.best_value, result.best_params
 ```
 
-One call is one *worker*. It opens a parent MLflow run (the sweep file and
-settings as params and artifacts), then takes trials from the study until the
-study holds `n_trials` finished (complete or pruned) trials, counting every
-worker's. Each trial is `train.train` on the trial's config, nested under the
-parent, with the same logging as any training plus the tags `trial_number`
-and `trial_state` (complete / pruned / failed). A Keras callback reports the
-validation metric to the trial after every epoch, so a median or Hyperband
-pruner can stop a poor trial early. The parent finally gets the summary: the
-trials table (CSV), the optimisation-history, intermediate-values and
-parameter-importance plots, and the best value, trial and parameters.
+One call is one *worker*. All workers of one study share one parent MLflow
+run, named `sweep <study>` and found by the tag `galaxyzoo.sweep_key` (a hash
+of the study name and storage): the first worker creates it, later ones join
+it (reopening it when the study is extended). The parent holds the sweep file
+and settings as params and artifacts, and a `galaxyzoo.worker.<host>-<pid>`
+tag per worker that the worker refreshes every heartbeat. A worker takes
+trials from the study until it holds `n_trials` finished (complete or pruned)
+trials, counting every worker's. Each trial is `train.train` on the trial's
+config, nested under the parent and named `trial <n>`, with the same logging
+as any training plus the tags `trial_number`, `trial_state` (complete /
+pruned / failed) and `trial_values`. A Keras callback reports the validation
+metric to the trial after every epoch, so a median or Hyperband pruner can
+stop a poor trial early. Each worker leaving writes the summary on the
+parent: the trials table (CSV), the optimisation-history, intermediate-values
+and parameter-importance plots, and the best value (as the study metric and
+`best_<metric>`), trial and parameters; the last worker ends the parent.
 
 Workers share a study through its storage (`--storage postgresql://...`, or
 the default SQLite file beside the MLflow database). Taking a trial happens
 under a lock (a PostgreSQL advisory lock, or a file lock for SQLite), so two
-workers never overshoot `n_trials`. A heartbeat marks a killed worker's trial
-failed and queues a retry of it; a restarted sweep loads the same study and
-carries on. `--backend keras-tuner` runs the same file with keras-tuner
-(`galaxyzoo.tuner`).
+workers never overshoot `n_trials`. A killed worker leaves stale state that
+the next worker repairs, under the same lock: a trial without heartbeat (or
+whose process on this machine is gone) is failed, its MLflow run closed
+FAILED, and a retry queued; a parent left RUNNING with no live worker is taken
+over. A worker waits while other workers' trials could still finish the
+study, so it never reports a study done that is not. `--backend keras-tuner`
+runs the same file with keras-tuner (`galaxyzoo.tuner`).
 """
 
 from __future__ import annotations
@@ -31,13 +40,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
+import time
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -56,6 +69,14 @@ HEARTBEAT_SECONDS = 60
 MAX_RETRY = 2  # retries of a trial whose worker died
 MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials in a row
 STATES = ("complete", "pruned", "failed")
+# Tags of the study's parent run (and TAG_KEY on its trials too).
+TAG_KEY = "galaxyzoo.sweep_key"  # sweep_key(study, storage): how workers find the study's one parent
+TAG_WORKER_PREFIX = "galaxyzoo.worker."  # + host-pid: that worker's JSON entry, refreshed every heartbeat
+TAG_RECOVERED = "galaxyzoo.recovered"  # why a worker took over a parent left RUNNING by dead workers
+TAG_REOPENED = "galaxyzoo.reopened"  # a finished parent reopened to extend its study
+TAG_CLOSED_WHY = "galaxyzoo.closed_why"  # why a run was closed FAILED by someone other than its worker
+TAG_PARENT_OF_WORKER = "galaxyzoo.sweep_parent"  # on `mlflow run`'s own run when the study already had a parent
+TAG_TRIAL_VALUES = "trial_values"  # a trial's searched values, short
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,8 @@ class SweepResult:
     parent_run_id: str
     trials_run: int  # trials this worker ran
     finished: int  # complete + pruned trials in the study
+    running: int  # trials other workers were still running when this one left
+    stale: int  # trials of dead workers that this worker failed (each retried up to MAX_RETRY times)
     best_value: float | None
     best_params: dict[str, Any]
     best_run_id: str | None
@@ -128,28 +151,44 @@ def run_sweep(
         storage = str(tuner.project_dir(base_cfg.data.workdir, study_name))
     else:
         storage = database_url(storage) if storage else default_storage(uri)
-    _prepare_data(base_cfg, progress)
     client = tracking.connect(uri)
     experiment_id = (
         client.get_run(env_run).info.experiment_id
         if env_run
         else tracking.experiment_id(client, base_cfg.tracking.experiment_name)
     )
-    tags = {compare.TAG_SWEEP: study_name, "sweep_file": str(spec.path), "backend": backend}
-    with tracking.open_run(client, experiment_id=experiment_id, run_id=env_run, run_name=study_name,
-                           tags=tags) as parent:
-        parent_id = parent.info.run_id
-        with tracking.recording_outcome(client, parent_id):
-            _log_sweep_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend)
-            runner = TrialRunner(client, spec, extra, parent_id, study_name)
-            if backend == "optuna":
-                with _quiet_optuna_warnings():
-                    study, ran = _optimize(spec, runner, base_cfg, storage, study_name, n_trials, extra,
-                                           heartbeat_seconds)
-            else:
-                study, ran = tuner.search(spec, runner, base_cfg, study_name, n_trials)
-            result = _summarise(client, parent_id, spec, study, study_name, storage, ran)
+    key = sweep_key(study_name, storage)
+    lock = functools.partial(study_lock, storage, study_name)
+    study = None
+    if backend == "optuna":  # a bad storage or another search space fails here, before any run exists
+        with _quiet_optuna_warnings():
+            study = _open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds,
+                                _StaleTrials(client, experiment_id, key))
+    _prepare_data(base_cfg, progress)
+    tags = {compare.TAG_SWEEP: study_name, TAG_KEY: key, "sweep_file": str(spec.path), "backend": backend,
+            "mlflow.note.content": f"{backend} sweep {study_name} of {spec.path.name}, searching "
+            + "; ".join(f"{p.name} {p.describe()}" for p in spec.params)}
+    me = Worker.me()
+    with lock():
+        parent_id, created = join_parent(client, experiment_id, key, study_name, storage, tags, me,
+                                         heartbeat_seconds, env_run)
+    with _worker_on(client, parent_id, me, heartbeat_seconds, lock) as leave:
+        _log_sweep_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
+                         artifacts=created)
+        runner = TrialRunner(client, spec, extra, parent_id, study_name, key)
+        if backend == "optuna":
+            with _quiet_optuna_warnings():
+                ran, running, stale = _optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds)
+        else:
+            (study, ran), running, stale = tuner.search(spec, runner, base_cfg, study_name, n_trials), 0, 0
+        leave.update(ran=ran)
+        result = _summarise(client, parent_id, spec, study, study_name, storage, ran, running, stale)
     return result
+
+
+def sweep_key(study_name: str, storage: str) -> str:
+    """What the workers of one study find their shared parent run by: 16 hex digits of study and storage."""
+    return hashlib.sha1(f"{hide_password(storage)}\n{study_name}".encode()).hexdigest()[:16]
 
 
 def default_storage(tracking_uri: str) -> str:
@@ -183,29 +222,21 @@ def hide_password(url: str) -> str:
 
 def _prepare_data(cfg: config.ExperimentConfig, progress: bool) -> None:
     """Build the data once, before any trial, under a lock: workers on one machine share it."""
+    from filelock import FileLock
+
     from galaxyzoo import workspace
 
     workdir = Path(cfg.data.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    with file_lock(workdir / ".sweep-data.lock"):
+    with FileLock(workdir / ".sweep-data.lock"):
         workspace.build_for(cfg.data, progress=progress)
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes on one machine (flock on `path`)."""
-    import fcntl
-
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _log_sweep_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, storage, n_trials, backend):
-    """The parent run's params (settings, searched ranges) and artifacts (sweep file, base config)."""
+def _log_sweep_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, storage, n_trials, backend, *,
+                     artifacts: bool):
+    """The parent run's params (settings, searched ranges) and, when it is new, artifacts (sweep file,
+    base config). MLflow params never change: a worker joining with other settings (a bigger
+    --n-trials) keeps the first worker's and says which differ."""
     s = spec.study
     params = {
         "sweep.file": str(spec.path),
@@ -221,11 +252,196 @@ def _log_sweep_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_nam
         "sweep.overrides": " ".join(o for o in (*spec.fixed, *extra) if not o.startswith("tracking.")),
         **{f"space.{p.name}": p.describe() for p in spec.params},
     }
-    tracking.log_params(client, run_id, params)
+    logged = client.get_run(run_id).data.params
+    differ = sorted(k for k, v in params.items() if k in logged and logged[k] != str(v))
+    if differ:
+        logger.warning("parent run %s keeps the first worker's %s (this worker: %s)", run_id, ", ".join(differ),
+                       ", ".join(f"{k}={params[k]}" for k in differ))
+    tracking.log_params(client, run_id, {k: v for k, v in params.items() if k not in logged})
+    if not artifacts:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(spec.path, Path(tmp) / "sweep.yaml")
         config.dump_yaml(base_cfg, Path(tmp) / "base_config.yaml")
         client.log_artifacts(run_id, tmp)
+
+
+# ---------------------------------------------------------------- the study's one parent run
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One sweep process, as its parent-run tag and its trials' `worker` attribute name it."""
+
+    host: str
+    pid: int
+    started: float  # the process's start time: tells a live pid from a reused one
+
+    @classmethod
+    def me(cls) -> "Worker":
+        import psutil
+
+        return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
+
+    @classmethod
+    def of(cls, record: Any) -> "Worker | None":
+        """The worker a tag value or trial attribute names (None for a record without one)."""
+        try:
+            return cls(str(record["host"]), int(record["pid"]), float(record["started"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}-{self.pid}"
+
+    @property
+    def tag(self) -> str:
+        return TAG_WORKER_PREFIX + re.sub(r"[^\w.-]", "_", self.name)  # MLflow's tag-key alphabet
+
+    def record(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "started": self.started}
+
+    def gone(self) -> bool:
+        """Whether this worker's process is certainly dead: it ran on this machine and is not running."""
+        import psutil
+
+        if self.host != socket.gethostname():
+            return False  # another machine: only its heartbeat can tell
+        try:
+            return abs(psutil.Process(self.pid).create_time() - self.started) > 1
+        except psutil.NoSuchProcess:
+            return True
+
+
+def _live(entry: dict[str, Any], now: float) -> bool:
+    """Whether a worker entry of a parent run belongs to a worker still at work."""
+    worker = Worker.of(entry)
+    if entry.get("state") != "running" or worker is None:
+        return False
+    if worker.host == socket.gethostname():
+        return not worker.gone()
+    return now - float(entry.get("beat", 0)) <= 2 * float(entry.get("every", HEARTBEAT_SECONDS))
+
+
+def _workers(run) -> dict[str, dict[str, Any]]:
+    """`{tag: entry}` of the workers recorded on a parent run."""
+    entries = {}
+    for key, value in run.data.tags.items():
+        if key.startswith(TAG_WORKER_PREFIX):
+            with contextlib.suppress(ValueError):
+                entries[key] = json.loads(value)
+    return entries
+
+
+def join_parent(client, experiment_id: str, key: str, study_name: str, storage: str, tags: dict[str, str],
+                me: Worker, heartbeat_seconds: int, env_run: str | None) -> tuple[str, bool]:
+    """`(parent run id, whether this worker created it)`; call it under the study lock.
+
+    The study's parent is the oldest run tagged with its `key`. One left
+    RUNNING by killed workers is taken over (tag `galaxyzoo.recovered`); a
+    finished one is reopened. Any other RUNNING run claiming the study (an
+    older version's per-worker parent) without a live worker is closed FAILED
+    with the reason in `galaxyzoo.closed_why`.
+    """
+    now = time.time()
+    claims = client.search_runs([experiment_id], f"tags.`{compare.TAG_SWEEP}` = '{tracking._quote(study_name)}'")
+    parents = sorted((r for r in claims if r.data.tags.get(TAG_KEY) == key), key=lambda r: r.info.start_time)
+    parent = parents[0] if parents else None
+    for run in claims:
+        same_study = run.data.tags.get(TAG_KEY) == key or run.data.params.get("sweep.storage") == hide_password(storage)
+        if (run is parent or not same_study or run.info.status != "RUNNING" or run.info.run_id == env_run
+                or any(_live(e, now) for e in _workers(run).values())):
+            continue
+        why = (f"closed by worker {me.name} at {_stamp(now)}: a parent of study {study_name} left RUNNING with "
+               f"no live worker; the study's trials nest under run {parent.info.run_id if parent else 'a new run'}")
+        tracking.set_tags(client, run.info.run_id, _lost(run, now))
+        close_failed(client, run.info.run_id, why)
+        logger.warning("run %s: %s", run.info.run_id, why)
+        for child in client.search_runs([experiment_id], f"tags.`{tracking.PARENT_TAG}` = '{run.info.run_id}' "
+                                        "and attributes.status = 'RUNNING'"):
+            close_failed(client, child.info.run_id, f"its parent run {run.info.run_id} was left RUNNING by a "
+                                                    "dead worker", trial=True)
+    if parent is None:
+        name = {"mlflow.runName": f"sweep {study_name}"}
+        if env_run:  # under `mlflow run`, the run it made is the parent
+            tracking.set_tags(client, env_run, {**tags, **name})
+            client.update_run(env_run, name=name["mlflow.runName"])
+            return env_run, True
+        from mlflow.tracking.context.registry import resolve_tags
+
+        run = client.create_run(experiment_id, tags=resolve_tags({**tags, **name}), run_name=name["mlflow.runName"])
+        return run.info.run_id, True
+    parent_id = parent.info.run_id
+    lost = _lost(parent, now)
+    if parent.info.status == "RUNNING" and not any(_live(e, now) for e in _workers(parent).values()):
+        why = (f"taken over by worker {me.name} at {_stamp(now)}: no live worker "
+               f"(stopped: {', '.join(k.removeprefix(TAG_WORKER_PREFIX) for k in lost) or 'unknown'})")
+        lost[TAG_RECOVERED] = why
+        logger.warning("parent run %s of study %s: %s", parent_id, study_name, why)
+    elif parent.info.status != "RUNNING":
+        lost[TAG_REOPENED] = f"reopened by worker {me.name} at {_stamp(now)} (was {parent.info.status})"
+        client.update_run(parent_id, status="RUNNING")
+    tracking.set_tags(client, parent_id, {**lost, tracking.TAG_OUTCOME: "running"})
+    if env_run:  # `mlflow run`'s own run only points at the study's parent
+        tracking.set_tags(client, env_run, {TAG_PARENT_OF_WORKER: parent_id, "mlflow.note.content":
+                                            f"a worker of sweep {study_name}; its trials nest under run {parent_id}"})
+    logger.info("joining the parent run %s of study %s", parent_id, study_name)
+    return parent_id, False
+
+
+def _lost(run, now: float) -> dict[str, str]:
+    """Tags marking the dead workers among a run's "running" worker entries as lost."""
+    return {tag: json.dumps({**entry, "state": "lost", "noticed": now})
+            for tag, entry in _workers(run).items() if entry.get("state") == "running" and not _live(entry, now)}
+
+
+@contextlib.contextmanager
+def _worker_on(client, parent_id: str, me: Worker, heartbeat_seconds: int, lock) -> Iterator[dict[str, Any]]:
+    """Keep this worker's entry on the parent fresh while the block runs; then leave the parent.
+
+    Yields a dict whose items (e.g. `ran`) go into the final entry. Leaving
+    records how this worker ended; the last live worker also ends the parent
+    run with that outcome (completed, failed, interrupted).
+    """
+    entry: dict[str, Any] = {**me.record(), "state": "running", "every": heartbeat_seconds}
+    final: dict[str, Any] = {}
+
+    def beat():
+        tracking.set_tags(client, parent_id, {me.tag: json.dumps({**entry, "beat": time.time()})})
+
+    outcome = "completed"
+    try:
+        with _beating(heartbeat_seconds, beat, f"parent run {parent_id}"):
+            yield final
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        raise
+    except BaseException as exc:
+        outcome = "failed"
+        final["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        raise
+    finally:
+        with lock():
+            tracking.set_tags(client, parent_id, {me.tag: json.dumps({**entry, **final, "state": outcome,
+                                                                      "beat": time.time()})})
+            others = [e for t, e in _workers(client.get_run(parent_id)).items()
+                      if t != me.tag and _live(e, time.time())]
+            if not others and outcome == "failed":
+                close_failed(client, parent_id, f"its last worker {me.name} failed: {final['error']}")
+            elif not others:
+                tracking.finish_run(client, parent_id, outcome)
+
+
+def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
+    """End a run its own worker can no longer end: FAILED, with `why` in the tag `galaxyzoo.closed_why`."""
+    tags = {TAG_CLOSED_WHY: why, **({compare.TAG_TRIAL_STATE: "failed"} if trial else {})}
+    tracking.set_tags(client, run_id, tags)
+    tracking.finish_run(client, run_id, "failed")
+
+
+def _stamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 # ---------------------------------------------------------------- one trial, any backend
@@ -234,24 +450,30 @@ def _log_sweep_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_nam
 class TrialRunner:
     """Trains one trial as a nested run and records its state; shared by both backends."""
 
-    def __init__(self, client, spec: SweepSpec, extra: list[str], parent_run_id: str, study_name: str):
+    def __init__(self, client, spec: SweepSpec, extra: list[str], parent_run_id: str, study_name: str, key: str):
         self.client, self.spec, self.extra = client, spec, extra
-        self.parent_run_id, self.study_name = parent_run_id, study_name
+        self.parent_run_id, self.study_name, self.key = parent_run_id, study_name, key
         self.experiment_id = client.get_run(parent_run_id).info.experiment_id
 
     def __call__(self, number: int, values: dict[str, Any], *, extra=(), callbacks=(), pruned=(),
-                 tags=None) -> tuple[str, float]:
+                 tags=None, note: str = "") -> tuple[str, float]:
         """Train trial `number`; return `(run_id, final value of the study metric)`.
 
-        Raises what `train` raises (a `pruned` exception after the run ended as
-        pruned); a config the trial's values make invalid is a GalaxyZooError.
+        The run is named `trial <number>`; its description names the sweep, the
+        trial and its values (and `note`, e.g. what it retries). Raises what
+        `train` raises (a `pruned` exception after the run ended as pruned); a
+        config the trial's values make invalid is a GalaxyZooError.
         """
         from galaxyzoo.train import train
 
-        cfg = self.spec.trial_config(values, [*self.extra, *extra])
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+        description = f"Sweep {self.study_name}, trial {number}: {shown}.{' ' + note if note else ''}"
+        cfg = self.spec.trial_config(values, [*self.extra, *extra, f"description={json.dumps(description)}"])
         trial_tags = {
             compare.TAG_TRIAL_NUMBER: str(number),
             compare.TAG_TRIAL_STATE: "running",
+            TAG_TRIAL_VALUES: shown,
+            TAG_KEY: self.key,
             "study_name": self.study_name,
             **(tags or {}),
         }
@@ -260,7 +482,7 @@ class TrialRunner:
                 cfg,
                 experiment_file=str(self.spec.base),
                 parent_run_id=self.parent_run_id,
-                run_name=f"{self.study_name}-trial-{number}",
+                run_name=f"trial {number}",
                 extra_tags=trial_tags,
                 extra_callbacks=list(callbacks),
                 pruned_exceptions=tuple(pruned),
@@ -268,16 +490,24 @@ class TrialRunner:
                 progress=False,
             )
         except BaseException as exc:
-            run_id = self.run_of(number)
-            if run_id:
-                state = "pruned" if isinstance(exc, tuple(pruned)) else "failed"
-                self.client.set_tag(run_id, compare.TAG_TRIAL_STATE, state)
+            if run_id := self.run_of(number):
+                if isinstance(exc, tuple(pruned)):
+                    self._mark_pruned(run_id, number, description, exc)
+                else:
+                    self.client.set_tag(run_id, compare.TAG_TRIAL_STATE, "failed")
             raise
         self.client.set_tag(result.run_id, compare.TAG_TRIAL_STATE, "complete")
         series = result.history.get(self.spec.study.metric, [])
         if not series:
             raise GalaxyZooError(f"trial {number} logged no {self.spec.study.metric}")
         return result.run_id, series[-1][1]
+
+    def _mark_pruned(self, run_id: str, number: int, description: str, exc: BaseException) -> None:
+        """A pruned trial did what the study asked: FINISHED (not KILLED, which the MLflow UI shows as
+        a failure), named `trial <n> (pruned)`, its description saying after which epoch."""
+        tracking.set_tags(self.client, run_id, {compare.TAG_TRIAL_STATE: "pruned",
+                                                "mlflow.note.content": f"{description} {_sentence(str(exc))}."})
+        self.client.update_run(run_id, status="FINISHED", name=f"trial {number} (pruned)")
 
     def run_of(self, number: int) -> str | None:
         """The MLflow run of trial `number` under this parent, if training got as far as creating it."""
@@ -287,6 +517,15 @@ class TrialRunner:
             f"and tags.{compare.TAG_TRIAL_NUMBER} = '{number}'",
         )
         return runs[0].info.run_id if runs else None
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _short(value: Any) -> str:
+    """A searched value as the runs table shows it: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def trial_callback(trial, metric: str):
@@ -321,14 +560,16 @@ def trial_callback(trial, metric: str):
 # ---------------------------------------------------------------- the Optuna backend
 
 
-def _optimize(spec: SweepSpec, runner: TrialRunner, base_cfg, storage_url: str, study_name: str, n_trials: int,
-              extra: list[str], heartbeat_seconds: int):
-    """Take trials from the shared study until it holds `n_trials` finished ones; `(study, trials run here)`."""
+def _open_study(spec: SweepSpec, base_cfg, storage_url: str, study_name: str, extra: list[str],
+                heartbeat_seconds: int, on_stale_trial):
+    """Create or load the shared study (checking the storage answers and the search space matches)."""
     import optuna
 
-    lock = functools.partial(study_lock, storage_url, study_name)
-    with lock():  # two workers creating the tables or the study at once would collide
-        storage = _storage(storage_url, heartbeat_seconds, _stale_trial_handler(runner.client))
+    if "://" not in storage_url:  # checked first: the lock would take it for a folder
+        raise GalaxyZooError(
+            f"--storage: expected a database URL (sqlite:///optuna.db, postgresql://...), got {storage_url!r}")
+    with study_lock(storage_url, study_name):  # two workers creating the tables or the study at once would collide
+        storage = _storage(storage_url, heartbeat_seconds, on_stale_trial)
         study = optuna.create_study(
             study_name=study_name,
             storage=storage,
@@ -338,21 +579,51 @@ def _optimize(spec: SweepSpec, runner: TrialRunner, base_cfg, storage_url: str, 
         )
         _claim_study(study, spec, extra)
         study.sampler = _sampler(spec, already=len(study.get_trials(deepcopy=False)))
-    study_id = storage.get_study_id_from_name(study_name)
+    return study
+
+
+def _optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, me: Worker,
+              heartbeat_seconds: int) -> tuple[int, int, int]:
+    """Take trials from the shared study until it holds `n_trials` finished ones.
+
+    Returns `(trials run here, trials still running elsewhere, stale trials this worker failed)`.
+    While the study is short of `n_trials` only because other workers' trials
+    are running, the worker waits: one of them may die, and its retry is then
+    this worker's to run.
+    """
+    import optuna
+
+    storage = study._storage
+    on_stale = storage.get_heartbeat_stale_trial_callback()
+    study_id = storage.get_study_id_from_name(study.study_name)
     states = optuna.trial.TrialState
-    counted = (states.COMPLETE, states.PRUNED, states.RUNNING)  # running: another worker's, or a dead one's
-    ran, failures = 0, 0
+    ran, failures, waiting = 0, 0, False
     while True:
         with lock():
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a retry is queued
-            if len(study.get_trials(deepcopy=False, states=counted)) >= n_trials:
+            _fail_dead_trials(study, on_stale)
+            _close_orphan_runs(study, runner, on_stale)
+            finished = len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))
+            running = len(study.get_trials(deepcopy=False, states=(states.RUNNING,)))
+            if finished >= n_trials:
                 break
-            trial = study.ask()  # a queued retry first, else a new trial from the sampler
+            trial = None
+            if finished + running < n_trials:
+                trial = study.ask()  # a queued retry first, else a new trial from the sampler
+                trial.set_user_attr("worker", me.record())
+        if trial is None:
+            if not waiting:
+                logger.info("study %s: %d finished, %d running elsewhere; waiting for them (or for a retry)",
+                            study.study_name, finished, running)
+            waiting = True
+            time.sleep(heartbeat_seconds)
+            continue
+        waiting = False
         ran += 1
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(
             storage.get_trial(trial_id))
-        with _heartbeat(storage, trial_id, heartbeat_seconds):
+        with _beating(heartbeat_seconds, functools.partial(storage.record_heartbeat, trial_id),
+                      f"trial {trial.number}"):
             state = _run_optuna_trial(study, trial, spec, runner, retry_of)
         failures = failures + 1 if state == "failed" else 0
         if failures >= MAX_CONSECUTIVE_FAILURES:
@@ -360,20 +631,56 @@ def _optimize(spec: SweepSpec, runner: TrialRunner, base_cfg, storage_url: str, 
                 f"{failures} trials failed in a row (last: {trial.user_attrs.get('error', 'see the log')}); "
                 "stopping this worker"
             )
-    return study, ran
+    return ran, running, on_stale.count
+
+
+def _fail_dead_trials(study, on_stale: _StaleTrials) -> None:
+    """Fail (and queue a retry of) every running trial whose worker is dead: silent for longer than
+    the grace period (Optuna's check), or known gone because it ran on this machine (no need to wait)."""
+    import optuna
+
+    optuna.storages.fail_stale_trials(study)
+    storage = study._storage
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = Worker.of(trial.user_attrs.get("worker"))
+        if worker is None or not worker.gone():
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                on_stale(study, storage.get_trial(trial_id))
+
+
+def _close_orphan_runs(study, runner: TrialRunner, on_stale: _StaleTrials) -> None:
+    """Close FAILED every RUNNING trial run of the study whose Optuna trial is not running any more
+    (its worker died before it could end the run)."""
+    import optuna
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    running = runner.client.search_runs(
+        [runner.experiment_id], f"tags.`{TAG_KEY}` = '{runner.key}' and attributes.status = 'RUNNING'")
+    for run in running:
+        if compare.TAG_TRIAL_NUMBER not in run.data.tags:
+            continue  # the parent run
+        trial = trials.get(int(run.data.tags[compare.TAG_TRIAL_NUMBER]))
+        if trial is None or trial.state != optuna.trial.TrialState.RUNNING:
+            state = "missing" if trial is None else trial.state.name
+            on_stale.close(run.info.run_id, f"its Optuna trial is {state} but the run was left RUNNING")
 
 
 def _run_optuna_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int | None) -> str:
     """Run one trial and tell the study how it ended: "complete", "pruned" or "failed"."""
     import optuna
 
-    tags = {} if retry_of is None else {"retry_of_trial": str(retry_of)}
+    tags, note = ({}, "") if retry_of is None else ({"retry_of_trial": str(retry_of)},
+                                                      f"Retries trial {retry_of}, whose worker died.")
     values = spec.sample(OptunaSuggest(trial))
     logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={v}" for k, v in values.items()))
     try:
         run_id, value = runner(
             trial.number, values, callbacks=[trial_callback(trial, spec.study.metric)],
-            pruned=(optuna.TrialPruned,), tags=tags,
+            pruned=(optuna.TrialPruned,), tags=tags, note=note,
         )
     except optuna.TrialPruned as exc:
         _remember_run(trial, runner)
@@ -416,29 +723,41 @@ def _quiet_optuna_warnings() -> Iterator[None]:
         yield
 
 
-def _stale_trial_handler(client):
-    """What happens to a trial whose worker stopped beating: Optuna queues a retry with the
-    same params, and its MLflow run (left RUNNING by the dead worker) is closed as failed."""
-    import optuna
+class _StaleTrials:
+    """What happens to a trial whose worker died: Optuna queues a retry with the same params,
+    and its MLflow run (left RUNNING by the dead worker) is closed FAILED with the reason."""
 
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    def __init__(self, client, experiment_id: str, key: str):
+        import optuna
 
-    def handle(study, trial) -> None:
-        retry(study, trial)
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        self.client, self.experiment_id, self.key = client, experiment_id, key
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        self.count = 0  # stale trials this worker failed
+
+    def __call__(self, study, trial) -> None:
+        self.retry(study, trial)
+        self.count += 1
+        why = f"the worker of trial {trial.number} died (no heartbeat, or its process is gone); a retry is queued"
+        run_id = trial.user_attrs.get("mlflow_run_id") or self._run_of(trial.number)
         if run_id:
-            tracking.set_tags(client, run_id, {compare.TAG_TRIAL_STATE: "failed", tracking.TAG_OUTCOME: "failed"})
-            client.set_terminated(run_id, "FAILED")
-        logger.warning("trial %d: its worker stopped (no heartbeat); marked failed, a retry is queued", trial.number)
+            self.close(run_id, why)
+        logger.warning("trial %d: %s", trial.number, why)
 
-    return handle
+    def close(self, run_id: str, why: str) -> None:
+        close_failed(self.client, run_id, why, trial=True)
+
+    def _run_of(self, number: int) -> str | None:
+        """The trial's run when the worker died before recording it on the trial."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG_KEY}` = '{self.key}' and tags.{compare.TAG_TRIAL_NUMBER} = '{number}' "
+            "and attributes.status = 'RUNNING'")
+        return runs[0].info.run_id if runs else None
 
 
 def _storage(url: str, heartbeat_seconds: int, on_stale_trial):
     import optuna
 
-    if "://" not in url:
-        raise GalaxyZooError(f"--storage: expected a database URL (sqlite:///optuna.db, postgresql://...), got {url!r}")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(
@@ -449,7 +768,7 @@ def _storage(url: str, heartbeat_seconds: int, on_stale_trial):
             heartbeat_stale_trial_callback=on_stale_trial,
         )
     except Exception as exc:  # SQLAlchemy's errors name the driver problem; keep it to one line
-        raise GalaxyZooError(f"--storage {hide_password(url)}: cannot open the Optuna storage: {exc}") from None
+        raise GalaxyZooError(_storage_error(url, "cannot open the Optuna storage", exc)) from None
 
 
 def _sampler(spec: SweepSpec, already: int):
@@ -482,23 +801,34 @@ def _claim_study(study, spec: SweepSpec, extra: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def study_lock(storage_url: str, study_name: str) -> Iterator[None]:
-    """A lock all workers of one study share: a PostgreSQL advisory lock, or a file lock for SQLite.
+def study_lock(storage: str, study_name: str) -> Iterator[None]:
+    """A lock all workers of one study share: a PostgreSQL advisory lock, or a file lock for SQLite
+    (and for keras-tuner's project folder).
 
     Other databases get no lock (two workers may then overshoot n_trials by one).
     """
-    if storage_url.startswith("sqlite:///"):
-        db = Path(storage_url.removeprefix("sqlite:///")).resolve()
+    from filelock import FileLock
+
+    if storage.startswith("sqlite:///"):
+        db = Path(storage.removeprefix("sqlite:///")).resolve()
         db.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(db.with_name(db.name + ".lock")):
+        with FileLock(db.with_name(db.name + ".lock")):
             yield
-    elif storage_url.startswith("postgresql"):
+    elif "://" not in storage:  # keras-tuner's project folder
+        Path(storage).mkdir(parents=True, exist_ok=True)
+        with FileLock(Path(storage) / ".sweep.lock"):
+            yield
+    elif storage.startswith("postgresql"):
         import sqlalchemy
 
         key = zlib.crc32(f"galaxyzoo-sweep:{study_name}".encode())
-        engine = sqlalchemy.create_engine(storage_url, poolclass=sqlalchemy.pool.NullPool)
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
         try:
-            with engine.connect() as connection:
+            try:
+                connection = engine.connect()
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                raise GalaxyZooError(_storage_error(storage, "cannot connect", exc)) from None
+            with connection:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
                 try:
                     yield
@@ -510,21 +840,27 @@ def study_lock(storage_url: str, study_name: str) -> Iterator[None]:
         yield
 
 
+def _storage_error(url: str, what: str, exc: Exception) -> str:
+    """One line: the storage (password hidden), what failed, and the driver's first line of why."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"--storage {hide_password(url)}: {what}: {reason[0] if reason else type(exc).__name__}"
+
+
 @contextlib.contextmanager
-def _heartbeat(storage, trial_id: int, seconds: int) -> Iterator[None]:
-    """Record the trial's heartbeat every `seconds` while it runs (what Optuna's optimize() does)."""
+def _beating(seconds: int, beat, what: str) -> Iterator[None]:
+    """Call `beat()` now and every `seconds` while the block runs (a trial's or a worker's heartbeat)."""
     stop = threading.Event()
 
-    def beat():
+    def loop():
         while True:
             try:
-                storage.record_heartbeat(trial_id)
-            except Exception as exc:  # a database hiccup must not kill the trial; the next beat retries
-                logger.warning("heartbeat of trial id %d failed: %s", trial_id, exc)
+                beat()
+            except Exception as exc:  # a database hiccup must not kill the work; the next beat retries
+                logger.warning("heartbeat of %s failed: %s", what, exc)
             if stop.wait(seconds):
                 return
 
-    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+    thread = threading.Thread(target=loop, name=f"heartbeat {what}", daemon=True)
     thread.start()
     try:
         yield
@@ -536,8 +872,10 @@ def _heartbeat(storage, trial_id: int, seconds: int) -> Iterator[None]:
 # ---------------------------------------------------------------- the summary on the parent run
 
 
-def _summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, storage: str, ran: int) -> SweepResult:
-    """Trials table, plots, best value and params on the parent run."""
+def _summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, storage: str, ran: int,
+               running: int, stale: int) -> SweepResult:
+    """Trials table, plots, best value and params on the parent run (the whole study's, whichever
+    worker writes them)."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -554,9 +892,8 @@ def _summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, 
         notes = _plots(study, folder, metric)
         client.log_artifacts(parent_id, tmp)
     summary = {f"trials_{k}": v for k, v in count.items()}
-    summary["trials_run_by_this_worker"] = ran
-    if best is not None:
-        summary[f"best_{metric}"] = best.value
+    if best is not None:  # under the trials' own key too, so the parent's row fills the same column
+        summary.update({metric: best.value, f"best_{metric}": best.value})
     tracking.log_metrics(client, parent_id, summary)
     tags = {f"plot_note.{k}": v for k, v in notes.items()}
     if best is not None:
@@ -572,6 +909,8 @@ def _summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, 
         parent_run_id=parent_id,
         trials_run=ran,
         finished=finished,
+        running=running,
+        stale=stale,
         best_value=None if best is None else best.value,
         best_params={} if best is None else dict(best.params),
         best_run_id=None if best is None else best.user_attrs.get("mlflow_run_id"),

@@ -174,6 +174,15 @@ def test_sweep_records_parent_and_one_nested_run_per_trial(finished_sweep, tiny_
     best = min((t for t in trials if t.value is not None), key=lambda t: t.value)
     assert result.best_value == pytest.approx(best.value)
     assert parent.data.metrics["best_val_rmse"] == pytest.approx(best.value)
+    # the parent's row fills the trials' column, and names say what the runs are
+    assert parent.data.metrics["val_rmse"] == pytest.approx(best.value)
+    assert parent.info.run_name == "sweep tiny_sweep"
+    for number, run in by_number.items():
+        assert run.info.run_name == f"trial {number}" or run.info.run_name == f"trial {number} (pruned)"
+        head = run.data.params["model.head"]
+        assert f"model.head={head}" in run.data.tags["trial_values"]
+        note = run.data.tags["mlflow.note.content"]
+        assert note.startswith(f"Sweep tiny_sweep, trial {number}: train.learning_rate=") and head in note
     assert parent.data.tags["best_run_id"] == best.user_attrs["mlflow_run_id"] == result.best_run_id
     # the objective is the trial's final val_rmse, the value `promote` and `compare` rank by
     assert by_number[best.number].data.metrics["val_rmse"] == pytest.approx(best.value)
@@ -202,8 +211,13 @@ def test_restarted_sweep_continues_the_study(tiny_sweep_file, tiny_workdir, tmp_
     assert (first.trials_run, second.trials_run, again.trials_run) == (1, 1, 0)
     study = optuna.load_study(study_name=first.study_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert [t.number for t in study.get_trials()] == [0, 1]
-    # the second worker's trial hangs under its own parent run
-    assert [r.data.tags["trial_number"] for r in _children(_client(tmp_path), second.parent_run_id)] == ["1"]
+    # one study, one parent: a restart reopens it and nests its trials there
+    assert first.parent_run_id == second.parent_run_id == again.parent_run_id
+    client = _client(tmp_path)
+    parent = client.get_run(first.parent_run_id)
+    assert parent.info.status == "FINISHED" and "reopened by worker" in parent.data.tags["galaxyzoo.reopened"]
+    assert sorted(r.data.tags["trial_number"] for r in _children(client, first.parent_run_id)) == ["0", "1"]
+    assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == 2
 
 
 def test_a_study_refuses_another_search_space(tiny_sweep_file, tmp_path):
@@ -236,8 +250,10 @@ def test_pruned_trial_ends_its_run_as_pruned(tiny_sweep_file, tmp_path):
     assert list(trials[1].intermediate_values) == [1]
     runs = {int(r.data.tags["trial_number"]): r for r in _children(_client(tmp_path), result.parent_run_id)}
     assert runs[1].data.tags["trial_state"] == "pruned" and runs[1].data.tags["outcome"] == "pruned"
-    assert runs[1].info.status == "KILLED" and len(_client(tmp_path).get_metric_history(runs[1].info.run_id,
-                                                                                         "val_rmse")) == 1
+    # pruned reads as pruned, not as a failure (KILLED shows a red cross in the MLflow UI)
+    assert runs[1].info.status == "FINISHED" and runs[1].info.run_name == "trial 1 (pruned)"
+    assert "Pruned after epoch 1: val_rmse=" in runs[1].data.tags["mlflow.note.content"]
+    assert len(_client(tmp_path).get_metric_history(runs[1].info.run_id, "val_rmse")) == 1
     assert runs[0].data.tags["trial_state"] == "complete" and runs[0].info.status == "FINISHED"
     assert result.finished == 2
 
@@ -265,6 +281,21 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "--backend: expected one of optuna, keras-tuner" in capsys.readouterr().err
     assert main(["sweep", "--config", str(REPO / "sweeps" / "quickstart.yaml"), "--heartbeat", "0"]) == 2
     assert "--heartbeat: expected at least 1 second, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("garbage", "--storage: expected a database URL (sqlite:///optuna.db, postgresql://...), got 'garbage'"),
+    ("postgresql://nobody@127.0.0.1:1/x", "nobody@127.0.0.1:1/x: cannot connect: "),
+])
+def test_bad_storage_is_one_line_and_leaves_no_run(tiny_sweep_file, tmp_path, capsys, storage, message):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["sweep", "--config", str(tiny_sweep_file), "--storage", storage,
+                 "--set", f"tracking.tracking_uri={uri}"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("galaxyzoo: error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
+    client = _client(tmp_path)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
 @pytest.mark.slow

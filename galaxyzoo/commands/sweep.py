@@ -6,7 +6,7 @@ def add_parser(subparsers):
         "sweep",
         help="search hyperparameters; every trial is a nested MLflow training run",
         description="Run one sweep worker: take trials from the study until it holds N finished trials "
-        "(all workers together), training each as a nested MLflow run under this worker's parent run. "
+        "(all workers together), training each as a nested MLflow run under the study's one parent run. "
         "Empty values mean 'use the sweep file's' (the MLproject passes \"\" for unset parameters).",
     )
     p.add_argument("--config", default="sweeps/quickstart.yaml", help="sweep file (default sweeps/quickstart.yaml)")
@@ -78,7 +78,8 @@ def run(args) -> int:
         f"best {result.best_value:.5f} (run {result.best_run_id}): "
         + ", ".join(f"{k}={v}" for k, v in result.best_params.items())
     )
-    print(f"study {result.study_name} ({result.storage}): {result.finished} finished trials, "
-          f"{result.trials_run} run by this worker; {best}")
-    print(f"parent run: {result.parent_run_id}")
+    print(f"parent run: {result.parent_run_id}; {best}")
+    # Last, so a wrapper reading one line learns whether the study is done.
+    print(f"study {result.study_name} ({result.storage}): {result.finished} finished, {result.running} running "
+          f"elsewhere, {result.stale} stale (failed and retried); {result.trials_run} run by this worker")
     return 0
