@@ -5,6 +5,7 @@ callbacks in list order at every hook):
 
 | callback | from | does |
 |---|---|---|
+| `StopOnNonFiniteLoss` | always | Keras's `TerminateOnNaN`, raising a one-line error at the first NaN/inf loss |
 | `LearningRateScheduler` | `lr_step` | multiply the rate by `factor` every `every` epochs (at epoch start) |
 | `ReduceLROnPlateau` | `reduce_lr_on_plateau` | divide the rate when `monitor` stalls |
 | `EarlyStopping` | `early_stopping` | stop when `monitor` stalls |
@@ -33,7 +34,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from galaxyzoo.tracking import STATE_FILE, log_metrics
+from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import STATE_FILE, log_metrics, logged_steps
 
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.npz"
@@ -47,7 +49,8 @@ _RESUMED_ATTRIBUTES = {
 }
 
 
-def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume: bool) -> tuple[list, dict[str, str]]:
+def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume: bool,
+                    data: str = "the training data") -> tuple[list, dict[str, str]]:
     """The callbacks for one training and a description of each for MLflow params.
 
     Args:
@@ -55,13 +58,15 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
         run_dir: the run's local folder (checkpoint and CSV log live here).
         client, run_id: where `MlflowMetricsLogger` logs (client None: no MLflow
             logging, e.g. for a benchmark on a machine without MLflow).
-        resume: continuing a run: restore the callbacks' state from the checkpoint.
+        resume: continuing a run: restore the callbacks' state from the checkpoint,
+            and log no metric step the run already holds.
+        data: what a non-finite loss blames, e.g. the labels DB's path.
 
     Returns `(callbacks, params)`: `params` maps `callback.<name>` to the
     callback's class and settings, e.g. `EarlyStopping(monitor=loss, mode=min, patience=7, ...)`.
     """
     cfg = callbacks_cfg
-    named: list[tuple[str, Any, dict[str, Any]]] = []
+    named: list[tuple[str, Any, dict[str, Any]]] = [("terminate_on_nan", StopOnNonFiniteLoss(data), {})]
     if cfg.lr_step.enabled:
         settings = {"factor": cfg.lr_step.factor, "every": cfg.lr_step.every}
         schedule = functools.partial(step_schedule, **settings)
@@ -81,7 +86,8 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
         named.append(("csv_logger", keras.callbacks.CSVLogger(str(run_dir / CSV_LOG), append=cfg.csv_logger.append),
                       settings))
     if client is not None:
-        named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id), {"step": "epoch"}))
+        skip = logged_steps(client, run_id) if resume else None
+        named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id, skip), {"step": "epoch"}))
     if cfg.checkpoint:
         stateful = {name: cb for name, cb, _ in named if name in _RESUMED_ATTRIBUTES}
         checkpoint = EpochCheckpoint(run_dir, stateful, restore=resume)
@@ -128,18 +134,48 @@ def current_learning_rate(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
+class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
+    """Keras's `TerminateOnNaN`, raising at the first NaN or infinite batch loss.
+
+    Raising (rather than letting the epoch end) keeps the bad epoch out of the
+    metric log, the CSV log and the checkpoint, so the last checkpoint stays
+    a sound one. The error is a `GalaxyZooError` naming the epoch, the batch
+    and `data`, so the training's run ends failed with that reason.
+    """
+
+    def __init__(self, data: str):
+        super().__init__(raise_error=True)
+        self.data = data
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:
+            raise GalaxyZooError(
+                f"training stopped at epoch {self._epoch + 1}, batch {batch + 1}: the loss is {logs['loss']} "
+                f"(not finite); check the labels in {self.data} (vote fractions must lie in [0, 1]) or "
+                "lower train.learning_rate"
+            ) from None
+
+
 class MlflowMetricsLogger(keras.callbacks.Callback):
     """Logs every numeric value of an epoch's logs as an MLflow metric (step = epoch).
 
     Also logs `epoch_seconds`, the wall time of the epoch (training and validation).
     Logging goes through an explicit client and run id, so it works for nested
-    sweep trials and from any thread.
+    sweep trials and from any thread. Steps in `skip` (`tracking.logged_steps`
+    of a resumed run) are not logged again.
     """
 
-    def __init__(self, client, run_id: str):
+    def __init__(self, client, run_id: str, skip: dict[str, set[int]] | None = None):
         super().__init__()
         self.client = client
         self.run_id = run_id
+        self.skip = skip
         self._started = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -149,7 +185,7 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
         values = dict(logs or {})
         if self._started is not None:
             values["epoch_seconds"] = time.perf_counter() - self._started
-        log_metrics(self.client, self.run_id, values, step=epoch)
+        log_metrics(self.client, self.run_id, values, step=epoch, skip=self.skip)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -240,11 +276,25 @@ def write_state(directory: Path, state: dict) -> None:
 
 
 def read_state(directory: Path) -> dict:
-    """The checkpoint's `state.json`, or `{}` when the run has none yet."""
+    """The checkpoint's `state.json`, or `{}` when the run has none yet; a damaged one is a GalaxyZooError."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise damaged_checkpoint(path, f"not JSON: {exc}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("next_epoch"), int) or state["next_epoch"] < 1:
+        raise damaged_checkpoint(path, "no next_epoch (a positive integer)")
+    return state
+
+
+def damaged_checkpoint(path: Path, problem: str) -> GalaxyZooError:
+    """The one error for an unreadable checkpoint file, saying how to go on without it."""
+    return GalaxyZooError(
+        f"{path}: damaged checkpoint ({problem}); remove {Path(path).parent} to train afresh "
+        "(`--resume auto` then starts a new run)"
+    )
 
 
 def truncate_csv_log(path: Path, next_epoch: int) -> int:

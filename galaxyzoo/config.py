@@ -309,8 +309,6 @@ def _read_chain(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[str, st
 
 def _read_yaml(path: Path) -> dict:
     data = read_yaml_file(path, "experiment file")
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise GalaxyZooError(f"{path}: expected a mapping of keys at the top level, got {_show(data)}")
     return data
@@ -376,13 +374,23 @@ StrictLoader.add_implicit_resolver(
 
 
 def read_yaml_file(path: Path, kind: str) -> Any:
-    """Parse a YAML file strictly; a missing file or bad YAML is one error naming `kind` and `path`."""
+    """Parse a YAML file strictly; a missing, binary, empty or bad YAML file is one error naming `kind` and `path`.
+
+    An empty file (or one of comments only) is refused: taking it for "all
+    defaults" would start a 120-epoch training nobody asked for.
+    """
     if not path.is_file():
         raise GalaxyZooError(f"{path}: {kind} not found")
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
+    except UnicodeDecodeError as exc:
+        raise GalaxyZooError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected a YAML "
+                             f"{kind}") from None
     except yaml.YAMLError as exc:
         raise GalaxyZooError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+    if data is None:
+        raise GalaxyZooError(f"{path}: the {kind} is empty; write at least one key (e.g. `base: baseline.yaml`)")
+    return data
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

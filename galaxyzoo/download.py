@@ -127,6 +127,10 @@ def download(
     downloading it again. Archives (.gz, .zip) are removed after a successful
     unpack unless `keep_archives`.
     """
+    if retries < 0:
+        raise GalaxyZooError(f"--retries: must be 0 or more, got {retries}")
+    if not timeout > 0:
+        raise GalaxyZooError(f"--timeout: must be greater than 0 seconds, got {timeout}")
     sources = KNOWN_FILES if sources is None else sources
     names = list(sources) if only is None else list(dict.fromkeys(only))
     _check_names(names, sources)

@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -114,6 +115,15 @@ def source_run_id(client, uri: str) -> str | None:
     return None
 
 
+def _check_run_exists(client, run_id: str, model: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise GalaxyZooError(f"--model {model}: no such run {run_id} in {client.tracking_uri}") from None
+
+
 def run_config(client, run_id: str, overrides: list[str]):
     """The resolved config a run logged (`config.yaml`), with `overrides` applied."""
     from mlflow.exceptions import MlflowException
@@ -154,9 +164,16 @@ def evaluate(
     from galaxyzoo.config import load_experiment
     from galaxyzoo.train import load_dataset
 
+    if batch_size is not None and batch_size < 1:
+        raise GalaxyZooError(f"--batch-size: must be at least 1, got {batch_size}")
     client = tracking.connect(tracking.tracking_uri(tracking_uri))
     uri = model_uri_for(model)
     run_id = source_run_id(client, uri)
+    if run_id is None and not urlparse(uri).scheme and not Path(uri).exists():
+        raise GalaxyZooError(f"--model {model}: no such run in {client.tracking_uri} (a run id has 32 hex digits), "
+                             "registered model URI or local model folder")
+    if run_id is not None:
+        _check_run_exists(client, run_id, model)
     if uri.startswith("models:/") and run_id is not None:
         # A registered version is the packaged model (crop + network, see promote); the
         # network it wraps is its run's Keras model, which is what the test split scores.
@@ -177,7 +194,7 @@ def evaluate(
                              f"config gives crops {expected}")
     dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
     test = dataset.parts["test"]
-    batch = batch_size or min(cfg.train.batch_size, 512)
+    batch = batch_size if batch_size is not None else min(cfg.train.batch_size, 512)
     y_pred = predict(keras_model, dataset.images, test.rows, batch)
     result = evaluate_predictions(test.targets, y_pred, cfg.train.batch_size)
     result = Evaluation(result.metrics, result.per_question, uri, run_id, len(test))

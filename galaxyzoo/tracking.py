@@ -26,6 +26,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlparse
 
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
@@ -41,6 +42,7 @@ TAG_CHECKPOINT_DIR = "checkpoint_dir"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
 STATE_FILE = "state.json"  # a run folder's checkpoint state (callbacks.EpochCheckpoint writes it)
 TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
+TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 OUTCOMES = ("running", "completed", "failed", "interrupted", "pruned")
 # An unfinished run in one of these may be continued by `--resume auto`.
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
@@ -57,11 +59,49 @@ def tracking_uri(configured: str | None = None) -> str:
 
 
 def connect(uri: str):
-    """Point the fluent MLflow API at `uri`; return a client for the same store."""
-    import mlflow
+    """Point the fluent MLflow API at `uri`; return a client for the same store.
 
+    A URI MLflow has no store for is one error here. A SQLite store is created
+    and migrated here, under a file lock beside the database: MLflow's own
+    migration fails when two processes run it at once on a fresh file
+    (`table ... already exists`). The OS drops the lock of a killed process.
+    """
+    import mlflow
+    import sqlalchemy
+    from filelock import FileLock
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+
+    db = _sqlite_path(uri)
+    lock = contextlib.nullcontext()
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{db}.lock")
+    try:
+        with lock:
+            client = mlflow.MlflowClient(uri)  # opens (for SQLite: creates, migrates) the tracking store
+            if db is not None:
+                client.search_registered_models(max_results=1)  # and the model registry's tables
+    except UnsupportedModelRegistryStoreURIException:
+        raise GalaxyZooError(
+            f"tracking URI {uri!r}: MLflow has no store for the scheme {urlparse(uri).scheme!r}; use "
+            "sqlite:///FILE, a folder, or http(s)://SERVER (set by tracking.tracking_uri, --tracking-uri or "
+            "MLFLOW_TRACKING_URI)"
+        ) from None
+    except MlflowException as exc:
+        raise GalaxyZooError(f"tracking URI {uri!r}: {exc.message}") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise GalaxyZooError(f"tracking URI {uri!r}: cannot use {db} as an MLflow store "
+                             f"({getattr(exc, 'orig', None) or exc})") from None
     mlflow.set_tracking_uri(uri)
-    return mlflow.MlflowClient(uri)
+    return client
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URI; None for any other store (or in-memory SQLite)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
 
 
 def experiment_id(client, name: str) -> str:
@@ -93,9 +133,9 @@ def experiment_id(client, name: str) -> str:
 
 def _artifact_location(uri: str, name: str) -> str | None:
     """`<db folder>/mlruns/<name>` for a SQLite store; None (MLflow's default) otherwise."""
-    if not uri.startswith("sqlite:///"):
+    db = _sqlite_path(uri)
+    if db is None:
         return None
-    db = Path(uri.removeprefix("sqlite:///"))
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
     return (db.resolve().parent / "mlruns" / slug).as_uri()
 
@@ -161,7 +201,8 @@ def finish_run(client, run_id: str, outcome: str) -> None:
 @contextlib.contextmanager
 def recording_outcome(client, run_id: str, pruned: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """End run `run_id` with the outcome of the block: completed, or pruned
-    (one of `pruned` raised), interrupted (Ctrl-C) or failed, re-raising."""
+    (one of `pruned` raised), interrupted (Ctrl-C) or failed (its reason in
+    tag `failure_reason`), re-raising."""
     try:
         yield
     except pruned:
@@ -170,7 +211,9 @@ def recording_outcome(client, run_id: str, pruned: tuple[type[BaseException], ..
     except KeyboardInterrupt:
         finish_run(client, run_id, "interrupted")
         raise
-    except BaseException:
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, GalaxyZooError) else f"{type(exc).__name__}: {exc}"
+        client.set_tag(run_id, TAG_FAILURE, reason[:2000])  # well under MLflow's tag value limit
         finish_run(client, run_id, "failed")
         raise
     finish_run(client, run_id, "completed")
@@ -191,18 +234,21 @@ def log_params(client, run_id: str, params: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[start : start + 100])
 
 
-def log_metrics(client, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-    """Log numeric metrics in one request; non-finite or non-numeric values are skipped."""
+def log_metrics(client, run_id: str, metrics: dict[str, float], step: int | None = None,
+                skip: dict[str, set[int]] | None = None) -> None:
+    """Log numeric metrics in one request; non-finite or non-numeric values are skipped,
+    and so is every key whose `step` is already in `skip` (`logged_steps`)."""
     import math
     import time
 
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    skip = skip or {}
     items = [
         Metric(key, float(value), now, step or 0)
         for key, value in metrics.items()
-        if isinstance(value, (int, float)) and math.isfinite(float(value))
+        if isinstance(value, (int, float)) and math.isfinite(float(value)) and (step or 0) not in skip.get(key, ())
     ]
     for start in range(0, len(items), 1000):
         client.log_batch(run_id, metrics=items[start : start + 1000])
@@ -343,6 +389,18 @@ def metric_histories(client, run_id: str, keys: list[str]) -> dict[str, list[tup
         if by_step:
             out[key] = [(step, value) for step, (_, value) in sorted(by_step.items())]
     return out
+
+
+def logged_steps(client, run_id: str) -> dict[str, set[int]]:
+    """{key: steps} of every metric run `run_id` has logged.
+
+    A resumed run skips these: a kill between an epoch's metric log and its
+    checkpoint makes the resume train that epoch again, and MLflow cannot
+    delete a logged value, so the first one stays and the history keeps each
+    step once.
+    """
+    keys = client.get_run(run_id).data.metrics
+    return {key: {m.step for m in client.get_metric_history(run_id, key)} for key in keys}
 
 
 def run_id_from_env() -> str | None:

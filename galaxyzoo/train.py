@@ -101,7 +101,8 @@ class Dataset:
 def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Dataset:
     """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
 
-    Every head trains and is scored on the stored debiased fractions (see
+    A part of the split none of whose galaxies has a usable crop is a
+    GalaxyZooError naming the store and the raw folder. Every head trains and is scored on the stored debiased fractions (see
     docs/model.md, "target policy"); vote counts are loaded only when
     `with_counts` (a count-based loss).
     """
@@ -116,6 +117,13 @@ def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Datas
     for name in PARTS:
         ids = np.asarray(getattr(split, name), dtype=np.int64)
         kept = np.isin(ids, usable)
+        if len(ids) and not kept.any():
+            # Nothing to train on or score: refused here, before a run is opened for it.
+            raise GalaxyZooError(
+                f"{ws.store}: none of the {len(ids)} galaxies of the {name} part has a usable crop (prepare "
+                f"recorded their images in {ws.raw} as corrupt or missing, e.g. {first_few(ids)}); fix or "
+                "re-download the images, then run `galaxyzoo prepare` again"
+            )
         if not kept.all():
             # `prepare` recorded these as corrupt or missing; train on the rest, and say so.
             logger.warning("%s: %d galaxies have no usable crop and are left out: %s", name, (~kept).sum(),
@@ -259,6 +267,9 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
             logger.info("resume auto: no unfinished run of %s (config %s) with a checkpoint; starting a new run",
                         file_tag, chash)
         else:
+            from galaxyzoo.callbacks import read_state
+
+            read_state(Path(client.get_run(found).data.tags[tracking.TAG_CHECKPOINT_DIR]))  # damaged: refused now
             logger.info("resume auto: continuing run %s", found)
         return found, experiment_id
     return resume, _check_resumable(client, resume, cfg, chash)
@@ -343,7 +354,8 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         with scope:
             model = compile_model(cfg, loss)
         callbacks, callback_params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
-                                                        run_id=run_id, resume=resuming)
+                                                        run_id=run_id, resume=resuming,
+                                                        data=str(dataset.workspace.db))
         initial_epoch = 0
         if resuming:
             initial_epoch = _restore(model, run_dir, cfg)
@@ -358,7 +370,9 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks + extra_callbacks, verbose=_verbosity(verbose), shuffle=False)
         history = tracking.metric_histories(client, run_id, list(CURVE_KEYS) + ["epoch_seconds"])
-        metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history)
+        # A process killed after logging the test metrics logged them already: keep its values, once.
+        logged = tracking.logged_steps(client, run_id) if resuming else None
+        metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, logged)
         tracking.log_keras_model(_inference_copy(model), _input_example(dataset))
     epochs = len(history.get("loss", []))
     return TrainResult(run_id, experiment_id, "completed", epochs, initial_epoch if resuming else None,
@@ -405,15 +419,25 @@ def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
     from galaxyzoo import callbacks as cb
 
     state = cb.read_state(run_dir)
+    weights = run_dir / cb.CHECKPOINT_WEIGHTS
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(str(run_dir / cb.CHECKPOINT_WEIGHTS))
-    cb.restore_seed_generators(model, state.get("seed_generators", []))
+    try:
+        model.load_weights(str(weights))
+        cb.restore_seed_generators(model, state.get("seed_generators", []))
+    except (OSError, ValueError, KeyError) as exc:  # how h5py and Keras report a truncated or foreign file
+        raise cb.damaged_checkpoint(weights, f"{type(exc).__name__}: {exc}") from None
     next_epoch = int(state["next_epoch"])
-    if state.get("callbacks", {}).get("early_stopping", {}).get("stopped_epoch"):
+    stopped = state.get("callbacks", {}).get("early_stopping", {}).get("stopped_epoch")
+    if stopped:
         next_epoch = cfg.train.epochs  # early stopping had ended the training before the kill
     if cfg.train.callbacks.csv_logger.enabled and cfg.train.callbacks.csv_logger.append:
         cb.truncate_csv_log(run_dir / cb.CSV_LOG, next_epoch)
-    logger.info("resuming at epoch %d of %d from %s", next_epoch + 1, cfg.train.epochs, run_dir)
+    if next_epoch < cfg.train.epochs:
+        logger.info("resuming at epoch %d of %d from %s", next_epoch + 1, cfg.train.epochs, run_dir)
+    else:
+        why = f"early stopping ended it at epoch {stopped + 1}" if stopped else f"all {next_epoch} epochs ran"
+        logger.info("resuming from %s: nothing left to train (%s); recording the test metrics and the model",
+                    run_dir, why)
     return next_epoch
 
 
@@ -486,7 +510,8 @@ def available_gpus(backend: str) -> list:
     return []
 
 
-def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history) -> dict[str, float]:
+def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history,
+                         logged: dict[str, set[int]] | None = None) -> dict[str, float]:
     """Test metrics, the per-question table and the plots, logged to the run; returns the metrics."""
     import keras
 
@@ -499,7 +524,7 @@ def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, his
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
     test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
     metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
-    tracking.log_metrics(client, run_id, metrics)
+    tracking.log_metrics(client, run_id, metrics, skip=logged)
 
     artifacts = run_dir / "artifacts"
     table = artifacts / "per_question_metrics.csv"

@@ -165,53 +165,106 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import keras
+    from galaxyzoo import callbacks
     from galaxyzoo.config import load_experiment
     from galaxyzoo.train import train
+
+    where, kill_epoch = sys.argv[3].split(":")
+
+    def kill_at(epoch):
+        if epoch == int(kill_epoch):
+            os.kill(os.getpid(), signal.SIGKILL)
 
     class KillAfterEpoch(keras.callbacks.Callback):
         # Runs after the built-in callbacks, so the epoch is logged and checkpointed.
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == int(sys.argv[3]):
-                os.kill(os.getpid(), signal.SIGKILL)
+            if where == "after-checkpoint":
+                kill_at(epoch)
 
+    save = callbacks.EpochCheckpoint.on_epoch_end
+
+    def save_or_die(self, epoch, logs=None):
+        # Between the epoch's MLflow metric log (the callback before) and its checkpoint.
+        if where == "before-checkpoint":
+            kill_at(epoch)
+        save(self, epoch, logs)
+
+    callbacks.EpochCheckpoint.on_epoch_end = save_or_die
     cfg = load_experiment(sys.argv[1], sys.argv[4:])
     train(cfg, experiment_file=sys.argv[2], extra_callbacks=[KillAfterEpoch()], progress=False, verbose=0)
     """
 )
 
 
-def test_killed_training_resumes_in_the_same_run(tiny_experiment, tmp_path):
-    overrides = [f"tracking.tracking_uri={_uri(tmp_path)}", "epochs=3"]
-    script = tmp_path / "kill.py"
+@pytest.fixture(scope="module")
+def straight_run(tiny_experiment, tmp_path_factory):
+    """An uninterrupted 3-epoch training: (client, TrainResult), what a resumed one must match."""
+    folder = tmp_path_factory.mktemp("straight")
+    return _client(folder), _train(_cfg(tiny_experiment, folder, "epochs=3"), tiny_experiment)
+
+
+def _kill_training(tiny_experiment, folder: Path, point: str, overrides: list[str]) -> None:
+    """Run KILL_SCRIPT until it SIGKILLs itself at `point`; check nothing of it is left running."""
+    import psutil
+
+    script = folder / "kill.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    killed = subprocess.run([sys.executable, str(script), str(tiny_experiment), str(tiny_experiment), "1", *overrides],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, str(script), str(tiny_experiment), str(tiny_experiment), point,
+                             *overrides], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, stderr[-2000:]
+    left = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == proc.pid:  # its session's process group: any child it started
+                left.append(p)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    assert left == []
+
+
+@pytest.mark.parametrize("point, logged, checkpointed", [
+    ("after-checkpoint:1", [0, 1], 2),
+    # Killed after the metric log of epoch 1 but before its checkpoint: the resume trains
+    # epoch 1 again, and its metrics must not be logged a second time.
+    ("before-checkpoint:1", [0, 1], 1),
+    # Killed after the last epoch's checkpoint: nothing left to train on resume.
+    ("after-checkpoint:2", [0, 1, 2], 3),
+])
+def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, tiny_experiment, straight_run,
+                                                 tmp_path, caplog):
+    overrides = [f"tracking.tracking_uri={_uri(tmp_path)}", "epochs=3"]
+    _kill_training(tiny_experiment, tmp_path, point, overrides)
 
     client = _client(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])
     assert run.info.status == "RUNNING"  # nobody could end it: the process died
-    assert _steps(client, run.info.run_id, "loss") == [0, 1]
+    assert _steps(client, run.info.run_id, "loss") == logged
 
     cfg = load_experiment(tiny_experiment, overrides)
-    resumed = _train(cfg, tiny_experiment, resume="auto")
-    assert resumed.run_id == run.info.run_id and resumed.resumed_from == 2 and resumed.epochs == 3
+    with caplog.at_level("INFO", logger="galaxyzoo.train"):
+        resumed = _train(cfg, tiny_experiment, resume="auto")
+    assert resumed.run_id == run.info.run_id and resumed.resumed_from == checkpointed and resumed.epochs == 3
+    if checkpointed == 3:  # said so, not "resuming at epoch 4 of 3"
+        assert "nothing left to train (all 3 epochs ran)" in caplog.text
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
-    for key in PER_EPOCH:
-        assert _steps(client, run.info.run_id, key) == [0, 1, 2], key
+    for key in (*PER_EPOCH, "epoch_seconds"):
+        assert _steps(client, run.info.run_id, key) == [0, 1, 2], key  # each step once
+    for key in FINAL:
+        assert _steps(client, run.info.run_id, key) == [0], key
     with open(client.download_artifacts(run.info.run_id, "training_log.csv")) as fh:
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["0", "1", "2"]
 
     # The resumed history is the one an uninterrupted training writes: weights, optimizer
     # state and the shuffling order all continue where they stopped.
-    (tmp_path / "straight").mkdir()
-    straight = _train(_cfg(tiny_experiment, tmp_path / "straight", "epochs=3"), tiny_experiment)
-    other = _client(tmp_path / "straight")
-    for key in ("loss", "val_loss", "lr"):
+    other, straight = straight_run
+    for key in PER_EPOCH:
         np.testing.assert_allclose(_history(client, resumed.run_id, key), _history(other, straight.run_id, key),
                                    atol=REPRO_ATOL, err_msg=key)
-    assert resumed.metrics["test_rmse"] == pytest.approx(straight.metrics["test_rmse"], abs=REPRO_ATOL)
+    for key in FINAL:
+        assert resumed.metrics[key] == pytest.approx(straight.metrics[key], abs=REPRO_ATOL), key
 
 
 def test_resume_auto_without_an_unfinished_run_starts_a_new_one(first_run, tiny_experiment):
@@ -315,11 +368,19 @@ def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
     from galaxyzoo.evaluate import evaluate
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
-    with pytest.raises(GalaxyZooError, match="not logged by a run"):
-        evaluate(str(tmp_path / "nowhere"), progress=False)
-    # With a config to go on, the model still loads first: nothing is built for a model that is not there.
+    # Neither a run nor a path: said so, rather than asking for the experiment file.
+    for missing in (str(tmp_path / "nowhere"), "deadbeef"):
+        with pytest.raises(GalaxyZooError, match=f"--model {missing}: no such run in .*local model folder"):
+            evaluate(missing, progress=False)
+    with pytest.raises(GalaxyZooError, match=f"no such run {'0' * 32} in"):
+        evaluate("0" * 32, progress=False)
+    # A folder that holds no model: with a config to go on, the model still loads first, so
+    # nothing is built for a model that is not there.
+    (tmp_path / "empty").mkdir()
     workdir = tmp_path / "data"
     with pytest.raises(GalaxyZooError, match="cannot load a Keras model"):
-        evaluate(str(tmp_path / "nowhere"), experiment_file=str(REPO / "experiments" / "quickstart.yaml"),
+        evaluate(str(tmp_path / "empty"), experiment_file=str(REPO / "experiments" / "quickstart.yaml"),
                  overrides=[f"data.workdir={workdir}"], progress=False)
     assert not workdir.exists()
+    with pytest.raises(GalaxyZooError, match="not logged by a run"):
+        evaluate(str(tmp_path / "empty"), progress=False)

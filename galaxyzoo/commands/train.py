@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 
 # A comma separates assignments only where the next text starts a new KEY=;
 # commas inside values (`model.conv_filters=[16,32]`) stay.
@@ -39,8 +41,15 @@ def split_assignments(text: str) -> list[str]:
     """
     import shlex
 
+    from galaxyzoo.errors import GalaxyZooError
+
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:  # an unterminated quote
+        raise GalaxyZooError(f"--set {text!r}: {exc} (quote values shell-style, "
+                             "e.g. 'tracking.tags.note=\"a b\"')") from None
     out = []
-    for token in shlex.split(text):
+    for token in tokens:
         out += [part.strip() for part in _NEXT_ASSIGNMENT.split(token) if part.strip()]
     return out
 
@@ -58,16 +67,28 @@ def overrides_from_args(args) -> list[str]:
 
 def quiet_start() -> None:
     """Show galaxyzoo's progress lines on stderr, and hide TensorFlow's start-up chatter."""
-    import logging
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     log = logging.getLogger("galaxyzoo")
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("galaxyzoo: %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A StreamHandler on whatever `sys.stderr` is when it writes: a second in-process
+    command (tests, notebooks) may have swapped the stream the first one saw."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
 
 
 def run(args) -> int:
