@@ -107,11 +107,19 @@ def test_two_workers_share_one_study_on_postgresql(postgres, tiny_sweep_file, tm
 
     experiment = client.get_experiment_by_name("workers").experiment_id
     runs = client.search_runs([experiment])
-    parents = {r.info.run_id for r in runs if "galaxyzoo.sweep" in r.data.tags}
-    assert len(parents) == 2, logs
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in parents]
+    # one sweep, one parent: the second worker found the first one's by its tag
+    (parent,) = [r for r in runs if "galaxyzoo.sweep" in r.data.tags]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep shared", logs
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(int(r.data.tags["trial_number"]) for r in children) == sorted(numbers)
     assert {t.user_attrs["mlflow_run_id"] for t in trials} == {r.info.run_id for r in children}
+    assert {r.info.run_name.removesuffix(" (pruned)") for r in children} == {f"trial {n}" for n in numbers}
+    # the summary covers the whole study, under the trials' own metric key
+    best = min(t.value for t in trials if t.value is not None)
+    assert parent.data.metrics["val_rmse"] == pytest.approx(best)
+    assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == 5
+    workers = [k for k in parent.data.tags if k.startswith("galaxyzoo.worker.")]
+    assert len(workers) == 2 and all('"state": "completed"' in parent.data.tags[k] for k in workers)
 
 
 @pytest.mark.slow
