@@ -1,13 +1,17 @@
 """Put the best finished run's model in the MLflow Model Registry, behind the alias `champion`.
 
 The best run is the finished run (of an experiment, or the trials of one sweep)
-with the best final value of a metric that also has a logged Keras model. Its
-model is packaged with its preprocessing (`predict.log_packaged_model`: crop,
-scaling, network, as one pyfunc model) and registered as a new version of
-`galaxyzoo-cnn`, described with its metrics, config and source run; the alias
-then points at that version. Aliases replace the deprecated registry stages.
+with the best final value of a metric that also has a logged Keras model.
+Without a scope, the runs compared are the galaxyzoo trainings (found by their
+`config_hash` tag) of the experiment that holds the latest one, whatever its
+name: a bare `mlflow run . -e sweep` lands in MLflow's `Default` experiment.
+The model is packaged with its preprocessing (`predict.log_packaged_model`:
+crop, scaling, network, as one pyfunc model) and registered as a new version of
+`galaxyzoo-cnn`; the version's description says what goes in and comes out,
+how to call it, what it was trained on and what it beat. The alias then points
+at that version. Aliases replace the deprecated registry stages.
 
->>> result = promote(client, experiment_name="galaxyzoo")
+>>> result = promote(client)
 >>> result.model_uri
 'models:/galaxyzoo-cnn@champion'
 """
@@ -17,10 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from galaxyzoo import compare, tracking
+from galaxyzoo import compare, schema, tracking
 from galaxyzoo.errors import GalaxyZooError
 
 MODES = ("auto", "min", "max")  # auto: min, except for R² metrics
+PROJECT_TAG = tracking.TAG_CONFIG_HASH  # every galaxyzoo training run carries it
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class PromoteResult:
     metric: str
     value: float
     candidates: int  # finished runs with a model and the metric
+    scope: str  # which runs were compared, in words
+    ranking: tuple[tuple[str, str, float], ...] = ()  # (run id, run name, value), best first
 
     @property
     def model_uri(self) -> str:
@@ -48,28 +55,77 @@ def promote(
     model_name: str = "galaxyzoo-cnn",
     alias: str = "champion",
 ) -> PromoteResult:
-    """Register the best run's packaged model as a new version of `model_name` and alias it."""
+    """Register the best run's packaged model as a new version of `model_name` and alias it.
+
+    Scope: `sweep_run`'s trials, else `experiment_name`'s trainings, else
+    those of the experiment holding the latest galaxyzoo training.
+    """
     if mode not in MODES:
         raise GalaxyZooError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_names(model_name, alias)  # a bad alias must not leave a registered version without one
     if mode == "auto":
         mode = "min" if compare.lower_is_better(metric) else "max"
-    experiment_id, runs = compare.runs_of(client, experiment_name=experiment_name, sweep_run=sweep_run)
-    where = f"sweep run {sweep_run}" if sweep_run else f"experiment {experiment_name!r}"
-    best, count = best_run(client, experiment_id, runs, metric=metric, mode=mode, where=where)
+    experiment_id, runs, where = scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
+    ranked = ranked_runs(client, experiment_id, runs, metric=metric, mode=mode, where=where)
+    best = ranked[0]
     from galaxyzoo import predict
 
     model_uri = predict.log_packaged_model(client, best.info.run_id)
-    version = _register(client, model_uri, model_name, best, metric, mode, where, count)
+    version = _register(client, model_uri, model_name, ranked, metric, mode, where)
+    _describe_model(client, model_name)
     client.set_registered_model_alias(model_name, alias, version)
-    result = PromoteResult(model_name, version, alias, best.info.run_id, metric, best.data.metrics[metric], count)
+    result = PromoteResult(model_name, version, alias, best.info.run_id, metric, best.data.metrics[metric],
+                           len(ranked), where,
+                           tuple((r.info.run_id, r.info.run_name or "", r.data.metrics[metric]) for r in ranked))
     if env_run := tracking.run_id_from_env():  # under `mlflow run . -e promote`: say what that run did
+        client.update_run(env_run, name=f"promote → {model_name} v{version}")
         tracking.set_tags(client, env_run, {compare.TAG_PROMOTE: result.model_uri, "promoted_version": version,
                                             "promoted_run_id": result.run_id, "selected_by": f"{mode} {metric}"})
     return result
 
 
-def best_run(client, experiment_id: str, runs: list, *, metric: str, mode: str, where: str):
-    """`(run, candidates)`: the best FINISHED run with a logged model and a finite `metric`."""
+def check_names(model_name: str, alias: str) -> None:
+    """Refuse a model name or alias the registry would refuse, before anything is registered."""
+    from mlflow.exceptions import MlflowException
+
+    # The registry's own checks, so the rules cannot drift from what it enforces.
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+        _validate_model_name,
+    )
+
+    checks = (("--model-name", model_name, (_validate_model_name,)),
+              ("--alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved)))
+    for option, value, validators in checks:
+        try:
+            for validate in validators:
+                validate(value)
+        except MlflowException as exc:
+            raise GalaxyZooError(f"{option} {value!r}: {exc.message}") from None
+
+
+def scope(client, *, experiment_name: str | None = None, sweep_run: str | None = None) -> tuple[str, list, str]:
+    """`(experiment_id, runs, where)`: the runs to compare and a phrase naming them."""
+    if sweep_run or experiment_name:
+        experiment_id, runs = compare.runs_of(client, experiment_name=experiment_name, sweep_run=sweep_run)
+        return experiment_id, runs, f"sweep run {sweep_run}" if sweep_run else f"experiment {experiment_name!r}"
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    latest = client.search_runs(experiments, filter_string=f"tags.{PROJECT_TAG} LIKE '%'",
+                                order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+    if not latest:
+        raise GalaxyZooError(
+            f"nothing to promote in {client.tracking_uri}: no galaxyzoo training run in any experiment; "
+            "train with `galaxyzoo train` or `mlflow run . -e sweep` first (or name --experiment-name)"
+        )
+    name = client.get_experiment(latest[0].info.experiment_id).name
+    experiment_id, runs = compare.runs_of(client, experiment_name=name)
+    runs = [r for r in runs if PROJECT_TAG in r.data.tags]  # `Default` may hold other projects' runs
+    return experiment_id, runs, f"experiment {name!r} (it holds the latest galaxyzoo training)"
+
+
+def ranked_runs(client, experiment_id: str, runs: list, *, metric: str, mode: str, where: str) -> list:
+    """The FINISHED runs with a logged model and a finite `metric`, best first (never empty)."""
     with_model = runs_with_model(client, experiment_id)
     finished = [r for r in runs if r.info.status == "FINISHED"]
     candidates = [
@@ -88,8 +144,7 @@ def best_run(client, experiment_id: str, runs: list, *, metric: str, mode: str, 
             f"nothing to promote in {where}: none of the {finished_with_model} finished runs with a model "
             f"has the metric {metric!r}"
         )
-    pick = min if mode == "min" else max
-    return pick(candidates, key=lambda r: r.data.metrics[metric]), len(candidates)
+    return sorted(candidates, key=lambda r: r.data.metrics[metric], reverse=mode == "max")
 
 
 def runs_with_model(client, experiment_id: str) -> set[str]:
@@ -105,27 +160,73 @@ def runs_with_model(client, experiment_id: str) -> set[str]:
             return found
 
 
-def _register(client, model_uri: str, model_name: str, run, metric: str, mode: str, where: str, count: int) -> int:
+MODEL_DESCRIPTION = """\
+Galaxy Zoo 2 morphology from raw galaxy images: a CNN packaged with the crop and scaling it was
+trained with (galaxyzoo). In: a DataFrame column `image`, a raw 424×424 GZ2 JPEG, base64-encoded.
+Out: the 37 GZ2 vote fractions, the most likely path through the decision tree, the crop branch and an
+error per row. Each version's description says what it was trained on, how it was chosen and how to call it.
+"""
+MODEL_TAGS = {"project": "galaxyzoo", "task": "galaxy morphology (GZ2 vote fractions)",
+              "input": "image: base64 raw 424x424 GZ2 JPEG",
+              "output": "37 fractions, most_likely_path, crop_branch, error"}
+
+
+def _describe_model(client, model_name: str) -> None:
+    """The registered model's own description and tags: what every version shares."""
+    client.update_registered_model(model_name, description=MODEL_DESCRIPTION)
+    for key, value in MODEL_TAGS.items():
+        client.set_registered_model_tag(model_name, key, value)
+
+
+def _register(client, model_uri: str, model_name: str, ranked: list, metric: str, mode: str, where: str) -> int:
     import mlflow
 
+    run = ranked[0]
     version = int(mlflow.register_model(model_uri, model_name).version)
-    client.update_model_version(model_name, version, description=_description(client, run, metric, mode, where, count))
-    tags = {"source_run_id": run.info.run_id, "selected_by": f"{mode} {metric}", metric: repr(run.data.metrics[metric])}
+    description = _description(client, model_name, version, ranked, metric, mode, where)
+    client.update_model_version(model_name, version, description=description)
+    params = run.data.params
+    tags = {"source_run_id": run.info.run_id, "selected_by": f"{mode} {metric}", metric: repr(run.data.metrics[metric]),
+            "compared_runs": str(len(ranked)), "scope": where,
+            "data_kind": params.get("data.kind", ""), "split_id": params.get("data.split_id", "")}
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return version
 
 
-def _description(client, run, metric: str, mode: str, where: str, count: int) -> str:
-    """Markdown for the version page: why it was chosen, its final metrics and its config."""
-    metrics = run.data.metrics
-    headline = sorted(k for k in metrics if compare.HEADLINE.fullmatch(k))
+def _description(client, model_name: str, version: int, ranked: list, metric: str, mode: str, where: str) -> str:
+    """Markdown for the version page: in and out, how to call it, its data, why it won, metrics, config."""
+    run = ranked[0]
+    metrics, params = run.data.metrics, run.data.params
+    uri = f"models:/{model_name}/{version}"
+    size, colour = params.get("data.image_size", "?"), "grayscale" if params.get("data.channels") == "1" else "colour"
     lines = [
-        f"Run `{run.info.run_id}` ({run.info.run_name}), the best of {count} finished runs with a model "
-        f"in {where} by {metric} ({'lower' if mode == 'min' else 'higher'} is better).",
+        "**In**: a DataFrame with one column `image`: a raw 424×424 Galaxy Zoo 2 JPEG (or PNG), "
+        f"base64-encoded. The model crops and scales it as in training ({size} px, {colour}).",
+        "",
+        f"**Out**: one row per image: the {schema.N_ANSWERS} vote fractions (`{schema.ANSWERS[0].stem}`, ...), "
+        "`most_likely_path` (answers joined by ` > `), `crop_branch` (center106, center212, full or fallback) "
+        "and `error` (empty, or why the image was unreadable; its fractions are then NaN, null over REST).",
+        "",
+        "Python:",
+        "```python",
+        "import base64, mlflow, pandas as pd",
+        f'model = mlflow.pyfunc.load_model("{uri}")',
+        'image = base64.b64encode(open("100008.jpg", "rb").read()).decode()',
+        'print(model.predict(pd.DataFrame({"image": [image]})))',
+        "```",
+        f"REST, after `mlflow models serve -m {uri} --env-manager local -p 5000`:",
+        "```bash",
+        "curl -s localhost:5000/invocations -H 'Content-Type: application/json' \\",
+        '  -d "{\\"dataframe_split\\": {\\"columns\\": [\\"image\\"], \\"data\\": [[\\"$(base64 -w0 100008.jpg)\\"]]}}"',
+        "```",
+        "",
+        f"**Training data**: {_data_text(params)}",
+        "",
+        f"**Chosen**: {_choice_text(ranked, metric, mode, where)}",
         "",
         "Metrics:",
-        *(f"- {k}: {metrics[k]:.5g}" for k in headline),
+        *(f"- {k}: {metrics[k]:.5g}" for k in sorted(k for k in metrics if compare.HEADLINE.fullmatch(k))),
         "",
         "Config:",
         "```yaml",
@@ -133,6 +234,31 @@ def _description(client, run, metric: str, mode: str, where: str, count: int) ->
         "```",
     ]
     return "\n".join(lines)
+
+
+def _data_text(params: dict[str, str]) -> str:
+    """Which data the run trained on, from its `data.*` params."""
+    if params.get("data.kind") == "synthetic":
+        source = (f"synthetic galaxies (galaxyzoo synth, n={params.get('data.synthetic_n', '?')}, "
+                  f"seed {params.get('data.synthetic_seed', '?')})")
+    else:
+        source = (f"real GZ2 images with the gz2_hart16 vote fractions (Hart et al. 2016) from "
+                  f"`{params.get('data.raw_dir', params.get('data.source', '?'))}`")
+    sizes = " / ".join(f"{params.get(f'data.n_{part}', '?')} {part}" for part in ("train", "val", "test"))
+    return f"{source}; split `{params.get('data.split_id', '?')}` ({sizes})."
+
+
+def _choice_text(ranked: list, metric: str, mode: str, where: str) -> str:
+    """Why this run: its metric, how many runs it beat, and the runner-up."""
+    run = ranked[0]
+    text = (f"run `{run.info.run_id}` ({run.info.run_name}), {metric} {run.data.metrics[metric]:.5g} "
+            f"({'lowest' if mode == 'min' else 'highest'}), the best of {len(ranked)} finished runs with a "
+            f"model in {where}")
+    if len(ranked) == 1:
+        return text + "; it was the only candidate."
+    second = ranked[1]
+    return (text + f"; runner-up `{second.info.run_id}` ({second.info.run_name}), "
+            f"{metric} {second.data.metrics[metric]:.5g}.")
 
 
 def _config_text(client, run_id: str) -> str:

@@ -26,13 +26,24 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
 
     assert main(["promote", "--sweep-run", result.parent_run_id, "--model-name", "promote-test",
                  "--tracking-uri", uri]) == 0
-    assert "models:/promote-test@champion now points at it" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "models:/promote-test@champion now points at it" in out and "promote → promote-test v1" in out
+    assert f"compared 2 finished run(s) with a model in sweep run {result.parent_run_id}" in out
+    assert out.index(best.info.run_id) < out.index(worst.info.run_id)  # ranked, winner first
     version = client.get_model_version_by_alias("promote-test", "champion")
     assert version.run_id == best.info.run_id == result.best_run_id
     assert version.tags["source_run_id"] == best.info.run_id and version.tags["selected_by"] == "min val_rmse"
     description = version.description
     assert best.info.run_id in description and f"val_rmse: {best.data.metrics['val_rmse']:.5g}" in description
     assert "```yaml" in description and "conv_filters: [8, 16]" in description  # the run's resolved config
+    # what goes in and out, how to call it, the data, and what it beat
+    assert "column `image`: a raw 424×424 Galaxy Zoo 2 JPEG" in description and "37 vote fractions" in description
+    assert 'mlflow.pyfunc.load_model("models:/promote-test/1")' in description and "/invocations" in description
+    split_id = best.data.params["data.split_id"]
+    assert "**Training data**: synthetic galaxies" in description and f"split `{split_id}`" in description
+    assert f"runner-up `{worst.info.run_id}`" in description and version.tags["compared_runs"] == "2"
+    registered = client.get_registered_model("promote-test")
+    assert "raw 424×424 GZ2 JPEG" in registered.description and registered.tags["project"] == "galaxyzoo"
     # the registered model is the packaged one (crop + network), not the bare Keras model
     assert isinstance(predict.load_packaged("models:/promote-test@champion").unwrap_python_model(),
                       predict.PackagedModel)
@@ -82,3 +93,51 @@ def test_refuses_a_metric_no_run_has(finished_sweep):
     client = _client(f"sqlite:///{folder / 'mlflow.db'}")
     with pytest.raises(GalaxyZooError, match="none of the 2 finished runs with a model has the metric 'val_auc'"):
         promote.promote(client, sweep_run=result.parent_run_id, metric="val_auc")
+
+
+def _versions(client) -> dict[str, int]:
+    return {m.name: len(client.search_model_versions(f"name = '{m.name}'")) for m in client.search_registered_models()}
+
+
+@pytest.mark.parametrize("option, value, why", [
+    ("--alias", "bad alias/../x", "Invalid alias name"),
+    ("--alias", "latest", "reserved"),
+    ("--model-name", "", "Missing value"),
+    ("--model-name", "a/b", "cannot contain '/'"),
+])
+def test_refuses_a_bad_name_before_registering_anything(finished_sweep, capsys, option, value, why):
+    folder, result = finished_sweep
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = _client(uri)
+    before = _versions(client)
+    args = ["promote", "--sweep-run", result.parent_run_id, "--tracking-uri", uri, "--model-name", "names-test"]
+    assert main([*args, option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"galaxyzoo: error: {option} {value!r}: ") and why in err and len(err.splitlines()) == 1
+    assert _versions(client) == before  # no version was registered without its alias
+
+
+def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_path, capsys, monkeypatch):
+    """`mlflow run . -e sweep` without --experiment-name trains into `Default`; a plain promote finds it."""
+    from galaxyzoo import config
+    from galaxyzoo.train import train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = config.load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "tracking.experiment_name=Default"])
+    trained = train(cfg, runs_dir=tmp_path / "runs", verbose=0, progress=False)
+    client = _client(uri)
+    other = client.create_run("0").info.run_id  # another project's run in Default is not a candidate
+    client.log_metric(other, "val_rmse", 0.0)
+    client.create_logged_model(experiment_id="0", name="model", source_run_id=other)
+    client.set_terminated(other, "FINISHED")
+    promote_run = client.create_run("0").info.run_id  # what `mlflow run . -e promote` would create
+    monkeypatch.setenv("MLFLOW_RUN_ID", promote_run)
+
+    assert main(["promote", "--model-name", "bare-test", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "compared 1 finished run(s) with a model in experiment 'Default'" in out and trained.run_id in out
+    assert client.get_model_version_by_alias("bare-test", "champion").run_id == trained.run_id
+    assert client.get_run(promote_run).info.run_name == "promote → bare-test v1"
+    # an explicit experiment is still the scope
+    assert main(["promote", "--experiment-name", "galaxyzoo", "--tracking-uri", uri]) == 2
+    assert "no MLflow experiment 'galaxyzoo'" in capsys.readouterr().err

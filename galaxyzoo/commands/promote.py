@@ -8,8 +8,9 @@ def add_parser(subparsers):
         description="Pick the best finished run with a logged model by a metric, package its model with the crop "
         "(an MLflow pyfunc model), register it as a new version and point an alias at it.",
     )
-    p.add_argument("--experiment-name", default="galaxyzoo",
-                   help="MLflow experiment to choose from (default galaxyzoo)")
+    p.add_argument("--experiment-name", default="",
+                   help="MLflow experiment to choose from (default: the one holding the latest galaxyzoo "
+                   "training, e.g. Default after a bare `mlflow run . -e sweep`)")
     p.add_argument("--sweep-run", default="", metavar="RUN_ID",
                    help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
     p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
@@ -27,15 +28,19 @@ def run(args) -> int:
     client = tracking.connect(tracking.tracking_uri(args.tracking_uri))
     result = promote.promote(
         client,
-        experiment_name=args.experiment_name,
+        experiment_name=args.experiment_name.strip() or None,
         sweep_run=args.sweep_run.strip() or None,
         metric=args.metric,
         mode=args.mode,
         model_name=args.model_name,
         alias=args.alias,
     )
-    print(
-        f"registered {result.model_name} version {result.version} from run {result.run_id} "
-        f"({result.metric} {result.value:.5g}, best of {result.candidates}); {result.model_uri} now points at it"
-    )
+    print(f"compared {result.candidates} finished run(s) with a model in {result.scope}, by {result.metric}:")
+    shown = 5
+    for rank, (run_id, name, value) in enumerate(result.ranking[:shown], 1):
+        print(f"  {rank}. {name or '-'} ({run_id}) {result.metric} {value:.5g}")
+    if len(result.ranking) > shown:
+        print(f"  ... and {len(result.ranking) - shown} more (`galaxyzoo compare` lists them all)")
+    print(f"promote → {result.model_name} v{result.version} from run {result.run_id}; "
+          f"{result.model_uri} now points at it")
     return 0
