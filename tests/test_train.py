@@ -267,6 +267,45 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
         assert resumed.metrics[key] == pytest.approx(straight.metrics[key], abs=REPRO_ATOL), key
 
 
+START_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import mlflow  # the slow imports first, so both processes reach the store together
+    from galaxyzoo import tracking
+
+    folder, name = Path(sys.argv[1]), sys.argv[2]
+    (folder / f"ready-{name}").touch()
+    while not (folder / "go").exists():
+        time.sleep(0.01)
+    # What `train` does before any data is loaded: open the store, the experiment, a run.
+    client = tracking.connect(sys.argv[3])
+    client.create_run(tracking.experiment_id(client, "galaxyzoo"))
+    """
+)
+
+
+def test_two_trainings_started_at_once_on_a_fresh_store_both_start(tmp_path):
+    import time
+
+    script = tmp_path / "start.py"
+    script.write_text(START_SCRIPT)
+    for attempt in range(2):  # without the lock, one of the two crashed on every try (3 of 3)
+        folder = tmp_path / f"try{attempt}"
+        folder.mkdir()
+        procs = [subprocess.Popen([sys.executable, str(script), str(folder), name, _uri(folder)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for name in ("a", "b")]
+        while not all((folder / f"ready-{n}").exists() for n in "ab") and all(p.poll() is None for p in procs):
+            time.sleep(0.01)
+        (folder / "go").touch()
+        for proc in procs:
+            _, stderr = proc.communicate(timeout=300)
+            assert proc.returncode == 0, stderr[-3000:]
+        client = _client(folder)
+        assert len(client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])) == 2
+
+
 def test_resume_auto_without_an_unfinished_run_starts_a_new_one(first_run, tiny_experiment):
     folder, cfg, first = first_run
     # first_run finished, so there is nothing to continue.
