@@ -11,7 +11,7 @@ callbacks in list order at every hook):
 | `EarlyStopping` | `early_stopping` | stop when `monitor` stalls |
 | `LearningRateLogger` | always | put the epoch's rate in the logs as `lr` |
 | `CSVLogger` | `csv_logger` | `training_log.csv`, one row per epoch |
-| `MlflowMetricsLogger` | always | every epoch's logs as MLflow metrics, step = epoch |
+| `MlflowMetricsLogger` | always | every epoch's logs as MLflow metrics, step = epoch number from 1, plus `log10_lr` |
 | `EpochCheckpoint` | `checkpoint` | weights + optimizer + callback state after every epoch, for resume |
 
 The seed's fifth callback, `ModelCheckpoint` (a model file per epoch), is
@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -163,12 +164,17 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
 
 
 class MlflowMetricsLogger(keras.callbacks.Callback):
-    """Logs every numeric value of an epoch's logs as an MLflow metric (step = epoch).
+    """Logs every numeric value of an epoch's logs as an MLflow metric, at step = epoch number.
 
-    Also logs `epoch_seconds`, the wall time of the epoch (training and validation).
-    Logging goes through an explicit client and run id, so it works for nested
-    sweep trials and from any thread. Steps in `skip` (`tracking.logged_steps`
-    of a resumed run) are not logged again.
+    The step counts from 1, as Keras's console does ("Epoch 1/5" is step 1),
+    so the MLflow charts, the console and Optuna's pruning steps name an epoch
+    alike. Also logs `epoch_seconds`, the wall time of the epoch (training and
+    validation), and `log10_lr`, the learning rate's base-10 logarithm: MLflow
+    charts a rate like 1e-3 as a line at "0" on a linear axis, while -3.0 and
+    a decay of 0.8 (-0.097 per step) read plainly. Logging goes through an
+    explicit client and run id, so it works for nested sweep trials and from
+    any thread. Steps in `skip` (`tracking.logged_steps` of a resumed run) are
+    not logged again.
     """
 
     def __init__(self, client, run_id: str, skip: dict[str, set[int]] | None = None):
@@ -185,7 +191,11 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
         values = dict(logs or {})
         if self._started is not None:
             values["epoch_seconds"] = time.perf_counter() - self._started
-        log_metrics(self.client, self.run_id, values, step=epoch, skip=self.skip)
+        lr = values.get("lr")
+        if isinstance(lr, (int, float)) and lr > 0:
+            values["log10_lr"] = math.log10(lr)
+        # Keras's `epoch` counts from 0; the step is the epoch's number as the console prints it.
+        log_metrics(self.client, self.run_id, values, step=epoch + 1, skip=self.skip)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -135,6 +135,10 @@ def r2_mean_columns(y_true, y_pred) -> float:
     return float(r2_score(t, p, multioutput="uniform_average"))
 
 
+# The key names the question, not just its number: "test_rmse_t08" alone says nothing in the MLflow UI.
+PER_QUESTION_KEYS = {q.id: f"rmse_{q.id}_{q.slug}" for q in schema.QUESTIONS}
+
+
 def rmse_per_question(y_true, y_pred) -> dict[str, float]:
     """RMSE over each question's answer columns: {"t01": ..., ..., "t11": ...}."""
     t, p = _pair(y_true, y_pred)
@@ -156,7 +160,8 @@ def evaluate_arrays(y_true, y_pred) -> dict[str, float]:
     """Every evaluation metric under a stable flat name.
 
     Keys: "mse", "rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", and
-    "rmse_t01" ... "rmse_t11".
+    one per question, `PER_QUESTION_KEYS` ("rmse_t01_smooth_or_features" ...
+    "rmse_t11_arms_number").
     """
     t, p = _pair(y_true, y_pred)
     result = {
@@ -166,5 +171,5 @@ def evaluate_arrays(y_true, y_pred) -> dict[str, float]:
         "r2_mean_columns": r2_mean_columns(t, p),
         "rmse_cumulative": rmse_cumulative(t, p),
     }
-    result.update({f"rmse_{qid}": value for qid, value in rmse_per_question(t, p).items()})
+    result.update({PER_QUESTION_KEYS[qid]: value for qid, value in rmse_per_question(t, p).items()})
     return result

@@ -75,12 +75,14 @@ def test_evaluate_arrays_names_and_values():
     rng = np.random.default_rng(0)
     t, p = rng.random((20, 37)), rng.random((20, 37))
     result = metrics.evaluate_arrays(t, p)
-    assert list(result) == ["mse", "rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative"] + [
-        f"rmse_{q}" for q in QUESTION_IDS
-    ]
+    # Per-question keys name the question, so they read in the MLflow UI without a lookup.
+    assert list(result) == ["mse", "rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative",
+                            "rmse_t01_smooth_or_features", "rmse_t02_edgeon", "rmse_t03_bar", "rmse_t04_spiral",
+                            "rmse_t05_bulge_prominence", "rmse_t06_odd", "rmse_t07_rounded", "rmse_t08_odd_feature",
+                            "rmse_t09_bulge_shape", "rmse_t10_arms_winding", "rmse_t11_arms_number"]
     assert all(isinstance(v, float) for v in result.values())
     assert result["rmse"] == pytest.approx(np.sqrt(np.mean((t - p) ** 2)))
-    assert result["rmse_t08"] == metrics.rmse_per_question(t, p)["t08"]
+    assert result["rmse_t08_odd_feature"] == metrics.rmse_per_question(t, p)["t08"]
 
 
 def test_shape_errors_are_clear():

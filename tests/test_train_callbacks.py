@@ -65,3 +65,25 @@ def test_checkpoint_carries_weights_optimizer_dropout_and_callback_state(tmp_pat
     assert plateau2.best == pytest.approx(plateau.best)
     for a, b in zip(early2.best_weights, early.best_weights):
         np.testing.assert_array_equal(a, b)
+
+
+class _RecordingClient:
+    """Stands in for an MlflowClient: keeps what `log_batch` was given."""
+
+    def __init__(self):
+        self.logged = []
+
+    def log_batch(self, run_id, metrics=()):
+        self.logged += [(m.key, m.step, m.value) for m in metrics]
+
+
+def test_mlflow_logger_numbers_steps_as_the_console_and_skips_the_ones_a_resume_holds():
+    client = _RecordingClient()
+    # A resumed run that already holds epoch 1's loss (logged, then killed before its checkpoint).
+    logger = cb.MlflowMetricsLogger(client, "run", skip={"loss": {1}})
+    logger.on_epoch_end(0, {"loss": 0.5, "lr": 1e-3})
+    logger.on_epoch_end(1, {"loss": 0.4, "lr": 1e-4})
+    assert [(k, s) for k, s, _ in client.logged if k == "loss"] == [("loss", 2)]
+    rates = [(k, s) for k, s, _ in client.logged if k.endswith("lr")]
+    assert rates == [("lr", 1), ("log10_lr", 1), ("lr", 2), ("log10_lr", 2)]
+    assert [v for k, _, v in client.logged if k == "log10_lr"] == pytest.approx([-3.0, -4.0])
