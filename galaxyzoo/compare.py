@@ -22,7 +22,7 @@ from galaxyzoo import tracking
 from galaxyzoo.errors import GalaxyZooError
 
 FORMATS = ("text", "csv", "markdown")
-# Final metrics worth a column; per-question values (test_rmse_t01, ...) stay in the MLflow UI.
+# Final metrics worth a column; per-question values (test_rmse_t01_smooth_or_features, ...) stay in the MLflow UI.
 HEADLINE = re.compile(r"(val_|test_)?(loss|rmse|r2_flat|r2_mean_columns|rmse_cumulative)")
 # Tags the sweep writes on its runs (train() receives them as extra tags).
 TAG_SWEEP = "galaxyzoo.sweep"  # on the parent run: the study name
