@@ -88,7 +88,7 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
                       settings))
     if client is not None:
         skip = logged_steps(client, run_id) if resume else None
-        named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id, skip), {"step": "epoch"}))
+        named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id, skip), {"step": "epoch from 1"}))
     if cfg.checkpoint:
         stateful = {name: cb for name, cb, _ in named if name in _RESUMED_ATTRIBUTES}
         checkpoint = EpochCheckpoint(run_dir, stateful, restore=resume)
