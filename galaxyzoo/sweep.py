@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("optuna", "keras-tuner")
 OPTUNA_DB = "optuna.db"
+JOURNAL = "journal:///"  # + a path, as in sqlite:///: Optuna's JournalStorage over one file, no database
 HEARTBEAT_SECONDS = 60
 MAX_RETRY = 2  # retries of a trial whose worker died
 MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials in a row
@@ -159,11 +160,10 @@ def run_sweep(
     )
     key = sweep_key(study_name, storage)
     lock = functools.partial(study_lock, storage, study_name)
-    study = None
+    study, on_stale = None, _StaleTrials(client, experiment_id, key)
     if backend == "optuna":  # a bad storage or another search space fails here, before any run exists
         with _quiet_optuna_warnings():
-            study = _open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds,
-                                _StaleTrials(client, experiment_id, key))
+            study = _open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds, on_stale)
     _prepare_data(base_cfg, progress)
     tags = {compare.TAG_SWEEP: study_name, TAG_KEY: key, "sweep_file": str(spec.path), "backend": backend,
             "mlflow.note.content": f"{backend} sweep {study_name} of {spec.path.name}, searching "
@@ -178,7 +178,8 @@ def run_sweep(
         runner = TrialRunner(client, spec, extra, parent_id, study_name, key)
         if backend == "optuna":
             with _quiet_optuna_warnings():
-                ran, running, stale = _optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds)
+                ran, running, stale = _optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds,
+                                                on_stale)
         else:
             (study, ran), running, stale = tuner.search(spec, runner, base_cfg, study_name, n_trials), 0, 0
         leave.update(ran=ran)
@@ -567,7 +568,8 @@ def _open_study(spec: SweepSpec, base_cfg, storage_url: str, study_name: str, ex
 
     if "://" not in storage_url:  # checked first: the lock would take it for a folder
         raise GalaxyZooError(
-            f"--storage: expected a database URL (sqlite:///optuna.db, postgresql://...), got {storage_url!r}")
+            f"--storage: expected a database URL (sqlite:///optuna.db, postgresql://...) or {JOURNAL}FILE, "
+            f"got {storage_url!r}")
     with study_lock(storage_url, study_name):  # two workers creating the tables or the study at once would collide
         storage = _storage(storage_url, heartbeat_seconds, on_stale_trial)
         study = optuna.create_study(
@@ -583,33 +585,32 @@ def _open_study(spec: SweepSpec, base_cfg, storage_url: str, study_name: str, ex
 
 
 def _optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, me: Worker,
-              heartbeat_seconds: int) -> tuple[int, int, int]:
+              heartbeat_seconds: int, on_stale: _StaleTrials) -> tuple[int, int, int]:
     """Take trials from the shared study until it holds `n_trials` finished ones.
 
     Returns `(trials run here, trials still running elsewhere, stale trials this worker failed)`.
     While the study is short of `n_trials` only because other workers' trials
     are running, the worker waits: one of them may die, and its retry is then
-    this worker's to run.
+    this worker's to run. Optuna's journal keeps no trial heartbeats: there a
+    trial is dead when its worker's entry on the parent run is (`_live`).
     """
     import optuna
 
     storage = study._storage
-    on_stale = storage.get_heartbeat_stale_trial_callback()
+    journal = isinstance(storage, optuna.storages.JournalStorage)
     study_id = storage.get_study_id_from_name(study.study_name)
-    states = optuna.trial.TrialState
     ran, failures, waiting = 0, 0, False
+
+    def repair():
+        entries = _workers(runner.client.get_run(runner.parent_run_id)) if journal else {}
+        _fail_dead_trials(study, on_stale, entries)
+        _close_orphan_runs(study, runner, on_stale)
+
     while True:
         with lock():
-            _fail_dead_trials(study, on_stale)
-            _close_orphan_runs(study, runner, on_stale)
-            finished = len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))
-            running = len(study.get_trials(deepcopy=False, states=(states.RUNNING,)))
-            if finished >= n_trials:
-                break
-            trial = None
-            if finished + running < n_trials:
-                trial = study.ask()  # a queued retry first, else a new trial from the sampler
-                trial.set_user_attr("worker", me.record())
+            trial, finished, running = take_trial(study, n_trials, me, repair)
+        if finished >= n_trials:
+            break
         if trial is None:
             if not waiting:
                 logger.info("study %s: %d finished, %d running elsewhere; waiting for them (or for a retry)",
@@ -622,8 +623,9 @@ def _optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, 
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(
             storage.get_trial(trial_id))
-        with _beating(heartbeat_seconds, functools.partial(storage.record_heartbeat, trial_id),
-                      f"trial {trial.number}"):
+        beating = contextlib.nullcontext() if journal else _beating(
+            heartbeat_seconds, functools.partial(storage.record_heartbeat, trial_id), f"trial {trial.number}")
+        with beating:
             state = _run_optuna_trial(study, trial, spec, runner, retry_of)
         failures = failures + 1 if state == "failed" else 0
         if failures >= MAX_CONSECUTIVE_FAILURES:
@@ -634,17 +636,45 @@ def _optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, 
     return ran, running, on_stale.count
 
 
-def _fail_dead_trials(study, on_stale: _StaleTrials) -> None:
-    """Fail (and queue a retry of) every running trial whose worker is dead: silent for longer than
-    the grace period (Optuna's check), or known gone because it ran on this machine (no need to wait)."""
+def take_trial(study, n_trials: int, me: Worker, repair) -> tuple[Any, int, int]:
+    """`(trial or None, finished, running)`: what a worker does under the study lock.
+
+    `repair()` first fails what dead workers left; then a new trial is asked
+    for (a queued retry first, else one from the sampler) unless the finished
+    and running trials already make `n_trials`. The trial's values are drawn
+    later, outside the lock (TPE samples each parameter at its `suggest_*`).
+    """
     import optuna
 
-    optuna.storages.fail_stale_trials(study)
+    repair()
+    states = optuna.trial.TrialState
+    counted = [t.state for t in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED,
+                                                                          states.RUNNING))]
+    running = counted.count(states.RUNNING)
+    finished = len(counted) - running
+    if finished + running >= n_trials:
+        return None, finished, running
+    trial = study.ask()
+    trial.set_user_attr("worker", me.record())
+    return trial, finished, running
+
+
+def _fail_dead_trials(study, on_stale: _StaleTrials, entries: dict[str, dict[str, Any]]) -> None:
+    """Fail (and queue a retry of) every running trial whose worker is dead: silent for longer than
+    the grace period (Optuna's check), known gone because it ran on this machine (no need to wait),
+    or whose worker's entry among the parent run's `entries` is no longer live."""
+    import optuna
+
+    optuna.storages.fail_stale_trials(study)  # does nothing for a storage without heartbeats
     storage = study._storage
     study_id = storage.get_study_id_from_name(study.study_name)
+    now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = Worker.of(trial.user_attrs.get("worker"))
-        if worker is None or not worker.gone():
+        if worker is None:
+            continue
+        entry = entries.get(worker.tag)
+        if not (worker.gone() or (entry is not None and not _live(entry, now))):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
@@ -755,9 +785,29 @@ class _StaleTrials:
         return runs[0].info.run_id if runs else None
 
 
+def journal_path(url: str) -> Path:
+    """The log file of a `journal:///PATH` storage (relative to the current folder unless PATH starts
+    with `/`, as in `sqlite:///`), checked: a file path whose folder exists or can be made."""
+    path = Path(url.removeprefix(JOURNAL))
+    if not path.name or path.is_dir():
+        raise GalaxyZooError(f"--storage {url}: expected {JOURNAL}PATH to a log file, e.g. "
+                             f"{JOURNAL}optuna-journal.log; {str(path) or 'the path'} is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GalaxyZooError(f"--storage {url}: cannot make the folder {path.parent}: {exc.strerror}") from None
+    return path.resolve()
+
+
 def _storage(url: str, heartbeat_seconds: int, on_stale_trial):
     import optuna
 
+    if url.startswith(JOURNAL):  # no heartbeats in Optuna's journal: _optimize judges its workers itself
+        path = journal_path(url)
+        try:
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise GalaxyZooError(_storage_error(url, f"cannot open the journal {path}", exc)) from None
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(
@@ -802,8 +852,9 @@ def _claim_study(study, spec: SweepSpec, extra: list[str]) -> None:
 
 @contextlib.contextmanager
 def study_lock(storage: str, study_name: str) -> Iterator[None]:
-    """A lock all workers of one study share: a PostgreSQL advisory lock, or a file lock for SQLite
-    (and for keras-tuner's project folder).
+    """A lock all workers of one study share: a PostgreSQL advisory lock, or a file lock for SQLite,
+    the journal (both: one machine, or a file system whose locks hold across machines) and
+    keras-tuner's project folder.
 
     Other databases get no lock (two workers may then overshoot n_trials by one).
     """
@@ -813,6 +864,10 @@ def study_lock(storage: str, study_name: str) -> Iterator[None]:
         db = Path(storage.removeprefix("sqlite:///")).resolve()
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(db.with_name(db.name + ".lock")):
+            yield
+    elif storage.startswith(JOURNAL):  # not <log>.lock: Optuna's journal takes that name for its own lock
+        log = journal_path(storage)
+        with FileLock(log.with_name(log.name + ".sweep.lock")):
             yield
     elif "://" not in storage:  # keras-tuner's project folder
         Path(storage).mkdir(parents=True, exist_ok=True)

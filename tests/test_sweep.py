@@ -1,5 +1,6 @@
 """Sweeps: sweep files (parsing, validation, sampling), and Optuna sweeps as nested MLflow runs."""
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -284,7 +285,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("storage, message", [
-    ("garbage", "--storage: expected a database URL (sqlite:///optuna.db, postgresql://...), got 'garbage'"),
+    ("garbage", "--storage: expected a database URL (sqlite:///optuna.db, postgresql://...) or journal:///FILE, "
+                "got 'garbage'"),
+    ("journal:///", "--storage journal:///: expected journal:///PATH to a log file"),
     ("postgresql://nobody@127.0.0.1:1/x", "nobody@127.0.0.1:1/x: cannot connect: "),
 ])
 def test_bad_storage_is_one_line_and_leaves_no_run(tiny_sweep_file, tmp_path, capsys, storage, message):
@@ -336,3 +339,42 @@ def test_mlflow_run_sweep_then_promote(tiny_sweep_file, tmp_path, capsys):
                  "--tracking-uri", env["MLFLOW_TRACKING_URI"]]) == 0
     rows = capsys.readouterr().out.strip().splitlines()[1:]
     assert len(rows) == 2  # the trials; neither the sweep's parent run nor the promote run trains anything
+
+
+# ---------------------------------------------------------------- cluster recipes (deploy/)
+
+
+def _parses_as_sweep(args: list[str]) -> None:
+    """`galaxyzoo sweep ARGS` parses: every option exists (argparse exits on an unknown one)."""
+    from galaxyzoo.cli import build_parser
+
+    assert build_parser().parse_args(["sweep", *args]).command == "sweep"
+
+
+def test_kubernetes_recipe_runs_a_parallel_job_of_real_sweep_workers():
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all((REPO / "deploy" / "k8s" / "sweep.yaml").read_text()) if d]
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Service", "postgres"), ("Service", "mlflow"), ("Job", "galaxyzoo-sweep")} <= kinds
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    assert job["spec"]["parallelism"] > 1
+    (worker,) = job["spec"]["template"]["spec"]["containers"]
+    assert worker["command"] == ["galaxyzoo", "sweep"]
+    _parses_as_sweep(worker["args"])
+    assert load_sweep(REPO / worker["args"][worker["args"].index("--config") + 1].removeprefix("/app/")).params
+    env = {e["name"]: e for e in worker["env"]}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000" and "secretKeyRef" in str(env["PGPASSWORD"])
+    (server,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow"]
+    command = " ".join(server["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "--artifacts-destination" in command and "mlflow:5000" in command  # the Host the workers send
+
+
+def test_slurm_recipe_is_valid_bash_running_a_sweep_worker_per_array_task():
+    script = REPO / "deploy" / "slurm" / "sweep.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "#SBATCH --array=" in text and "#SBATCH --requeue" in text
+    command = text[text.index("exec galaxyzoo sweep"):].replace("\\\n", " ")
+    _parses_as_sweep(shlex.split(command)[3:])
+    assert load_sweep(REPO / "sweeps" / "architecture.yaml").params  # the default SWEEP

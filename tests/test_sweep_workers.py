@@ -93,15 +93,41 @@ def test_two_workers_share_one_study_on_postgresql(postgres, tiny_sweep_file, tm
     # The tracking server's database and experiment exist before the workers race to use them.
     client = mlflow.MlflowClient(tracking_uri)
     client.create_experiment("workers", artifact_location=(tmp_path / "artifacts").as_uri())
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    args = ("--storage", storage, "--study-name", "shared", "--n-trials", "5", "--epochs", "1",
-            "--set", "tracking.experiment_name=workers")
-    workers = [_worker(tiny_sweep_file, tmp_path, env, *args) for _ in range(2)]
-    logs = [_finish(w) for w in workers]
-
+    logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, storage, 5)
     trials = optuna.load_study(study_name="shared", storage=postgres("optuna", "+psycopg2")).get_trials()
+    _assert_one_study(client, trials, 5, logs)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_journal_file(tiny_sweep_file, tmp_path):
+    """The no-database option: the study in Optuna's JournalStorage over one file (`--storage journal:///...`)."""
+    import mlflow
+    import optuna
+
+    journal = tmp_path / "shared" / "study.log"
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, f"journal:///{journal}", 3)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    _assert_one_study(mlflow.MlflowClient(tracking_uri), trials, 3, logs)
+    assert sorted(p.name for p in journal.parent.iterdir()) == ["study.log", "study.log.sweep.lock"]
+
+
+def _two_workers(sweep_file: Path, cwd: Path, tracking_uri: str, storage: str, n_trials: int) -> list[str]:
+    """Run two workers of the study `shared` at once, to `n_trials` finished trials; their logs."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = ("--storage", storage, "--study-name", "shared", "--n-trials", str(n_trials), "--epochs", "1",
+            "--set", "tracking.experiment_name=workers")
+    workers = [_worker(sweep_file, cwd, env, *args) for _ in range(2)]
+    return [_finish(w) for w in workers]
+
+
+def _assert_one_study(client, trials, n_trials: int, logs: list[str]) -> None:
+    """Exactly `n_trials` finished trials, each number once, all nested under one parent run that summarises them."""
+    import optuna
+
     finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    assert len(finished) == 5, [t.state for t in trials]
+    assert len(finished) == n_trials, [t.state for t in trials]
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
 
@@ -117,7 +143,7 @@ def test_two_workers_share_one_study_on_postgresql(postgres, tiny_sweep_file, tm
     # the summary covers the whole study, under the trials' own metric key
     best = min(t.value for t in trials if t.value is not None)
     assert parent.data.metrics["val_rmse"] == pytest.approx(best)
-    assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == 5
+    assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == n_trials
     workers = [k for k in parent.data.tags if k.startswith("galaxyzoo.worker.")]
     assert len(workers) == 2 and all('"state": "completed"' in parent.data.tags[k] for k in workers)
 
