@@ -226,6 +226,7 @@ class TrackingConfig:
     tracking_uri: str | None = _field(None)
     run_name: str | None = _field(None)
     tags: dict[str, str] = _field({})
+    system_metrics: bool = _field(True)  # CPU, memory (and GPU) as `system/*` metrics of each training run
 
 
 @dataclass(frozen=True)
@@ -591,13 +592,31 @@ def flatten(cfg: ExperimentConfig) -> dict[str, str]:
     return out
 
 
+# Keys of `flatten` that are not knobs of the training: what the experiment says about itself
+# (tags `experiment` and `mlflow.note.content`), where it is recorded, and where its data is built.
+NOT_KNOBS = ("name", "description", "data.workdir")
+
+
+def knobs(cfg: ExperimentConfig) -> dict[str, str]:
+    """The run's MLflow params: `flatten(cfg)` without `NOT_KNOBS` and the tracking settings.
+
+    What is left is what a researcher compares between runs; two trials of one
+    sweep differ only in the searched keys.
+    """
+    return {k: v for k, v in flatten(cfg).items() if k not in NOT_KNOBS and not k.startswith("tracking.")}
+
+
 def _to_yaml(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True, sort_keys=False)
     return text.removesuffix("\n...\n").strip()
 
 
-def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
-    """Write the resolved config (every key, no `base:`) so a run records exactly what it ran."""
+def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike, built: dict[str, str] | None = None) -> Path:
+    """Write the resolved config (every key, no `base:`) so a run records exactly what it ran.
+
+    `built` (e.g. the Keras callbacks as constructed, `callback.<name>` ->
+    description) is appended as comments, so the file still loads as the config.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
@@ -605,7 +624,10 @@ def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
         " load with galaxyzoo.config.load_experiment.\n"
     )
     body = yaml.dump(to_dict(cfg), Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
-    path.write_text(header + body, encoding="utf-8")
+    footer = ""
+    if built:
+        footer = "\n# As built for this run:\n" + "".join(f"#   {k}: {v}\n" for k, v in built.items())
+    path.write_text(header + body + footer, encoding="utf-8")
     return path
 
 

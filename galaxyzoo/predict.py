@@ -146,11 +146,12 @@ def signature():
     return ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]), outputs=Schema(outputs))
 
 
-def log_packaged_model(client, run_id: str) -> str:
+def log_packaged_model(client, run_id: str, step: int = 0) -> str:
     """Log the run's Keras model with its config and the crop code as a pyfunc; return its URI.
 
     The packaged model is a second logged model of the same run, so the
-    registry version links back to the training run.
+    registry version links back to the training run; it carries the run's
+    params, and MLflow links it to the run's metrics at `step` (the last epoch's).
     """
     import mlflow
 
@@ -169,7 +170,8 @@ def log_packaged_model(client, run_id: str) -> str:
             ) from None
         code = _package_code(tmp / "code")
         logged = client.create_logged_model(
-            experiment_id=run.info.experiment_id, name=PACKAGED_MODEL_NAME, source_run_id=run_id
+            experiment_id=run.info.experiment_id, name=PACKAGED_MODEL_NAME, source_run_id=run_id,
+            params=run.data.params,
         )
         with warnings.catch_warnings():
             # The input is base64 image bytes; the signature documents it better than an example would.
@@ -182,6 +184,7 @@ def log_packaged_model(client, run_id: str) -> str:
                 signature=signature(),
                 pip_requirements=_requirements(),
                 model_id=logged.model_id,
+                step=step,
             )
     return info.model_uri
 

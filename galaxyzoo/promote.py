@@ -5,8 +5,9 @@ with the best final value of a metric that also has a logged Keras model.
 Without a scope, the runs compared are the galaxyzoo trainings (found by their
 `config_hash` tag) of the experiment that holds the latest one, whatever its
 name: a bare `mlflow run . -e sweep` lands in MLflow's `Default` experiment.
-The model is packaged with its preprocessing (`predict.log_packaged_model`:
-crop, scaling, network, as one pyfunc model) and registered as a new version of
+The registered model is the packaged one (crop, scaling, network, as one
+pyfunc model) that the training run logged (`predict.log_packaged_model`; runs
+from before it did are packaged here), registered as a new version of
 `galaxyzoo-cnn`; the version's description says what goes in and comes out,
 how to call it, what it was trained on and what it beat. The alias then points
 at that version. Aliases replace the deprecated registry stages.
@@ -68,9 +69,7 @@ def promote(
     experiment_id, runs, where = scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
     ranked = ranked_runs(client, experiment_id, runs, metric=metric, mode=mode, where=where)
     best = ranked[0]
-    from galaxyzoo import predict
-
-    model_uri = predict.log_packaged_model(client, best.info.run_id)
+    model_uri = packaged_model_uri(client, best)
     version = _register(client, model_uri, model_name, ranked, metric, mode, where)
     _describe_model(client, model_name)
     client.set_registered_model_alias(model_name, alias, version)
@@ -82,6 +81,27 @@ def promote(
         tracking.set_tags(client, env_run, {compare.TAG_PROMOTE: result.model_uri, "promoted_version": version,
                                             "promoted_run_id": result.run_id, "selected_by": f"{mode} {metric}"})
     return result
+
+
+def packaged_model_uri(client, run) -> str:
+    """`models:/<id>` of the packaged model `run` logged, else (an older run) one packaged now."""
+    from mlflow.entities import LoggedModelStatus
+
+    from galaxyzoo import predict
+
+    found = client.search_logged_models(
+        [run.info.experiment_id],
+        filter_string=f"name = '{predict.PACKAGED_MODEL_NAME}' AND source_run_id = '{run.info.run_id}'",
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}],
+    )
+    # Status is checked here: the SQL store does not filter on it by name. A killed training's
+    # half-logged one (PENDING) is passed over.
+    ready = [m for m in found if m.status == LoggedModelStatus.READY]
+    if ready:
+        return f"models:/{ready[0].model_id}"
+    # Link it to the run's last epoch, as training does (tracking.log_keras_model).
+    losses = tracking.metric_histories(client, run.info.run_id, ["loss"]).get("loss")
+    return predict.log_packaged_model(client, run.info.run_id, step=losses[-1][0] if losses else 0)
 
 
 def check_names(model_name: str, alias: str) -> None:
@@ -185,10 +205,10 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     version = int(mlflow.register_model(model_uri, model_name).version)
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
-    params = run.data.params
+    facts = _facts(run)
     tags = {"source_run_id": run.info.run_id, "selected_by": f"{mode} {metric}", metric: repr(run.data.metrics[metric]),
             "compared_runs": str(len(ranked)), "scope": where,
-            "data_kind": params.get("data.kind", ""), "split_id": params.get("data.split_id", "")}
+            "data_kind": facts.get("data.kind", ""), "split_id": facts.get("data.split_id", "")}
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return version
@@ -197,7 +217,7 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
 def _description(client, model_name: str, version: int, ranked: list, metric: str, mode: str, where: str) -> str:
     """Markdown for the version page: in and out, how to call it, its data, why it won, metrics, config."""
     run = ranked[0]
-    metrics, params = run.data.metrics, run.data.params
+    metrics, params = run.data.metrics, _facts(run)
     uri = f"models:/{model_name}/{version}"
     size, colour = params.get("data.image_size", "?"), "grayscale" if params.get("data.channels") == "1" else "colour"
     lines = [
@@ -236,8 +256,14 @@ def _description(client, model_name: str, version: int, ranked: list, metric: st
     return "\n".join(lines)
 
 
+def _facts(run) -> dict[str, str]:
+    """A run's params and tags in one mapping: data identity and sizes are tags since the runs
+    log only the config's knobs as params (older runs have them as params)."""
+    return {**run.data.params, **run.data.tags}
+
+
 def _data_text(params: dict[str, str]) -> str:
-    """Which data the run trained on, from its `data.*` params."""
+    """Which data the run trained on, from its `data.*` params and tags."""
     if params.get("data.kind") == "synthetic":
         source = (f"synthetic galaxies (galaxyzoo synth, n={params.get('data.synthetic_n', '?')}, "
                   f"seed {params.get('data.synthetic_seed', '?')})")

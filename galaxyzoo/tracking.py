@@ -46,6 +46,19 @@ TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 OUTCOMES = ("running", "completed", "failed", "interrupted", "pruned")
 # An unfinished run in one of these may be continued by `--resume auto`.
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
+# MLflow's experiment tag for how the UI opens an experiment, and its value for model training
+# (the UI's ExperimentKind enum: genai_development, custom_model_development, ...).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+EXPERIMENT_TAGS = {
+    TAG_EXPERIMENT_KIND: EXPERIMENT_KIND,
+    "mlflow.note.content": (
+        "Galaxy Zoo 2 morphology CNNs (galaxyzoo). One run per training: the experiment config's knobs as "
+        "params; data identity, library versions and runtime as tags; train/val/test as datasets; per-epoch "
+        "and test metrics; the Keras model and the packaged (crop + network) pyfunc model. Sweeps add a "
+        "parent run per study. See docs/training.md and docs/sweeps.md."
+    ),
+}
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -105,7 +118,7 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def experiment_id(client, name: str) -> str:
-    """The id of experiment `name`, created if missing.
+    """The id of experiment `name`, created if missing, marked as the project's (`mark_experiment`).
 
     In a SQLite store a new experiment keeps its artifacts beside the database
     (`mlruns/<name>` next to `mlflow.db`) rather than under whatever directory
@@ -117,7 +130,7 @@ def experiment_id(client, name: str) -> str:
     if found is None:
         location = _artifact_location(client.tracking_uri, name)
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except MlflowException:
             # Another worker may have created it between our lookup and create.
             found = client.get_experiment_by_name(name)
@@ -128,7 +141,22 @@ def experiment_id(client, name: str) -> str:
             f"MLflow experiment {name!r} is deleted in {client.tracking_uri}; restore it "
             "(`mlflow experiments restore`) or set tracking.experiment_name to another name"
         )
+    mark_experiment(client, found)
     return found.experiment_id
+
+
+def mark_experiment(client, experiment) -> None:
+    """Give an experiment the project's kind and description where it has none yet.
+
+    `experiment` is an id or an `Experiment`. MLflow 3's UI opens an experiment
+    without a kind as GenAI (traces, prompts); the kind makes it open as model
+    training. What a user set (kind or description) is kept.
+    """
+    if isinstance(experiment, str):
+        experiment = client.get_experiment(experiment)
+    for key, value in EXPERIMENT_TAGS.items():
+        if key not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
 
 
 def _artifact_location(uri: str, name: str) -> str | None:
@@ -149,6 +177,7 @@ def open_run(
     parent_run_id: str | None = None,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
+    system_metrics: bool = False,
 ) -> Iterator[Any]:
     """Open the training's run as the active MLflow run; yield its `mlflow.ActiveRun`.
 
@@ -157,7 +186,9 @@ def open_run(
       `parent_run_id` when given (a sweep trial).
 
     The run is created explicitly, so an inherited MLFLOW_RUN_ID can never
-    capture a nested trial. The caller ends the run (`finish_run`): how it
+    capture a nested trial. `system_metrics` samples CPU, memory (and GPU) into
+    `system/*` metrics until the run ends (MLflow's monitor, per run rather than
+    process-wide; every 10 s unless MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says). The caller ends the run (`finish_run`): how it
     ended (completed, pruned, failed) is the trainer's to say.
     """
     import mlflow
@@ -173,7 +204,8 @@ def open_run(
         run_id = client.create_run(experiment_id, tags=resolve_tags(tags), run_name=run_name).info.run_id
     elif tags:
         set_tags(client, run_id, tags)
-    active = mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    active = mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None,
+                              log_system_metrics=system_metrics)
     try:
         yield active
     except BaseException:
@@ -298,12 +330,13 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def log_keras_model(model, input_example) -> str:
+def log_keras_model(model, input_example, step: int) -> str:
     """Log `model` under the active run as `model` (Keras 3 flavor) with signature and example.
 
     Returns the logged model's URI. The input example is a float32 batch like
     the ones the model trains on; the signature is inferred from it and the
-    model's prediction on it.
+    model's prediction on it. MLflow links the run's metrics logged at `step`
+    to the model, so its page shows them: pass the last epoch's step.
     """
     import keras
     from mlflow.models import Model, infer_signature
@@ -321,6 +354,7 @@ def log_keras_model(model, input_example) -> str:
             signature=infer_signature(input_example, prediction),
             input_example=input_example,
             pip_requirements=pip_requirements(),
+            step=step,
         )
     finally:
         if interactive:

@@ -11,9 +11,11 @@ result.run_id, result.metrics["test_rmse"]
 
 `train` builds whatever data stages are missing (synthetic sample, ingest,
 crops, split), fits the model with the seed's callbacks, evaluates it on the
-test split and records everything in one MLflow run: the flattened config
-and library versions as params, per-epoch metrics, test metrics, the model
-(`mlflow.keras`), the CSV log, the resolved config and plots. A checkpoint
+test split and records everything in one MLflow run: the config's knobs as
+params; data identity, library versions and runtime as tags; the three parts
+as MLflow datasets; per-epoch, test and system metrics; the Keras model and
+the packaged (crop + network) pyfunc model, both showing the last epoch's
+metrics; the CSV log, the resolved config and plots. A checkpoint
 after every epoch lets a killed training continue in the same run
 (`resume=RUN_ID` or `"auto"`). See docs/training.md for the run's layout.
 
@@ -217,6 +219,7 @@ def train(
     file_tag = experiment_file or "<none>"
     chash = config_mod.config_hash(cfg)
     run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
+    tracking.mark_experiment(client, experiment_id)  # also the one `mlflow run` or a sweep chose
     resuming = run_id is not None and run_id != env_run
 
     dataset = load_dataset(cfg.data, with_counts=loss.needs_counts,
@@ -227,7 +230,8 @@ def train(
     tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, extra_tags)
     name = run_name or cfg.tracking.run_name or cfg.name
     with tracking.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
-                           run_name=None if resuming else name, tags=tags) as active:
+                           run_name=None if resuming else name, tags=tags,
+                           system_metrics=cfg.tracking.system_metrics) as active:
         run_id = active.info.run_id
         run_dir = Path(runs_dir or Path(cfg.data.workdir) / "runs").resolve() / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -288,7 +292,7 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
     if run.info.status == "FINISHED":
         raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
     if tags.get(tracking.TAG_CONFIG_HASH) != chash:
-        changed = _changed_keys(run.data.params, config_mod.flatten(cfg))
+        changed = _changed_keys({**tags, **run.data.params}, config_mod.flatten(cfg))
         raise GalaxyZooError(
             f"--resume {run_id}: the run was trained with another config (hash "
             f"{tags.get(tracking.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
@@ -309,17 +313,19 @@ def _changed_keys(logged: dict[str, str], current: dict[str, str]) -> str:
 
 
 def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, extra: dict | None) -> dict[str, str]:
-    from galaxyzoo import __version__
-
+    """A new run's tags: what makes runs findable and what is not a knob of the training
+    (data identity and sizes, library versions, tracking settings); see docs/training.md."""
+    flat = config_mod.flatten(cfg)
     tags = {
         tracking.TAG_EXPERIMENT_FILE: file_tag,
         tracking.TAG_CONFIG_HASH: chash,
         "experiment": cfg.name,
         "head": cfg.model.head,
         "loss": cfg.train.loss,
-        "data_source": "synthetic" if dataset.workspace.is_synthetic else "real",
-        "split_id": dataset.split.id,
-        "galaxyzoo_version": __version__,
+        **_data_tags(dataset),
+        "data.workdir": flat["data.workdir"],
+        **{f"version.{k}": v for k, v in tracking.library_versions().items()},
+        **{k: v for k, v in flat.items() if k.startswith("tracking.")},
         **cfg.tracking.tags,
         **(extra or {}),
     }
@@ -328,10 +334,10 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
     return tags
 
 
-def _params(cfg: ExperimentConfig, dataset: Dataset, runtime: dict[str, str], callback_params: dict[str, str]):
-    """Every MLflow param of a run: config, data identity, library versions, runtime, callbacks."""
+def _data_tags(dataset: Dataset) -> dict[str, str]:
+    """What the run trained on: kind, raw folder, split and store ids, part sizes, galaxies left out."""
     split = dataset.split
-    data = {
+    return {
         "data.kind": "synthetic" if dataset.workspace.is_synthetic else "real",
         "data.raw_dir": str(dataset.workspace.raw.resolve()),
         "data.split_id": split.id,
@@ -340,9 +346,34 @@ def _params(cfg: ExperimentConfig, dataset: Dataset, runtime: dict[str, str], ca
         # galaxies of the split without a usable crop (corrupt or missing image), left out
         "data.left_out": str(sum(split.counts[part] - len(p) for part, p in dataset.parts.items())),
     }
-    versions = {f"version.{k}": v for k, v in tracking.library_versions().items()}
-    return {**config_mod.flatten(cfg), "config_hash": config_mod.config_hash(cfg), **data, **versions,
-            **runtime, **callback_params}
+
+
+def _log_datasets(dataset: Dataset) -> None:
+    """The three parts as MLflow dataset inputs of the active run (the runs table's Dataset column).
+
+    Each is the part's asset ids, named `<kind>-<part>`, sourced from the crop
+    store; its digest is the split id and the store's content id, so two runs
+    show the same digest exactly when they saw the same galaxies and crops.
+    """
+    import warnings
+
+    import mlflow
+    import pandas as pd
+
+    tags = _data_tags(dataset)
+    digest = f"{tags['data.split_id']}-{tags['data.store_content_id'][:12]}"
+    parts = [p for p in dataset.parts.values() if len(p)]
+    with warnings.catch_warnings():
+        # MLflow registers its local-artifact source twice and warns that a path matches both.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        # and that integer columns cannot hold missing values: asset ids never are missing.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        datasets = [
+            mlflow.data.from_pandas(pd.DataFrame({"asset_id": p.asset_ids}), source=str(dataset.workspace.store),
+                                    name=f"{tags['data.kind']}-{p.name}", digest=digest)
+            for p in parts
+        ]
+        mlflow.log_inputs(datasets=datasets, contexts=[p.name for p in parts], tags_list=[None] * len(parts))
 
 
 def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, extra_callbacks,
@@ -350,18 +381,22 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
     """Fit, evaluate and record one run (the active MLflow run `run_id`)."""
     from galaxyzoo import callbacks as cb
 
+    from galaxyzoo import predict
+
     with runtime_scope(cfg.train) as (scope, runtime):
         with scope:
             model = compile_model(cfg, loss)
-        callbacks, callback_params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
+        callbacks, callback_descriptions = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
                                                         run_id=run_id, resume=resuming,
                                                         data=str(dataset.workspace.db))
+        tracking.set_tags(client, run_id, runtime)  # a resume may run on another machine: its runtime
         initial_epoch = 0
         if resuming:
             initial_epoch = _restore(model, run_dir, cfg)
         else:
-            tracking.log_params(client, run_id, _params(cfg, dataset, runtime, callback_params))
-            config_path = config_mod.dump_yaml(cfg, run_dir / tracking.CONFIG_ARTIFACT)
+            tracking.log_params(client, run_id, config_mod.knobs(cfg))
+            _log_datasets(dataset)
+            config_path = config_mod.dump_yaml(cfg, run_dir / tracking.CONFIG_ARTIFACT, built=callback_descriptions)
             client.log_artifact(run_id, str(config_path))
         train_seq, val_seq = dataset.fit_sequences(cfg.train, initial_epoch)
         if initial_epoch < cfg.train.epochs:
@@ -370,13 +405,27 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks + extra_callbacks, verbose=_verbosity(verbose), shuffle=False)
         history = tracking.metric_histories(client, run_id, list(CURVE_KEYS) + ["epoch_seconds"])
+        # The last epoch's step: the test and best metrics are logged at it, and both logged
+        # models link the metrics of this step, so their pages show the final values.
+        step = history["loss"][-1][0] if history.get("loss") else 0
         # A process killed after logging the test metrics logged them already: keep its values, once.
         logged = tracking.logged_steps(client, run_id) if resuming else None
-        metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, logged)
-        tracking.log_keras_model(_inference_copy(model), _input_example(dataset))
+        metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, step, logged)
+        tracking.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
+        tracking.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
+        predict.log_packaged_model(client, run_id, step=step)
     epochs = len(history.get("loss", []))
     return TrainResult(run_id, experiment_id, "completed", epochs, initial_epoch if resuming else None,
                        f"runs:/{run_id}/{tracking.MODEL_NAME}", metrics, history)
+
+
+def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
+    """`best_<key>` for each validation series: its lowest value (highest for R²)."""
+    from galaxyzoo.compare import lower_is_better
+
+    pick = {True: min, False: max}
+    return {f"best_{key}": pick[lower_is_better(key)](v for _, v in series)
+            for key, series in history.items() if key.startswith("val_") and series}
 
 
 def _verbosity(verbose):
@@ -443,7 +492,7 @@ def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
 
 @contextlib.contextmanager
 def runtime_scope(train_cfg):
-    """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, params).
+    """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, tags).
 
     Both switches only engage with at least one GPU; without one a log line
     says so and training runs in float32 on the CPU. The global Keras policy
@@ -454,39 +503,39 @@ def runtime_scope(train_cfg):
 
     backend = keras.backend.backend()
     gpus = available_gpus(backend)
-    params = {"runtime.backend": backend, "runtime.gpus": str(len(gpus))}
+    tags = {"runtime.backend": backend, "runtime.gpus": str(len(gpus))}
     previous_policy = keras.mixed_precision.global_policy()
     scope = contextlib.nullcontext()
     distribution_set = False
     if train_cfg.mixed_precision and gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-        params["runtime.mixed_precision"] = "mixed_float16"
+        tags["runtime.mixed_precision"] = "mixed_float16"
     elif train_cfg.mixed_precision:
         logger.warning("train.mixed_precision is on but no GPU is visible to %s: training in float32", backend)
-        params["runtime.mixed_precision"] = "off (no GPU)"
+        tags["runtime.mixed_precision"] = "off (no GPU)"
     else:
-        params["runtime.mixed_precision"] = "off"
+        tags["runtime.mixed_precision"] = "off"
     if train_cfg.distribute == "mirrored" and gpus:
         if backend == "tensorflow":
             import tensorflow as tf
 
             scope = tf.distribute.MirroredStrategy().scope()
-            params["runtime.distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
+            tags["runtime.distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
         elif backend == "jax":
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
             distribution_set = True
-            params["runtime.distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
+            tags["runtime.distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
         else:
             logger.warning("train.distribute=mirrored is not supported on the %s backend: one device", backend)
-            params["runtime.distribution"] = f"none ({backend} backend)"
+            tags["runtime.distribution"] = f"none ({backend} backend)"
     elif train_cfg.distribute == "mirrored":
         logger.warning("train.distribute=mirrored but no GPU is visible to %s: training on the CPU", backend)
-        params["runtime.distribution"] = "none (no GPU)"
+        tags["runtime.distribution"] = "none (no GPU)"
     else:
-        params["runtime.distribution"] = "none"
-    logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in params.items()))
+        tags["runtime.distribution"] = "none"
+    logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in tags.items()))
     try:
-        yield scope, params
+        yield scope, tags
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if distribution_set:
@@ -510,9 +559,9 @@ def available_gpus(backend: str) -> list:
     return []
 
 
-def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history,
+def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, step: int,
                          logged: dict[str, set[int]] | None = None) -> dict[str, float]:
-    """Test metrics, the per-question table and the plots, logged to the run; returns the metrics."""
+    """Test metrics (at `step`), the per-question table and the plots, logged to the run; returns the metrics."""
     import keras
 
     from galaxyzoo import evaluate, plots
@@ -524,7 +573,7 @@ def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, his
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
     test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
     metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
-    tracking.log_metrics(client, run_id, metrics, skip=logged)
+    tracking.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
     table = artifacts / "per_question_metrics.csv"

@@ -15,6 +15,7 @@ from galaxyzoo.config import (
     dump_yaml,
     flatten,
     from_dict,
+    knobs,
     load_experiment,
     model_kwargs,
 )
@@ -295,6 +296,24 @@ def test_dump_yaml_round_trips(tmp_path, name):
     out = dump_yaml(cfg, tmp_path / "run" / "config.yaml")
     assert "base:" not in out.read_text()
     assert load_experiment(out) == cfg
+
+
+def test_dump_yaml_appends_what_was_built_as_comments(tmp_path):
+    cfg = load_experiment(EXPERIMENTS / "quickstart.yaml")
+    out = dump_yaml(cfg, tmp_path / "config.yaml", built={"callback.lr_step": "LrStep(factor=0.8, every=10)"})
+    assert "#   callback.lr_step: LrStep(factor=0.8, every=10)" in out.read_text()
+    assert load_experiment(out) == cfg
+
+
+def test_knobs_are_the_training_settings_only():
+    cfg = load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.run_name=x", "description=about it"])
+    params = knobs(cfg)
+    assert set(params) == {k for k in flatten(cfg)
+                           if not k.startswith("tracking.") and k not in ("name", "description", "data.workdir")}
+    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) <= 42
+    assert cfg.tracking.system_metrics is True  # on unless switched off
+    assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \
+        .system_metrics is False
 
 
 def test_config_hash_is_stable_and_tracks_training_settings(tmp_path):

@@ -19,6 +19,17 @@ def test_conda_env_matches_pip_dependencies():
     assert "python=3.11" in env["dependencies"]
 
 
+# What each entry point accepts beyond its declared parameters: `-P NAME=VALUE`, appended by
+# MLflow as `--NAME VALUE` (see the MLproject's comment).
+OPTIONAL = {
+    "main": {"epochs": "3", "data": "synthetic", "set": "seed=1"},
+    "evaluate": {"data": "synthetic", "set": "seed=1", "out": "eval"},
+    "sweep": {"n-trials": "3", "epochs": "2", "data": "synthetic", "storage": "sqlite:///o.db",
+              "study-name": "s", "pruner": "none", "set": "seed=1"},
+    "promote": {"experiment_name": "galaxyzoo", "sweep_run": "0" * 32, "experiment-name": "galaxyzoo"},
+}
+
+
 def test_mlproject_entry_points_use_the_cli():
     mlproject = yaml.safe_load((ROOT / "MLproject").read_text())
     assert mlproject["conda_env"] == "conda.yaml"
@@ -30,6 +41,34 @@ def test_mlproject_entry_points_use_the_cli():
         assert command[3] in COMMANDS, f"entry point {name} runs unknown command {command[3]}"
         for param in entry.get("parameters", {}):
             assert "{" + param + "}" in entry["command"], f"{name}: parameter {param} is never used"
+
+
+def test_mlproject_declares_only_parameters_with_a_value_and_no_config_key():
+    """MLflow logs every declared parameter as a param of its run: an empty default would be an
+    empty param, and a config key's name would shadow the param of the training in that run."""
+    from galaxyzoo.config import ALIASES, flatten, from_dict
+
+    config_names = set(ALIASES) | set(flatten(from_dict({})))
+    mlproject = yaml.safe_load((ROOT / "MLproject").read_text())
+    for name, entry in mlproject["entry_points"].items():
+        for param, spec in entry.get("parameters", {}).items():
+            assert spec.get("default", None) != "", f"{name}: {param} has an empty default"
+            if name in ("main", "sweep"):  # the entry points whose run is (or holds) a training
+                assert param not in config_names, f"{name}: {param} shadows a config key"
+
+
+def test_mlproject_commands_and_optional_parameters_parse():
+    """Each command, with its declared defaults and every optional `-P` appended as MLflow
+    appends it, is a valid `galaxyzoo` command line."""
+    from galaxyzoo.cli import build_parser
+
+    mlproject = yaml.safe_load((ROOT / "MLproject").read_text())
+    for name, entry in mlproject["entry_points"].items():
+        values = {p: spec.get("default", "x") for p, spec in entry.get("parameters", {}).items()}
+        argv = entry["command"].format(**values).split()[3:]
+        for option, value in OPTIONAL.get(name, {}).items():
+            argv += [f"--{option}", value]
+        build_parser().parse_args(argv)  # argparse exits (SystemExit) on an unknown option
 
 
 def test_cli_help_does_not_import_tensorflow():

@@ -39,12 +39,15 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
     # what goes in and out, how to call it, the data, and what it beat
     assert "column `image`: a raw 424×424 Galaxy Zoo 2 JPEG" in description and "37 vote fractions" in description
     assert 'mlflow.pyfunc.load_model("models:/promote-test/1")' in description and "/invocations" in description
-    split_id = best.data.params["data.split_id"]
+    split_id = best.data.tags["data.split_id"]
     assert "**Training data**: synthetic galaxies" in description and f"split `{split_id}`" in description
     assert f"runner-up `{worst.info.run_id}`" in description and version.tags["compared_runs"] == "2"
     registered = client.get_registered_model("promote-test")
     assert "raw 424×424 GZ2 JPEG" in registered.description and registered.tags["project"] == "galaxyzoo"
-    # the registered model is the packaged one (crop + network), not the bare Keras model
+    # the registered model is the packaged one the training run logged (crop + network), not a new copy
+    (packaged,) = client.search_logged_models(
+        [best.info.experiment_id], filter_string=f"name = 'packaged_model' AND source_run_id = '{best.info.run_id}'")
+    assert packaged.model_id in version.source
     assert isinstance(predict.load_packaged("models:/promote-test@champion").unwrap_python_model(),
                       predict.PackagedModel)
     # evaluate scores the champion's network on its test split, as its training run did
@@ -119,6 +122,7 @@ def test_refuses_a_bad_name_before_registering_anything(finished_sweep, capsys, 
 
 def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_path, capsys, monkeypatch):
     """`mlflow run . -e sweep` without --experiment-name trains into `Default`; a plain promote finds it."""
+    monkeypatch.chdir(tmp_path)  # MLflow puts `Default`'s artifacts under ./mlruns
     from galaxyzoo import config
     from galaxyzoo.train import train
 
@@ -138,6 +142,13 @@ def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_
     assert "compared 1 finished run(s) with a model in experiment 'Default'" in out and trained.run_id in out
     assert client.get_model_version_by_alias("bare-test", "champion").run_id == trained.run_id
     assert client.get_run(promote_run).info.run_name == "promote → bare-test v1"
+    # a run from before training logged its packaged model gets one packaged by promote
+    (packaged,) = client.search_logged_models(["0"], filter_string="name = 'packaged_model'")
+    client.delete_logged_model(packaged.model_id)
+    assert main(["promote", "--model-name", "bare-test", "--tracking-uri", uri]) == 0
+    (repackaged,) = client.search_logged_models(["0"], filter_string="name = 'packaged_model'")
+    assert repackaged.model_id != packaged.model_id and repackaged.source_run_id == trained.run_id
+    assert repackaged.model_id in client.get_model_version_by_alias("bare-test", "champion").source
     # an explicit experiment is still the scope
     assert main(["promote", "--experiment-name", "galaxyzoo", "--tracking-uri", uri]) == 2
     assert "no MLflow experiment 'galaxyzoo'" in capsys.readouterr().err

@@ -8,10 +8,11 @@ def add_parser(subparsers):
         description="Pick the best finished run with a logged model by a metric, package its model with the crop "
         "(an MLflow pyfunc model), register it as a new version and point an alias at it.",
     )
-    p.add_argument("--experiment-name", default="",
+    # The underscore spellings are what `mlflow run . -e promote -P experiment_name=...` appends.
+    p.add_argument("--experiment-name", "--experiment_name", default="",
                    help="MLflow experiment to choose from (default: the one holding the latest galaxyzoo "
                    "training, e.g. Default after a bare `mlflow run . -e sweep`)")
-    p.add_argument("--sweep-run", default="", metavar="RUN_ID",
+    p.add_argument("--sweep-run", "--sweep_run", default="", metavar="RUN_ID",
                    help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
     p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
     p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
