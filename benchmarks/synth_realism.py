@@ -23,6 +23,7 @@ Real images are only measured; nothing here is trained on them.
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 from pathlib import Path
 
@@ -175,13 +176,13 @@ def plot(path: Path, sets: dict[str, pd.DataFrame], ks: pd.DataFrame) -> None:
             ax.hist(v.clip(low, high), bins=30, range=(low, high), histtype="step", density=True, label=name)
         ax.set_title(measure)
     axes[0, 0].legend(fontsize=8)
-    ax = axes[1, 2]
-    ax.remove()
+    axes[1, 2].remove()
+    axes[1, 3].remove()
     ax = fig.add_subplot(2, 4, (7, 8))
     ax.bar(range(len(ks)), ks["ks"])
     ax.axhline(KS_MAX_TARGET, color="red", lw=0.8)
     ax.axhline(KS_MEAN_TARGET, color="orange", lw=0.8)
-    ax.set_xticks(range(len(ks)), [a.split("_a")[0][:3] + a.split("_a")[1][:2] for a in ks["answer"]],
+    ax.set_xticks(range(len(ks)), [re.sub(r"^(t\d\d).*_a(\d\d).*$", r"\1a\2", a) for a in ks["answer"]],
                   rotation=90, fontsize=7)
     ax.set_title(f"catalogue KS per answer (mean {ks['ks'].mean():.3f})")
     fig.tight_layout()

@@ -221,6 +221,23 @@ def test_dust_lane_darkens_the_midplane_of_an_edgeon_disk():
     assert dusty[midplane].mean() < 0.85 * clear[midplane].mean()
 
 
+def _autocorrelation(gray: np.ndarray, lag: int) -> float:
+    a = gray - gray.mean()
+    return float((a[:, :-lag] * a[:, lag:]).mean() / a.var())
+
+
+def test_seeing_and_zoom_set_the_blur_and_the_noise_grain():
+    """A cutout blown up more from SDSS pixels has a wider seeing disc and coarser noise, in pixels."""
+    star = dict(kind="star", radius=2.0, flux=3e4, bulge_fraction=0.0, colour_bulge=(1.0, 1.0, 1.0))
+    widths = [_central_box(render(_morph(**star, seeing=s), np.random.default_rng(3)))[2] for s in (1.5, 4.0)]
+    assert widths[1] > widths[0] + 4
+    # the corner of the frame is empty sky (the field keeps its sources faint there only by chance,
+    # so take the median over seeds)
+    grain = [np.median([_autocorrelation(_gray(render(_morph(zoom=z), np.random.default_rng(seed)))[:90, :90], 3)
+                        for seed in range(5)]) for z in (1.5, 4.0)]
+    assert grain[1] > grain[0] + 0.2
+
+
 def test_star_is_a_compact_point_source():
     star = _morph(kind="star", radius=1.8, flux=3e4, bulge_fraction=0.0, colour_bulge=(1.0, 1.0, 1.0))
     galaxy = _morph(radius=15.0, flux=3e4 * 4)

@@ -5,7 +5,9 @@ import dataclasses
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.stats import ks_2samp
 
 from galaxyzoo import schema
 from galaxyzoo.synth.gz2class import CLASS_PATTERN, gz2_class
@@ -22,6 +24,7 @@ from galaxyzoo.synth.volunteers import (
 )
 
 IDX = {a.stem: a.index for a in schema.ANSWERS}
+KS_MEAN_LIMIT, KS_MAX_LIMIT = 0.13, 0.3  # against 300 real rows (the next 1,700 real rows: 0.08, 0.14)
 Q = schema.QUESTION_BY_ID
 
 
@@ -98,6 +101,25 @@ def test_population_has_faint_galaxies_companions_and_red_bulges(population):
     disks = [m for m in ms if m.kind == "disk"]
     redness = [(m.colour_bulge[2] / m.colour_bulge[0]) > (m.colour_disk[2] / m.colour_disk[0]) for m in disks]
     assert all(redness)
+
+
+def test_catalogue_distributions_match_the_real_rows(population, real_dir):
+    """Priors and volunteers are calibrated on the real catalogue: each debiased answer is distributed
+    like the real rows (per-answer two-sample KS)."""
+    real = pd.read_csv(real_dir / "gz2_catalogue" / "gz2_hart16_first300.csv")
+    synth = _stack(population, "debiased")
+    ks = [ks_2samp(real[c].dropna(), synth[:, i]).statistic for i, c in enumerate(schema.target_columns("debiased"))]
+    assert np.mean(ks) < KS_MEAN_LIMIT and max(ks) < KS_MAX_LIMIT, np.round(ks, 2)
+    total = [v.total_classifications for _, v, _, _ in population]
+    assert ks_2samp(real["total_classifications"], total).statistic < 0.1
+
+
+def test_worse_seeing_hides_detail():
+    """Resolution is the radius in seeing discs: the same disk blown up less sharply shows less."""
+    sharp, blurred = _disk(seeing=1.5), _disk(seeing=8.0)
+    assert visibility(blurred) < visibility(sharp) - 0.1
+    features = IDX["t01_smooth_or_features_a02_features_or_disk"]
+    assert true_probabilities(blurred)[features] < true_probabilities(sharp)[features]
 
 
 def test_sampling_and_votes_are_deterministic():

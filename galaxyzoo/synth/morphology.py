@@ -103,7 +103,9 @@ ZOOM_LOG_SIGMA = 0.3  # small galaxies are blown up more: coarser noise, wider s
 ZOOM_RANGE = (1.4, 4.5)
 SEEING_PER_ZOOM = 0.87  # PSF sigma in SDSS px, times jitter; sigma ~2 px at the median zoom, as
 SEEING_JITTER = (0.85, 1.2)  # measured on the real GZ2 images (docs/synthetic.md)
-LOG_BRIGHTNESS_MEAN = -0.2  # log10 of flux / (TYPICAL_FLUX_PER_AREA radius^2): ~12% of galaxies
+# log10 of flux / (TYPICAL_FLUX_PER_AREA radius^2), per body: real disks are of lower surface
+# brightness than ellipticals (in the real images: large, faint and blue against compact and bright)
+LOG_BRIGHTNESS_MEAN = {"elliptical": 0.0, "disk": -0.4, "edgeon": -0.2}  # ~12% of galaxies
 LOG_BRIGHTNESS_SIGMA = 0.4  # are over 6x fainter than typical, ~2% over 16x
 LOG_BRIGHTNESS_RANGE = (-2.0, 0.8)
 STAR_FLUX_MEDIAN = 1.0e4
@@ -125,7 +127,7 @@ CLOSE_NEIGHBOUR_SHARE = 0.2  # projected close pairs that are not interacting
 FRAME_REACH = 200.0  # px from the centre where companions may sit (424 px frame)
 RED = (0.55, 0.78, 1.0)  # B, G, R weights of old stellar populations (bulges, ellipticals)
 # Real GZ2 disks are only a little bluer than bulges: even their bluest outskirts keep R >= B.
-BLUE = (0.88, 0.98, 1.0)  # star-forming disks
+BLUE = (0.95, 1.0, 0.98)  # star-forming disks
 BLUER = (1.0, 0.97, 0.9)  # irregulars
 
 
@@ -147,7 +149,7 @@ def sample_morphology(rng: np.random.Generator) -> Morphology:
         return _sample_star(rng)
     # An artifact (trail, bleed, ghost) is drawn over an ordinary galaxy.
     body = kind if kind != "artifact" else ("elliptical", "disk")[_pick(rng, (0.5, 0.5))]
-    log_brightness = _clamp(rng.normal(LOG_BRIGHTNESS_MEAN, LOG_BRIGHTNESS_SIGMA), *LOG_BRIGHTNESS_RANGE)
+    log_brightness = _clamp(rng.normal(LOG_BRIGHTNESS_MEAN[body], LOG_BRIGHTNESS_SIGMA), *LOG_BRIGHTNESS_RANGE)
     per_radius, slope = EXTENT_PER_RADIUS[body]
     extent = rng.lognormal(math.log(EXTENT_MEDIAN), EXTENT_LOG_SIGMA)
     radius = _clamp(extent / (per_radius * 10.0 ** (slope * log_brightness)), *RADIUS_RANGE)
@@ -270,7 +272,7 @@ def _sample_edgeon(rng: np.random.Generator) -> dict:
     low, high = {"rounded": (0.1, 0.5), "boxy": (0.1, 0.4), "none": (0.0, 0.04)}[bulge_shape]
     bulge_fraction = float(rng.uniform(low, high))
     return {
-        "axis_ratio": float(rng.uniform(0.08, 0.25)),
+        "axis_ratio": float(rng.uniform(0.12, 0.32)),  # real edge-ons look thick after the seeing
         "sersic_n": float(rng.uniform(1.0, 2.0) + 2.5 * bulge_fraction),
         "bulge_fraction": bulge_fraction,
         "bulge_shape": bulge_shape,

@@ -54,7 +54,10 @@ from galaxyzoo.synth.morphology import Companion, Morphology, bulge_axis_ratio
 _STRETCH_SOFTENING = 9.8
 _STRETCH_GAIN = 38.0
 _SKY_OFFSET = (0.4, 0.9, 0.9)  # residual sky per channel B, G, R: real GZ2 skies are dark, not blue
-_PHOTON_GAIN = 25.0  # object light that adds one unit of noise variance (sky ~625 e-/pixel)
+# Object light that adds one unit of noise variance. Real galaxies are grainy and speckled in
+# colour (the g, r, i exposures are independent), so their photon noise is per channel.
+_PHOTON_GAIN = 3.0
+_SHOT_GRAIN = 1.6  # the colour speckle is coarser than the sky grain (JPEG chroma subsampling)
 _PITCH_DEG = {"tight": 12.0, "medium": 20.0, "loose": 32.0}
 _YOUNG_TINT = (1.15, 1.0, 0.88)  # young stars in arms and knots: bluer than the disk
 _EDGEON_DUST = (0.5, (0.8, 1.0, 1.2))  # light kept and colour tint of a disk seen through its dust
@@ -345,7 +348,7 @@ def _inclined_disk(old, disk, young, grid: _Grid, u, v, total, r_e, q, m: Morpho
         h = r_e / _sersic_b(1.0)
         arms = _SpiralArms(m.n_arms, m.winding, max(bar_end, 0.7 * h), h, rng)
         pattern, share = arms.pattern(u, vd, r2)
-        amp = np.float32(0.6 * np.clip(m.arm_strength, 0, 1))
+        amp = np.float32(0.4 * np.clip(m.arm_strength, 0, 1))  # real arms are faint and diffuse
         arm_light = smooth * amp * pattern
         # star formation along the arms is patchy, more so in flocculent spirals
         _lumpy((arm_light,), 0.7 if m.n_arms >= 5 else 0.4, 12, rng)
@@ -395,7 +398,7 @@ class _SpiralArms:
         self.cot = 1 / np.tan(np.radians(np.clip(pitch * (1 + rng.normal(0, 0.1, count)), 6, 50)))
         # an arm is 0.10-0.16 R across (flocculent ones broader), which in angle is that over
         # sin(pitch); capped so that many tightly wound arms still leave gaps between them
-        across = rng.uniform(0.10, 0.16, count) * (1.3 if count >= 5 else 1.0)
+        across = rng.uniform(0.16, 0.26, count) * (1.3 if count >= 5 else 1.0)
         self.width = np.minimum(across * np.sqrt(1 + self.cot**2), min(0.2 * spacing, 0.6))
         self.start = r_start * rng.uniform(0.8, 1.3, count)
         self.end = scale * rng.uniform(2.5, 4.5, count) * (0.7 if count >= 5 else 1.0)
@@ -700,11 +703,11 @@ _NOISE_GAIN = _coarse_noise_gain(_NOISE_BLUR)
 def _sky(light: np.ndarray, zoom: float, rng) -> np.ndarray:
     """What to add to the `light` canvas: residual sky, noise, faint field sources.
 
-    The noise has unit sigma per channel on empty sky and variance
-    1 + light / _PHOTON_GAIN under objects (photon noise). It is made on a
+    The noise has unit sigma per channel on empty sky, plus independent
+    photon noise of variance light / _PHOTON_GAIN in each channel under objects. It is made on a
     grid `zoom` times coarser (the SDSS pixels) and interpolated up, because GZ2
     cutouts are resampled SDSS frames, so neighbouring pixels share their noise; that also
-    keeps it cheap. Most of it is common to the three channels, as the JPEG
+    keeps it cheap. Most of the sky noise is common to the three channels, as the JPEG
     chroma subsampling of the real images leaves it. Faint background galaxies
     and stars go onto the same coarse grid, where the blur and interpolation
     make them seeing-sized blobs for free.
@@ -720,7 +723,10 @@ def _sky(light: np.ndarray, zoom: float, rng) -> np.ndarray:
     mix[:, 4] = -127.5 * (common + own) * scale
     noise = cv2.transform(raw.astype(np.float32), mix)
     photons = cv2.resize(light, (coarse, coarse), interpolation=cv2.INTER_LINEAR)
-    noise *= cv2.sqrt(cv2.max(photons, 0) * np.float32(1 / _PHOTON_GAIN) + np.float32(1))
+    side = max(4, int(round(coarse / _SHOT_GRAIN)))
+    shot = np.frombuffer(rng.bytes(side * side * 3), np.uint8).reshape(side, side, 3).astype(np.float32)
+    shot = cv2.resize((shot - np.float32(127.5)) * np.float32(scale), (coarse, coarse), interpolation=cv2.INTER_LINEAR)
+    noise += shot * cv2.sqrt(cv2.max(photons, 0) * np.float32(1 / _PHOTON_GAIN))
     _add_field_sources(noise, rng)
     _add_sky_residuals(noise, rng)
     noise = cv2.GaussianBlur(noise, (0, 0), _NOISE_BLUR)

@@ -217,7 +217,7 @@ def _smooth_or_features(m: Morphology) -> list[float]:
 
 def _edge_on(m: Morphology) -> list[float]:
     if m.kind == "edgeon":
-        yes = 0.97 - 1.2 * (m.axis_ratio - 0.08)
+        yes = 0.97 - 1.2 * (m.axis_ratio - 0.12)
     else:  # strongly inclined disks (and flat ellipticals) fool some volunteers
         yes = 0.03 + 0.5 * _sigmoid((0.35 - m.axis_ratio) / 0.04)
     return [yes, 1.0 - yes]
