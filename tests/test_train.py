@@ -20,7 +20,7 @@ from galaxyzoo.errors import GalaxyZooError
 REPO = Path(__file__).resolve().parents[1]
 PER_EPOCH = ("loss", "rmse", "r2_flat", "val_loss", "val_rmse", "val_r2_flat", "lr")
 FINAL = ("test_rmse", "test_r2_flat", "test_r2_mean_columns", "test_rmse_cumulative", "test_loss",
-         *(f"test_rmse_{q.id}" for q in schema.QUESTIONS))
+         *(f"test_rmse_{q.id}_{q.slug}" for q in schema.QUESTIONS))
 # Two trainings of one config on the same data agree this closely on CPU (docs/training.md).
 REPRO_ATOL = 1e-5
 
@@ -71,23 +71,28 @@ def first_run(tiny_experiment, tmp_path_factory):
 # ---------------------------------------------------------------- what a run records
 
 
-def test_run_logs_config_versions_and_callbacks_as_params(first_run):
+def test_run_logs_the_knobs_as_params_and_versions_data_runtime_as_tags(first_run):
+    from galaxyzoo.config import knobs
+
     folder, cfg, result = first_run
-    params = _client(folder).get_run(result.run_id).data.params
+    client = _client(folder)
+    run = client.get_run(result.run_id)
+    params, tags = run.data.params, run.data.tags
+    assert params == knobs(cfg)
     for key, value in flatten(cfg).items():
-        assert params[key] == value, key
+        assert params.get(key, tags.get(key)) == value or key in ("name", "description"), key
     for lib in ("keras", "keras_backend", "tensorflow", "mlflow", "numpy", "galaxyzoo"):
-        assert params[f"version.{lib}"], lib
-    assert params["data.kind"] == "synthetic"
-    assert len(params["data.split_id"]) == 12
-    assert int(params["data.n_train"]) + int(params["data.n_val"]) + int(params["data.n_test"]) > 100
-    early = params["callback.early_stopping"]
-    assert early.startswith("EarlyStopping(") and "monitor=loss" in early and "patience=7" in early
-    assert "factor=0.1" in params["callback.reduce_lr_on_plateau"]
-    assert "factor=0.8" in params["callback.lr_step"] and "every=10" in params["callback.lr_step"]
-    assert "append=True" in params["callback.csv_logger"]
-    assert params["callback.checkpoint"].startswith("EpochCheckpoint(")
-    assert params["runtime.mixed_precision"] == "off" and params["runtime.distribution"] == "none"
+        assert tags[f"version.{lib}"], lib
+    assert tags["data.kind"] == "synthetic"
+    assert len(tags["data.split_id"]) == 12
+    assert int(tags["data.n_train"]) + int(tags["data.n_val"]) + int(tags["data.n_test"]) > 100
+    assert tags["runtime.mixed_precision"] == "off" and tags["runtime.distribution"] == "none"
+    # The callbacks as built, in the config artifact
+    text = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
+    early = next(line for line in text.splitlines() if "callback.early_stopping:" in line)
+    assert "EarlyStopping(" in early and "monitor=loss" in early and "patience=7" in early
+    assert "factor=0.1" in text and "every=10" in text and "append=True" in text
+    assert "callback.checkpoint: EpochCheckpoint(" in text
 
 
 def test_run_logs_every_epoch_and_the_final_test_metrics(first_run):
@@ -96,7 +101,7 @@ def test_run_logs_every_epoch_and_the_final_test_metrics(first_run):
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     for key in PER_EPOCH:
-        assert _steps(client, result.run_id, key) == [0, 1], key
+        assert _steps(client, result.run_id, key) == [1, 2], key
     assert _history(client, result.run_id, "lr") == pytest.approx([0.001, 0.001])
     for key in FINAL:
         assert run.data.metrics[key] == pytest.approx(result.metrics[key]), key
@@ -110,8 +115,8 @@ def test_run_tags_make_runs_comparable(first_run, tiny_experiment):
     tags = _client(folder).get_run(result.run_id).data.tags
     assert tags["experiment_file"] == str(tiny_experiment)
     assert tags["config_hash"] == config_hash(cfg)
-    assert (tags["head"], tags["loss"], tags["data_source"]) == ("sigmoid", "mse", "synthetic")
-    assert tags["galaxyzoo_version"] and tags["outcome"] == "completed"
+    assert (tags["head"], tags["loss"], tags["data.kind"]) == ("sigmoid", "mse", "synthetic")
+    assert tags["version.galaxyzoo"] and tags["outcome"] == "completed"
     assert tags["mlflow.runName"] == "tiny"
 
 
@@ -226,12 +231,12 @@ def _kill_training(tiny_experiment, folder: Path, point: str, overrides: list[st
 
 
 @pytest.mark.parametrize("point, logged, checkpointed", [
-    ("after-checkpoint:1", [0, 1], 2),
+    ("after-checkpoint:1", [1, 2], 2),
     # Killed after the metric log of epoch 1 but before its checkpoint: the resume trains
     # epoch 1 again, and its metrics must not be logged a second time.
-    ("before-checkpoint:1", [0, 1], 1),
+    ("before-checkpoint:1", [1, 2], 1),
     # Killed after the last epoch's checkpoint: nothing left to train on resume.
-    ("after-checkpoint:2", [0, 1, 2], 3),
+    ("after-checkpoint:2", [1, 2, 3], 3),
 ])
 def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, tiny_experiment, straight_run,
                                                  tmp_path, caplog):
@@ -251,9 +256,10 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
         assert "nothing left to train (all 3 epochs ran)" in caplog.text
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     for key in (*PER_EPOCH, "epoch_seconds"):
-        assert _steps(client, run.info.run_id, key) == [0, 1, 2], key  # each step once
-    for key in FINAL:
-        assert _steps(client, run.info.run_id, key) == [0], key
+        assert _steps(client, run.info.run_id, key) == [1, 2, 3], key  # each step once
+    last = _steps(client, run.info.run_id, "loss")[-1]
+    for key in (*FINAL, "best_val_rmse"):
+        assert _steps(client, run.info.run_id, key) == [last], key  # at the last epoch, once
     with open(client.download_artifacts(run.info.run_id, "training_log.csv")) as fh:
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["0", "1", "2"]
 
@@ -381,15 +387,18 @@ def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_exp
                                                                        capsys):
     from galaxyzoo.evaluate import evaluate
 
-    cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial")
+    cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial",
+               "tracking.system_metrics=false")
     result = _train(cfg, tiny_experiment)
     run = _client(tmp_path).get_run(result.run_id)
     assert (run.data.tags["head"], run.data.tags["loss"]) == ("softmax-per-question", "dirichlet-multinomial")
+    assert not [k for k in run.data.metrics if k.startswith("system/")]  # switched off
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
     scored = evaluate(result.run_id, progress=False)  # a bare run id: its model, its config
-    assert scored.run_id == result.run_id and scored.n == int(run.data.params["data.n_test"])
-    for key in ("rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", "rmse_t05"):
+    assert scored.run_id == result.run_id and scored.n == int(run.data.tags["data.n_test"])
+    t05 = next(q for q in schema.QUESTIONS if q.id == "t05")
+    for key in ("rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", f"rmse_t05_{t05.slug}"):
         assert scored.metrics[key] == pytest.approx(result.metrics[f"test_{key}"], abs=1e-5), key
     assert list(scored.per_question["question"]) == [q.id for q in schema.QUESTIONS]
 
