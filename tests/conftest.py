@@ -21,6 +21,27 @@ def real_images_dir(real_dir: Path) -> Path:
     return real_dir / "gz2" / "sample_images"
 
 
+@pytest.fixture
+def linked_raw(tmp_path, real_images_dir):
+    """A factory: `linked_raw(n)` makes RAW/images with n links to the real JPEGs (asset_ids
+    10..n+9: many files, no copies) and a galaxy_data DB naming them; returns (RAW, DB)."""
+    import sqlite3
+
+    def make(n: int) -> tuple[Path, Path]:
+        sources = sorted(real_images_dir.glob("*.jpg"))
+        images = tmp_path / "raw" / "images"
+        images.mkdir(parents=True)
+        for i in range(n):
+            (images / f"{i + 10}.jpg").symlink_to(sources[i % len(sources)])
+        db = tmp_path / "galaxy.sqlite"
+        with sqlite3.connect(db) as con:
+            con.execute("CREATE TABLE galaxy_data (asset_id INTEGER)")
+            con.executemany("INSERT INTO galaxy_data VALUES (?)", [(i + 10,) for i in range(n)])
+        return tmp_path / "raw", db
+
+    return make
+
+
 REPO = Path(__file__).resolve().parents[1]
 TINY_N = 120  # synthetic galaxies: ~78 train / 9 val / 29 test after the split
 TINY_SIZE = 32  # crop side: small enough that an epoch takes well under a second

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -91,18 +90,9 @@ def test_killed_synth_leaves_no_process_and_its_rerun_is_an_uninterrupted_run(tm
 
 
 @pytest.mark.slow
-def test_killed_prepare_leaves_no_process_and_its_rerun_is_an_uninterrupted_run(tmp_path, real_images_dir):
-    sources = sorted(real_images_dir.glob("*.jpg"))
-    images = tmp_path / "raw" / "images"
-    images.mkdir(parents=True)
-    n = 3000
-    for i in range(n):  # links: many files, no copies
-        os.symlink(sources[i % len(sources)], images / f"{i + 10}.jpg")
-    db = tmp_path / "galaxy.sqlite"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE galaxy_data (asset_id INTEGER)")
-        con.executemany("INSERT INTO galaxy_data VALUES (?)", [(i + 10,) for i in range(n)])
-    args = ["--raw", tmp_path / "raw", "--db", db, "--workers", 2]
+def test_killed_prepare_leaves_no_process_and_its_rerun_is_an_uninterrupted_run(tmp_path, linked_raw):
+    raw, db = linked_raw(3000)
+    args = ["--raw", raw, "--db", db, "--workers", 2]
     out = tmp_path / "killed"
 
     def some_rows_done() -> bool:

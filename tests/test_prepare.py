@@ -117,15 +117,11 @@ def test_resume_skips_done_rows_and_redoes_pending_ones(raw, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_store(tmp_path, real_images_dir):
+def test_killed_run_resumes_to_the_same_store(tmp_path, linked_raw, real_images_dir):
     """Kill a real `galaxyzoo prepare` process mid-run, run it again, check every row."""
-    sources = sorted(real_images_dir.glob("*.jpg"))
-    images = tmp_path / "raw" / "images"
-    images.mkdir(parents=True)
     n = 6000
-    for i in range(n):  # links: many files, no copies
-        os.symlink(sources[i % len(sources)], images / f"{i + 10}.jpg")
-    db = _write_db(tmp_path / "galaxy.sqlite", range(10, n + 10))
+    _, db = linked_raw(n)
+    sources = sorted(real_images_dir.glob("*.jpg"))
     out = tmp_path / "crops"
     cmd = [sys.executable, "-m", "galaxyzoo.cli", "prepare", "--raw", str(tmp_path / "raw"),
            "--db", str(db), "--out", str(out), "--workers", "1"]
