@@ -67,6 +67,7 @@ BACKENDS = ("optuna", "keras-tuner")
 OPTUNA_DB = "optuna.db"
 JOURNAL = "journal:///"  # + a path, as in sqlite:///: Optuna's JournalStorage over one file, no database
 HEARTBEAT_SECONDS = 60
+DB_RETRY_SECONDS = 120  # how long a running worker waits out a lost database connection before it stops
 MAX_RETRY = 2  # retries of a trial whose worker died
 MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials in a row
 STATES = ("complete", "pruned", "failed")
@@ -108,6 +109,7 @@ def run_sweep(
     backend: str = "optuna",
     pruner: str | None = None,
     heartbeat_seconds: int = HEARTBEAT_SECONDS,
+    db_retry_seconds: float = DB_RETRY_SECONDS,
     progress: bool = True,
 ) -> SweepResult:
     """Run one sweep worker; see the module docstring.
@@ -124,6 +126,8 @@ def run_sweep(
             `pruner_params` are kept only when it names the same pruner.
         heartbeat_seconds: how often a running trial proves its worker alive; a trial silent
             for twice as long is failed (and retried) by the next worker that looks.
+        db_retry_seconds: once the study is open, how long every call to its database (and the
+            PostgreSQL study lock) keeps retrying a lost connection before the worker stops.
     """
     if backend not in BACKENDS:
         raise GalaxyZooError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -159,11 +163,12 @@ def run_sweep(
         else tracking.experiment_id(client, base_cfg.tracking.experiment_name)
     )
     key = sweep_key(study_name, storage)
-    lock = functools.partial(study_lock, storage, study_name)
+    lock = functools.partial(study_lock, storage, study_name, retry_seconds=db_retry_seconds)
     study, on_stale = None, _StaleTrials(client, experiment_id, key)
     if backend == "optuna":  # a bad storage or another search space fails here, before any run exists
         with _quiet_optuna_warnings():
-            study = _open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds, on_stale)
+            study = _open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds, on_stale,
+                                db_retry_seconds)
     _prepare_data(base_cfg, progress)
     tags = {compare.TAG_SWEEP: study_name, TAG_KEY: key, "sweep_file": str(spec.path), "backend": backend,
             "mlflow.note.content": f"{backend} sweep {study_name} of {spec.path.name}, searching "
@@ -562,7 +567,7 @@ def trial_callback(trial, metric: str):
 
 
 def _open_study(spec: SweepSpec, base_cfg, storage_url: str, study_name: str, extra: list[str],
-                heartbeat_seconds: int, on_stale_trial):
+                heartbeat_seconds: int, on_stale_trial, retry_seconds: float = 0):
     """Create or load the shared study (checking the storage answers and the search space matches)."""
     import optuna
 
@@ -571,7 +576,7 @@ def _open_study(spec: SweepSpec, base_cfg, storage_url: str, study_name: str, ex
             f"--storage: expected a database URL (sqlite:///optuna.db, postgresql://...) or {JOURNAL}FILE, "
             f"got {storage_url!r}")
     with study_lock(storage_url, study_name):  # two workers creating the tables or the study at once would collide
-        storage = _storage(storage_url, heartbeat_seconds, on_stale_trial)
+        storage = _storage(storage_url, heartbeat_seconds, on_stale_trial, retry_seconds)
         study = optuna.create_study(
             study_name=study_name,
             storage=storage,
@@ -600,15 +605,24 @@ def _optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, 
     journal = isinstance(storage, optuna.storages.JournalStorage)
     study_id = storage.get_study_id_from_name(study.study_name)
     ran, failures, waiting = 0, 0, False
+    orphans_due = 0.0  # the orphan-run search costs an MLflow query: at most once a heartbeat
 
     def repair():
+        nonlocal orphans_due
         entries = _workers(runner.client.get_run(runner.parent_run_id)) if journal else {}
         _fail_dead_trials(study, on_stale, entries)
-        _close_orphan_runs(study, runner, on_stale)
+        if time.monotonic() >= orphans_due:
+            _close_orphan_runs(study, runner, on_stale)
+            orphans_due = time.monotonic() + heartbeat_seconds
 
     while True:
-        with lock():
+        with lock() as held:
             trial, finished, running = take_trial(study, n_trials, me, repair)
+        if trial is not None and held.lost:
+            with lock():
+                trial = _keep_if_room(study, trial, n_trials)
+            if trial is None:
+                continue
         if finished >= n_trials:
             break
         if trial is None:
@@ -657,6 +671,25 @@ def take_trial(study, n_trials: int, me: Worker, repair) -> tuple[Any, int, int]
     trial = study.ask()
     trial.set_user_attr("worker", me.record())
     return trial, finished, running
+
+
+def _keep_if_room(study, trial, n_trials: int):
+    """Recount, under a fresh lock, after the lock was lost while `trial` was asked for (another
+    worker may have taken a trial meanwhile): keep `trial` if the study still needs it, else
+    fail it unrun (failed trials do not count), so the study never holds more than `n_trials`
+    finished and running trials. Returns `trial`, or None when it was failed."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    others = [t for t in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.RUNNING))
+              if t.number != trial.number]
+    if len(others) < n_trials:
+        return trial
+    trial.set_user_attr("error", "not run: the study lock was lost in a database restart while it was "
+                                 "asked for, and other workers' trials fill the study")
+    study.tell(trial, state=states.FAIL)
+    logger.warning("trial %d: not run, the study is full (its lock was lost in a database restart)", trial.number)
+    return None
 
 
 def _fail_dead_trials(study, on_stale: _StaleTrials, entries: dict[str, dict[str, Any]]) -> None:
@@ -799,7 +832,8 @@ def journal_path(url: str) -> Path:
     return path.resolve()
 
 
-def _storage(url: str, heartbeat_seconds: int, on_stale_trial):
+def _storage(url: str, heartbeat_seconds: int, on_stale_trial, retry_seconds: float = 0):
+    """The study's storage; a database one retries a lost connection for `retry_seconds` (`_patiently`)."""
     import optuna
 
     if url.startswith(JOURNAL):  # no heartbeats in Optuna's journal: _optimize judges its workers itself
@@ -810,8 +844,9 @@ def _storage(url: str, heartbeat_seconds: int, on_stale_trial):
             raise GalaxyZooError(_storage_error(url, f"cannot open the journal {path}", exc)) from None
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
+        return _patient_rdb_storage()(
             url,
+            retry_seconds=retry_seconds,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_seconds,
             grace_period=2 * heartbeat_seconds,
@@ -819,6 +854,94 @@ def _storage(url: str, heartbeat_seconds: int, on_stale_trial):
         )
     except Exception as exc:  # SQLAlchemy's errors name the driver problem; keep it to one line
         raise GalaxyZooError(_storage_error(url, "cannot open the Optuna storage", exc)) from None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it: Optuna wraps SQLAlchemy's errors) is a lost or refused
+    database connection, which a retry may cure, rather than a bad query or bad data."""
+    from sqlalchemy import exc as db
+
+    while exc is not None:
+        if isinstance(exc, (db.OperationalError, db.InterfaceError)) or (
+                isinstance(exc, db.DBAPIError) and exc.connection_invalidated):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _patiently(call, url: str, what: str, retry_seconds: float):
+    """`call()`, tried again after a lost database connection (a restart, a failover) with waits of
+    1, 2, 4 ... at most 15 seconds, for `retry_seconds` in all; then one line naming the storage."""
+    deadline, delay = time.monotonic() + retry_seconds, 1.0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            left = deadline - time.monotonic()
+            if retry_seconds <= 0 or not _connection_lost(exc):  # 0: at start-up a dead database is the user's to fix
+                raise
+            if left <= 0:
+                raise GalaxyZooError(_storage_error(
+                    url, f"{what}: the database did not come back within {retry_seconds:g} s "
+                    "(sweep --db-retry); rerun the worker once it answers", exc)) from None
+            logger.warning("%s; retrying for up to %.0f s more", _storage_error(url, what, exc), left)
+            time.sleep(min(delay, left))
+            delay = min(2 * delay, 15.0)
+
+
+# RDBStorage's calls that each run in a transaction of their own, so a retry redoes a whole one
+# (Optuna's cache calls the underscored ones).
+_STORAGE_CALLS = (
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+    "get_study_system_attrs", "set_study_user_attr", "set_study_system_attr", "get_trial_user_attrs",
+    "get_trial_system_attrs", "_create_new_trial", "_set_trial_param", "get_trial_param",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number", "get_trial", "_get_trials", "_get_best_trial_id",
+    "record_heartbeat", "_get_stale_trial_ids",
+)
+
+
+@functools.cache
+def _patient_rdb_storage():
+    """Optuna's RDBStorage whose every call outlasts a short database outage (`_patiently`);
+    made on first use, so importing this module does not import Optuna."""
+    import optuna
+
+    rdb = optuna.storages.RDBStorage
+
+    def patient(name):
+        method = getattr(rdb, name)
+
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            return _patiently(functools.partial(method, self, *args, **kwargs), self.url, name,
+                              self.retry_seconds)
+        return call
+
+    class PatientRDBStorage(rdb):
+        def __init__(self, url: str, *, retry_seconds: float, **kwargs):
+            self.retry_seconds = retry_seconds
+            super().__init__(url, **kwargs)
+
+        def set_trial_state_values(self, trial_id, state, values=None):
+            """A tell whose commit went through but whose answer was lost finds its trial finished
+            when retried: that is success, not an error."""
+            tries = 0
+
+            def tell():
+                nonlocal tries
+                tries += 1
+                try:
+                    return rdb.set_trial_state_values(self, trial_id, state, values)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    if tries > 1 and rdb.get_trial(self, trial_id).state == state:
+                        return True
+                    raise
+            return _patiently(tell, self.url, "set_trial_state_values", self.retry_seconds)
+
+    for name in _STORAGE_CALLS:
+        setattr(PatientRDBStorage, name, patient(name))
+    return PatientRDBStorage
 
 
 def _sampler(spec: SweepSpec, already: int):
@@ -850,49 +973,73 @@ def _claim_study(study, spec: SweepSpec, extra: list[str]) -> None:
         )
 
 
+@dataclass
+class Held:
+    """What `study_lock` yields: `lost` turns true when the lock's database session died while the
+    block ran (a PostgreSQL restart ends it, and with it the advisory lock)."""
+
+    lost: bool = False
+
+
 @contextlib.contextmanager
-def study_lock(storage: str, study_name: str) -> Iterator[None]:
+def study_lock(storage: str, study_name: str, *, retry_seconds: float = 0) -> Iterator[Held]:
     """A lock all workers of one study share: a PostgreSQL advisory lock, or a file lock for SQLite,
     the journal (both: one machine, or a file system whose locks hold across machines) and
     keras-tuner's project folder.
 
+    Taking the PostgreSQL lock retries a lost connection for `retry_seconds` (`_patiently`).
     Other databases get no lock (two workers may then overshoot n_trials by one).
     """
     from filelock import FileLock
 
+    held = Held()
     if storage.startswith("sqlite:///"):
         db = Path(storage.removeprefix("sqlite:///")).resolve()
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(db.with_name(db.name + ".lock")):
-            yield
+            yield held
     elif storage.startswith(JOURNAL):  # not <log>.lock: Optuna's journal takes that name for its own lock
         log = journal_path(storage)
         with FileLock(log.with_name(log.name + ".sweep.lock")):
-            yield
+            yield held
     elif "://" not in storage:  # keras-tuner's project folder
         Path(storage).mkdir(parents=True, exist_ok=True)
         with FileLock(Path(storage) / ".sweep.lock"):
-            yield
+            yield held
     elif storage.startswith("postgresql"):
         import sqlalchemy
 
         key = zlib.crc32(f"galaxyzoo-sweep:{study_name}".encode())
         engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+
+        def lock():
+            connection = engine.connect()
+            try:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
         try:
             try:
-                connection = engine.connect()
+                connection = _patiently(lock, storage, "cannot connect", retry_seconds)
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 raise GalaxyZooError(_storage_error(storage, "cannot connect", exc)) from None
-            with connection:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                try:
-                    yield
-                finally:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            try:
+                yield held
+            finally:
+                try:  # false, or an error, when the session (and so the lock) ended while the block ran
+                    held.lost = not connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                                                       {"k": key}).scalar()
+                except sqlalchemy.exc.SQLAlchemyError:
+                    held.lost = True
+                with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                    connection.close()
         finally:
             engine.dispose()
     else:
-        yield
+        yield held
 
 
 def _storage_error(url: str, what: str, exc: Exception) -> str:

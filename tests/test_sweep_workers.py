@@ -35,9 +35,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Postgres:
+    """A throwaway PostgreSQL server: `pg(database, driver="")` is a URL; `stop()` and `start()` it."""
+
+    def __init__(self, bindir: Path, root: Path, as_pg: list[str]):
+        self.bindir, self.root, self.as_pg = bindir, root, as_pg
+        self.data, self.port = root / "data", _free_port()
+
+    def __call__(self, database: str, driver: str = "") -> str:
+        return f"postgresql{driver}://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def run(self, *args):
+        return subprocess.run([*self.as_pg, *map(str, args)], check=True, capture_output=True, text=True)
+
+    def start(self) -> None:
+        self.run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-w", "-o",
+                 f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run(self.bindir / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
+
+
 @pytest.fixture
 def postgres():
-    """A throwaway PostgreSQL server on 127.0.0.1; yields a URL builder `url(database)`.
+    """A throwaway PostgreSQL server on 127.0.0.1 with the databases `optuna` and `mlflow` (`Postgres`).
 
     initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user;
     the data folder lives in a fresh /tmp folder that user owns (pytest's tmp folders are
@@ -52,20 +73,15 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(root, PG_USER, PG_USER)
         as_pg = ["runuser", "-u", PG_USER, "--"]
-    data, port = root / "data", _free_port()
-
-    def run(*args):
-        return subprocess.run([*as_pg, *map(str, args)], check=True, capture_output=True, text=True)
-
-    run(bindir / "initdb", "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-    run(bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o",
-        f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+    pg = Postgres(bindir, root, as_pg)
+    pg.run(bindir / "initdb", "-D", pg.data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+    pg.start()
     try:
         for database in ("optuna", "mlflow"):
-            run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", PG_USER, database)
-        yield lambda database, driver="": f"postgresql{driver}://{PG_USER}@127.0.0.1:{port}/{database}"
+            pg.run(bindir / "createdb", "-h", "127.0.0.1", "-p", pg.port, "-U", PG_USER, database)
+        yield pg
     finally:
-        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -24,6 +24,9 @@ def add_parser(subparsers):
                    help="change config keys for every trial (after the file's set:), as for `galaxyzoo train --set`")
     p.add_argument("--heartbeat", default="60", metavar="SECONDS",
                    help="trial heartbeat; a trial silent for twice this is failed and retried (default 60)")
+    p.add_argument("--db-retry", default="120", metavar="SECONDS",
+                   help="how long a running worker retries a lost connection to the study's database "
+                   "(a restart) before it stops with one line (default 120; 0: stop at once)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +53,17 @@ def _heartbeat(value: str) -> int:
     return seconds
 
 
+def _seconds(value: str, option: str, default: int) -> int:
+    from galaxyzoo.errors import GalaxyZooError
+
+    seconds = _int(value, option)
+    if seconds is None:
+        return default
+    if seconds < 0:
+        raise GalaxyZooError(f"{option}: expected 0 or more seconds, got {seconds}")
+    return seconds
+
+
 def run(args) -> int:
     import logging
     import os
@@ -58,22 +72,32 @@ def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the useful lines
     logging.basicConfig(level=logging.INFO, format="galaxyzoo: %(message)s")
 
-    from galaxyzoo.commands.train import split_assignments
-    from galaxyzoo.sweep import run_sweep
+    from mlflow.exceptions import MlflowException
 
-    result = run_sweep(
-        args.config,
-        n_trials=_int(args.n_trials, "--n-trials"),
-        epochs=_int(args.epochs, "--epochs"),
-        data=args.data.strip() or None,
-        overrides=[a for text in args.set for a in split_assignments(text)],
-        storage=args.storage.strip() or None,
-        study_name=args.study_name.strip() or None,
-        backend=args.backend.strip() or "optuna",
-        pruner=args.pruner.strip() or None,
-        heartbeat_seconds=_heartbeat(args.heartbeat),
-        progress=sys.stderr.isatty(),
-    )
+    from galaxyzoo.commands.train import split_assignments
+    from galaxyzoo.errors import GalaxyZooError
+    from galaxyzoo.sweep import DB_RETRY_SECONDS, run_sweep
+
+    try:
+        result = run_sweep(
+            args.config,
+            n_trials=_int(args.n_trials, "--n-trials"),
+            epochs=_int(args.epochs, "--epochs"),
+            data=args.data.strip() or None,
+            overrides=[a for text in args.set for a in split_assignments(text)],
+            storage=args.storage.strip() or None,
+            study_name=args.study_name.strip() or None,
+            backend=args.backend.strip() or "optuna",
+            pruner=args.pruner.strip() or None,
+            heartbeat_seconds=_heartbeat(args.heartbeat),
+            db_retry_seconds=_seconds(args.db_retry, "--db-retry", DB_RETRY_SECONDS),
+            progress=sys.stderr.isatty(),
+        )
+    except MlflowException as exc:
+        if not str(exc).startswith("API request to"):  # MLflow's words once its own HTTP retries are spent
+            raise
+        raise GalaxyZooError(f"the MLflow tracking server stopped answering: {str(exc).splitlines()[0]}; "
+                             "rerun the worker once it is back (it repairs what this one left)") from None
     best = "no complete trial yet" if result.best_value is None else (
         f"best {result.best_value:.5f} (run {result.best_run_id}): "
         + ", ".join(f"{k}={v}" for k, v in result.best_params.items())

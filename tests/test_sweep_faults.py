@@ -1,0 +1,185 @@
+"""Sweep workers outlast their services' restarts: the study's PostgreSQL and the MLflow tracking server."""
+
+import os
+import threading
+
+import pytest
+from test_sweep_server import TrackingServer
+from test_sweep_workers import _worker, postgres  # noqa: F401 (postgres is a fixture)
+
+from galaxyzoo.errors import GalaxyZooError
+
+
+class Output:
+    """A running process's output, read line by line in a thread, to wait for a line in it."""
+
+    def __init__(self, process):
+        self.process, self.lines, self.changed = process, [], threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        self.process.wait()
+        with self.changed:
+            self.changed.notify_all()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str) -> None:
+        """Until a line holds `text`; fails (with the output) if the process ends first."""
+        with self.changed:
+            self.changed.wait_for(lambda: text in self.text() or self.process.poll() is not None, timeout=900)
+            assert text in self.text(), f"never saw {text!r}:\n{self.text()[-4000:]}"
+
+    def finish(self) -> str:
+        self.thread.join(900)
+        assert self.process.returncode == 0, self.text()[-4000:]
+        with pytest.raises(ProcessLookupError):  # nothing of the worker's process group is left
+            os.killpg(self.process.pid, 0)
+        return self.text()
+
+
+@pytest.fixture
+def served(postgres, tmp_path):  # noqa: F811 (the fixture imported above)
+    """A tracking server on the PostgreSQL database `mlflow`, as a team runs it."""
+    server = TrackingServer(postgres("mlflow", "+psycopg2"), tmp_path / "server-artifacts", tmp_path / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _start(sweep_file, tmp_path, server, postgres, study: str, n_trials: int) -> Output:  # noqa: F811
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return Output(_worker(sweep_file, tmp_path, env, "--storage", postgres("optuna"), "--study-name", study,
+                          "--n-trials", str(n_trials), "--epochs", "1", "--pruner", "none",
+                          "--set", "tracking.experiment_name=faults"))
+
+
+def _assert_whole(server, postgres, study: str, n_trials: int, log: str) -> None:  # noqa: F811
+    """Exactly `n_trials` trials, all complete, numbered 0..n-1, each with one FINISHED run under the parent."""
+    import mlflow
+    import optuna
+
+    trials = optuna.load_study(study_name=study, storage=postgres("optuna", "+psycopg2")).get_trials()
+    assert [(t.number, t.state.name) for t in trials] == [(n, "COMPLETE") for n in range(n_trials)], log[-4000:]
+    client = mlflow.MlflowClient(server.uri)
+    runs = client.search_runs([client.get_experiment_by_name("faults").experiment_id])
+    (parent,) = [r for r in runs if "galaxyzoo.sweep" in r.data.tags]
+    assert parent.info.status == "FINISHED", log[-4000:]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1
+    assert sorted((int(r.data.tags["trial_number"]), r.info.status) for r in children) == [
+        (n, "FINISHED") for n in range(n_trials)]
+    assert {t.user_attrs["mlflow_run_id"] for t in trials} == {r.info.run_id for r in children}
+
+
+@pytest.mark.slow
+def test_worker_outlasts_a_postgresql_restart(postgres, served, tiny_sweep_file, tmp_path):  # noqa: F811
+    """PostgreSQL (the study and the tracking server's store) goes down after the first trial and
+    stays down until the worker says it is waiting for it; the worker then goes on to the end."""
+    worker = _start(tiny_sweep_file, tmp_path, served, postgres, "pg-restart", 2)
+    worker.wait_for("trial 0: val_rmse=")  # told: the next take needs the database
+    postgres.stop()
+    try:
+        worker.wait_for("retrying for up to")
+    finally:
+        postgres.start()
+    log = worker.finish()
+    assert "cannot connect" in log  # the retried step, named in the warning
+    _assert_whole(served, postgres, "pg-restart", 2, log)
+
+
+@pytest.mark.slow
+def test_worker_outlasts_a_tracking_server_restart(postgres, served, tiny_sweep_file, tmp_path):  # noqa: F811
+    """The tracking server stops after the first trial and comes back on the same port and store once
+    the worker is retrying (MLflow's HTTP retries); no run is lost or doubled."""
+    worker = _start(tiny_sweep_file, tmp_path, served, postgres, "server-restart", 2)
+    worker.wait_for("trial 0: val_rmse=")
+    served.stop()
+    try:
+        worker.wait_for("Retrying (")  # urllib3's warning: a request to the server is being retried
+    finally:
+        served.start()
+    _assert_whole(served, postgres, "server-restart", 2, worker.finish())
+
+
+def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
+    """Lost connections are retried with growing waits until the budget is spent, then one line;
+    other database errors are not retried."""
+    import sqlalchemy
+
+    from galaxyzoo import sweep
+
+    clock = [0.0]
+    waits = []
+    monkeypatch.setattr(sweep.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: (waits.append(s), clock.__setitem__(0, clock[0] + s)))
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection\nmore"))
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 4:
+            raise lost
+        return "answer"
+
+    url = "postgresql://sweeper:secret@db/optuna"
+    assert sweep._patiently(flaky, url, "tell", 60) == "answer"
+    assert waits == [1, 2, 4]
+
+    def dead():
+        raise lost
+
+    waits.clear()
+    with pytest.raises(GalaxyZooError) as error:
+        sweep._patiently(dead, url, "tell", 40)
+    assert waits == [1, 2, 4, 8, 15, 10]  # the last wait is what the budget has left
+    message = str(error.value)
+    assert "\n" not in message and "secret" not in message
+    assert "--storage postgresql://sweeper:***@db/optuna: tell: the database did not come back within 40 s" in message
+    assert "server closed the connection" in message
+
+    def bad_query():
+        raise sqlalchemy.exc.ProgrammingError("SELECT nope", {}, Exception("syntax error"))
+
+    waits.clear()
+    with pytest.raises(sqlalchemy.exc.ProgrammingError):
+        sweep._patiently(bad_query, url, "tell", 60)
+    with pytest.raises(sqlalchemy.exc.OperationalError):  # 0 seconds: no retry (start-up reports at once)
+        sweep._patiently(dead, url, "tell", 0)
+    assert waits == []
+
+
+def test_storage_calls_retry_through_optuna(tmp_path, monkeypatch):
+    """The study's storage retries a call whose connection was lost (Optuna wraps the error), and a
+    tell whose commit went through before the answer was lost counts as told."""
+    import optuna
+    import sqlalchemy
+
+    from galaxyzoo import sweep
+
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    with sweep._quiet_optuna_warnings():  # the heartbeat the sweep's storage keeps
+        storage = sweep._storage(f"sqlite:///{tmp_path / 'optuna.db'}", 60, None, 30)
+        study = optuna.create_study(storage=storage, study_name="s")
+        trial = study.ask()
+    real = optuna.storages.RDBStorage.set_trial_state_values
+    answers = []
+
+    def commits_then_loses(self, trial_id, state, values=None):
+        if not answers:  # the first tell commits, then its answer is lost
+            answers.append(real(self, trial_id, state, values))
+            raise optuna.exceptions.StorageInternalError("commit") from sqlalchemy.exc.OperationalError(
+                "COMMIT", {}, Exception("connection reset"))
+        return real(self, trial_id, state, values)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", commits_then_loses)
+    study.tell(trial, 0.5)
+    assert [(t.number, t.state.name, t.value) for t in study.get_trials()] == [(0, "COMPLETE", 0.5)]
