@@ -6,8 +6,8 @@
 
 Trains the experiment on a synthetic sample of `--n` galaxies with the package's
 own API (`workspace.build_for`, `train.train`, MLflow in a local SQLite store
-under `--workdir`), packages the model with its crop (`predict.log_packaged_model`)
-and predicts every real JPEG through it (`predict.predict_files`, the
+under `--workdir`), takes the packaged model (crop + network) the training logged
+(`promote.packaged_model_uri`) and predicts every real JPEG through it (`predict.predict_files`, the
 `galaxyzoo predict` path). `--model-uri` skips the training and scores a
 packaged model already logged in that store.
 
@@ -45,7 +45,7 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
     table = labels.merge(predictions.assign(image=predictions["file"].map(lambda f: Path(f).name)), on="image")
-    table = table[table["error"].fillna("") == ""]
+    table = table[table["error"].isna()]  # an empty error field: the image was read and cropped
     features = table["t01_smooth_or_features_a02_features_or_disk"] - table["t01_smooth_or_features_a01_smooth"]
     smooth_or_disk = table["gz1_class"].isin(("elliptical", *DISKS))
     is_disk = table["gz1_class"].isin(DISKS)[smooth_or_disk]
@@ -78,7 +78,7 @@ def train_packaged(args, uri: str) -> str:
 
     import keras
 
-    from galaxyzoo import predict, tracking, train
+    from galaxyzoo import promote, tracking, train
 
     if args.bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -86,7 +86,8 @@ def train_packaged(args, uri: str) -> str:
     result = train.train(cfg, experiment_file=str(path), run_name=f"sim2real-n{args.n}", verbose=2)
     print(f"trained {result.epochs} epochs in {time.perf_counter() - start:.0f} s; synthetic test "
           f"RMSE {result.metrics.get('test_rmse', float('nan')):.4f}", flush=True)
-    return predict.log_packaged_model(tracking.connect(uri), result.run_id)
+    client = tracking.connect(uri)
+    return promote.packaged_model_uri(client, client.get_run(result.run_id))  # training logged it
 
 
 def main() -> None:
@@ -109,7 +110,7 @@ def main() -> None:
 
     out = args.workdir / "gz1_predictions.csv"
     predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri)
-    predictions = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    predictions = pd.read_csv(out)
     figures = gz1_figures(predictions, pd.read_csv(args.real / "labels.csv"))
     print(f"model: {model_uri}; {int(figures.pop('images'))} real images")
     branches = predictions["crop_branch"].value_counts(normalize=True)
