@@ -25,7 +25,9 @@ OPTIONAL = {
     "main": {"epochs": "3", "data": "synthetic", "set": "seed=1"},
     "evaluate": {"data": "synthetic", "set": "seed=1", "out": "eval"},
     "sweep": {"n-trials": "3", "epochs": "2", "data": "synthetic", "storage": "sqlite:///o.db",
-              "study-name": "s", "pruner": "none", "set": "seed=1"},
+              "study-name": "s", "pruner": "none", "set": "seed=1", "heartbeat": "30", "db-retry": "60",
+              # the spellings the README and older docs use: `-P n_trials=3 -P study_name=s`
+              "n_trials": "3", "study_name": "s"},
     "promote": {"experiment_name": "galaxyzoo", "sweep_run": "0" * 32, "experiment-name": "galaxyzoo"},
 }
 

@@ -10,13 +10,13 @@ def add_parser(subparsers):
         "Empty values mean 'use the sweep file's' (the MLproject passes \"\" for unset parameters).",
     )
     p.add_argument("--config", default="sweeps/quickstart.yaml", help="sweep file (default sweeps/quickstart.yaml)")
-    p.add_argument("--n-trials", default="", help="finished trials the study should reach (default: the file's)")
+    p.add_argument("--n-trials", "--n_trials", default="", help="finished trials the study should reach (default: the file's)")
     p.add_argument("--epochs", default="", help="epochs per trial (shorthand for --set train.epochs=N)")
     p.add_argument("--data", default="", help="'synthetic' or a raw GZ2 folder (shorthand for --set data.source=...)")
     p.add_argument("--storage", default="",
                    help="Optuna storage URL shared by workers, e.g. postgresql://user@host/optuna "
                    "(default: optuna.db beside the MLflow SQLite database)")
-    p.add_argument("--study-name", default="",
+    p.add_argument("--study-name", "--study_name", default="",
                    help="Optuna study; workers with the same name share it (default: the sweep's name)")
     p.add_argument("--backend", default="optuna", help="optuna (default) or keras-tuner")
     p.add_argument("--pruner", default="", help="median, hyperband or none (default: the file's study.pruner)")
@@ -24,7 +24,7 @@ def add_parser(subparsers):
                    help="change config keys for every trial (after the file's set:), as for `galaxyzoo train --set`")
     p.add_argument("--heartbeat", default="60", metavar="SECONDS",
                    help="trial heartbeat; a trial silent for twice this is failed and retried (default 60)")
-    p.add_argument("--db-retry", default="120", metavar="SECONDS",
+    p.add_argument("--db-retry", "--db_retry", default="120", metavar="SECONDS",
                    help="how long a running worker retries a lost connection to the study's database "
                    "(a restart) before it stops with one line (default 120; 0: stop at once)")
     p.set_defaults(func=run)
