@@ -183,3 +183,22 @@ def test_storage_calls_retry_through_optuna(tmp_path, monkeypatch):
     monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", commits_then_loses)
     study.tell(trial, 0.5)
     assert [(t.number, t.state.name, t.value) for t in study.get_trials()] == [(0, "COMPLETE", 0.5)]
+
+
+def test_cli_db_retry_and_a_spent_tracking_server_retry_are_one_line(monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+
+    from galaxyzoo import sweep
+    from galaxyzoo.cli import main
+
+    assert main(["sweep", "--db-retry", "-1"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--db-retry: expected 0 or more seconds, got -1")
+
+    def gone(*args, **kwargs):
+        raise MlflowException("API request to http://tracking:5000/api/2.0/mlflow/runs/get failed with exception "
+                              "HTTPConnectionPool(host='tracking', port=5000): Max retries exceeded\nTraceback ...")
+
+    monkeypatch.setattr(sweep, "run_sweep", gone)
+    assert main(["sweep", "--db-retry", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "the MLflow tracking server stopped answering: API request to http://tracking:5000" in err
