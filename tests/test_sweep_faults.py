@@ -202,3 +202,20 @@ def test_cli_db_retry_and_a_spent_tracking_server_retry_are_one_line(monkeypatch
     assert main(["sweep", "--db-retry", "5"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "the MLflow tracking server stopped answering: API request to http://tracking:5000" in err
+
+
+def test_a_trial_asked_while_the_lock_was_lost_runs_only_if_the_study_has_room():
+    """After a PostgreSQL restart ended the advisory lock mid-take, the worker recounts: its trial is
+    kept while the study needs it, and failed unrun (not counted) once other workers filled it."""
+    import optuna
+
+    from galaxyzoo import sweep
+
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)
+    mine = study.ask()
+    assert sweep._keep_if_room(study, mine, 2) is mine
+    study.ask()  # another worker's, taken while this one's lock was gone
+    assert sweep._keep_if_room(study, mine, 2) is None
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "FAIL", "RUNNING"]
+    assert "lock was lost" in study.get_trials()[1].user_attrs["error"]
