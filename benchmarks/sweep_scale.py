@@ -27,6 +27,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = REPO / "sweeps" / "quickstart.yaml"
@@ -110,8 +111,8 @@ def scale(url: str, workers: int, threads: bool, n_trials: int) -> dict:
     }
 
 
-def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> list[dict]:
-    """Time one take (under the lock) and one TPE draw (outside it) as the study grows."""
+def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> Iterator[dict]:
+    """Time one take (under the lock) and one TPE draw (outside it) as the study grows; a row per size."""
     import optuna
 
     from galaxyzoo.search_space import OptunaSuggest
@@ -119,7 +120,7 @@ def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> list[dict]:
 
     spec, study = _open(url, f"ask-{time.time_ns()}")
     filler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))  # in memory: cheap values
-    me, rows = Worker.me(), []
+    me = Worker.me()
     for size in sizes:
         missing = size - len(study.get_trials(deepcopy=False))
         for _ in range(missing):
@@ -136,9 +137,8 @@ def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> list[dict]:
             draws.append(time.perf_counter() - took)
             takes.append(took - began)
             study.tell(trial, random.random())
-        rows.append({"trials": size, "take_ms": 1000 * statistics.median(takes),
-                     "tpe_draw_ms": 1000 * statistics.median(draws)})
-    return rows
+        yield {"trials": size, "take_ms": 1000 * statistics.median(takes),
+               "tpe_draw_ms": 1000 * statistics.median(draws)}
 
 
 def _fill(study, trials) -> None:
