@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -66,11 +67,16 @@ def mlflow_ui(tracking_uri: str, cwd: Path):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
+        # `mlflow ui` starts uvicorn, a job runner and its huey consumers in its session: stop them all.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def browser():
