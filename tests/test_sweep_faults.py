@@ -4,7 +4,7 @@ import os
 import threading
 
 import pytest
-from test_sweep_server import TrackingServer
+from test_sweep_server import tracking_server  # noqa: F401 (a fixture)
 from test_sweep_workers import _worker, postgres  # noqa: F401 (postgres is a fixture)
 
 from galaxyzoo.errors import GalaxyZooError
@@ -44,17 +44,6 @@ class Output:
         return self.text()
 
 
-@pytest.fixture
-def served(postgres, tmp_path):  # noqa: F811 (the fixture imported above)
-    """A tracking server on the PostgreSQL database `mlflow`, as a team runs it."""
-    server = TrackingServer(postgres("mlflow", "+psycopg2"), tmp_path / "server-artifacts", tmp_path / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _start(sweep_file, tmp_path, server, postgres, study: str, n_trials: int) -> Output:  # noqa: F811
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return Output(_worker(sweep_file, tmp_path, env, "--storage", postgres("optuna"), "--study-name", study,
@@ -81,10 +70,10 @@ def _assert_whole(server, postgres, study: str, n_trials: int, log: str) -> None
 
 
 @pytest.mark.slow
-def test_worker_outlasts_a_postgresql_restart(postgres, served, tiny_sweep_file, tmp_path):  # noqa: F811
+def test_worker_outlasts_a_postgresql_restart(postgres, tracking_server, tiny_sweep_file, tmp_path):  # noqa: F811
     """PostgreSQL (the study and the tracking server's store) goes down after the first trial and
     stays down until the worker says it is waiting for it; the worker then goes on to the end."""
-    worker = _start(tiny_sweep_file, tmp_path, served, postgres, "pg-restart", 2)
+    worker = _start(tiny_sweep_file, tmp_path, tracking_server, postgres, "pg-restart", 2)
     worker.wait_for("trial 0: val_rmse=")  # told: the next take needs the database
     postgres.stop()
     try:
@@ -93,21 +82,21 @@ def test_worker_outlasts_a_postgresql_restart(postgres, served, tiny_sweep_file,
         postgres.start()
     log = worker.finish()
     assert "cannot connect" in log  # the retried step, named in the warning
-    _assert_whole(served, postgres, "pg-restart", 2, log)
+    _assert_whole(tracking_server, postgres, "pg-restart", 2, log)
 
 
 @pytest.mark.slow
-def test_worker_outlasts_a_tracking_server_restart(postgres, served, tiny_sweep_file, tmp_path):  # noqa: F811
+def test_worker_outlasts_a_tracking_server_restart(postgres, tracking_server, tiny_sweep_file, tmp_path):  # noqa: F811
     """The tracking server stops after the first trial and comes back on the same port and store once
     the worker is retrying (MLflow's HTTP retries); no run is lost or doubled."""
-    worker = _start(tiny_sweep_file, tmp_path, served, postgres, "server-restart", 2)
+    worker = _start(tiny_sweep_file, tmp_path, tracking_server, postgres, "server-restart", 2)
     worker.wait_for("trial 0: val_rmse=")
-    served.stop()
+    tracking_server.stop()
     try:
         worker.wait_for("Retrying (")  # urllib3's warning: a request to the server is being retried
     finally:
-        served.start()
-    _assert_whole(served, postgres, "server-restart", 2, worker.finish())
+        tracking_server.start()
+    _assert_whole(tracking_server, postgres, "server-restart", 2, worker.finish())
 
 
 def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
