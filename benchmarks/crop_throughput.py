@@ -26,8 +26,8 @@ from pathlib import Path
 
 import cv2
 
-from galaxyzoo.crop import crop_image
-from galaxyzoo.prepare import prepare
+from galaxyzoo.data.crop import crop_image
+from galaxyzoo.data.prepare import prepare
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "gz2" / "sample_images"
 

@@ -25,7 +25,7 @@ def make_crops_file(path: Path, n: int, size: int, seed: int):
     Written with plain file writes, not a memmap, so building it leaves no pages
     mapped into this process (the memory benchmark measures reading alone).
     """
-    from galaxyzoo.data import RowReader
+    from galaxyzoo.data.stream import RowReader
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size] - size / 2
@@ -63,8 +63,8 @@ def main() -> None:
 
     import keras
 
-    from galaxyzoo.data import GalaxySequence
-    from galaxyzoo.model import build_model
+    from galaxyzoo.data.stream import GalaxySequence
+    from galaxyzoo.model.network import build_model
 
     keras.utils.set_random_seed(0)
     targets = np.random.default_rng(1).random((args.n, 37)).astype(np.float32)

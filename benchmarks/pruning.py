@@ -30,7 +30,7 @@ def run_arm(name: str, folder: Path, workdir: Path, args) -> dict:
     """Add trials to one study until its trials have trained the epoch budget."""
     import optuna
 
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     storage = f"sqlite:///{folder / 'optuna.db'}"
     overrides = [f"tracking.tracking_uri=sqlite:///{folder / 'mlflow.db'}", f"data.workdir={workdir}"]

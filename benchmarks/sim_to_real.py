@@ -65,8 +65,8 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
 
 def train_packaged(args, uri: str) -> str:
     """Build the synthetic data, train the experiment, package it; returns the packaged model's URI."""
-    from galaxyzoo import workspace
-    from galaxyzoo.config import load_experiment
+    from galaxyzoo.data import workspace
+    from galaxyzoo.config.experiment import load_experiment
 
     path = ROOT / "experiments" / args.experiment
     overrides = ["data.source=synthetic", f"data.synthetic_n={args.n}", f"data.synthetic_seed={args.seed}", f"data.workdir={args.workdir}",
@@ -78,15 +78,17 @@ def train_packaged(args, uri: str) -> str:
 
     import keras
 
-    from galaxyzoo import promote, tracking, train
+    from galaxyzoo.registry import promote
+    from galaxyzoo.tracking import mlflow_runs
+    from galaxyzoo.training import run
 
     if args.bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     start = time.perf_counter()
-    result = train.train(cfg, experiment_file=str(path), run_name=f"sim2real-n{args.n}", verbose=2)
+    result = run.train(cfg, experiment_file=str(path), run_name=f"sim2real-n{args.n}", verbose=2)
     print(f"trained {result.epochs} epochs in {time.perf_counter() - start:.0f} s; synthetic test "
           f"RMSE {result.metrics.get('test_rmse', float('nan')):.4f}", flush=True)
-    client = tracking.connect(uri)
+    client = mlflow_runs.connect(uri)
     return promote.packaged_model_uri(client, client.get_run(result.run_id))  # training logged it
 
 
@@ -106,7 +108,7 @@ def main() -> None:
     uri = f"sqlite:///{args.workdir / 'mlflow.db'}"
     model_uri = args.model_uri or train_packaged(args, uri)
 
-    from galaxyzoo import predict
+    from galaxyzoo.registry import predict
 
     out = args.workdir / "gz1_predictions.csv"
     predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxyzoo.store import CropStore, branch_code, status_code
+from galaxyzoo.data.store import CropStore, branch_code, status_code
 
 REAL_ROWS = 243_434
 

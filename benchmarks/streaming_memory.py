@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=106)
     args = parser.parse_args()
 
-    from galaxyzoo.data import Augment, GalaxySequence
+    from galaxyzoo.data.stream import Augment, GalaxySequence
 
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         reader = make_crops_file(Path(tmp) / "images.u8", args.n, args.size, seed=0)

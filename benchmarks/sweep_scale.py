@@ -36,8 +36,8 @@ SWEEP = REPO / "sweeps" / "quickstart.yaml"
 def _open(url: str, name: str):
     import optuna
 
-    from galaxyzoo.search_space import load_sweep
-    from galaxyzoo.sweep import _sampler, _storage, database_url
+    from galaxyzoo.config.sweep_spec import load_sweep
+    from galaxyzoo.sweep.worker import _sampler, _storage, database_url
 
     spec = load_sweep(SWEEP)
     storage = _storage(database_url(url), 60, None)
@@ -50,7 +50,7 @@ def work(url: str, name: str, n_trials: int, out) -> None:
     """One worker: take trials until the study holds `n_trials` finished; put (wait, held, numbers) on `out`."""
     import optuna
 
-    from galaxyzoo.sweep import _quiet_optuna_warnings
+    from galaxyzoo.sweep.worker import _quiet_optuna_warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _quiet_optuna_warnings():
@@ -58,8 +58,8 @@ def work(url: str, name: str, n_trials: int, out) -> None:
 
 
 def _work(url: str, name: str, n_trials: int, out) -> None:
-    from galaxyzoo.search_space import OptunaSuggest
-    from galaxyzoo.sweep import Worker, _fail_dead_trials, database_url, study_lock, take_trial
+    from galaxyzoo.config.sweep_spec import OptunaSuggest
+    from galaxyzoo.sweep.worker import Worker, _fail_dead_trials, database_url, study_lock, take_trial
 
     spec, study = _open(url, name)
     me, waits, held, numbers = Worker.me(), [], [], []
@@ -115,8 +115,8 @@ def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> Iterator[dict]:
     """Time one take (under the lock) and one TPE draw (outside it) as the study grows; a row per size."""
     import optuna
 
-    from galaxyzoo.search_space import OptunaSuggest
-    from galaxyzoo.sweep import Worker, _fail_dead_trials, take_trial
+    from galaxyzoo.config.sweep_spec import OptunaSuggest
+    from galaxyzoo.sweep.worker import Worker, _fail_dead_trials, take_trial
 
     spec, study = _open(url, f"ask-{time.time_ns()}")
     filler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))  # in memory: cheap values
@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     import optuna
 
-    from galaxyzoo.sweep import _quiet_optuna_warnings
+    from galaxyzoo.sweep.worker import _quiet_optuna_warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _quiet_optuna_warnings():

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from galaxyzoo import schema
-from galaxyzoo.crop import BRANCHES, THRESHOLD, choose_branch, galaxy_box
+from galaxyzoo.data.crop import BRANCHES, THRESHOLD, choose_branch, galaxy_box
 
 REAL_CATALOGUE = Path("gz2_catalogue") / "gz2_hart16_first2000.csv"
 GZ1_IMAGES = Path("gz1_sdss") / "images"
@@ -202,7 +202,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.synth
         if folder is None:
-            from galaxyzoo.synth import generate
+            from galaxyzoo.data.synth import generate
 
             folder = generate(Path(tmp) / "synth", n=args.n, seed=args.seed, progress=False)
         run(args, folder, gz2_images)

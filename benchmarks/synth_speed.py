@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from galaxyzoo.synth import generate
-from galaxyzoo.workers import cpu_count
+from galaxyzoo.data.synth import generate
+from galaxyzoo.system.workers import cpu_count
 
 
 def cpu_model() -> str:

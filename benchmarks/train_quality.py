@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def noise_floor(raw_dir: Path, targets: np.ndarray, asset_ids: np.ndarray,
                 replicates: int) -> tuple[float, np.ndarray]:
     """(RMSE of `targets` against their noise-free expectation, that expectation (N, 37))."""
-    from galaxyzoo import metrics, schema
-    from galaxyzoo.synth.volunteers import expected_targets
+    from galaxyzoo import schema
+    from galaxyzoo.model import metrics
+    from galaxyzoo.data.synth.volunteers import expected_targets
 
     truth = pd.read_csv(raw_dir / "truth.csv").set_index("asset_id").loc[asset_ids]
     true_probs = truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
@@ -47,7 +48,7 @@ def noise_floor(raw_dir: Path, targets: np.ndarray, asset_ids: np.ndarray,
 
 def excess_rmse(y_pred: np.ndarray, expected: np.ndarray, floor: float, replicates: int) -> float:
     """A model's RMSE against the expected targets, less the Monte-Carlo share of it."""
-    from galaxyzoo import metrics
+    from galaxyzoo.model import metrics
 
     return float(np.sqrt(max(0.0, metrics.mse(expected, y_pred) - floor**2 / replicates)))
 
@@ -55,8 +56,8 @@ def excess_rmse(y_pred: np.ndarray, expected: np.ndarray, floor: float, replicat
 def build_data(experiment: str, overrides: list[str]) -> None:
     """Generate, ingest, crop and split the experiment's data before Keras (and its
     backend's threads) is imported: the data stages fork worker processes."""
-    from galaxyzoo import workspace
-    from galaxyzoo.config import load_experiment
+    from galaxyzoo.data import workspace
+    from galaxyzoo.config.experiment import load_experiment
 
     workspace.build_for(load_experiment(ROOT / "experiments" / experiment, overrides).data)
 
@@ -65,17 +66,18 @@ def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dic
     """Fit one experiment with its callbacks (checkpoint and CSV log in `run_dir`); test metrics."""
     import keras
 
-    from galaxyzoo import evaluate, train
-    from galaxyzoo.callbacks import build_callbacks
-    from galaxyzoo.config import load_experiment
+    from galaxyzoo.registry import evaluate
+    from galaxyzoo.training import run
+    from galaxyzoo.training.callbacks import build_callbacks
+    from galaxyzoo.config.experiment import load_experiment
 
     cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
-    loss = train.make_loss(cfg.train)
-    dataset = train.load_dataset(cfg.data, with_counts=loss.needs_counts)
+    loss = run.make_loss(cfg.train)
+    dataset = run.load_dataset(cfg.data, with_counts=loss.needs_counts)
     keras.utils.set_random_seed(cfg.train.seed)
-    with train.runtime_scope(cfg.train) as (scope, runtime):
+    with run.runtime_scope(cfg.train) as (scope, runtime):
         with scope:
-            model = train.compile_model(cfg, loss)
+            model = run.compile_model(cfg, loss)
         callbacks, _ = build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=None, run_id=None, resume=False)
         train_seq, val_seq = dataset.fit_sequences(cfg.train)
         t0 = time.perf_counter()

@@ -54,7 +54,7 @@ def tiny_workdir(tmp_path_factory) -> Path:
     Built once per session (synth -> ingest -> prepare -> split); a config with
     `data.workdir` set to it and the sizes of `tiny_experiment` finds it ready.
     """
-    from galaxyzoo import workspace
+    from galaxyzoo.data import workspace
 
     root = tmp_path_factory.mktemp("tiny-data")
     sizes = dict(synthetic_n=TINY_N, synthetic_seed=0, image_size=TINY_SIZE, channels=1)
@@ -101,7 +101,7 @@ def finished_sweep(tiny_sweep_file, tmp_path_factory):
 
     Its trials are FINISHED runs with logged models, for compare, promote and predict.
     """
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     folder = tmp_path_factory.mktemp("finished-sweep")
     result = run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri=sqlite:///{folder / 'mlflow.db'}"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from galaxyzoo.cli import main
-from galaxyzoo.config import config_hash, load_experiment
+from galaxyzoo.config.experiment import config_hash, load_experiment
 from galaxyzoo.errors import GalaxyZooError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_unreadable_or_empty_experiment_file_is_refused(content, message, tmp_pa
 
 @pytest.mark.parametrize("content, message", [(b"\xff\x00", "not a text file"), (b"", "the sweep file is empty")])
 def test_sweep_files_share_the_reader(content, message, tmp_path):
-    from galaxyzoo.search_space import load_sweep
+    from galaxyzoo.config.sweep_spec import load_sweep
 
     path = tmp_path / "sweep.yaml"
     path.write_bytes(content)
@@ -112,7 +112,7 @@ def test_download_negative_retries_is_refused(tmp_path, capsys):
 
 
 def test_no_usable_crop_is_refused_before_a_run_exists(tmp_path, capsys):
-    from galaxyzoo import workspace
+    from galaxyzoo.data import workspace
 
     overrides = [f"data.workdir={tmp_path / 'data'}", "data.synthetic_n=40", "data.image_size=32",
                  f"tracking.tracking_uri={_uri(tmp_path)}"]
@@ -152,15 +152,15 @@ def test_non_finite_loss_stops_and_fails_the_run_with_its_reason(tiny_experiment
 @pytest.fixture
 def killed_run(tiny_experiment, tmp_path):
     """A run as a killed training leaves it (RUNNING, a checkpoint folder), to damage: (client, run id, folder)."""
-    from galaxyzoo import tracking
+    from galaxyzoo.tracking import mlflow_runs
 
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={_uri(tmp_path)}"])
-    client = tracking.connect(_uri(tmp_path))
-    tags = {tracking.TAG_CONFIG_HASH: config_hash(cfg), tracking.TAG_EXPERIMENT_FILE: str(tiny_experiment)}
-    run_id = client.create_run(tracking.experiment_id(client, cfg.tracking.experiment_name), tags=tags).info.run_id
+    client = mlflow_runs.connect(_uri(tmp_path))
+    tags = {mlflow_runs.TAG_CONFIG_HASH: config_hash(cfg), mlflow_runs.TAG_EXPERIMENT_FILE: str(tiny_experiment)}
+    run_id = client.create_run(mlflow_runs.experiment_id(client, cfg.tracking.experiment_name), tags=tags).info.run_id
     folder = Path(cfg.data.workdir) / "runs" / run_id  # where train keeps a run's checkpoint
     folder.mkdir(parents=True)
-    client.set_tag(run_id, tracking.TAG_CHECKPOINT_DIR, str(folder))
+    client.set_tag(run_id, mlflow_runs.TAG_CHECKPOINT_DIR, str(folder))
     yield client, run_id, folder
     shutil.rmtree(folder)
 

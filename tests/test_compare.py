@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from galaxyzoo import compare
+from galaxyzoo.tracking import compare
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
 

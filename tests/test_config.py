@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from galaxyzoo.config import (
+from galaxyzoo.config.experiment import (
     ExperimentConfig,
     ModelConfig,
     TrainConfig,

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from galaxyzoo.crop import (
+from galaxyzoo.data.crop import (
     BRANCHES,
     central_square,
     choose_branch,

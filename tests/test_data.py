@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.data import Augment, GalaxySequence, Labels, RowReader, augment_batch
+from galaxyzoo.data.stream import Augment, GalaxySequence, Labels, RowReader, augment_batch
 from galaxyzoo.errors import GalaxyZooError
 
 

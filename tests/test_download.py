@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from galaxyzoo import download as dl
+from galaxyzoo.data import download as dl
 from galaxyzoo.cli import main
 from galaxyzoo.commands.download import FILE_NAMES
 from galaxyzoo.errors import GalaxyZooError

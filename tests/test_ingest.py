@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxyzoo import ingest as ing
+from galaxyzoo.data import ingest as ing
 from galaxyzoo import schema
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from test_ingest import _edit_csv, make_raw
 
-from galaxyzoo import ingest, schema, workspace
+from galaxyzoo import schema
+from galaxyzoo.data import ingest
+from galaxyzoo.data import workspace
 from galaxyzoo.cli import main
-from galaxyzoo.data import Labels
+from galaxyzoo.data.stream import Labels
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.prepare import prepare
-from galaxyzoo.store import CropStore
+from galaxyzoo.data.prepare import prepare
+from galaxyzoo.data.store import CropStore
 
 SIZES = dict(synthetic_n=60, synthetic_seed=0, image_size=16, channels=1)
 SPLIT = dict(test_size=0.25, val_size=0.1, split_seed=32)
@@ -145,7 +147,7 @@ def test_damaged_rows_bin_is_one_line_and_repaired(ws, capsys):
 
 HOLD = """
 import sys
-from galaxyzoo.locks import writer_lock
+from galaxyzoo.system.locks import writer_lock
 with writer_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()

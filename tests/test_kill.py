@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from galaxyzoo.cli import main
-from galaxyzoo.store import ROW_DTYPE
+from galaxyzoo.data.store import ROW_DTYPE
 
 DEADLINE_S = 120  # bounds on waits for a state (never assertions on time)
 
@@ -67,7 +67,7 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_killed_caller_takes_its_workers_fork_server_and_resource_tracker_with_it():
-    code = ("import time; from galaxyzoo.workers import process_map\n"
+    code = ("import time; from galaxyzoo.system.workers import process_map\n"
             "list(process_map(time.sleep, [3600, 3600], 2, preload='galaxyzoo.workers', what='test'))")
     proc = start("-c", code)
     kill_when(proc, lambda: workers_started(proc, 2))

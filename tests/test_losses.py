@@ -5,7 +5,7 @@ from scipy.special import gammaln
 from scipy.stats import dirichlet_multinomial
 
 from galaxyzoo import schema
-from galaxyzoo.losses import LOSS_NAMES, get_loss, lgamma, needs_counts, split_targets
+from galaxyzoo.model.losses import LOSS_NAMES, get_loss, lgamma, needs_counts, split_targets
 
 T01, T02, T06, T11 = (schema.QUESTION_BY_ID[q].slice for q in ("t01", "t02", "t06", "t11"))
 
@@ -147,6 +147,6 @@ def test_losses_serialise_with_their_parameters():
 
 
 def test_the_config_accepts_exactly_the_losses_that_exist():
-    from galaxyzoo.config import LOSSES
+    from galaxyzoo.config.experiment import LOSSES
 
     assert LOSSES == LOSS_NAMES

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.config import load_experiment
+from galaxyzoo.config.experiment import load_experiment
 
 PER_EPOCH = ("loss", "rmse", "r2_flat", "val_loss", "val_rmse", "val_r2_flat", "lr", "log10_lr", "epoch_seconds")
 
@@ -15,7 +15,7 @@ def two_epochs(tiny_experiment, tmp_path_factory):
     """A 2-epoch tiny training in its own SQLite store: (client, TrainResult)."""
     import mlflow
 
-    from galaxyzoo.train import train
+    from galaxyzoo.training.run import train
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('metric-keys') / 'mlflow.db'}"
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "epochs=2"])

@@ -4,7 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from galaxyzoo import metrics, schema
+from galaxyzoo import schema
+from galaxyzoo.model import metrics
 
 QUESTION_IDS = [q.id for q in schema.QUESTIONS]
 

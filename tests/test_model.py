@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.losses import LOSS_NAMES, get_loss
-from galaxyzoo.metrics import training_metrics
-from galaxyzoo.model import HEADS, PerQuestionSoftmax, build_model, load_model
+from galaxyzoo.model.losses import LOSS_NAMES, get_loss
+from galaxyzoo.model.metrics import training_metrics
+from galaxyzoo.model.network import HEADS, PerQuestionSoftmax, build_model, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(input_size=24, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,))
@@ -140,9 +140,9 @@ JAX_SCRIPT = """
 import json, sys, numpy as np, keras
 sys.path.insert(0, "tests")
 from test_model import _fixed_batch, _loss_and_metric_values
-from galaxyzoo.losses import LOSS_NAMES, get_loss
-from galaxyzoo.metrics import training_metrics
-from galaxyzoo.model import build_model, load_model
+from galaxyzoo.model.losses import LOSS_NAMES, get_loss
+from galaxyzoo.model.metrics import training_metrics
+from galaxyzoo.model.network import build_model, load_model
 x, y = _fixed_batch(channels=3)
 result = {"backend": keras.backend.backend(), "values": _loss_and_metric_values(x, y)}
 model = build_model(input_size=24, channels=3, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,),

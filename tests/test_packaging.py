@@ -48,7 +48,7 @@ def test_mlproject_entry_points_use_the_cli():
 def test_mlproject_declares_only_parameters_with_a_value_and_no_config_key():
     """MLflow logs every declared parameter as a param of its run: an empty default would be an
     empty param, and a config key's name would shadow the param of the training in that run."""
-    from galaxyzoo.config import ALIASES, flatten, from_dict
+    from galaxyzoo.config.experiment import ALIASES, flatten, from_dict
 
     config_names = set(ALIASES) | set(flatten(from_dict({})))
     mlproject = yaml.safe_load((ROOT / "MLproject").read_text())

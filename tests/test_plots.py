@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from galaxyzoo import plots, schema
+from galaxyzoo import schema
+from galaxyzoo.tracking import plots
 
 WIDEST = max(schema.QUESTIONS, key=lambda q: len(q.answers))
 

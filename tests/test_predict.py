@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxyzoo import predict, schema
+from galaxyzoo import schema
+from galaxyzoo.registry import predict
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
 
@@ -27,7 +28,7 @@ def champion(finished_sweep):
     """The finished sweep's best trial, promoted as `predict-test@champion`: (tracking URI, run id)."""
     import mlflow
 
-    from galaxyzoo import promote
+    from galaxyzoo.registry import promote
 
     folder, result = finished_sweep
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -42,8 +43,8 @@ def _b64(path: Path) -> str:
 
 def test_preprocess_is_the_training_crop(tiny_workdir):
     """A raw image through `preprocess` equals its row in the crop store training read."""
-    from galaxyzoo import workspace
-    from galaxyzoo.store import CropStore
+    from galaxyzoo.data import workspace
+    from galaxyzoo.data.store import CropStore
 
     ws = workspace.locate("synthetic", tiny_workdir, synthetic_n=120, synthetic_seed=0, image_size=32, channels=1)
     store = CropStore.open(ws.store)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from galaxyzoo import predict
+from galaxyzoo.registry import predict
 from galaxyzoo.cli import main
 
 # No such model: a refusal of --out must come before the model is even looked up.

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from galaxyzoo.cli import main
-from galaxyzoo.crop import crop_image, decode_image
+from galaxyzoo.data.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.prepare import prepare, read_asset_ids
-from galaxyzoo.store import ROW_DTYPE, CropStore
+from galaxyzoo.data.prepare import prepare, read_asset_ids
+from galaxyzoo.data.store import ROW_DTYPE, CropStore
 
 MISSING_ID = 1  # in the table, no file
 CORRUPT_ID = 2  # random bytes
@@ -75,7 +75,7 @@ def test_prepare_crops_every_image_into_the_store(raw, tmp_path):
 
 def test_output_does_not_depend_on_worker_count(raw, tmp_path, monkeypatch):
     raw_dir, db = raw
-    monkeypatch.setattr("galaxyzoo.prepare.BLOCK_ROWS", 4)  # several blocks, so the pool really runs
+    monkeypatch.setattr("galaxyzoo.data.prepare.BLOCK_ROWS", 4)  # several blocks, so the pool really runs
     one = prepare(raw_dir, db, tmp_path / "one", workers=1, progress=False)
     two = prepare(raw_dir, db, tmp_path / "two", workers=2, progress=False)
     assert one.content_id == two.content_id

@@ -14,7 +14,7 @@ def _client(uri: str):
 
 
 def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, capsys):
-    from galaxyzoo import predict
+    from galaxyzoo.registry import predict
 
     folder, result = finished_sweep
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -51,7 +51,7 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
     assert isinstance(predict.load_packaged("models:/promote-test@champion").unwrap_python_model(),
                       predict.PackagedModel)
     # evaluate scores the champion's network on its test split, as its training run did
-    from galaxyzoo.evaluate import evaluate
+    from galaxyzoo.registry.evaluate import evaluate
 
     scored = evaluate("models:/promote-test@champion", tracking_uri=uri, progress=False)
     assert scored.run_id == best.info.run_id
@@ -72,7 +72,7 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
 
 
 def test_refuses_when_no_finished_run_has_a_model(tmp_path, capsys):
-    from galaxyzoo import promote
+    from galaxyzoo.registry import promote
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = _client(uri)
@@ -90,7 +90,7 @@ def test_refuses_when_no_finished_run_has_a_model(tmp_path, capsys):
 
 
 def test_refuses_a_metric_no_run_has(finished_sweep):
-    from galaxyzoo import promote
+    from galaxyzoo.registry import promote
 
     folder, result = finished_sweep
     client = _client(f"sqlite:///{folder / 'mlflow.db'}")
@@ -123,11 +123,11 @@ def test_refuses_a_bad_name_before_registering_anything(finished_sweep, capsys, 
 def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_path, capsys, monkeypatch):
     """`mlflow run . -e sweep` without --experiment-name trains into `Default`; a plain promote finds it."""
     monkeypatch.chdir(tmp_path)  # MLflow puts `Default`'s artifacts under ./mlruns
-    from galaxyzoo import config
-    from galaxyzoo.train import train
+    from galaxyzoo.config import experiment
+    from galaxyzoo.training.run import train
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = config.load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "tracking.experiment_name=Default"])
+    cfg = experiment.load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "tracking.experiment_name=Default"])
     trained = train(cfg, runs_dir=tmp_path / "runs", verbose=0, progress=False)
     client = _client(uri)
     other = client.create_run("0").info.run_id  # another project's run in Default is not a candidate

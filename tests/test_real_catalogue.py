@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxyzoo import ingest, schema, split
+from galaxyzoo import schema
+from galaxyzoo.data import ingest
+from galaxyzoo.data import split
 
 MISSING_IMAGES = 12  # real rows whose image is absent
 STRAY_IMAGES = 3  # images that no row names

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from galaxyzoo import schema
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.split import load_split, make_split, split_id
+from galaxyzoo.data.split import load_split, make_split, split_id
 
 
 def write_galaxy_data(db, asset_ids, classes) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.search_space import (
+from galaxyzoo.config.sweep_spec import (
     KerasTunerSuggest,
     OptunaSuggest,
     choice_labels,
@@ -203,7 +203,7 @@ def test_trials_table_lists_every_trial(finished_sweep):
 def test_restarted_sweep_continues_the_study(tiny_sweep_file, tiny_workdir, tmp_path):
     import optuna
 
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     uri = [f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     first = run_sweep(tiny_sweep_file, n_trials=1, overrides=uri, progress=False)
@@ -224,7 +224,7 @@ def test_restarted_sweep_continues_the_study(tiny_sweep_file, tiny_workdir, tmp_
 def test_a_study_refuses_another_search_space(tiny_sweep_file, tmp_path):
     import optuna
 
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.create_study(study_name="taken", storage=storage).set_user_attr("space_hash", "0123456789ab")
@@ -238,7 +238,7 @@ def test_pruned_trial_ends_its_run_as_pruned(tiny_sweep_file, tmp_path):
     far from the targets) is worse after its first epoch and is pruned there."""
     import optuna
 
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="prune", storage=storage)
@@ -263,7 +263,7 @@ def test_failing_trials_are_recorded_and_stop_the_worker(tiny_sweep_file, tmp_pa
     """A trial config the data cannot feed fails; three in a row stop the worker with one message."""
     import optuna
 
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     with pytest.raises(GalaxyZooError, match="3 trials failed in a row"):
         run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",

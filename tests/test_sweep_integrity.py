@@ -33,8 +33,8 @@ def test_worker_waits_for_a_trial_running_elsewhere_then_retries_it(tiny_sweep_f
     (no worker entries), with a trial run still RUNNING: both are closed FAILED, saying why."""
     import optuna
 
-    from galaxyzoo import tracking
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.tracking import mlflow_runs
+    from galaxyzoo.sweep.worker import run_sweep
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     heartbeats = optuna.storages.RDBStorage(storage, heartbeat_interval=1)
@@ -42,7 +42,7 @@ def test_worker_waits_for_a_trial_running_elsewhere_then_retries_it(tiny_sweep_f
     held.set_user_attr("worker", {"host": "another-machine", "pid": 1, "started": 0.0})
     heartbeats.record_heartbeat(held._trial_id)
     client = _client(tmp_path)
-    experiment = tracking.experiment_id(client, "galaxyzoo")
+    experiment = mlflow_runs.experiment_id(client, "galaxyzoo")
     stray = client.create_run(experiment, tags={"galaxyzoo.sweep": "elsewhere"}).info.run_id
     client.log_param(stray, "sweep.storage", storage)
     stray_trial = client.create_run(experiment, tags={"mlflow.parentRunId": stray}).info.run_id

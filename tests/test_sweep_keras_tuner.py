@@ -29,7 +29,7 @@ def hyperband_sweep(tiny_experiment, tmp_path) -> Path:
 def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_workdir, tmp_path):
     import pandas as pd
 
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     uri = [f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     study = f"kt-{tmp_path.name}"  # the tuner's state lives in the shared data.workdir
@@ -62,7 +62,7 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
 
 def test_keras_tuner_takes_no_optuna_storage(hyperband_sweep):
     from galaxyzoo.errors import GalaxyZooError
-    from galaxyzoo.sweep import run_sweep
+    from galaxyzoo.sweep.worker import run_sweep
 
     with pytest.raises(GalaxyZooError, match="--storage is for the optuna backend"):
         run_sweep(hyperband_sweep, backend="keras-tuner", storage="sqlite:///x.db")

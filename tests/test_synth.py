@@ -13,9 +13,9 @@ from scipy.stats import spearmanr
 
 from galaxyzoo import schema
 from galaxyzoo.cli import main
-from galaxyzoo.crop import crop_image
+from galaxyzoo.data.crop import crop_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.synth import catalogue, generate
+from galaxyzoo.data.synth import catalogue, generate
 
 N = 300  # catalogue rows in the shared sample: enough for all three crop branches
 

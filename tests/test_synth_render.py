@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from galaxyzoo.synth.morphology import TYPICAL_FLUX_PER_AREA, Companion, Morphology
-from galaxyzoo.synth.render import render
+from galaxyzoo.data.synth.morphology import TYPICAL_FLUX_PER_AREA, Companion, Morphology
+from galaxyzoo.data.synth.render import render
 
 SIZE = 424
 CENTRE = (SIZE - 1) / 2

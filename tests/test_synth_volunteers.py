@@ -10,9 +10,9 @@ import pytest
 from scipy.stats import ks_2samp
 
 from galaxyzoo import schema
-from galaxyzoo.synth.gz2class import CLASS_PATTERN, gz2_class
-from galaxyzoo.synth.morphology import TYPICAL_FLUX_PER_AREA, sample_morphology
-from galaxyzoo.synth.volunteers import (
+from galaxyzoo.data.synth.gz2class import CLASS_PATTERN, gz2_class
+from galaxyzoo.data.synth.morphology import TYPICAL_FLUX_PER_AREA, sample_morphology
+from galaxyzoo.data.synth.volunteers import (
     FLAG_MIN_VOTES,
     FLAG_THRESHOLD,
     answer_columns,

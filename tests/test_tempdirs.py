@@ -4,12 +4,12 @@ import signal
 import subprocess
 import sys
 
-from galaxyzoo.tempdirs import OwnedFolder, remove_stale
+from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 
 
 def test_a_live_owners_folder_is_kept_and_a_killed_owners_is_removed(tmp_path):
     out = tmp_path / "sample"
-    code = ("import sys; from pathlib import Path; from galaxyzoo.tempdirs import OwnedFolder\n"
+    code = ("import sys; from pathlib import Path; from galaxyzoo.system.tempdirs import OwnedFolder\n"
             "folder = OwnedFolder(Path(sys.argv[1]), 'tmp'); (folder.path / 'half.jpg').write_bytes(b'x')\n"
             "print(folder.path, flush=True); sys.stdin.read()")
     owner = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE,

@@ -14,7 +14,7 @@ import pytest
 from galaxyzoo import schema
 from galaxyzoo.cli import main
 from galaxyzoo.commands.train import split_assignments
-from galaxyzoo.config import config_hash, flatten, load_experiment
+from galaxyzoo.config.experiment import config_hash, flatten, load_experiment
 from galaxyzoo.errors import GalaxyZooError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def _history(client, run_id: str, key: str) -> list[float]:
 
 
 def _train(cfg, experiment: Path, **kwargs):
-    from galaxyzoo.train import train
+    from galaxyzoo.training.run import train
 
     return train(cfg, experiment_file=str(experiment), progress=False, verbose=0, **kwargs)
 
@@ -72,7 +72,7 @@ def first_run(tiny_experiment, tmp_path_factory):
 
 
 def test_run_logs_the_knobs_as_params_and_versions_data_runtime_as_tags(first_run):
-    from galaxyzoo.config import knobs
+    from galaxyzoo.config.experiment import knobs
 
     folder, cfg, result = first_run
     client = _client(folder)
@@ -170,9 +170,9 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import keras
-    from galaxyzoo import callbacks
-    from galaxyzoo.config import load_experiment
-    from galaxyzoo.train import train
+    from galaxyzoo.training import callbacks
+    from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.training.run import train
 
     where, kill_epoch = sys.argv[3].split(":")
 
@@ -278,15 +278,15 @@ START_SCRIPT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import mlflow  # the slow imports first, so both processes reach the store together
-    from galaxyzoo import tracking
+    from galaxyzoo.tracking import mlflow_runs
 
     folder, name = Path(sys.argv[1]), sys.argv[2]
     (folder / f"ready-{name}").touch()
     while not (folder / "go").exists():
         time.sleep(0.01)
     # What `train` does before any data is loaded: open the store, the experiment, a run.
-    client = tracking.connect(sys.argv[3])
-    client.create_run(tracking.experiment_id(client, "galaxyzoo"))
+    client = mlflow_runs.connect(sys.argv[3])
+    client.create_run(mlflow_runs.experiment_id(client, "galaxyzoo"))
     """
 )
 
@@ -315,15 +315,15 @@ def test_two_trainings_started_at_once_on_a_fresh_store_both_start(tmp_path):
 def test_resume_auto_without_an_unfinished_run_starts_a_new_one(first_run, tiny_experiment):
     folder, cfg, first = first_run
     # first_run finished, so there is nothing to continue.
-    from galaxyzoo import tracking
+    from galaxyzoo.tracking import mlflow_runs
 
     client = _client(folder)
-    found = tracking.find_resumable_run(client, first.experiment_id, str(tiny_experiment), config_hash(cfg))
+    found = mlflow_runs.find_resumable_run(client, first.experiment_id, str(tiny_experiment), config_hash(cfg))
     assert found is None
 
 
 def test_resume_refuses_finished_unknown_and_differently_configured_runs(first_run, tiny_experiment):
-    from galaxyzoo.train import train
+    from galaxyzoo.training.run import train
 
     folder, cfg, first = first_run
     with pytest.raises(GalaxyZooError, match="already finished"):
@@ -385,7 +385,7 @@ def test_resume_inside_mlflow_run_is_refused(tiny_experiment, tmp_path, capsys, 
 
 def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_experiment, tmp_path, monkeypatch,
                                                                        capsys):
-    from galaxyzoo.evaluate import evaluate
+    from galaxyzoo.registry.evaluate import evaluate
 
     cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial",
                "tracking.system_metrics=false")
@@ -413,7 +413,7 @@ def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_exp
 
 
 def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
-    from galaxyzoo.evaluate import evaluate
+    from galaxyzoo.registry.evaluate import evaluate
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
     # Neither a run nor a path: said so, rather than asking for the experiment file.

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from galaxyzoo import callbacks as cb
+from galaxyzoo.training import callbacks as cb
 
 
 def test_step_schedule_multiplies_every_n_epochs_from_the_first_step():

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxyzoo import workspace
-from galaxyzoo.config import load_experiment
-from galaxyzoo.train import PARTS, load_dataset
+from galaxyzoo.data import workspace
+from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.training.run import PARTS, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -46,7 +46,7 @@ def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experim
     assert tags["mlflow.project.entryPoint"] == "main"
     assert (tags["experiment_file"], tags["outcome"]) == (str(tiny_experiment), "completed")
     # MLflow's own params of the entry point: the declared one and the two given; no empty defaults
-    from galaxyzoo.config import knobs, load_experiment
+    from galaxyzoo.config.experiment import knobs, load_experiment
 
     cfg = load_experiment(tiny_experiment, ["epochs=2", "seed=1", f"workdir={tiny_workdir}"])
     assert set(params) - set(knobs(cfg)) == {"experiment", "epochs", "set"} and "" not in params.values()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from galaxyzoo import tracking
+from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.cli import main
-from galaxyzoo.config import config_hash, knobs, load_experiment
+from galaxyzoo.config.experiment import config_hash, knobs, load_experiment
 
 MAX_PARAMS = 42  # the config's knobs (docs/training.md); the compare view's axes stay readable
 
@@ -24,7 +24,7 @@ def ui_run(tiny_experiment, tmp_path_factory):
     """A 2-epoch training with system metrics sampled every 0.05 s: (client, config, TrainResult)."""
     import mlflow
 
-    from galaxyzoo.train import train
+    from galaxyzoo.training.run import train
 
     folder = tmp_path_factory.mktemp("ui-run")
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={_uri(folder)}", "epochs=2"])
@@ -117,20 +117,20 @@ def test_system_metrics_are_logged_by_default(ui_run):
 def test_experiments_get_the_model_training_kind_without_overwriting_a_users(tmp_path):
     import mlflow
 
-    client = tracking.connect(_uri(tmp_path))
-    created = client.get_experiment(tracking.experiment_id(client, "fresh"))
+    client = mlflow_runs.connect(_uri(tmp_path))
+    created = client.get_experiment(mlflow_runs.experiment_id(client, "fresh"))
     assert created.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "Galaxy Zoo 2" in created.tags["mlflow.note.content"]
 
     mine = client.create_experiment("mine", tags={"mlflow.experimentKind": "genai_development",
                                                   "mlflow.note.content": "my notes"})
-    assert tracking.experiment_id(client, "mine") == mine
+    assert mlflow_runs.experiment_id(client, "mine") == mine
     kept = client.get_experiment(mine).tags
     assert (kept["mlflow.experimentKind"], kept["mlflow.note.content"]) == ("genai_development", "my notes")
 
     # `Default`, where a bare `mlflow run` puts its runs, exists without a kind until the project uses it
     assert "mlflow.experimentKind" not in client.get_experiment("0").tags
-    tracking.mark_experiment(client, "0")
+    mlflow_runs.mark_experiment(client, "0")
     assert mlflow.MlflowClient(_uri(tmp_path)).get_experiment("0").tags["mlflow.experimentKind"] == \
         "custom_model_development"
 

@@ -6,7 +6,7 @@ import psutil
 import pytest
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.workers import cpu_count, process_map
+from galaxyzoo.system.workers import cpu_count, process_map
 
 
 def test_every_task_comes_back():
@@ -28,14 +28,14 @@ def test_cpu_count_respects_the_affinity_mask():
 
 def test_a_worker_whose_parent_pid_was_recycled_ends_at_once():
     # The pid is alive but its start time is not the parent's: the parent is gone and its pid reused.
-    code = "import os; from galaxyzoo.workers import die_with; die_with(os.getppid(), 0.0); print('still here')"
+    code = "import os; from galaxyzoo.system.workers import die_with; die_with(os.getppid(), 0.0); print('still here')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (1, "")
 
 
 def test_a_worker_ends_when_its_parent_ends():
     parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
-    code = ("import sys, time; from galaxyzoo.workers import die_with\n"
+    code = ("import sys, time; from galaxyzoo.system.workers import die_with\n"
             f"die_with({parent.pid}, {psutil.Process(parent.pid).create_time()!r}); print('watching', flush=True)\n"
             "time.sleep(3600)")
     worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

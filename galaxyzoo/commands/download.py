@@ -42,7 +42,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo.download import download, resolve_sources
+    from galaxyzoo.data.download import download, resolve_sources
 
     urls = {name: url for name, url in
             (("hart16", args.hart16_url), ("mapping", args.mapping_url), ("images", args.images_url)) if url}

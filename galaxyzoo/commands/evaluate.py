@@ -27,7 +27,7 @@ def run(args) -> int:
     from galaxyzoo.commands.train import overrides_from_args, quiet_start
 
     quiet_start()
-    from galaxyzoo.evaluate import evaluate, format_report
+    from galaxyzoo.registry.evaluate import evaluate, format_report
 
     result = evaluate(
         args.model,

@@ -15,7 +15,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo.ingest import ingest
+    from galaxyzoo.data.ingest import ingest
 
     report = ingest(args.raw, args.db, overwrite=args.overwrite)
     print(f"ingested {args.raw} -> {args.db}")

@@ -25,10 +25,11 @@ def run(args) -> int:
     import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the report
-    from galaxyzoo import predict, tracking
+    from galaxyzoo.registry import predict
+    from galaxyzoo.tracking import mlflow_runs
 
     summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
-                                    overwrite=args.overwrite, tracking_uri=tracking.tracking_uri(args.tracking_uri))
+                                    overwrite=args.overwrite, tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
     for file, why in summary.failed:
         print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
     ok = summary.total - len(summary.failed)

@@ -19,7 +19,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo.prepare import prepare
+    from galaxyzoo.data.prepare import prepare
 
     report = prepare(
         args.raw, args.db, args.out, size=args.size, channels=args.channels,

@@ -24,9 +24,10 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo import promote, tracking
+    from galaxyzoo.registry import promote
+    from galaxyzoo.tracking import mlflow_runs
 
-    client = tracking.connect(tracking.tracking_uri(args.tracking_uri))
+    client = mlflow_runs.connect(mlflow_runs.tracking_uri(args.tracking_uri))
     result = promote.promote(
         client,
         experiment_name=args.experiment_name.strip() or None,

@@ -17,7 +17,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo.split import make_split
+    from galaxyzoo.data.split import make_split
 
     info = make_split(args.db, args.test_size, args.val_size, args.seed, overwrite=args.overwrite)
     print(info.describe())

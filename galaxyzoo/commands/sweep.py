@@ -76,7 +76,7 @@ def run(args) -> int:
 
     from galaxyzoo.commands.train import split_assignments
     from galaxyzoo.errors import GalaxyZooError
-    from galaxyzoo.sweep import DB_RETRY_SECONDS, run_sweep
+    from galaxyzoo.sweep.worker import DB_RETRY_SECONDS, run_sweep
 
     try:
         result = run_sweep(

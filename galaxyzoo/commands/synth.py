@@ -17,7 +17,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo.synth import generate
+    from galaxyzoo.data.synth import generate
 
     out = generate(args.out, n=args.n, seed=args.seed, overwrite=args.overwrite, workers=args.workers)
     print(f"wrote a synthetic GZ2 sample of {args.n} galaxies to {out}")

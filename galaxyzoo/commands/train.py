@@ -96,8 +96,8 @@ def run(args) -> int:
 
     quiet_start()
 
-    from galaxyzoo.config import load_experiment
-    from galaxyzoo.train import train
+    from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.training.run import train
 
     cfg = load_experiment(args.experiment, overrides_from_args(args))
     result = train(cfg, experiment_file=os.path.normpath(args.experiment), resume=args.resume.strip() or None)

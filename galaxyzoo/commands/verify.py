@@ -18,7 +18,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     from galaxyzoo.errors import GalaxyZooError
-    from galaxyzoo.workspace import verify
+    from galaxyzoo.data.workspace import verify
 
     if not (args.raw or args.db or args.store):
         raise GalaxyZooError("verify needs --raw, --db or --store: which files to check")

@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 from scipy.special import gammainc
 
-from galaxyzoo.synth.morphology import Companion, Morphology, bulge_axis_ratio
+from galaxyzoo.data.synth.morphology import Companion, Morphology, bulge_axis_ratio
 
 # asinh stretch: gray = GAIN * asinh(I / SOFTENING), I the channel mean in sky sigma.
 # GAIN / SOFTENING makes the sky noise ~3.7 gray levels, as in real GZ2 JPEGs, and

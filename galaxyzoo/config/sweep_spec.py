@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from galaxyzoo import config
+from galaxyzoo.config import experiment
 from galaxyzoo.errors import GalaxyZooError
 
 METRICS = {"val_rmse": "minimize", "val_r2_flat": "maximize", "val_loss": "minimize"}
@@ -170,17 +170,17 @@ class SweepSpec:
 
     def trial_overrides(self, values: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> list[str]:
         """`KEY=VALUE` overrides of the base for a trial: `set:`, the trial's values, then `extra`."""
-        base_values = config.to_dict(self.base_config(extra))
+        base_values = experiment.to_dict(self.base_config(extra))
         expanded = {key: _fill_list(key, value, values, base_values) for key, value in values.items()}
         return [*self.fixed, *(f"{k}={_yaml_value(v)}" for k, v in expanded.items()), *extra]
 
-    def trial_config(self, values: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> config.ExperimentConfig:
+    def trial_config(self, values: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> experiment.ExperimentConfig:
         """The experiment a trial trains. `extra` (e.g. `train.epochs=1`) wins over everything."""
-        return config.load_experiment(self.base, self.trial_overrides(values, extra))
+        return experiment.load_experiment(self.base, self.trial_overrides(values, extra))
 
-    def base_config(self, extra: list[str] | tuple[str, ...] = ()) -> config.ExperimentConfig:
+    def base_config(self, extra: list[str] | tuple[str, ...] = ()) -> experiment.ExperimentConfig:
         """The base experiment with `set:` and `extra` applied: what every trial shares."""
-        return config.load_experiment(self.base, [*self.fixed, *extra])
+        return experiment.load_experiment(self.base, [*self.fixed, *extra])
 
     def distributions(self) -> dict:
         """`{backend parameter name: optuna distribution}`, geometric lists as their two parts."""
@@ -201,7 +201,7 @@ class SweepSpec:
         """12 hex digits for the searched space and what trials share; a study refuses another."""
         payload = {
             "params": [dataclasses.asdict(p) for p in self.params],
-            "base": config.config_hash(self.base_config(extra)),
+            "base": experiment.config_hash(self.base_config(extra)),
             "metric": self.study.metric,
         }
         text = json.dumps(payload, sort_keys=True, default=str)
@@ -294,14 +294,14 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     if not base_path.is_file():
         raise GalaxyZooError(f"{where}: base: file not found: {base_path} (paths are relative to {path.parent})")
     name = raw.get("name", path.stem)
-    if not isinstance(name, str) or config.identifier_problem(name):
+    if not isinstance(name, str) or experiment.identifier_problem(name):
         raise GalaxyZooError(f"{where}: name: must be letters, digits, '.', '_' or '-', got {name!r}")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise GalaxyZooError(f"{where}: description: expected text, got {description!r}")
     fixed = _parse_fixed(raw.get("set", {}), where)
     try:
-        base_cfg = config.load_experiment(base_path, fixed)
+        base_cfg = experiment.load_experiment(base_path, fixed)
     except GalaxyZooError as exc:
         raise GalaxyZooError(f"{where}: base and set: {exc}") from None
     study = _parse_study(raw.get("study", {}), where)
@@ -321,7 +321,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
 
 
 def _read(path: Path) -> dict:
-    data = config.read_yaml_file(path, "sweep file")
+    data = experiment.read_yaml_file(path, "sweep file")
     if not isinstance(data, dict):
         raise GalaxyZooError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     return data
@@ -342,11 +342,11 @@ def _mapping(value: Any, where: str, key: str) -> dict:
 
 
 def _config_key_of(key: Any, where: str, section: str) -> str:
-    """A dotted experiment key (or one of config.ALIASES) as its full dotted name."""
+    """A dotted experiment key (or one of experiment.ALIASES) as its full dotted name."""
     if not isinstance(key, str):
         raise GalaxyZooError(f"{where}: {section}: keys must be dotted experiment keys, got {key!r}")
-    key = config.ALIASES.get(key, key)
-    known = list(config.flatten(config.ExperimentConfig()))
+    key = experiment.ALIASES.get(key, key)
+    known = list(experiment.flatten(experiment.ExperimentConfig()))
     if key not in known:
         close = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -543,7 +543,7 @@ def _parse_geometric(name: str, spec: dict, where: str, key: str) -> Param:
     return Param(name, "geometric", start=start, length=length, ratio=ratio)
 
 
-def _check_against_base(spec: SweepSpec, base_cfg: config.ExperimentConfig, where: str) -> None:
+def _check_against_base(spec: SweepSpec, base_cfg: experiment.ExperimentConfig, where: str) -> None:
     """Each extreme of each range must make a valid experiment (the other keys at their first extreme)."""
     if base_cfg.data.val_size == 0:
         raise GalaxyZooError(

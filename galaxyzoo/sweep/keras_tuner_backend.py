@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.search_space import KerasTunerSuggest, SweepSpec
+from galaxyzoo.config.sweep_spec import KerasTunerSuggest, SweepSpec
 
 logger = logging.getLogger(__name__)
 

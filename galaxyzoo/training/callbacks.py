@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import STATE_FILE, log_metrics, logged_steps
+from galaxyzoo.tracking.mlflow_runs import STATE_FILE, log_metrics, logged_steps
 
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.npz"

@@ -1,7 +1,7 @@
 """Score a trained model on the test split: every metric, and a table per question.
 
 ```python
-from galaxyzoo.evaluate import evaluate
+from galaxyzoo.registry.evaluate import evaluate
 result = evaluate("runs:/<run_id>/model")      # or a bare run id, or models:/galaxyzoo-cnn@champion
 result.metrics["rmse"], result.per_question
 ```
@@ -25,8 +25,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from galaxyzoo import metrics as metrics_mod
-from galaxyzoo import schema, tracking
+from galaxyzoo.model import metrics as metrics_mod
+from galaxyzoo import schema
+from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
 
 PER_QUESTION_COLUMNS = ("question", "slug", "answers", "rmse", "mae", "r2_mean_columns", "mean_true", "mean_pred")
@@ -46,7 +47,7 @@ class Evaluation:
 
 def predict(model, images, rows: np.ndarray, batch_size: int) -> np.ndarray:
     """Predictions (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation)."""
-    from galaxyzoo.data import GalaxySequence
+    from galaxyzoo.data.stream import GalaxySequence
 
     dummy = np.zeros((len(rows), schema.N_ANSWERS), np.float32)  # PyDataset batches need a y
     seq = GalaxySequence(images, rows, dummy, batch_size=batch_size)
@@ -91,7 +92,7 @@ def per_question_table(y_true: np.ndarray, y_pred: np.ndarray):
 def model_uri_for(model: str) -> str:
     """A bare run id means that run's logged model; anything else is an MLflow model URI or path."""
     if re.fullmatch(r"[0-9a-f]{32}", model):
-        return f"runs:/{model}/{tracking.MODEL_NAME}"
+        return f"runs:/{model}/{mlflow_runs.MODEL_NAME}"
     return model
 
 
@@ -128,12 +129,12 @@ def run_config(client, run_id: str, overrides: list[str]):
     """The resolved config a run logged (`config.yaml`), with `overrides` applied."""
     from mlflow.exceptions import MlflowException
 
-    from galaxyzoo.config import load_experiment
+    from galaxyzoo.config.experiment import load_experiment
 
     try:
-        path = client.download_artifacts(run_id, tracking.CONFIG_ARTIFACT)
+        path = client.download_artifacts(run_id, mlflow_runs.CONFIG_ARTIFACT)
     except (MlflowException, OSError) as exc:
-        raise GalaxyZooError(f"run {run_id} has no {tracking.CONFIG_ARTIFACT} artifact ({exc}); "
+        raise GalaxyZooError(f"run {run_id} has no {mlflow_runs.CONFIG_ARTIFACT} artifact ({exc}); "
                              "pass the experiment file it was trained with") from None
     return load_experiment(path, overrides)
 
@@ -160,13 +161,13 @@ def evaluate(
     """
     import mlflow.keras
 
-    import galaxyzoo.model  # noqa: F401  registers the custom layers (softmax head) before loading
-    from galaxyzoo.config import load_experiment
-    from galaxyzoo.train import load_dataset
+    import galaxyzoo.model.network  # noqa: F401  registers the custom layers (softmax head) before loading
+    from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.training.run import load_dataset
 
     if batch_size is not None and batch_size < 1:
         raise GalaxyZooError(f"--batch-size: must be at least 1, got {batch_size}")
-    client = tracking.connect(tracking.tracking_uri(tracking_uri))
+    client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri))
     uri = model_uri_for(model)
     run_id = source_run_id(client, uri)
     if run_id is None and not urlparse(uri).scheme and not Path(uri).exists():
@@ -177,7 +178,7 @@ def evaluate(
     if uri.startswith("models:/") and run_id is not None:
         # A registered version is the packaged model (crop + network, see promote); the
         # network it wraps is its run's Keras model, which is what the test split scores.
-        uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
+        uri = f"runs:/{run_id}/{mlflow_runs.MODEL_NAME}"
     if run_id is not None:
         cfg = run_config(client, run_id, list(overrides))
     elif experiment_file:
@@ -200,7 +201,7 @@ def evaluate(
     result = Evaluation(result.metrics, result.per_question, uri, run_id, len(test))
     if out_dir is not None:
         write_outputs(result, Path(out_dir))
-    env_run = tracking.run_id_from_env()
+    env_run = mlflow_runs.run_id_from_env()
     if env_run:
         _log_to_run(client, env_run, result, cfg)
     return result
@@ -219,9 +220,9 @@ def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
 def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
     import tempfile
 
-    tracking.log_params(client, run_id, {"model_uri": result.model_uri, "source_run_id": str(result.run_id),
+    mlflow_runs.log_params(client, run_id, {"model_uri": result.model_uri, "source_run_id": str(result.run_id),
                                          "data.source": cfg.data.source, "n_test": str(result.n)})
-    tracking.log_metrics(client, run_id, {f"test_{k}": v for k, v in result.metrics.items()})
+    mlflow_runs.log_metrics(client, run_id, {f"test_{k}": v for k, v in result.metrics.items()})
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_outputs(result, Path(tmp)):
             client.log_artifact(run_id, str(path))

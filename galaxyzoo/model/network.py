@@ -23,7 +23,7 @@ import numpy as np
 from keras import layers, ops
 
 from galaxyzoo import schema
-from galaxyzoo.config import HEADS  # one list for the config's validation and the builder
+from galaxyzoo.config.experiment import HEADS  # one list for the config's validation and the builder
 
 
 

@@ -32,8 +32,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.ingest import open_database, read_galaxy_data, read_source, table_names
-from galaxyzoo.locks import writer_lock
+from galaxyzoo.data.ingest import open_database, read_galaxy_data, read_source, table_names
+from galaxyzoo.system.locks import writer_lock
 
 logger = logging.getLogger(__name__)
 

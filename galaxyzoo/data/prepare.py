@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from galaxyzoo import store as cs
-from galaxyzoo.crop import crop_image, decode_image
+from galaxyzoo.data import store as cs
+from galaxyzoo.data.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.ingest import list_images, listing_digest
-from galaxyzoo.locks import writer_lock
-from galaxyzoo.workers import cpu_count, process_map
+from galaxyzoo.data.ingest import list_images, listing_digest
+from galaxyzoo.system.locks import writer_lock
+from galaxyzoo.system.workers import cpu_count, process_map
 
 BLOCK_ROWS = 256
 

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.locks import writer_lock
+from galaxyzoo.system.locks import writer_lock
 
 logger = logging.getLogger(__name__)
 

@@ -25,15 +25,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from galaxyzoo.crop import choose_branch, decode_image, galaxy_box
+from galaxyzoo.data.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tempdirs import OwnedFolder, remove_stale
-from galaxyzoo.workers import cpu_count, process_map
-from galaxyzoo.synth import catalogue
-from galaxyzoo.synth.gz2class import gz2_class
-from galaxyzoo.synth.morphology import sample_morphology
-from galaxyzoo.synth.render import render
-from galaxyzoo.synth.volunteers import answer_columns, simulate_votes, true_probabilities, visibility
+from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
+from galaxyzoo.system.workers import cpu_count, process_map
+from galaxyzoo.data.synth import catalogue
+from galaxyzoo.data.synth.gz2class import gz2_class
+from galaxyzoo.data.synth.morphology import sample_morphology
+from galaxyzoo.data.synth.render import render
+from galaxyzoo.data.synth.volunteers import answer_columns, simulate_votes, true_probabilities, visibility
 
 JPEG_QUALITY = 90
 MAX_N = 200_000  # asset ids below 295306 must cover galaxies, orphans and mapping-only rows

@@ -1,7 +1,7 @@
 """Hyperparameter sweeps: an Optuna study whose trials are nested MLflow training runs.
 
 ```python
-from galaxyzoo.sweep import run_sweep
+from galaxyzoo.sweep.worker import run_sweep
 result = run_sweep("sweeps/quickstart.yaml", n_trials=6)
 result.parent_run_id, result.best_value, result.best_params
 ```
@@ -57,9 +57,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from galaxyzoo import compare, config, tracking, tuner
+from galaxyzoo.tracking import compare
+from galaxyzoo.config import experiment
+from galaxyzoo.tracking import mlflow_runs
+from galaxyzoo.sweep import keras_tuner_backend
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.search_space import PRUNERS, OptunaSuggest, SweepSpec, load_sweep, optuna_class
+from galaxyzoo.config.sweep_spec import PRUNERS, OptunaSuggest, SweepSpec, load_sweep, optuna_class
 
 logger = logging.getLogger(__name__)
 
@@ -146,21 +149,21 @@ def run_sweep(
     if n_trials < 1:
         raise GalaxyZooError(f"--n-trials must be at least 1, got {n_trials}")
     study_name = study_name or spec.name
-    env_run = tracking.run_id_from_env()
-    uri = tracking.tracking_uri(None if env_run else base_cfg.tracking.tracking_uri)
+    env_run = mlflow_runs.run_id_from_env()
+    uri = mlflow_runs.tracking_uri(None if env_run else base_cfg.tracking.tracking_uri)
     # Trials must land in the parent's store whatever their config says.
     extra.append(f"tracking.tracking_uri={json.dumps(uri)}")
     if backend == "keras-tuner":
         if storage:
             raise GalaxyZooError("--storage is for the optuna backend; keras-tuner keeps its state under data.workdir")
-        storage = str(tuner.project_dir(base_cfg.data.workdir, study_name))
+        storage = str(keras_tuner_backend.project_dir(base_cfg.data.workdir, study_name))
     else:
         storage = database_url(storage) if storage else default_storage(uri)
-    client = tracking.connect(uri)
+    client = mlflow_runs.connect(uri)
     experiment_id = (
         client.get_run(env_run).info.experiment_id
         if env_run
-        else tracking.experiment_id(client, base_cfg.tracking.experiment_name)
+        else mlflow_runs.experiment_id(client, base_cfg.tracking.experiment_name)
     )
     key = sweep_key(study_name, storage)
     lock = functools.partial(study_lock, storage, study_name, retry_seconds=db_retry_seconds)
@@ -186,7 +189,7 @@ def run_sweep(
                 ran, running, stale = _optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds,
                                                 on_stale)
         else:
-            (study, ran), running, stale = tuner.search(spec, runner, base_cfg, study_name, n_trials), 0, 0
+            (study, ran), running, stale = keras_tuner_backend.search(spec, runner, base_cfg, study_name, n_trials), 0, 0
         leave.update(ran=ran)
         result = _summarise(client, parent_id, spec, study, study_name, storage, ran, running, stale)
     return result
@@ -226,11 +229,11 @@ def hide_password(url: str) -> str:
         return url
 
 
-def _prepare_data(cfg: config.ExperimentConfig, progress: bool) -> None:
+def _prepare_data(cfg: experiment.ExperimentConfig, progress: bool) -> None:
     """Build the data once, before any trial, under a lock: workers on one machine share it."""
     from filelock import FileLock
 
-    from galaxyzoo import workspace
+    from galaxyzoo.data import workspace
 
     workdir = Path(cfg.data.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -263,12 +266,12 @@ def _log_sweep_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_nam
     if differ:
         logger.warning("parent run %s keeps the first worker's %s (this worker: %s)", run_id, ", ".join(differ),
                        ", ".join(f"{k}={params[k]}" for k in differ))
-    tracking.log_params(client, run_id, {k: v for k, v in params.items() if k not in logged})
+    mlflow_runs.log_params(client, run_id, {k: v for k, v in params.items() if k not in logged})
     if not artifacts:
         return
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(spec.path, Path(tmp) / "sweep.yaml")
-        config.dump_yaml(base_cfg, Path(tmp) / "base_config.yaml")
+        experiment.dump_yaml(base_cfg, Path(tmp) / "base_config.yaml")
         client.log_artifacts(run_id, tmp)
 
 
@@ -351,7 +354,7 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
     with the reason in `galaxyzoo.closed_why`.
     """
     now = time.time()
-    claims = client.search_runs([experiment_id], f"tags.`{compare.TAG_SWEEP}` = '{tracking._quote(study_name)}'")
+    claims = client.search_runs([experiment_id], f"tags.`{compare.TAG_SWEEP}` = '{mlflow_runs._quote(study_name)}'")
     parents = sorted((r for r in claims if r.data.tags.get(TAG_KEY) == key), key=lambda r: r.info.start_time)
     parent = parents[0] if parents else None
     for run in claims:
@@ -361,17 +364,17 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
             continue
         why = (f"closed by worker {me.name} at {_stamp(now)}: a parent of study {study_name} left RUNNING with "
                f"no live worker; the study's trials nest under run {parent.info.run_id if parent else 'a new run'}")
-        tracking.set_tags(client, run.info.run_id, _lost(run, now))
+        mlflow_runs.set_tags(client, run.info.run_id, _lost(run, now))
         close_failed(client, run.info.run_id, why)
         logger.warning("run %s: %s", run.info.run_id, why)
-        for child in client.search_runs([experiment_id], f"tags.`{tracking.PARENT_TAG}` = '{run.info.run_id}' "
+        for child in client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{run.info.run_id}' "
                                         "and attributes.status = 'RUNNING'"):
             close_failed(client, child.info.run_id, f"its parent run {run.info.run_id} was left RUNNING by a "
                                                     "dead worker", trial=True)
     if parent is None:
         name = {"mlflow.runName": f"sweep {study_name}"}
         if env_run:  # under `mlflow run`, the run it made is the parent
-            tracking.set_tags(client, env_run, {**tags, **name})
+            mlflow_runs.set_tags(client, env_run, {**tags, **name})
             client.update_run(env_run, name=name["mlflow.runName"])
             return env_run, True
         from mlflow.tracking.context.registry import resolve_tags
@@ -388,9 +391,9 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
     elif parent.info.status != "RUNNING":
         lost[TAG_REOPENED] = f"reopened by worker {me.name} at {_stamp(now)} (was {parent.info.status})"
         client.update_run(parent_id, status="RUNNING")
-    tracking.set_tags(client, parent_id, {**lost, tracking.TAG_OUTCOME: "running"})
+    mlflow_runs.set_tags(client, parent_id, {**lost, mlflow_runs.TAG_OUTCOME: "running"})
     if env_run:  # `mlflow run`'s own run only points at the study's parent
-        tracking.set_tags(client, env_run, {TAG_PARENT_OF_WORKER: parent_id, "mlflow.note.content":
+        mlflow_runs.set_tags(client, env_run, {TAG_PARENT_OF_WORKER: parent_id, "mlflow.note.content":
                                             f"a worker of sweep {study_name}; its trials nest under run {parent_id}"})
     logger.info("joining the parent run %s of study %s", parent_id, study_name)
     return parent_id, False
@@ -414,7 +417,7 @@ def _worker_on(client, parent_id: str, me: Worker, heartbeat_seconds: int, lock)
     final: dict[str, Any] = {}
 
     def beat():
-        tracking.set_tags(client, parent_id, {me.tag: json.dumps({**entry, "beat": time.time()})})
+        mlflow_runs.set_tags(client, parent_id, {me.tag: json.dumps({**entry, "beat": time.time()})})
 
     outcome = "completed"
     try:
@@ -429,21 +432,21 @@ def _worker_on(client, parent_id: str, me: Worker, heartbeat_seconds: int, lock)
         raise
     finally:
         with lock():
-            tracking.set_tags(client, parent_id, {me.tag: json.dumps({**entry, **final, "state": outcome,
+            mlflow_runs.set_tags(client, parent_id, {me.tag: json.dumps({**entry, **final, "state": outcome,
                                                                       "beat": time.time()})})
             others = [e for t, e in _workers(client.get_run(parent_id)).items()
                       if t != me.tag and _live(e, time.time())]
             if not others and outcome == "failed":
                 close_failed(client, parent_id, f"its last worker {me.name} failed: {final['error']}")
             elif not others:
-                tracking.finish_run(client, parent_id, outcome)
+                mlflow_runs.finish_run(client, parent_id, outcome)
 
 
 def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
     """End a run its own worker can no longer end: FAILED, with `why` in the tag `galaxyzoo.closed_why`."""
     tags = {TAG_CLOSED_WHY: why, **({compare.TAG_TRIAL_STATE: "failed"} if trial else {})}
-    tracking.set_tags(client, run_id, tags)
-    tracking.finish_run(client, run_id, "failed")
+    mlflow_runs.set_tags(client, run_id, tags)
+    mlflow_runs.finish_run(client, run_id, "failed")
 
 
 def _stamp(seconds: float) -> str:
@@ -470,7 +473,7 @@ class TrialRunner:
         `train` raises (a `pruned` exception after the run ended as pruned); a
         config the trial's values make invalid is a GalaxyZooError.
         """
-        from galaxyzoo.train import train
+        from galaxyzoo.training.run import train
 
         shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         description = f"Sweep {self.study_name}, trial {number}: {shown}.{' ' + note if note else ''}"
@@ -511,7 +514,7 @@ class TrialRunner:
     def _mark_pruned(self, run_id: str, number: int, description: str, exc: BaseException) -> None:
         """A pruned trial did what the study asked: FINISHED (not KILLED, which the MLflow UI shows as
         a failure), named `trial <n> (pruned)`, its description saying after which epoch."""
-        tracking.set_tags(self.client, run_id, {compare.TAG_TRIAL_STATE: "pruned",
+        mlflow_runs.set_tags(self.client, run_id, {compare.TAG_TRIAL_STATE: "pruned",
                                                 "mlflow.note.content": f"{description} {_sentence(str(exc))}."})
         self.client.update_run(run_id, status="FINISHED", name=f"trial {number} (pruned)")
 
@@ -519,7 +522,7 @@ class TrialRunner:
         """The MLflow run of trial `number` under this parent, if training got as far as creating it."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{tracking.PARENT_TAG}` = '{self.parent_run_id}' "
+            filter_string=f"tags.`{mlflow_runs.PARENT_TAG}` = '{self.parent_run_id}' "
             f"and tags.{compare.TAG_TRIAL_NUMBER} = '{number}'",
         )
         return runs[0].info.run_id if runs else None
@@ -1096,12 +1099,12 @@ def _summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, 
     summary = {f"trials_{k}": v for k, v in count.items()}
     if best is not None:  # under the trials' own key too, so the parent's row fills the same column
         summary.update({metric: best.value, f"best_{metric}": best.value})
-    tracking.log_metrics(client, parent_id, summary)
+    mlflow_runs.log_metrics(client, parent_id, summary)
     tags = {f"plot_note.{k}": v for k, v in notes.items()}
     if best is not None:
         tags.update({"best_trial_number": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", "")})
         tags.update({f"best.{k}": str(v) for k, v in best.params.items()})
-    tracking.set_tags(client, parent_id, tags)
+    mlflow_runs.set_tags(client, parent_id, tags)
     finished = count["complete"] + count["pruned"]
     if best is None:
         logger.warning("study %s has no complete trial yet", study_name)

@@ -8,6 +8,6 @@ latent truth, `render` draws the image, `volunteers` simulates the votes,
 and `generate` runs it all in parallel.
 """
 
-from galaxyzoo.synth.generate import generate
+from galaxyzoo.data.synth.generate import generate
 
 __all__ = ["generate"]

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxyzoo.crop import BRANCHES
+from galaxyzoo.data.crop import BRANCHES
 from galaxyzoo.errors import GalaxyZooError
 
 FORMAT = "galaxyzoo-crop-store/1"

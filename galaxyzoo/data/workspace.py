@@ -78,7 +78,10 @@ def build(ws: Workspace, *, synthetic_n: int, synthetic_seed: int, image_size: i
     again; a store whose files or crops are damaged is a GalaxyZooError naming the rows.
     Another process building the same files is waited for.
     """
-    from galaxyzoo import ingest, prepare, split, synth
+    from galaxyzoo.data import ingest
+    from galaxyzoo.data import prepare
+    from galaxyzoo.data import split
+    from galaxyzoo.data import synth
 
     if not ws.raw.exists():
         if not ws.is_synthetic:
@@ -109,8 +112,9 @@ def verify(raw: str | Path | None = None, db: str | Path | None = None, stores=(
     prepared from them. The DB (and its split): that `raw` as it is now is what it was
     ingested from. With only `raw`, checks the DB and every store in `derived_dir(raw)`.
     """
-    from galaxyzoo import ingest, split
-    from galaxyzoo.store import CropStore
+    from galaxyzoo.data import ingest
+    from galaxyzoo.data import split
+    from galaxyzoo.data.store import CropStore
 
     if raw is not None and db is None and not stores:
         root = derived_dir(raw)

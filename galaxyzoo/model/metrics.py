@@ -45,7 +45,7 @@ def _keras_metric_classes():
     import keras
     from keras import ops
 
-    from galaxyzoo.losses import split_targets
+    from galaxyzoo.model.losses import split_targets
 
     class TargetRMSE(keras.metrics.RootMeanSquaredError):
         """Root mean squared error over the 37 targets, accumulated over all samples."""

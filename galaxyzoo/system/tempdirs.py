@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from galaxyzoo.locks import lock_path
+from galaxyzoo.system.locks import lock_path
 
 
 class OwnedFolder:

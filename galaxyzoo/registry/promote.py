@@ -22,11 +22,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from galaxyzoo import compare, schema, tracking
+from galaxyzoo import schema
+from galaxyzoo.tracking import compare
+from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
 
 MODES = ("auto", "min", "max")  # auto: min, except for R² metrics
-PROJECT_TAG = tracking.TAG_CONFIG_HASH  # every galaxyzoo training run carries it
+PROJECT_TAG = mlflow_runs.TAG_CONFIG_HASH  # every galaxyzoo training run carries it
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,9 @@ def promote(
     result = PromoteResult(model_name, version, alias, best.info.run_id, metric, best.data.metrics[metric],
                            len(ranked), where,
                            tuple((r.info.run_id, r.info.run_name or "", r.data.metrics[metric]) for r in ranked))
-    if env_run := tracking.run_id_from_env():  # under `mlflow run . -e promote`: say what that run did
+    if env_run := mlflow_runs.run_id_from_env():  # under `mlflow run . -e promote`: say what that run did
         client.update_run(env_run, name=f"promote → {model_name} v{version}")
-        tracking.set_tags(client, env_run, {compare.TAG_PROMOTE: result.model_uri, "promoted_version": version,
+        mlflow_runs.set_tags(client, env_run, {compare.TAG_PROMOTE: result.model_uri, "promoted_version": version,
                                             "promoted_run_id": result.run_id, "selected_by": f"{mode} {metric}"})
     return result
 
@@ -87,7 +89,7 @@ def packaged_model_uri(client, run) -> str:
     """`models:/<id>` of the packaged model `run` logged, else (an older run) one packaged now."""
     from mlflow.entities import LoggedModelStatus
 
-    from galaxyzoo import predict
+    from galaxyzoo.registry import predict
 
     found = client.search_logged_models(
         [run.info.experiment_id],
@@ -99,8 +101,8 @@ def packaged_model_uri(client, run) -> str:
     ready = [m for m in found if m.status == LoggedModelStatus.READY]
     if ready:
         return f"models:/{ready[0].model_id}"
-    # Link it to the run's last epoch, as training does (tracking.log_keras_model).
-    losses = tracking.metric_histories(client, run.info.run_id, ["loss"]).get("loss")
+    # Link it to the run's last epoch, as training does (mlflow_runs.log_keras_model).
+    losses = mlflow_runs.metric_histories(client, run.info.run_id, ["loss"]).get("loss")
     return predict.log_packaged_model(client, run.info.run_id, step=losses[-1][0] if losses else 0)
 
 
@@ -172,7 +174,7 @@ def runs_with_model(client, experiment_id: str) -> set[str]:
     found, token = set(), None
     while True:
         page = client.search_logged_models(
-            [experiment_id], filter_string=f"name = '{tracking.MODEL_NAME}'", max_results=1000, page_token=token
+            [experiment_id], filter_string=f"name = '{mlflow_runs.MODEL_NAME}'", max_results=1000, page_token=token
         )
         found.update(m.source_run_id for m in page if m.source_run_id)
         token = page.token
@@ -295,8 +297,8 @@ def _config_text(client, run_id: str) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id, tracking.CONFIG_ARTIFACT, tmp)
+            path = client.download_artifacts(run_id, mlflow_runs.CONFIG_ARTIFACT, tmp)
         except (MlflowException, OSError):
-            return f"# the run has no {tracking.CONFIG_ARTIFACT} artifact"
+            return f"# the run has no {mlflow_runs.CONFIG_ARTIFACT} artifact"
         with open(path, encoding="utf-8") as f:
             return f.read()

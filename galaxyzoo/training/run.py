@@ -1,8 +1,8 @@
 """Train the CNN from an experiment config, as one tracked MLflow run.
 
 ```python
-from galaxyzoo.config import load_experiment
-from galaxyzoo.train import train
+from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.training.run import train
 
 cfg = load_experiment("experiments/quickstart.yaml", ["epochs=2"])
 result = train(cfg, experiment_file="experiments/quickstart.yaml")
@@ -35,9 +35,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from galaxyzoo import config as config_mod
-from galaxyzoo import tracking, workspace
-from galaxyzoo.config import ExperimentConfig
+from galaxyzoo.config import experiment as config_mod
+from galaxyzoo.tracking import mlflow_runs
+from galaxyzoo.data import workspace
+from galaxyzoo.config.experiment import ExperimentConfig
 from galaxyzoo.errors import GalaxyZooError
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Dataset:
     def sequence(self, part: str, *, batch_size: int, shuffle: bool = False, augment=None, seed: int = 0,
                  workers: int = 1):
         """A `data.GalaxySequence` over one part (None for an empty validation part)."""
-        from galaxyzoo.data import GalaxySequence
+        from galaxyzoo.data.stream import GalaxySequence
 
         p = self.parts[part]
         if len(p) == 0:
@@ -89,7 +90,7 @@ class Dataset:
     def fit_sequences(self, train_cfg, initial_epoch: int = 0):
         """(train, val) sequences as `train_cfg` asks: shuffled and augmented training batches
         from `initial_epoch`'s order on, plain validation batches (None without a val part)."""
-        from galaxyzoo.data import Augment
+        from galaxyzoo.data.stream import Augment
 
         aug = train_cfg.augment
         augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px) if aug.enabled else None
@@ -108,8 +109,8 @@ def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Datas
     docs/model.md, "target policy"); vote counts are loaded only when
     `with_counts` (a count-based loss).
     """
-    from galaxyzoo.data import Labels, RowReader
-    from galaxyzoo.store import CropStore, first_few
+    from galaxyzoo.data.stream import Labels, RowReader
+    from galaxyzoo.data.store import CropStore, first_few
 
     ws, split = workspace.build_for(data_cfg, progress=progress)
     store = CropStore.open(ws.store)
@@ -213,13 +214,13 @@ def train(
     import keras
 
     loss = make_loss(cfg.train)  # bad loss parameters fail here, before any run exists
-    env_run = tracking.run_id_from_env() if parent_run_id is None else None
-    uri = tracking.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
-    client = tracking.connect(uri)
+    env_run = mlflow_runs.run_id_from_env() if parent_run_id is None else None
+    uri = mlflow_runs.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
+    client = mlflow_runs.connect(uri)
     file_tag = experiment_file or "<none>"
     chash = config_mod.config_hash(cfg)
     run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
-    tracking.mark_experiment(client, experiment_id)  # also the one `mlflow run` or a sweep chose
+    mlflow_runs.mark_experiment(client, experiment_id)  # also the one `mlflow run` or a sweep chose
     resuming = run_id is not None and run_id != env_run
 
     dataset = load_dataset(cfg.data, with_counts=loss.needs_counts,
@@ -229,16 +230,16 @@ def train(
 
     tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, extra_tags)
     name = run_name or cfg.tracking.run_name or cfg.name
-    with tracking.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
+    with mlflow_runs.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
                            run_name=None if resuming else name, tags=tags,
                            system_metrics=cfg.tracking.system_metrics) as active:
         run_id = active.info.run_id
         run_dir = Path(runs_dir or Path(cfg.data.workdir) / "runs").resolve() / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        tracking.set_tags(client, run_id, {tracking.TAG_CHECKPOINT_DIR: str(run_dir),
-                                           tracking.TAG_OUTCOME: "running"})
+        mlflow_runs.set_tags(client, run_id, {mlflow_runs.TAG_CHECKPOINT_DIR: str(run_dir),
+                                           mlflow_runs.TAG_OUTCOME: "running"})
         try:
-            with tracking.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
+            with mlflow_runs.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
                 result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming,
                               list(extra_callbacks), verbose)
         except tuple(pruned_exceptions):
@@ -262,18 +263,18 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
         return env_run, client.get_run(env_run).info.experiment_id
     if parent_run_id:
         return None, client.get_run(parent_run_id).info.experiment_id
-    experiment_id = tracking.experiment_id(client, cfg.tracking.experiment_name)
+    experiment_id = mlflow_runs.experiment_id(client, cfg.tracking.experiment_name)
     if not resume:
         return None, experiment_id
     if resume == "auto":
-        found = tracking.find_resumable_run(client, experiment_id, file_tag, chash)
+        found = mlflow_runs.find_resumable_run(client, experiment_id, file_tag, chash)
         if found is None:
             logger.info("resume auto: no unfinished run of %s (config %s) with a checkpoint; starting a new run",
                         file_tag, chash)
         else:
-            from galaxyzoo.callbacks import read_state
+            from galaxyzoo.training.callbacks import read_state
 
-            read_state(Path(client.get_run(found).data.tags[tracking.TAG_CHECKPOINT_DIR]))  # damaged: refused now
+            read_state(Path(client.get_run(found).data.tags[mlflow_runs.TAG_CHECKPOINT_DIR]))  # damaged: refused now
             logger.info("resume auto: continuing run %s", found)
         return found, experiment_id
     return resume, _check_resumable(client, resume, cfg, chash)
@@ -281,7 +282,7 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
 
 def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> str:
     """The experiment id of `run_id`, after checking it can continue with `cfg`."""
-    from galaxyzoo.callbacks import read_state
+    from galaxyzoo.training.callbacks import read_state
     from mlflow.exceptions import MlflowException
 
     try:
@@ -291,14 +292,14 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
     tags = run.data.tags
     if run.info.status == "FINISHED":
         raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
-    if tags.get(tracking.TAG_CONFIG_HASH) != chash:
+    if tags.get(mlflow_runs.TAG_CONFIG_HASH) != chash:
         changed = _changed_keys({**tags, **run.data.params}, config_mod.flatten(cfg))
         raise GalaxyZooError(
             f"--resume {run_id}: the run was trained with another config (hash "
-            f"{tags.get(tracking.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
-            f"resume with the run's experiment file {tags.get(tracking.TAG_EXPERIMENT_FILE)!r} and overrides"
+            f"{tags.get(mlflow_runs.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
+            f"resume with the run's experiment file {tags.get(mlflow_runs.TAG_EXPERIMENT_FILE)!r} and overrides"
         )
-    directory = tags.get(tracking.TAG_CHECKPOINT_DIR)
+    directory = tags.get(mlflow_runs.TAG_CHECKPOINT_DIR)
     if not directory or not read_state(Path(directory)):
         raise GalaxyZooError(
             f"--resume {run_id}: no checkpoint at {directory or '(no checkpoint_dir tag)'} (the run stopped before "
@@ -317,14 +318,14 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
     (data identity and sizes, library versions, tracking settings); see docs/training.md."""
     flat = config_mod.flatten(cfg)
     tags = {
-        tracking.TAG_EXPERIMENT_FILE: file_tag,
-        tracking.TAG_CONFIG_HASH: chash,
+        mlflow_runs.TAG_EXPERIMENT_FILE: file_tag,
+        mlflow_runs.TAG_CONFIG_HASH: chash,
         "experiment": cfg.name,
         "head": cfg.model.head,
         "loss": cfg.train.loss,
         **_data_tags(dataset),
         "data.workdir": flat["data.workdir"],
-        **{f"version.{k}": v for k, v in tracking.library_versions().items()},
+        **{f"version.{k}": v for k, v in mlflow_runs.library_versions().items()},
         **{k: v for k, v in flat.items() if k.startswith("tracking.")},
         **cfg.tracking.tags,
         **(extra or {}),
@@ -379,9 +380,9 @@ def _log_datasets(dataset: Dataset) -> None:
 def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, extra_callbacks,
          verbose) -> TrainResult:
     """Fit, evaluate and record one run (the active MLflow run `run_id`)."""
-    from galaxyzoo import callbacks as cb
+    from galaxyzoo.training import callbacks as cb
 
-    from galaxyzoo import predict
+    from galaxyzoo.registry import predict
 
     with runtime_scope(cfg.train) as (scope, runtime):
         with scope:
@@ -389,14 +390,14 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         callbacks, callback_descriptions = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
                                                         run_id=run_id, resume=resuming,
                                                         data=str(dataset.workspace.db))
-        tracking.set_tags(client, run_id, runtime)  # a resume may run on another machine: its runtime
+        mlflow_runs.set_tags(client, run_id, runtime)  # a resume may run on another machine: its runtime
         initial_epoch = 0
         if resuming:
             initial_epoch = _restore(model, run_dir, cfg)
         else:
-            tracking.log_params(client, run_id, config_mod.knobs(cfg))
+            mlflow_runs.log_params(client, run_id, config_mod.knobs(cfg))
             _log_datasets(dataset)
-            config_path = config_mod.dump_yaml(cfg, run_dir / tracking.CONFIG_ARTIFACT, built=callback_descriptions)
+            config_path = config_mod.dump_yaml(cfg, run_dir / mlflow_runs.CONFIG_ARTIFACT, built=callback_descriptions)
             client.log_artifact(run_id, str(config_path))
         train_seq, val_seq = dataset.fit_sequences(cfg.train, initial_epoch)
         if initial_epoch < cfg.train.epochs:
@@ -404,24 +405,24 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
                         run_id)
         model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks + extra_callbacks, verbose=_verbosity(verbose), shuffle=False)
-        history = tracking.metric_histories(client, run_id, list(CURVE_KEYS) + ["epoch_seconds"])
+        history = mlflow_runs.metric_histories(client, run_id, list(CURVE_KEYS) + ["epoch_seconds"])
         # The last epoch's step: the test and best metrics are logged at it, and both logged
         # models link the metrics of this step, so their pages show the final values.
         step = history["loss"][-1][0] if history.get("loss") else 0
         # A process killed after logging the test metrics logged them already: keep its values, once.
-        logged = tracking.logged_steps(client, run_id) if resuming else None
+        logged = mlflow_runs.logged_steps(client, run_id) if resuming else None
         metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, step, logged)
-        tracking.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
-        tracking.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
+        mlflow_runs.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
+        mlflow_runs.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
         predict.log_packaged_model(client, run_id, step=step)
     epochs = len(history.get("loss", []))
     return TrainResult(run_id, experiment_id, "completed", epochs, initial_epoch if resuming else None,
-                       f"runs:/{run_id}/{tracking.MODEL_NAME}", metrics, history)
+                       f"runs:/{run_id}/{mlflow_runs.MODEL_NAME}", metrics, history)
 
 
 def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
     """`best_<key>` for each validation series: its lowest value (highest for R²)."""
-    from galaxyzoo.compare import lower_is_better
+    from galaxyzoo.tracking.compare import lower_is_better
 
     pick = {True: min, False: max}
     return {f"best_{key}": pick[lower_is_better(key)](v for _, v in series)
@@ -436,7 +437,7 @@ def _verbosity(verbose):
 
 def make_loss(train_cfg):
     """The configured loss; bad `train.loss_params` are a GalaxyZooError."""
-    from galaxyzoo import losses
+    from galaxyzoo.model import losses
 
     try:
         return losses.get_loss(train_cfg.loss, **train_cfg.loss_params)
@@ -446,8 +447,8 @@ def make_loss(train_cfg):
 
 def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
-    from galaxyzoo import metrics
-    from galaxyzoo.model import build_model
+    from galaxyzoo.model import metrics
+    from galaxyzoo.model.network import build_model
 
     # Under mixed precision the head still computes in float32 (model.build_model).
     model = build_model(**config_mod.model_kwargs(cfg))
@@ -465,7 +466,7 @@ def _optimizer(train_cfg):
 
 def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
     """Load the checkpoint's weights and optimizer state; return the epoch to continue at."""
-    from galaxyzoo import callbacks as cb
+    from galaxyzoo.training import callbacks as cb
 
     state = cb.read_state(run_dir)
     weights = run_dir / cb.CHECKPOINT_WEIGHTS
@@ -564,8 +565,9 @@ def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, his
     """Test metrics (at `step`), the per-question table and the plots, logged to the run; returns the metrics."""
     import keras
 
-    from galaxyzoo import evaluate, plots
-    from galaxyzoo.callbacks import CSV_LOG
+    from galaxyzoo.registry import evaluate
+    from galaxyzoo.tracking import plots
+    from galaxyzoo.training.callbacks import CSV_LOG
 
     test = dataset.parts["test"]
     y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
@@ -573,7 +575,7 @@ def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, his
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
     test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
     metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
-    tracking.log_metrics(client, run_id, metrics, step=step, skip=logged)
+    mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
     table = artifacts / "per_question_metrics.csv"

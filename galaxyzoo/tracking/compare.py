@@ -18,7 +18,7 @@ import time
 
 import pandas as pd
 
-from galaxyzoo import tracking
+from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
 
 FORMATS = ("text", "csv", "markdown")
@@ -51,7 +51,7 @@ def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None
         except MlflowException:
             raise GalaxyZooError(f"no MLflow run {sweep_run!r} in {client.tracking_uri}") from None
         experiment_id = parent.info.experiment_id
-        runs = _search(client, experiment_id, f"tags.`{tracking.PARENT_TAG}` = '{sweep_run}'")
+        runs = _search(client, experiment_id, f"tags.`{mlflow_runs.PARENT_TAG}` = '{sweep_run}'")
         return experiment_id, runs
     if not experiment_name:
         raise GalaxyZooError("name an MLflow experiment (--experiment-name) or a sweep run (--sweep-run)")

@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from galaxyzoo.crop import crop_image
-from galaxyzoo.synth.morphology import Morphology, sample_morphology
-from galaxyzoo.synth.render import render
-from galaxyzoo.synth.volunteers import visibility
+from galaxyzoo.data.crop import crop_image
+from galaxyzoo.data.synth.morphology import Morphology, sample_morphology
+from galaxyzoo.data.synth.render import render
+from galaxyzoo.data.synth.volunteers import visibility
 
 CROP_BOXES = {"center106": (159, 265), "center212": (106, 318)}  # pixel range of the crop square
 MAX_DRAWS = 200_000

@@ -40,8 +40,9 @@ import pandas as pd
 # Set by MLflow's scoring server (`mlflow models serve`), which MLflow itself reads the same way.
 from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
-from galaxyzoo import schema, tracking
-from galaxyzoo.crop import crop_image, decode_image
+from galaxyzoo import schema
+from galaxyzoo.tracking import mlflow_runs
+from galaxyzoo.data.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
 
 INPUT_COLUMN = "image"
@@ -113,10 +114,10 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import mlflow.keras
 
-        import galaxyzoo.model  # noqa: F401 - registers the softmax head's custom layer for loading
-        from galaxyzoo import config
+        import galaxyzoo.model.network  # noqa: F401 - registers the softmax head's custom layer for loading
+        from galaxyzoo.config import experiment
 
-        cfg = config.load_experiment(context.artifacts["config"])
+        cfg = experiment.load_experiment(context.artifacts["config"])
         self.size, self.channels = cfg.data.image_size, cfg.data.channels
         self.network = mlflow.keras.load_model(context.artifacts["keras_model"], load_model_kwargs={"compile": False})
         expected = (self.size, self.size, self.channels)
@@ -159,14 +160,14 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         keras_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"runs:/{run_id}/{tracking.MODEL_NAME}", dst_path=str(tmp / "keras"),
+            artifact_uri=f"runs:/{run_id}/{mlflow_runs.MODEL_NAME}", dst_path=str(tmp / "keras"),
             tracking_uri=client.tracking_uri,
         )
         try:
-            config_path = client.download_artifacts(run_id, tracking.CONFIG_ARTIFACT, str(tmp))
+            config_path = client.download_artifacts(run_id, mlflow_runs.CONFIG_ARTIFACT, str(tmp))
         except Exception as exc:  # MlflowException or OSError, depending on the artifact store
             raise GalaxyZooError(
-                f"run {run_id} has no {tracking.CONFIG_ARTIFACT} artifact, so its crop size is unknown ({exc})"
+                f"run {run_id} has no {mlflow_runs.CONFIG_ARTIFACT} artifact, so its crop size is unknown ({exc})"
             ) from None
         code = _package_code(tmp / "code")
         logged = client.create_logged_model(
@@ -191,7 +192,7 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
 
 def _package_code(dst: Path) -> Path:
     """A copy of the galaxyzoo package (sources only): a served model must not need it installed."""
-    source = Path(__file__).resolve().parent
+    source = Path(__file__).resolve().parents[1]
     target = dst / "galaxyzoo"
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return target
@@ -201,7 +202,7 @@ def _requirements() -> list[str]:
     import importlib.metadata as md
 
     extra = [f"{dist}=={md.version(dist)}" for dist in ("mlflow", "pandas", "opencv-python-headless", "pyyaml")]
-    return tracking.pip_requirements() + extra
+    return mlflow_runs.pip_requirements() + extra
 
 
 # ---------------------------------------------------------------- the command
@@ -305,7 +306,7 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
     check_out(out, files, overwrite)
     with atomic_output(out) as tmp:
         if tracking_uri:
-            tracking.connect(tracking_uri)
+            mlflow_runs.connect(tracking_uri)
         model = load_packaged(model_uri)
         frames = []
         chunk = 256

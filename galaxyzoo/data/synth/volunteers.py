@@ -15,7 +15,7 @@ Three steps, mirroring how the real catalogue was made:
    keep a question's fractions summing to 1.
 
 >>> import numpy as np
->>> from galaxyzoo.synth.morphology import sample_morphology
+>>> from galaxyzoo.data.synth.morphology import sample_morphology
 >>> rng = np.random.default_rng(1)
 >>> m = sample_morphology(rng)
 >>> votes = simulate_votes(m, rng)
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from galaxyzoo import schema
-from galaxyzoo.synth.morphology import Morphology, bulge_axis_ratio, surface_brightness
+from galaxyzoo.data.synth.morphology import Morphology, bulge_axis_ratio, surface_brightness
 
 SIZE_SCALE_SEEING = 4.5  # half-light radius (in PSF sigmas) at which half the detail is resolved
 BRIGHTNESS_SCALE = 0.1  # surface brightness (1 = typical) at which half the detail stands out of the noise

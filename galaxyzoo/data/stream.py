@@ -47,7 +47,7 @@ class Labels:
 
     @classmethod
     def read(cls, db_path: str | Path, with_counts: bool = False) -> "Labels":
-        from galaxyzoo.ingest import read_galaxy_data
+        from galaxyzoo.data.ingest import read_galaxy_data
 
         columns = schema.target_columns("debiased") + (schema.target_columns("count") if with_counts else [])
         frame = read_galaxy_data(db_path, ["asset_id", *columns])

@@ -1,0 +1,1 @@
+"""Configuration: experiment files and sweep files, read into frozen typed objects."""

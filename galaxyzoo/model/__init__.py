@@ -1,0 +1,1 @@
+"""The network, its losses and its metrics."""

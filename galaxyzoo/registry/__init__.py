@@ -1,0 +1,1 @@
+"""The trained model downstream: evaluate it, package it, predict raw images, promote it to the registry."""

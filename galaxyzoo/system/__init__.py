@@ -1,0 +1,1 @@
+"""Shared plumbing: OS file locks, owned temporary folders and the process pool."""
