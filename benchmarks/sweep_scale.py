@@ -58,7 +58,7 @@ def work(url: str, name: str, n_trials: int, out) -> None:
 
 
 def _work(url: str, name: str, n_trials: int, out) -> None:
-    from galaxyzoo.config.sweep_spec import OptunaSuggest
+    from galaxyzoo.sweep.optuna_backend import OptunaSuggest
     from galaxyzoo.sweep.worker import Worker, _fail_dead_trials, database_url, study_lock, take_trial
 
     spec, study = _open(url, name)
@@ -115,7 +115,7 @@ def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> Iterator[dict]:
     """Time one take (under the lock) and one TPE draw (outside it) as the study grows; a row per size."""
     import optuna
 
-    from galaxyzoo.config.sweep_spec import OptunaSuggest
+    from galaxyzoo.sweep.optuna_backend import OptunaSuggest
     from galaxyzoo.sweep.worker import Worker, _fail_dead_trials, take_trial
 
     spec, study = _open(url, f"ask-{time.time_ns()}")

@@ -67,13 +67,14 @@ def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dic
     import keras
 
     from galaxyzoo.registry import evaluate
+    from galaxyzoo.data.dataset import load_dataset
     from galaxyzoo.training import run
     from galaxyzoo.training.callbacks import build_callbacks
     from galaxyzoo.config.experiment import load_experiment
 
     cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
     loss = run.make_loss(cfg.train)
-    dataset = run.load_dataset(cfg.data, with_counts=loss.needs_counts)
+    dataset = load_dataset(cfg.data, with_counts=loss.needs_counts)
     keras.utils.set_random_seed(cfg.train.seed)
     with run.runtime_scope(cfg.train) as (scope, runtime):
         with scope:

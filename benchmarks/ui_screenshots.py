@@ -217,7 +217,7 @@ def main() -> None:
             galaxyzoo("promote", env=env, cwd=work)
 
         client = mlflow.MlflowClient(uri)
-        from galaxyzoo.tracking.compare import TAG_SWEEP
+        from galaxyzoo.tracking.names import TAG_SWEEP
 
         parents = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                      filter_string=f"tags.`{TAG_SWEEP}` != ''",

@@ -8,6 +8,7 @@ import sys
 
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.logs import setup_logging
 
 # In pipeline order; each names a module in galaxyzoo.commands.
 COMMANDS = (
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging()
     try:
         return int(args.func(args) or 0)
     except GalaxyZooError as exc:

@@ -9,6 +9,7 @@ import pytest
 from galaxyzoo.cli import main
 from galaxyzoo.config.experiment import config_hash, load_experiment
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,11 +157,11 @@ def killed_run(tiny_experiment, tmp_path):
 
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={_uri(tmp_path)}"])
     client = mlflow_runs.connect(_uri(tmp_path))
-    tags = {mlflow_runs.TAG_CONFIG_HASH: config_hash(cfg), mlflow_runs.TAG_EXPERIMENT_FILE: str(tiny_experiment)}
+    tags = {names.TAG_CONFIG_HASH: config_hash(cfg), names.TAG_EXPERIMENT_FILE: str(tiny_experiment)}
     run_id = client.create_run(mlflow_runs.experiment_id(client, cfg.tracking.experiment_name), tags=tags).info.run_id
     folder = Path(cfg.data.workdir) / "runs" / run_id  # where train keeps a run's checkpoint
     folder.mkdir(parents=True)
-    client.set_tag(run_id, mlflow_runs.TAG_CHECKPOINT_DIR, str(folder))
+    client.set_tag(run_id, names.TAG_CHECKPOINT_DIR, str(folder))
     yield client, run_id, folder
     shutil.rmtree(folder)
 

@@ -148,7 +148,7 @@ def test_falls_back_to_unstratified_with_a_warning(tmp_path, caplog):
     db = tmp_path / "tiny.sqlite"
     # "Lone" has a single member: neither split can be stratified on it.
     write_galaxy_data(db, range(100, 140), ["A"] * 20 + ["B"] * 19 + ["Lone"])
-    with caplog.at_level(logging.WARNING, logger="galaxyzoo.split"):
+    with caplog.at_level(logging.WARNING, logger="galaxyzoo.data.split"):
         info = make_split(db)
     assert not info.stratified_test and not info.stratified_val
     assert "test split is not stratified" in caplog.text and "val split is not stratified" in caplog.text
@@ -161,7 +161,7 @@ def test_val_only_falls_back(tmp_path, caplog):
     db = tmp_path / "small.sqlite"
     # 12 classes x 4 rows: the test part (12 rows) can hold every class, val (4 of 36) cannot.
     write_galaxy_data(db, range(48), [f"C{i // 4}" for i in range(48)])
-    with caplog.at_level(logging.WARNING, logger="galaxyzoo.split"):
+    with caplog.at_level(logging.WARNING, logger="galaxyzoo.data.split"):
         info = make_split(db)
     assert info.stratified_test and not info.stratified_val
     assert "val split is not stratified" in caplog.text and "test split" not in caplog.text

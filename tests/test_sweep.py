@@ -9,13 +9,9 @@ import pytest
 
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.config.sweep_spec import (
-    KerasTunerSuggest,
-    OptunaSuggest,
-    choice_labels,
-    geometric,
-    load_sweep,
-)
+from galaxyzoo.config.sweep_spec import choice_labels, geometric, load_sweep
+from galaxyzoo.sweep.keras_tuner_backend import KerasTunerSuggest
+from galaxyzoo.sweep.optuna_backend import OptunaSuggest
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "experiments" / "quickstart.yaml"

@@ -1,4 +1,4 @@
-"""`train.load_dataset`: what a training sees of a built dataset."""
+"""`data.dataset.load_dataset`: what a training sees of a built dataset."""
 
 import logging
 from pathlib import Path
@@ -7,7 +7,8 @@ import numpy as np
 
 from galaxyzoo.data import workspace
 from galaxyzoo.config.experiment import load_experiment
-from galaxyzoo.training.run import PARTS, load_dataset
+from galaxyzoo.data.dataset import load_dataset
+from galaxyzoo.data.split import PARTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ def test_galaxies_without_a_usable_crop_are_left_out_and_reported(tmp_path, capl
         path.unlink()
     store_dir.rmdir()
 
-    with caplog.at_level(logging.WARNING, logger="galaxyzoo.train"):
+    with caplog.at_level(logging.WARNING, logger="galaxyzoo.data.dataset"):
         dataset = load_dataset(cfg.data, with_counts=True)
     assert broken not in dataset.parts["test"].asset_ids
     assert sum(len(dataset.parts[p]) for p in PARTS) == sum(split.counts.values()) - 1

@@ -24,9 +24,8 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from galaxyzoo.commands.train import overrides_from_args, quiet_start
+    from galaxyzoo.commands.train import overrides_from_args
 
-    quiet_start()
     from galaxyzoo.registry.evaluate import evaluate, format_report
 
     result = evaluate(

@@ -65,12 +65,7 @@ def _seconds(value: str, option: str, default: int) -> int:
 
 
 def run(args) -> int:
-    import logging
-    import os
     import sys
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the useful lines
-    logging.basicConfig(level=logging.INFO, format="galaxyzoo: %(message)s")
 
     from mlflow.exceptions import MlflowException
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
-import sys
 
 # A comma separates assignments only where the next text starts a new KEY=;
 # commas inside values (`model.conv_filters=[16,32]`) stay.
@@ -65,36 +63,9 @@ def overrides_from_args(args) -> list[str]:
     return overrides
 
 
-def quiet_start() -> None:
-    """Show galaxyzoo's progress lines on stderr, and hide TensorFlow's start-up chatter."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    log = logging.getLogger("galaxyzoo")
-    if not log.handlers:
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("galaxyzoo: %(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-
-
-class _StderrHandler(logging.StreamHandler):
-    """A StreamHandler on whatever `sys.stderr` is when it writes: a second in-process
-    command (tests, notebooks) may have swapped the stream the first one saw."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _):
-        pass
-
-
 def run(args) -> int:
     import os
 
-    quiet_start()
 
     from galaxyzoo.config.experiment import load_experiment
     from galaxyzoo.training.run import train

@@ -16,7 +16,7 @@ params:
 `load_sweep` checks every key, range and choice (each extreme value must make
 a valid experiment) and returns a `SweepSpec`. A trial draws its values through
 a small `Suggest` interface, which Optuna trials and keras-tuner
-hyperparameters both implement, so one file drives either backend:
+hyperparameters both implement (`sweep.optuna_backend`, `sweep.keras_tuner_backend`), so one file drives either backend:
 
 >>> spec = load_sweep("sweeps/quickstart.yaml")
 >>> values = spec.sample(OptunaSuggest(trial))      # {"train.learning_rate": 0.003, ...}
@@ -244,38 +244,6 @@ def _fill_list(key: str, value: Any, values: dict[str, Any], base_values: dict) 
     source = _LENGTH_FOLLOWS.get(key, key)
     length = len(values[source]) if source in values else len(_get(base_values, source))
     return [value] * length
-
-
-class OptunaSuggest:
-    """`Suggest` over an `optuna.Trial`."""
-
-    def __init__(self, trial):
-        self.trial = trial
-
-    def float(self, name, low, high, *, log, step):
-        return self.trial.suggest_float(name, low, high, log=log, step=step)
-
-    def int(self, name, low, high, *, log, step):
-        return self.trial.suggest_int(name, low, high, log=log, step=step)
-
-    def categorical(self, name, choices):
-        return self.trial.suggest_categorical(name, choices)
-
-
-class KerasTunerSuggest:
-    """`Suggest` over `keras_tuner.HyperParameters` (declares the space on first use)."""
-
-    def __init__(self, hp):
-        self.hp = hp
-
-    def float(self, name, low, high, *, log, step):
-        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
-
-    def int(self, name, low, high, *, log, step):
-        return self.hp.Int(name, low, high, step=None if log else step, sampling="log" if log else "linear")
-
-    def categorical(self, name, choices):
-        return self.hp.Choice(name, choices, ordered=False)
 
 
 # ---------------------------------------------------------------- loading and validation

@@ -29,6 +29,7 @@ from galaxyzoo.model import metrics as metrics_mod
 from galaxyzoo import schema
 from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 PER_QUESTION_COLUMNS = ("question", "slug", "answers", "rmse", "mae", "r2_mean_columns", "mean_true", "mean_pred")
 
@@ -92,7 +93,7 @@ def per_question_table(y_true: np.ndarray, y_pred: np.ndarray):
 def model_uri_for(model: str) -> str:
     """A bare run id means that run's logged model; anything else is an MLflow model URI or path."""
     if re.fullmatch(r"[0-9a-f]{32}", model):
-        return f"runs:/{model}/{mlflow_runs.MODEL_NAME}"
+        return f"runs:/{model}/{names.MODEL_NAME}"
     return model
 
 
@@ -132,9 +133,9 @@ def run_config(client, run_id: str, overrides: list[str]):
     from galaxyzoo.config.experiment import load_experiment
 
     try:
-        path = client.download_artifacts(run_id, mlflow_runs.CONFIG_ARTIFACT)
+        path = client.download_artifacts(run_id, names.CONFIG_ARTIFACT)
     except (MlflowException, OSError) as exc:
-        raise GalaxyZooError(f"run {run_id} has no {mlflow_runs.CONFIG_ARTIFACT} artifact ({exc}); "
+        raise GalaxyZooError(f"run {run_id} has no {names.CONFIG_ARTIFACT} artifact ({exc}); "
                              "pass the experiment file it was trained with") from None
     return load_experiment(path, overrides)
 
@@ -163,7 +164,7 @@ def evaluate(
 
     import galaxyzoo.model.network  # noqa: F401  registers the custom layers (softmax head) before loading
     from galaxyzoo.config.experiment import load_experiment
-    from galaxyzoo.training.run import load_dataset
+    from galaxyzoo.data.dataset import load_dataset
 
     if batch_size is not None and batch_size < 1:
         raise GalaxyZooError(f"--batch-size: must be at least 1, got {batch_size}")
@@ -178,7 +179,7 @@ def evaluate(
     if uri.startswith("models:/") and run_id is not None:
         # A registered version is the packaged model (crop + network, see promote); the
         # network it wraps is its run's Keras model, which is what the test split scores.
-        uri = f"runs:/{run_id}/{mlflow_runs.MODEL_NAME}"
+        uri = f"runs:/{run_id}/{names.MODEL_NAME}"
     if run_id is not None:
         cfg = run_config(client, run_id, list(overrides))
     elif experiment_file:
@@ -231,7 +232,7 @@ def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
 def format_report(result: Evaluation) -> str:
     """The metrics and the per-question table as text for the terminal."""
     head = [f"model {result.model_uri} on {result.n} test galaxies"]
-    names = ("rmse", "mse", "r2_flat", "r2_flat_batched", "r2_mean_columns", "rmse_cumulative")
-    head += [f"  {name:<18} {result.metrics[name]:.4f}" for name in names]
+    shown = ("rmse", "mse", "r2_flat", "r2_flat_batched", "r2_mean_columns", "rmse_cumulative")
+    head += [f"  {name:<18} {result.metrics[name]:.4f}" for name in shown]
     table = result.per_question.to_string(index=False, float_format=lambda v: f"{v:.4f}")
     return "\n".join(head + ["", table])

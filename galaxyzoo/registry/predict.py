@@ -44,11 +44,11 @@ from galaxyzoo import schema
 from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.data.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 INPUT_COLUMN = "image"
 ANSWER_COLUMNS = [a.stem for a in schema.ANSWERS]
 OUTPUT_COLUMNS = [*ANSWER_COLUMNS, "most_likely_path", "crop_branch", "error"]
-PACKAGED_MODEL_NAME = "packaged_model"  # logged model name beside the training's Keras `model`
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 BATCH = 64
 
@@ -160,25 +160,25 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         keras_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"runs:/{run_id}/{mlflow_runs.MODEL_NAME}", dst_path=str(tmp / "keras"),
+            artifact_uri=f"runs:/{run_id}/{names.MODEL_NAME}", dst_path=str(tmp / "keras"),
             tracking_uri=client.tracking_uri,
         )
         try:
-            config_path = client.download_artifacts(run_id, mlflow_runs.CONFIG_ARTIFACT, str(tmp))
+            config_path = client.download_artifacts(run_id, names.CONFIG_ARTIFACT, str(tmp))
         except Exception as exc:  # MlflowException or OSError, depending on the artifact store
             raise GalaxyZooError(
-                f"run {run_id} has no {mlflow_runs.CONFIG_ARTIFACT} artifact, so its crop size is unknown ({exc})"
+                f"run {run_id} has no {names.CONFIG_ARTIFACT} artifact, so its crop size is unknown ({exc})"
             ) from None
         code = _package_code(tmp / "code")
         logged = client.create_logged_model(
-            experiment_id=run.info.experiment_id, name=PACKAGED_MODEL_NAME, source_run_id=run_id,
+            experiment_id=run.info.experiment_id, name=names.PACKAGED_MODEL_NAME, source_run_id=run_id,
             params=run.data.params,
         )
         with warnings.catch_warnings():
             # The input is base64 image bytes; the signature documents it better than an example would.
             warnings.filterwarnings("ignore", message=".*input example was not provided")
             info = mlflow.pyfunc.log_model(
-                name=PACKAGED_MODEL_NAME,
+                name=names.PACKAGED_MODEL_NAME,
                 python_model=PackagedModel(),
                 artifacts={"keras_model": keras_dir, "config": config_path},
                 code_paths=[str(code)],

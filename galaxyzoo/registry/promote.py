@@ -26,9 +26,10 @@ from galaxyzoo import schema
 from galaxyzoo.tracking import compare
 from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 MODES = ("auto", "min", "max")  # auto: min, except for R² metrics
-PROJECT_TAG = mlflow_runs.TAG_CONFIG_HASH  # every galaxyzoo training run carries it
+PROJECT_TAG = names.TAG_CONFIG_HASH  # every galaxyzoo training run carries it
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def promote(
                            tuple((r.info.run_id, r.info.run_name or "", r.data.metrics[metric]) for r in ranked))
     if env_run := mlflow_runs.run_id_from_env():  # under `mlflow run . -e promote`: say what that run did
         client.update_run(env_run, name=f"promote → {model_name} v{version}")
-        mlflow_runs.set_tags(client, env_run, {compare.TAG_PROMOTE: result.model_uri, "promoted_version": version,
+        mlflow_runs.set_tags(client, env_run, {names.TAG_PROMOTE: result.model_uri, "promoted_version": version,
                                             "promoted_run_id": result.run_id, "selected_by": f"{mode} {metric}"})
     return result
 
@@ -93,7 +94,7 @@ def packaged_model_uri(client, run) -> str:
 
     found = client.search_logged_models(
         [run.info.experiment_id],
-        filter_string=f"name = '{predict.PACKAGED_MODEL_NAME}' AND source_run_id = '{run.info.run_id}'",
+        filter_string=f"name = '{names.PACKAGED_MODEL_NAME}' AND source_run_id = '{run.info.run_id}'",
         order_by=[{"field_name": "creation_timestamp", "ascending": False}],
     )
     # Status is checked here: the SQL store does not filter on it by name. A killed training's
@@ -174,7 +175,7 @@ def runs_with_model(client, experiment_id: str) -> set[str]:
     found, token = set(), None
     while True:
         page = client.search_logged_models(
-            [experiment_id], filter_string=f"name = '{mlflow_runs.MODEL_NAME}'", max_results=1000, page_token=token
+            [experiment_id], filter_string=f"name = '{names.MODEL_NAME}'", max_results=1000, page_token=token
         )
         found.update(m.source_run_id for m in page if m.source_run_id)
         token = page.token
@@ -297,8 +298,8 @@ def _config_text(client, run_id: str) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id, mlflow_runs.CONFIG_ARTIFACT, tmp)
+            path = client.download_artifacts(run_id, names.CONFIG_ARTIFACT, tmp)
         except (MlflowException, OSError):
-            return f"# the run has no {mlflow_runs.CONFIG_ARTIFACT} artifact"
+            return f"# the run has no {names.CONFIG_ARTIFACT} artifact"
         with open(path, encoding="utf-8") as f:
             return f.read()

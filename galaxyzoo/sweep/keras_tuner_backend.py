@@ -2,7 +2,7 @@
 
 keras-tuner has no MLflow integration, so `MlflowTuner` replaces its trial
 runner: each trial draws its values from the same sweep file (through
-`search_space.KerasTunerSuggest`) and trains with `train.train` as a nested
+`KerasTunerSuggest`) and trains with `training.run.train` as a nested
 MLflow run, exactly like an Optuna trial. The oracle is Hyperband or random
 search (`keras_tuner.algorithm` in the sweep file).
 
@@ -22,9 +22,25 @@ import logging
 from pathlib import Path
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.config.sweep_spec import KerasTunerSuggest, SweepSpec
+from galaxyzoo.config.sweep_spec import SweepSpec
 
 logger = logging.getLogger(__name__)
+
+
+class KerasTunerSuggest:
+    """`Suggest` over `keras_tuner.HyperParameters` (declares the space on first use)."""
+
+    def __init__(self, hp):
+        self.hp = hp
+
+    def float(self, name, low, high, *, log, step):
+        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
+
+    def int(self, name, low, high, *, log, step):
+        return self.hp.Int(name, low, high, step=None if log else step, sampling="log" if log else "linear")
+
+    def categorical(self, name, choices):
+        return self.hp.Choice(name, choices, ordered=False)
 
 
 def search(spec: SweepSpec, runner, base_cfg, study_name: str, n_trials: int):
@@ -82,7 +98,7 @@ def _tuner_class():
     import keras_tuner as kt
 
     class MlflowTuner(kt.engine.base_tuner.BaseTuner):
-        """A keras-tuner whose trials are `train.train` runs nested under the sweep's parent run."""
+        """A keras-tuner whose trials are `training.run.train` runs nested under the sweep's parent run."""
 
         def __init__(self, oracle, *, spec: SweepSpec, runner, **kwargs):
             super().__init__(oracle, **kwargs)

@@ -57,12 +57,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from galaxyzoo.tracking import compare
 from galaxyzoo.config import experiment
 from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.sweep import keras_tuner_backend
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.config.sweep_spec import PRUNERS, OptunaSuggest, SweepSpec, load_sweep, optuna_class
+from galaxyzoo.config.sweep_spec import PRUNERS, SweepSpec, load_sweep, optuna_class
+from galaxyzoo.sweep.optuna_backend import OptunaSuggest
+from galaxyzoo.tracking import names
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +75,7 @@ DB_RETRY_SECONDS = 120  # how long a running worker waits out a lost database co
 MAX_RETRY = 2  # retries of a trial whose worker died
 MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials in a row
 STATES = ("complete", "pruned", "failed")
-# Tags of the study's parent run (and TAG_KEY on its trials too).
-TAG_KEY = "galaxyzoo.sweep_key"  # sweep_key(study, storage): how workers find the study's one parent
-TAG_WORKER_PREFIX = "galaxyzoo.worker."  # + host-pid: that worker's JSON entry, refreshed every heartbeat
-TAG_RECOVERED = "galaxyzoo.recovered"  # why a worker took over a parent left RUNNING by dead workers
-TAG_REOPENED = "galaxyzoo.reopened"  # a finished parent reopened to extend its study
-TAG_CLOSED_WHY = "galaxyzoo.closed_why"  # why a run was closed FAILED by someone other than its worker
-TAG_PARENT_OF_WORKER = "galaxyzoo.sweep_parent"  # on `mlflow run`'s own run when the study already had a parent
-TAG_TRIAL_VALUES = "trial_values"  # a trial's searched values, short
+# Tags of the study's parent run (and names.TAG_SWEEP_KEY on its trials too).
 
 
 @dataclass(frozen=True)
@@ -173,7 +167,7 @@ def run_sweep(
             study = _open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds, on_stale,
                                 db_retry_seconds)
     _prepare_data(base_cfg, progress)
-    tags = {compare.TAG_SWEEP: study_name, TAG_KEY: key, "sweep_file": str(spec.path), "backend": backend,
+    tags = {names.TAG_SWEEP: study_name, names.TAG_SWEEP_KEY: key, "sweep_file": str(spec.path), "backend": backend,
             "mlflow.note.content": f"{backend} sweep {study_name} of {spec.path.name}, searching "
             + "; ".join(f"{p.name} {p.describe()}" for p in spec.params)}
     me = Worker.me()
@@ -306,7 +300,7 @@ class Worker:
 
     @property
     def tag(self) -> str:
-        return TAG_WORKER_PREFIX + re.sub(r"[^\w.-]", "_", self.name)  # MLflow's tag-key alphabet
+        return names.TAG_WORKER_PREFIX + re.sub(r"[^\w.-]", "_", self.name)  # MLflow's tag-key alphabet
 
     def record(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "started": self.started}
@@ -337,7 +331,7 @@ def _workers(run) -> dict[str, dict[str, Any]]:
     """`{tag: entry}` of the workers recorded on a parent run."""
     entries = {}
     for key, value in run.data.tags.items():
-        if key.startswith(TAG_WORKER_PREFIX):
+        if key.startswith(names.TAG_WORKER_PREFIX):
             with contextlib.suppress(ValueError):
                 entries[key] = json.loads(value)
     return entries
@@ -354,11 +348,11 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
     with the reason in `galaxyzoo.closed_why`.
     """
     now = time.time()
-    claims = client.search_runs([experiment_id], f"tags.`{compare.TAG_SWEEP}` = '{mlflow_runs._quote(study_name)}'")
-    parents = sorted((r for r in claims if r.data.tags.get(TAG_KEY) == key), key=lambda r: r.info.start_time)
+    claims = client.search_runs([experiment_id], f"tags.`{names.TAG_SWEEP}` = '{mlflow_runs._quote(study_name)}'")
+    parents = sorted((r for r in claims if r.data.tags.get(names.TAG_SWEEP_KEY) == key), key=lambda r: r.info.start_time)
     parent = parents[0] if parents else None
     for run in claims:
-        same_study = run.data.tags.get(TAG_KEY) == key or run.data.params.get("sweep.storage") == hide_password(storage)
+        same_study = run.data.tags.get(names.TAG_SWEEP_KEY) == key or run.data.params.get("sweep.storage") == hide_password(storage)
         if (run is parent or not same_study or run.info.status != "RUNNING" or run.info.run_id == env_run
                 or any(_live(e, now) for e in _workers(run).values())):
             continue
@@ -367,7 +361,7 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
         mlflow_runs.set_tags(client, run.info.run_id, _lost(run, now))
         close_failed(client, run.info.run_id, why)
         logger.warning("run %s: %s", run.info.run_id, why)
-        for child in client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{run.info.run_id}' "
+        for child in client.search_runs([experiment_id], f"tags.`{names.PARENT_TAG}` = '{run.info.run_id}' "
                                         "and attributes.status = 'RUNNING'"):
             close_failed(client, child.info.run_id, f"its parent run {run.info.run_id} was left RUNNING by a "
                                                     "dead worker", trial=True)
@@ -385,15 +379,15 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
     lost = _lost(parent, now)
     if parent.info.status == "RUNNING" and not any(_live(e, now) for e in _workers(parent).values()):
         why = (f"taken over by worker {me.name} at {_stamp(now)}: no live worker "
-               f"(stopped: {', '.join(k.removeprefix(TAG_WORKER_PREFIX) for k in lost) or 'unknown'})")
-        lost[TAG_RECOVERED] = why
+               f"(stopped: {', '.join(k.removeprefix(names.TAG_WORKER_PREFIX) for k in lost) or 'unknown'})")
+        lost[names.TAG_RECOVERED] = why
         logger.warning("parent run %s of study %s: %s", parent_id, study_name, why)
     elif parent.info.status != "RUNNING":
-        lost[TAG_REOPENED] = f"reopened by worker {me.name} at {_stamp(now)} (was {parent.info.status})"
+        lost[names.TAG_REOPENED] = f"reopened by worker {me.name} at {_stamp(now)} (was {parent.info.status})"
         client.update_run(parent_id, status="RUNNING")
-    mlflow_runs.set_tags(client, parent_id, {**lost, mlflow_runs.TAG_OUTCOME: "running"})
+    mlflow_runs.set_tags(client, parent_id, {**lost, names.TAG_OUTCOME: "running"})
     if env_run:  # `mlflow run`'s own run only points at the study's parent
-        mlflow_runs.set_tags(client, env_run, {TAG_PARENT_OF_WORKER: parent_id, "mlflow.note.content":
+        mlflow_runs.set_tags(client, env_run, {names.TAG_PARENT_OF_WORKER: parent_id, "mlflow.note.content":
                                             f"a worker of sweep {study_name}; its trials nest under run {parent_id}"})
     logger.info("joining the parent run %s of study %s", parent_id, study_name)
     return parent_id, False
@@ -444,7 +438,7 @@ def _worker_on(client, parent_id: str, me: Worker, heartbeat_seconds: int, lock)
 
 def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
     """End a run its own worker can no longer end: FAILED, with `why` in the tag `galaxyzoo.closed_why`."""
-    tags = {TAG_CLOSED_WHY: why, **({compare.TAG_TRIAL_STATE: "failed"} if trial else {})}
+    tags = {names.TAG_CLOSED_WHY: why, **({names.TAG_TRIAL_STATE: "failed"} if trial else {})}
     mlflow_runs.set_tags(client, run_id, tags)
     mlflow_runs.finish_run(client, run_id, "failed")
 
@@ -479,10 +473,10 @@ class TrialRunner:
         description = f"Sweep {self.study_name}, trial {number}: {shown}.{' ' + note if note else ''}"
         cfg = self.spec.trial_config(values, [*self.extra, *extra, f"description={json.dumps(description)}"])
         trial_tags = {
-            compare.TAG_TRIAL_NUMBER: str(number),
-            compare.TAG_TRIAL_STATE: "running",
-            TAG_TRIAL_VALUES: shown,
-            TAG_KEY: self.key,
+            names.TAG_TRIAL_NUMBER: str(number),
+            names.TAG_TRIAL_STATE: "running",
+            names.TAG_TRIAL_VALUES: shown,
+            names.TAG_SWEEP_KEY: self.key,
             "study_name": self.study_name,
             **(tags or {}),
         }
@@ -503,9 +497,9 @@ class TrialRunner:
                 if isinstance(exc, tuple(pruned)):
                     self._mark_pruned(run_id, number, description, exc)
                 else:
-                    self.client.set_tag(run_id, compare.TAG_TRIAL_STATE, "failed")
+                    self.client.set_tag(run_id, names.TAG_TRIAL_STATE, "failed")
             raise
-        self.client.set_tag(result.run_id, compare.TAG_TRIAL_STATE, "complete")
+        self.client.set_tag(result.run_id, names.TAG_TRIAL_STATE, "complete")
         series = result.history.get(self.spec.study.metric, [])
         if not series:
             raise GalaxyZooError(f"trial {number} logged no {self.spec.study.metric}")
@@ -514,7 +508,7 @@ class TrialRunner:
     def _mark_pruned(self, run_id: str, number: int, description: str, exc: BaseException) -> None:
         """A pruned trial did what the study asked: FINISHED (not KILLED, which the MLflow UI shows as
         a failure), named `trial <n> (pruned)`, its description saying after which epoch."""
-        mlflow_runs.set_tags(self.client, run_id, {compare.TAG_TRIAL_STATE: "pruned",
+        mlflow_runs.set_tags(self.client, run_id, {names.TAG_TRIAL_STATE: "pruned",
                                                 "mlflow.note.content": f"{description} {_sentence(str(exc))}."})
         self.client.update_run(run_id, status="FINISHED", name=f"trial {number} (pruned)")
 
@@ -522,8 +516,8 @@ class TrialRunner:
         """The MLflow run of trial `number` under this parent, if training got as far as creating it."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{mlflow_runs.PARENT_TAG}` = '{self.parent_run_id}' "
-            f"and tags.{compare.TAG_TRIAL_NUMBER} = '{number}'",
+            filter_string=f"tags.`{names.PARENT_TAG}` = '{self.parent_run_id}' "
+            f"and tags.{names.TAG_TRIAL_NUMBER} = '{number}'",
         )
         return runs[0].info.run_id if runs else None
 
@@ -725,11 +719,11 @@ def _close_orphan_runs(study, runner: TrialRunner, on_stale: _StaleTrials) -> No
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     running = runner.client.search_runs(
-        [runner.experiment_id], f"tags.`{TAG_KEY}` = '{runner.key}' and attributes.status = 'RUNNING'")
+        [runner.experiment_id], f"tags.`{names.TAG_SWEEP_KEY}` = '{runner.key}' and attributes.status = 'RUNNING'")
     for run in running:
-        if compare.TAG_TRIAL_NUMBER not in run.data.tags:
+        if names.TAG_TRIAL_NUMBER not in run.data.tags:
             continue  # the parent run
-        trial = trials.get(int(run.data.tags[compare.TAG_TRIAL_NUMBER]))
+        trial = trials.get(int(run.data.tags[names.TAG_TRIAL_NUMBER]))
         if trial is None or trial.state != optuna.trial.TrialState.RUNNING:
             state = "missing" if trial is None else trial.state.name
             on_stale.close(run.info.run_id, f"its Optuna trial is {state} but the run was left RUNNING")
@@ -764,7 +758,7 @@ def _run_optuna_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_
         return "failed"
     if not math.isfinite(value):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        runner.client.set_tag(run_id, compare.TAG_TRIAL_STATE, "failed")
+        runner.client.set_tag(run_id, names.TAG_TRIAL_STATE, "failed")
         return "failed"
     study.tell(trial, value)
     logger.info("trial %d: %s=%.5f", trial.number, spec.study.metric, value)
@@ -816,7 +810,7 @@ class _StaleTrials:
         """The trial's run when the worker died before recording it on the trial."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            f"tags.`{TAG_KEY}` = '{self.key}' and tags.{compare.TAG_TRIAL_NUMBER} = '{number}' "
+            f"tags.`{names.TAG_SWEEP_KEY}` = '{self.key}' and tags.{names.TAG_TRIAL_NUMBER} = '{number}' "
             "and attributes.status = 'RUNNING'")
         return runs[0].info.run_id if runs else None
 

@@ -18,17 +18,13 @@ import time
 
 import pandas as pd
 
-from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 FORMATS = ("text", "csv", "markdown")
 # Final metrics worth a column; per-question values (test_rmse_t01_smooth_or_features, ...) stay in the MLflow UI.
 HEADLINE = re.compile(r"(val_|test_)?(loss|rmse|r2_flat|r2_mean_columns|rmse_cumulative)")
 # Tags the sweep writes on its runs (train() receives them as extra tags).
-TAG_SWEEP = "galaxyzoo.sweep"  # on the parent run: the study name
-TAG_PROMOTE = "galaxyzoo.promote"  # on the run `mlflow run . -e promote` created: the model URI
-TAG_TRIAL_NUMBER = "trial_number"
-TAG_TRIAL_STATE = "trial_state"
 
 
 def lower_is_better(metric: str) -> bool:
@@ -51,7 +47,7 @@ def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None
         except MlflowException:
             raise GalaxyZooError(f"no MLflow run {sweep_run!r} in {client.tracking_uri}") from None
         experiment_id = parent.info.experiment_id
-        runs = _search(client, experiment_id, f"tags.`{mlflow_runs.PARENT_TAG}` = '{sweep_run}'")
+        runs = _search(client, experiment_id, f"tags.`{names.PARENT_TAG}` = '{sweep_run}'")
         return experiment_id, runs
     if not experiment_name:
         raise GalaxyZooError("name an MLflow experiment (--experiment-name) or a sweep run (--sweep-run)")
@@ -62,7 +58,7 @@ def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None
             f"no MLflow experiment {experiment_name!r} in {client.tracking_uri} (experiments: {known})"
         )
     runs = [r for r in _search(client, experiment.experiment_id, None)
-            if TAG_SWEEP not in r.data.tags and TAG_PROMOTE not in r.data.tags]
+            if names.TAG_SWEEP not in r.data.tags and names.TAG_PROMOTE not in r.data.tags]
     return experiment.experiment_id, runs
 
 
@@ -91,8 +87,8 @@ def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
         row = {
             "run": run.info.run_name or run.info.run_id[:8],
             "run_id": run.info.run_id,
-            "trial": tags.get(TAG_TRIAL_NUMBER, ""),
-            "state": tags.get(TAG_TRIAL_STATE) or tags.get("outcome") or run.info.status.lower(),
+            "trial": tags.get(names.TAG_TRIAL_NUMBER, ""),
+            "state": tags.get(names.TAG_TRIAL_STATE) or tags.get("outcome") or run.info.status.lower(),
             "duration": _duration(run),
         }
         row.update({m: run.data.metrics.get(m) for m in metrics})

@@ -30,29 +30,20 @@ from urllib.parse import urlparse
 
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 DEFAULT_DB = "mlflow.db"
-MODEL_NAME = "model"  # artifact name of the logged Keras model: runs:/<run_id>/model
-CONFIG_ARTIFACT = "config.yaml"
 
 # Tags written by `galaxyzoo train`; resume and the sweep read them back.
-TAG_EXPERIMENT_FILE = "experiment_file"
-TAG_CONFIG_HASH = "config_hash"
-TAG_CHECKPOINT_DIR = "checkpoint_dir"
-PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
 STATE_FILE = "state.json"  # a run folder's checkpoint state (callbacks.EpochCheckpoint writes it)
-TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
-TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 OUTCOMES = ("running", "completed", "failed", "interrupted", "pruned")
 # An unfinished run in one of these may be continued by `--resume auto`.
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
 # MLflow's experiment tag for how the UI opens an experiment, and its value for model training
 # (the UI's ExperimentKind enum: genai_development, custom_model_development, ...).
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"
 EXPERIMENT_TAGS = {
-    TAG_EXPERIMENT_KIND: EXPERIMENT_KIND,
-    "mlflow.note.content": (
+    names.TAG_EXPERIMENT_KIND: names.EXPERIMENT_KIND,
+    names.TAG_EXPERIMENT_NOTE: (
         "Galaxy Zoo 2 morphology CNNs (galaxyzoo). One run per training: the experiment config's knobs as "
         "params; data identity, library versions and runtime as tags; train/val/test as datasets; per-epoch "
         "and test metrics; the Keras model and the packaged (crop + network) pyfunc model. Sweeps add a "
@@ -222,7 +213,7 @@ def finish_run(client, run_id: str, outcome: str) -> None:
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
     status = {"completed": "FINISHED", "failed": "FAILED"}.get(outcome, "KILLED")
-    client.set_tag(run_id, TAG_OUTCOME, outcome)
+    client.set_tag(run_id, names.TAG_OUTCOME, outcome)
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run_id:
         mlflow.end_run(status)
@@ -245,7 +236,7 @@ def recording_outcome(client, run_id: str, pruned: tuple[type[BaseException], ..
         raise
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, GalaxyZooError) else f"{type(exc).__name__}: {exc}"
-        client.set_tag(run_id, TAG_FAILURE, reason[:2000])  # well under MLflow's tag value limit
+        client.set_tag(run_id, names.TAG_FAILURE, reason[:2000])  # well under MLflow's tag value limit
         finish_run(client, run_id, "failed")
         raise
     finish_run(client, run_id, "completed")
@@ -348,7 +339,7 @@ def log_keras_model(model, input_example, step: int) -> str:
     try:
         info = Model.log(
             artifact_path=None,
-            name=MODEL_NAME,
+            name=names.MODEL_NAME,
             flavor=_keras_flavor(),
             model=model,
             signature=infer_signature(input_example, prediction),
@@ -390,19 +381,19 @@ def find_resumable_run(client, experiment_id: str, experiment_file: str, config_
     runs = client.search_runs(
         [experiment_id],
         filter_string=(
-            f"tags.{TAG_CONFIG_HASH} = '{config_hash}' and "
-            f"tags.{TAG_EXPERIMENT_FILE} = '{_quote(experiment_file)}'"
+            f"tags.{names.TAG_CONFIG_HASH} = '{config_hash}' and "
+            f"tags.{names.TAG_EXPERIMENT_FILE} = '{_quote(experiment_file)}'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=200,
     )
     for run in runs:
         tags = run.data.tags
-        if run.info.status not in RESUMABLE_STATUSES or tags.get(TAG_OUTCOME) == "pruned":
+        if run.info.status not in RESUMABLE_STATUSES or tags.get(names.TAG_OUTCOME) == "pruned":
             continue
-        if PARENT_TAG in tags:
+        if names.PARENT_TAG in tags:
             continue
-        checkpoint = tags.get(TAG_CHECKPOINT_DIR)
+        checkpoint = tags.get(names.TAG_CHECKPOINT_DIR)
         if checkpoint and (Path(checkpoint) / STATE_FILE).is_file():
             return run.info.run_id
     return None

@@ -37,10 +37,10 @@ import numpy as np
 
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.tracking.mlflow_runs import STATE_FILE, log_metrics, logged_steps
+from galaxyzoo.tracking import names
 
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.npz"
-CSV_LOG = "training_log.csv"
 # Keys Keras's own LR callbacks add to the logs; `lr` (the seed's column name) replaces them.
 _KERAS_LR_KEYS = ("learning_rate",)
 # What to carry across a resume for each stateful callback (their on_train_begin resets it).
@@ -83,8 +83,8 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
         named.append(("early_stopping", keras.callbacks.EarlyStopping(**settings), settings))
     named.append(("lr_logger", LearningRateLogger(), {"key": "lr"}))
     if cfg.csv_logger.enabled:
-        settings = {"filename": CSV_LOG, "append": cfg.csv_logger.append}
-        named.append(("csv_logger", keras.callbacks.CSVLogger(str(run_dir / CSV_LOG), append=cfg.csv_logger.append),
+        settings = {"filename": names.CSV_LOG, "append": cfg.csv_logger.append}
+        named.append(("csv_logger", keras.callbacks.CSVLogger(str(run_dir / names.CSV_LOG), append=cfg.csv_logger.append),
                       settings))
     if client is not None:
         skip = logged_steps(client, run_id) if resume else None

@@ -31,110 +31,20 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from galaxyzoo.config import experiment as config_mod
 from galaxyzoo.tracking import mlflow_runs
-from galaxyzoo.data import workspace
 from galaxyzoo.config.experiment import ExperimentConfig
+from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.tracking import names
 
 logger = logging.getLogger(__name__)
 
-PARTS = ("train", "val", "test")
 GALLERY_SIZE = 16  # test crops drawn with their predictions
-# Per-epoch series read back from MLflow for the training-curves plot.
-CURVE_KEYS = ("loss", "val_loss", "r2_flat", "val_r2_flat", "rmse", "val_rmse", "lr")
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of the split, ready to stream: store rows and the head's targets."""
-
-    name: str
-    asset_ids: np.ndarray
-    rows: np.ndarray  # rows of the crop store, in asset_ids order
-    targets: np.ndarray  # (N, 37) float32, after the head's target policy
-    counts: np.ndarray | None  # (N, 37) vote counts when the loss needs them
-
-    def __len__(self) -> int:
-        return len(self.asset_ids)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A built workspace, its split and the three parts (`train`, `val`, `test`)."""
-
-    workspace: workspace.Workspace
-    split: Any  # split.SplitInfo
-    store: Any  # store.CropStore
-    images: Any  # data.RowReader over the store
-    parts: dict[str, Part]
-
-    def sequence(self, part: str, *, batch_size: int, shuffle: bool = False, augment=None, seed: int = 0,
-                 workers: int = 1):
-        """A `data.GalaxySequence` over one part (None for an empty validation part)."""
-        from galaxyzoo.data.stream import GalaxySequence
-
-        p = self.parts[part]
-        if len(p) == 0:
-            return None
-        return GalaxySequence(self.images, p.rows, p.targets, p.counts, batch_size=batch_size, shuffle=shuffle,
-                              augment=augment, seed=seed, workers=workers)
-
-    def fit_sequences(self, train_cfg, initial_epoch: int = 0):
-        """(train, val) sequences as `train_cfg` asks: shuffled and augmented training batches
-        from `initial_epoch`'s order on, plain validation batches (None without a val part)."""
-        from galaxyzoo.data.stream import Augment
-
-        aug = train_cfg.augment
-        augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px) if aug.enabled else None
-        workers = 2  # prefetch batches in background threads while the model trains
-        train_seq = self.sequence("train", batch_size=train_cfg.batch_size, shuffle=True, augment=augment,
-                                  seed=train_cfg.seed, workers=workers)
-        train_seq.set_epoch(initial_epoch)
-        return train_seq, self.sequence("val", batch_size=train_cfg.batch_size, workers=workers)
-
-
-def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Dataset:
-    """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
-
-    A part of the split none of whose galaxies has a usable crop is a
-    GalaxyZooError naming the store and the raw folder. Every head trains and is scored on the stored debiased fractions (see
-    docs/model.md, "target policy"); vote counts are loaded only when
-    `with_counts` (a count-based loss).
-    """
-    from galaxyzoo.data.stream import Labels, RowReader
-    from galaxyzoo.data.store import CropStore, first_few
-
-    ws, split = workspace.build_for(data_cfg, progress=progress)
-    store = CropStore.open(ws.store)
-    labels = Labels.read(ws.db, with_counts=with_counts)
-    usable = store.asset_ids[store.usable]
-    parts = {}
-    for name in PARTS:
-        ids = np.asarray(getattr(split, name), dtype=np.int64)
-        kept = np.isin(ids, usable)
-        if len(ids) and not kept.any():
-            # Nothing to train on or score: refused here, before a run is opened for it.
-            raise GalaxyZooError(
-                f"{ws.store}: none of the {len(ids)} galaxies of the {name} part has a usable crop (prepare "
-                f"recorded their images in {ws.raw} as corrupt or missing, e.g. {first_few(ids)}); fix or "
-                "re-download the images, then run `galaxyzoo prepare` again"
-            )
-        if not kept.all():
-            # `prepare` recorded these as corrupt or missing; train on the rest, and say so.
-            logger.warning("%s: %d galaxies have no usable crop and are left out: %s", name, (~kept).sum(),
-                           first_few(ids[~kept]))
-            ids = ids[kept]
-        targets, counts = labels.select(ids)
-        parts[name] = Part(name, ids, store.rows_for(ids), targets, counts)
-    return Dataset(ws, split, store, RowReader.for_store(store), parts)
 
 
 # ---------------------------------------------------------------- result
@@ -236,8 +146,8 @@ def train(
         run_id = active.info.run_id
         run_dir = Path(runs_dir or Path(cfg.data.workdir) / "runs").resolve() / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        mlflow_runs.set_tags(client, run_id, {mlflow_runs.TAG_CHECKPOINT_DIR: str(run_dir),
-                                           mlflow_runs.TAG_OUTCOME: "running"})
+        mlflow_runs.set_tags(client, run_id, {names.TAG_CHECKPOINT_DIR: str(run_dir),
+                                           names.TAG_OUTCOME: "running"})
         try:
             with mlflow_runs.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
                 result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming,
@@ -274,7 +184,7 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
         else:
             from galaxyzoo.training.callbacks import read_state
 
-            read_state(Path(client.get_run(found).data.tags[mlflow_runs.TAG_CHECKPOINT_DIR]))  # damaged: refused now
+            read_state(Path(client.get_run(found).data.tags[names.TAG_CHECKPOINT_DIR]))  # damaged: refused now
             logger.info("resume auto: continuing run %s", found)
         return found, experiment_id
     return resume, _check_resumable(client, resume, cfg, chash)
@@ -292,14 +202,14 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
     tags = run.data.tags
     if run.info.status == "FINISHED":
         raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
-    if tags.get(mlflow_runs.TAG_CONFIG_HASH) != chash:
+    if tags.get(names.TAG_CONFIG_HASH) != chash:
         changed = _changed_keys({**tags, **run.data.params}, config_mod.flatten(cfg))
         raise GalaxyZooError(
             f"--resume {run_id}: the run was trained with another config (hash "
-            f"{tags.get(mlflow_runs.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
-            f"resume with the run's experiment file {tags.get(mlflow_runs.TAG_EXPERIMENT_FILE)!r} and overrides"
+            f"{tags.get(names.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
+            f"resume with the run's experiment file {tags.get(names.TAG_EXPERIMENT_FILE)!r} and overrides"
         )
-    directory = tags.get(mlflow_runs.TAG_CHECKPOINT_DIR)
+    directory = tags.get(names.TAG_CHECKPOINT_DIR)
     if not directory or not read_state(Path(directory)):
         raise GalaxyZooError(
             f"--resume {run_id}: no checkpoint at {directory or '(no checkpoint_dir tag)'} (the run stopped before "
@@ -318,8 +228,8 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
     (data identity and sizes, library versions, tracking settings); see docs/training.md."""
     flat = config_mod.flatten(cfg)
     tags = {
-        mlflow_runs.TAG_EXPERIMENT_FILE: file_tag,
-        mlflow_runs.TAG_CONFIG_HASH: chash,
+        names.TAG_EXPERIMENT_FILE: file_tag,
+        names.TAG_CONFIG_HASH: chash,
         "experiment": cfg.name,
         "head": cfg.model.head,
         "loss": cfg.train.loss,
@@ -397,7 +307,7 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         else:
             mlflow_runs.log_params(client, run_id, config_mod.knobs(cfg))
             _log_datasets(dataset)
-            config_path = config_mod.dump_yaml(cfg, run_dir / mlflow_runs.CONFIG_ARTIFACT, built=callback_descriptions)
+            config_path = config_mod.dump_yaml(cfg, run_dir / names.CONFIG_ARTIFACT, built=callback_descriptions)
             client.log_artifact(run_id, str(config_path))
         train_seq, val_seq = dataset.fit_sequences(cfg.train, initial_epoch)
         if initial_epoch < cfg.train.epochs:
@@ -405,7 +315,7 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
                         run_id)
         model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks + extra_callbacks, verbose=_verbosity(verbose), shuffle=False)
-        history = mlflow_runs.metric_histories(client, run_id, list(CURVE_KEYS) + ["epoch_seconds"])
+        history = mlflow_runs.metric_histories(client, run_id, list(names.CURVE_KEYS) + ["epoch_seconds"])
         # The last epoch's step: the test and best metrics are logged at it, and both logged
         # models link the metrics of this step, so their pages show the final values.
         step = history["loss"][-1][0] if history.get("loss") else 0
@@ -417,7 +327,7 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         predict.log_packaged_model(client, run_id, step=step)
     epochs = len(history.get("loss", []))
     return TrainResult(run_id, experiment_id, "completed", epochs, initial_epoch if resuming else None,
-                       f"runs:/{run_id}/{mlflow_runs.MODEL_NAME}", metrics, history)
+                       f"runs:/{run_id}/{names.MODEL_NAME}", metrics, history)
 
 
 def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
@@ -481,7 +391,7 @@ def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
     if stopped:
         next_epoch = cfg.train.epochs  # early stopping had ended the training before the kill
     if cfg.train.callbacks.csv_logger.enabled and cfg.train.callbacks.csv_logger.append:
-        cb.truncate_csv_log(run_dir / cb.CSV_LOG, next_epoch)
+        cb.truncate_csv_log(run_dir / names.CSV_LOG, next_epoch)
     if next_epoch < cfg.train.epochs:
         logger.info("resuming at epoch %d of %d from %s", next_epoch + 1, cfg.train.epochs, run_dir)
     else:
@@ -567,7 +477,7 @@ def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, his
 
     from galaxyzoo.registry import evaluate
     from galaxyzoo.tracking import plots
-    from galaxyzoo.training.callbacks import CSV_LOG
+    from galaxyzoo.tracking.names import CSV_LOG
 
     test = dataset.parts["test"]
     y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
