@@ -237,10 +237,13 @@ def test_a_part_file_longer_than_the_file_is_replaced(server, tmp_path):
     assert (tmp_path / "gz2_filename_mapping.csv").read_bytes() == data
 
 
-def test_busy_server_is_retried_then_gives_up(server, tmp_path):
+def test_busy_server_is_retried_then_gives_up(server, tmp_path, caplog):
     server.unavailable = 2
-    dl.download(tmp_path, sources(server), only=["mapping"], retries=2, backoff=0.0)
+    with caplog.at_level("INFO", logger="galaxyzoo.data.download"):
+        dl.download(tmp_path, sources(server), only=["mapping"], retries=2, backoff=0.0)
     assert [r["status"] for r in server.requests] == [503, 503, 200]
+    # Through the package's logging (stderr under the CLI), not print: stdout stays clean.
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == ["HTTP 503 Service Unavailable; retrying in 0 s"] * 2
 
     server.unavailable = 3
     with pytest.raises(GalaxyZooError, match=r"/gz2_hart16\.csv\.gz: HTTP 503"):

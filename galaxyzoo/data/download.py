@@ -17,6 +17,7 @@ import dataclasses
 import gzip
 import hashlib
 import http.client
+import logging
 import os
 import shutil
 import ssl
@@ -33,6 +34,8 @@ from tqdm import tqdm
 
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 USER_AGENT = f"galaxyzoo/{__version__} (Python urllib)"
@@ -142,7 +145,7 @@ def download(
         product = out / source.product
         products[name] = product
         if product.exists():
-            print(f"{product} already present; skipping {source.filename}")
+            logger.info("%s already present; skipping %s", product, source.filename)
             continue
         archive = out / source.filename
         if not archive.exists():
@@ -187,7 +190,7 @@ def fetch(
                 kept = f" ({_size(part):,} bytes kept in {part}; run again to resume)" if _size(part) else ""
                 raise GalaxyZooError(f"could not download {url}: {reason}{kept}") from None
             delay = backoff * 2 ** max(failures - 1, 0)
-            print(f"{url}: {reason}; retrying in {delay:.0f} s")
+            logger.warning("%s: %s; retrying in %.0f s", url, reason, delay)
             time.sleep(delay)
     _verify(part, url, size, checksum)
     os.replace(part, dest)
