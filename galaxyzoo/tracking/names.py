@@ -9,6 +9,15 @@ MODEL_NAME = "model"  # the training's logged Keras model: runs:/<run_id>/model
 PACKAGED_MODEL_NAME = "packaged_model"  # the crop + network pyfunc model logged beside it
 CONFIG_ARTIFACT = "config.yaml"  # the run's resolved experiment config
 CSV_LOG = "training_log.csv"  # the seed's per-epoch CSV log
+PER_QUESTION_CSV = "per_question_metrics.csv"  # the test split's table per question (train and evaluate)
+METRICS_JSON = "metrics.json"  # evaluate's metrics, with the model URI and test size
+PLOTS_DIR = "plots"  # a training's figures: the files below, under this folder
+TRAINING_CURVES_PLOT = "training_curves.png"  # the seed's model_training.png
+PRED_VS_TRUE_DIR = "pred_vs_true"  # one <question id>.png per question
+TEST_CROPS_PLOT = "test_crops.png"  # the gallery of test crops with their predictions
+# Inside the packaged model: its pyfunc artifacts (PackagedModel.load_context reads them back).
+PACKAGED_KERAS_ARTIFACT = "keras_model"
+PACKAGED_CONFIG_ARTIFACT = "config"
 
 # ------------------------------------------------------------------ tags of a training run
 TAG_EXPERIMENT_FILE = "experiment_file"
@@ -29,7 +38,24 @@ TAG_PARENT_OF_WORKER = "galaxyzoo.sweep_parent"  # on `mlflow run`'s own run whe
 TAG_TRIAL_NUMBER = "trial_number"
 TAG_TRIAL_STATE = "trial_state"
 TAG_TRIAL_VALUES = "trial_values"  # a trial's searched values, short
-TAG_PROMOTE = "galaxyzoo.promote"  # on the run `mlflow run . -e promote` created: the model URI
+
+# ------------------------------------------------------------------ tags of promote and the versions it registers
+# On the run `mlflow run . -e promote` created:
+TAG_PROMOTE = "galaxyzoo.promote"  # the model URI (models:/NAME@ALIAS)
+TAG_PROMOTED_VERSION = "promoted_version"  # the registered version it made
+TAG_PROMOTED_RUN = "promoted_run_id"  # the training run that won
+TAG_SELECTED_BY = "selected_by"  # "<mode> <metric>"; on the version too
+# On the registered version, besides TAG_SELECTED_BY and the winning metric under its own key:
+TAG_SOURCE_RUN = "source_run_id"  # the run that trained the model
+TAG_COMPARED_RUNS = "compared_runs"
+TAG_SCOPE = "scope"  # which runs were compared, in words
+TAG_DATA_KIND = "data_kind"
+TAG_SPLIT_ID = "split_id"
+
+# ------------------------------------------------------------------ params of an `mlflow run . -e evaluate` run
+PARAM_MODEL_URI = "model_uri"  # the model scored
+PARAM_SOURCE_RUN = TAG_SOURCE_RUN  # the run that trained it, under the version tag's name
+PARAM_N_TEST = "n_test"  # galaxies in the test split
 
 # ------------------------------------------------------------------ experiment tags
 # How the MLflow UI opens an experiment, and the value for model training
@@ -41,3 +67,17 @@ TAG_EXPERIMENT_NOTE = "mlflow.note.content"  # the experiment's description in t
 # ------------------------------------------------------------------ metric keys
 # Per-epoch series read back from MLflow for the training-curves plot.
 CURVE_KEYS = ("loss", "val_loss", "r2_flat", "val_r2_flat", "rmse", "val_rmse", "lr")
+# A final metric is logged under its evaluation key (`metrics.evaluate_arrays`: "rmse",
+# "rmse_t01_smooth_or_features", ...) with one of these prefixes.
+TEST_PREFIX = "test_"  # scored on the test split (train and evaluate)
+BEST_PREFIX = "best_"  # the best value of a per-epoch series, or a sweep's best trial
+
+
+def on_test_split(key: str) -> str:
+    """The metric key of the test split's value of `key`: `rmse` -> `test_rmse`."""
+    return TEST_PREFIX + key
+
+
+def best_of(key: str) -> str:
+    """The metric key of the best value of `key`: `val_rmse` -> `best_val_rmse`."""
+    return BEST_PREFIX + key
