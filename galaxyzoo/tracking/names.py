@@ -26,6 +26,8 @@ TAG_CHECKPOINT_DIR = "checkpoint_dir"
 TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
 TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
+TAG_RUN_NAME = "mlflow.runName"  # MLflow's own tag of a run's name
+TAG_RUN_NOTE = "mlflow.note.content"  # a run's description in the UI (the experiment's key too)
 
 # ------------------------------------------------------------------ tags of sweeps and their trials
 TAG_SWEEP = "galaxyzoo.sweep"  # on the parent run: the study name
@@ -38,6 +40,22 @@ TAG_PARENT_OF_WORKER = "galaxyzoo.sweep_parent"  # on `mlflow run`'s own run whe
 TAG_TRIAL_NUMBER = "trial_number"
 TAG_TRIAL_STATE = "trial_state"
 TAG_TRIAL_VALUES = "trial_values"  # a trial's searched values, short
+TAG_STUDY_NAME = "study_name"  # on every trial
+TAG_RETRY_OF = "retry_of_trial"  # on a trial that retries one whose worker died: that trial's number
+TAG_SWEEP_FILE = "sweep_file"  # on the parent: the sweep file's path
+TAG_SWEEP_BACKEND = "backend"  # on the parent: optuna or keras-tuner
+TAG_BEST_TRIAL = "best_trial_number"  # on the parent: the study's best trial (its metric: best_of(metric))
+TAG_BEST_RUN = "best_run_id"  # on the parent: that trial's MLflow run
+TAG_BEST_PARAM_PREFIX = "best."  # + searched key: the best trial's value, on the parent
+TAG_PLOT_NOTE_PREFIX = "plot_note."  # + one of SWEEP_PLOTS: why the parent lacks that plot
+# The parent's params, artifacts and metrics.
+SWEEP_PARAM_PREFIX = "sweep."  # + setting (file, storage, n_trials, ...): the first worker's settings
+SPACE_PARAM_PREFIX = "space."  # + searched key: its range
+SWEEP_FILE_ARTIFACT = "sweep.yaml"  # a copy of the sweep file
+BASE_CONFIG_ARTIFACT = "base_config.yaml"  # the base experiment config with the sweep's set: and overrides
+TRIALS_TABLE = "trials.csv"  # one row per trial of the study
+SWEEP_PLOTS = ("optimization_history", "intermediate_values", "param_importances")  # each <name>.png
+TRIALS_METRIC_PREFIX = "trials_"  # + complete / pruned / failed: how many trials of the study ended so
 
 # ------------------------------------------------------------------ tags of promote and the versions it registers
 # On the run `mlflow run . -e promote` created:
