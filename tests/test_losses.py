@@ -5,7 +5,8 @@ from scipy.special import gammaln
 from scipy.stats import dirichlet_multinomial
 
 from galaxyzoo import schema
-from galaxyzoo.model.losses import LOSS_NAMES, get_loss, lgamma, needs_counts, split_targets
+from galaxyzoo.config.experiment import LOSSES
+from galaxyzoo.model.losses import get_loss, lgamma, needs_counts, split_targets
 
 T01, T02, T06, T11 = (schema.QUESTION_BY_ID[q].slice for q in ("t01", "t02", "t06", "t11"))
 
@@ -37,7 +38,7 @@ def test_get_loss_rejects_unknown_names_and_parameters():
         get_loss("mse", concentration=3)
     with pytest.raises(ValueError, match="concentration must be > 0"):
         get_loss("dirichlet-multinomial", concentration=0)
-    assert [needs_counts(n) for n in LOSS_NAMES] == [False, True, True]
+    assert [needs_counts(n) for n in LOSSES] == [False, True, True]
 
 
 def test_mse_by_hand_and_ignores_counts():
@@ -138,7 +139,7 @@ def test_dirichlet_multinomial_sums_questions_and_renormalises_sigmoid_outputs()
 
 
 def test_losses_serialise_with_their_parameters():
-    for name in LOSS_NAMES:
+    for name in LOSSES:
         loss = get_loss(name)
         again = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(again) is type(loss) and again.name == loss.name
@@ -147,6 +148,6 @@ def test_losses_serialise_with_their_parameters():
 
 
 def test_the_config_accepts_exactly_the_losses_that_exist():
-    from galaxyzoo.config.experiment import LOSSES
-
-    assert LOSSES == LOSS_NAMES
+    assert all(isinstance(get_loss(name), keras.losses.Loss) for name in LOSSES)
+    with pytest.raises(ValueError, match=f"expected one of {', '.join(LOSSES)}$"):
+        get_loss("not-in-the-config")

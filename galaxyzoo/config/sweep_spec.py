@@ -14,9 +14,12 @@ params:
 ```
 
 `load_sweep` checks every key, range and choice (each extreme value must make
-a valid experiment) and returns a `SweepSpec`. A trial draws its values through
-a small `Suggest` interface, which Optuna trials and keras-tuner
-hyperparameters both implement (`sweep.optuna_backend`, `sweep.keras_tuner_backend`), so one file drives either backend:
+a valid experiment) and returns a `SweepSpec`. The fixed sections (`study:`,
+`keras_tuner:`, the top-level keys) are frozen dataclasses built by
+`config.engine`, as experiment files are; `params:` is parsed here. A trial
+draws its values through a small `Suggest` interface, which Optuna trials and
+keras-tuner hyperparameters both implement (`sweep.optuna_backend`,
+`sweep.keras_tuner_backend`), so one file drives either backend:
 
 >>> spec = load_sweep("sweeps/quickstart.yaml")
 >>> values = spec.sample(OptunaSuggest(trial))      # {"train.learning_rate": 0.003, ...}
@@ -27,20 +30,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import hashlib
 import inspect
 import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from galaxyzoo.config import experiment
+from galaxyzoo.config.engine import (
+    Source, above, at_least, build, check_keys, checked, coerce, identifier_problem, one_of, read_mapping,
+    setting, suggest, to_dict, to_yaml,
+)
 from galaxyzoo.errors import GalaxyZooError
 
 METRICS = {"val_rmse": "minimize", "val_r2_flat": "maximize", "val_loss": "minimize"}
@@ -48,9 +52,6 @@ METRICS = {"val_rmse": "minimize", "val_r2_flat": "maximize", "val_loss": "minim
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 KT_ALGORITHMS = ("hyperband", "random")
-TOP_KEYS = ("base", "name", "description", "set", "study", "keras_tuner", "params")
-STUDY_KEYS = ("metric", "n_trials", "sampler", "sampler_params", "seed", "pruner", "pruner_params")
-KT_KEYS = ("algorithm", "factor", "hyperband_iterations", "seed")
 KINDS = ("float", "int", "categorical", "geometric")
 _SPEC_KEYS = {
     "float": ("type", "low", "high", "log", "step"),
@@ -117,7 +118,7 @@ class Param:
     def describe(self) -> str:
         """One short line for logs and the parent run's params."""
         if self.kind == "categorical":
-            return "one of " + ", ".join(_yaml_value(c) for c in self.choices)
+            return "one of " + ", ".join(to_yaml(c) for c in self.choices)
         if self.kind == "geometric":
             return f"geometric(start {self.start.describe()}; length {self.length.describe()}; ratio {self.ratio})"
         text = f"{self.kind} in [{self.low}, {self.high}]"
@@ -128,13 +129,15 @@ class Param:
 class StudySettings:
     """How the Optuna study runs."""
 
-    metric: str = "val_rmse"
-    n_trials: int = 20  # finished (complete or pruned) trials the study should reach, all workers together
-    sampler: str = "tpe"
-    sampler_params: dict = field(default_factory=dict)  # keyword arguments of the Optuna sampler
-    seed: int | None = None  # None: every worker samples differently (seeded workers would repeat each other)
-    pruner: str = "median"
-    pruner_params: dict = field(default_factory=dict)
+    metric: str = setting("val_rmse", one_of(*METRICS))
+    # Finished (complete or pruned) trials the study should reach, all workers together.
+    n_trials: int = setting(20, at_least(1))
+    sampler: str = setting("tpe", one_of(*SAMPLERS))
+    sampler_params: dict[str, Any] = setting({})  # keyword arguments of the Optuna sampler
+    # None: every worker samples differently (seeded workers would repeat each other).
+    seed: int | None = setting(None, at_least(0))
+    pruner: str = setting("median", one_of(*PRUNERS))
+    pruner_params: dict[str, Any] = setting({})
 
     @property
     def direction(self) -> str:
@@ -145,10 +148,23 @@ class StudySettings:
 class KerasTunerSettings:
     """How the keras-tuner backend runs (`--backend keras-tuner`)."""
 
-    algorithm: str = "hyperband"
-    factor: int = 3  # Hyperband's reduction factor
-    hyperband_iterations: int = 1
-    seed: int | None = None
+    algorithm: str = setting("hyperband", one_of(*KT_ALGORITHMS))
+    factor: int = setting(3, at_least(2))  # Hyperband's reduction factor
+    hyperband_iterations: int = setting(1, at_least(1))
+    seed: int | None = setting(None, at_least(0))
+
+
+@dataclass(frozen=True)
+class _SweepFile:
+    """A sweep file as written; `load_sweep` resolves it into a `SweepSpec`."""
+
+    base: Any = setting(None)  # checked by load_sweep: a file relative to this one
+    name: str = setting("sweep", identifier_problem)  # load_sweep defaults it to the file's stem
+    description: str = setting("")
+    set: dict[str, Any] = setting({})  # experiment key -> value, checked against the experiment schema
+    study: StudySettings = setting(StudySettings())
+    keras_tuner: KerasTunerSettings = setting(KerasTunerSettings())
+    params: dict[str, Any] = setting({})  # experiment key -> range, parsed by _parse_param
 
 
 @dataclass(frozen=True)
@@ -170,9 +186,9 @@ class SweepSpec:
 
     def trial_overrides(self, values: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> list[str]:
         """`KEY=VALUE` overrides of the base for a trial: `set:`, the trial's values, then `extra`."""
-        base_values = experiment.to_dict(self.base_config(extra))
+        base_values = to_dict(self.base_config(extra))
         expanded = {key: _fill_list(key, value, values, base_values) for key, value in values.items()}
-        return [*self.fixed, *(f"{k}={_yaml_value(v)}" for k, v in expanded.items()), *extra]
+        return [*self.fixed, *(f"{k}={to_yaml(v)}" for k, v in expanded.items()), *extra]
 
     def trial_config(self, values: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> experiment.ExperimentConfig:
         """The experiment a trial trains. `extra` (e.g. `train.epochs=1`) wins over everything."""
@@ -222,12 +238,7 @@ def choice_labels(choices: tuple | list) -> tuple:
     kinds = {type(c) for c in choices}
     if len(kinds) == 1 and kinds <= {bool, int, float, str}:
         return tuple(choices)
-    return tuple(_yaml_value(c) for c in choices)
-
-
-def _yaml_value(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, sort_keys=False)
-    return text.removesuffix("\n...\n").strip()
+    return tuple(to_yaml(c) for c in choices)
 
 
 def _get(tree: dict, dotted: str) -> Any:
@@ -252,127 +263,51 @@ def _fill_list(key: str, value: Any, values: dict[str, Any], base_values: dict) 
 def load_sweep(path: str | os.PathLike) -> SweepSpec:
     """Read and check a sweep file; every problem is one `GalaxyZooError` naming file and key."""
     path = Path(os.path.normpath(path))
-    raw = _read(path)
+    raw = read_mapping(path, "sweep file")
     where = str(path)
-    _check_keys(raw, TOP_KEYS, where, "")
-    base = raw.get("base")
-    if not isinstance(base, str) or not base.strip():
-        raise GalaxyZooError(f"{where}: base: expected the experiment file trials start from, got {base!r}")
-    base_path = Path(os.path.normpath(path.parent / base))
+    src = Source.of(where)
+    raw.setdefault("name", path.stem)
+    file = build(_SweepFile, raw, src)
+    if not isinstance(file.base, str) or not file.base.strip():
+        raise src.fail("base", f"expected the experiment file trials start from, got {file.base!r}")
+    base_path = Path(os.path.normpath(path.parent / file.base))
     if not base_path.is_file():
-        raise GalaxyZooError(f"{where}: base: file not found: {base_path} (paths are relative to {path.parent})")
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or experiment.identifier_problem(name):
-        raise GalaxyZooError(f"{where}: name: must be letters, digits, '.', '_' or '-', got {name!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise GalaxyZooError(f"{where}: description: expected text, got {description!r}")
-    fixed = _parse_fixed(raw.get("set", {}), where)
+        raise src.fail("base", f"file not found: {base_path} (paths are relative to {path.parent})")
+    fixed = tuple(f"{_config_key_of(k, src, 'set')}={to_yaml(v)}" for k, v in file.set.items())
     try:
         base_cfg = experiment.load_experiment(base_path, fixed)
     except GalaxyZooError as exc:
         raise GalaxyZooError(f"{where}: base and set: {exc}") from None
-    study = _parse_study(raw.get("study", {}), where)
-    params = _parse_params(raw.get("params"), where)
+    _check_study(file.study, src)
     spec = SweepSpec(
         path=path,
-        name=name,
-        description=description,
+        name=file.name,
+        description=file.description,
         base=base_path,
         fixed=fixed,
-        study=study,
-        keras_tuner=_parse_keras_tuner(raw.get("keras_tuner", {}), where),
-        params=params,
+        study=file.study,
+        keras_tuner=file.keras_tuner,
+        params=_parse_params(file.params, src),
     )
-    _check_against_base(spec, base_cfg, where)
+    _check_against_base(spec, base_cfg, src)
     return spec
 
 
-def _read(path: Path) -> dict:
-    data = experiment.read_yaml_file(path, "sweep file")
-    if not isinstance(data, dict):
-        raise GalaxyZooError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
-    return data
-
-
-def _check_keys(mapping: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
-    for key in mapping:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {prefix + close[0]!r}?)" if close else f"; expected {', '.join(allowed)}"
-            raise GalaxyZooError(f"{where}: unknown key {prefix + str(key)!r}{hint}")
-
-
-def _mapping(value: Any, where: str, key: str) -> dict:
-    if not isinstance(value, dict):
-        raise GalaxyZooError(f"{where}: {key}: expected a mapping, got {value!r}")
-    return value
-
-
-def _config_key_of(key: Any, where: str, section: str) -> str:
+def _config_key_of(key: str, src: Source, section: str) -> str:
     """A dotted experiment key (or one of experiment.ALIASES) as its full dotted name."""
-    if not isinstance(key, str):
-        raise GalaxyZooError(f"{where}: {section}: keys must be dotted experiment keys, got {key!r}")
     key = experiment.ALIASES.get(key, key)
     known = list(experiment.flatten(experiment.ExperimentConfig()))
     if key not in known:
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise GalaxyZooError(f"{where}: {section}: unknown experiment key {key!r}{hint}")
+        raise src.fail(section, f"unknown experiment key {key!r}{suggest(key, known)}")
     return key
 
 
-def _parse_fixed(value: Any, where: str) -> tuple[str, ...]:
-    fixed = _mapping(value, where, "set")
-    return tuple(f"{_config_key_of(k, where, 'set')}={_yaml_value(v)}" for k, v in fixed.items())
-
-
-def _number(value: Any, where: str, key: str, integer: bool = False) -> float | int:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not math.isfinite(value):
-        raise GalaxyZooError(f"{where}: {key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
-    return value
-
-
-def _optional_seed(value: Any, where: str, key: str) -> int | None:
-    if value is None:
-        return None
-    if _number(value, where, key, integer=True) < 0:
-        raise GalaxyZooError(f"{where}: {key}: must be at least 0, got {value!r}")
-    return value
-
-
-def _choice(value: Any, options: tuple[str, ...], where: str, key: str) -> str:
-    if value not in options:
-        raise GalaxyZooError(f"{where}: {key}: expected one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _parse_study(value: Any, where: str) -> StudySettings:
-    raw = _mapping(value, where, "study")
-    _check_keys(raw, STUDY_KEYS, where, "study.")
-    defaults = StudySettings()
-    metric = _choice(raw.get("metric", defaults.metric), tuple(METRICS), where, "study.metric")
-    n_trials = _number(raw.get("n_trials", defaults.n_trials), where, "study.n_trials", integer=True)
-    if n_trials < 1:
-        raise GalaxyZooError(f"{where}: study.n_trials: must be at least 1, got {n_trials}")
-    pruner = _choice(raw.get("pruner", defaults.pruner), PRUNERS, where, "study.pruner")
-    pruner_params = _mapping(raw.get("pruner_params", {}), where, "study.pruner_params")
-    _check_arguments(optuna_class("pruner", pruner), pruner_params, where, "study.pruner_params")
-    sampler = _choice(raw.get("sampler", defaults.sampler), SAMPLERS, where, "study.sampler")
-    sampler_params = _mapping(raw.get("sampler_params", {}), where, "study.sampler_params")
-    if "seed" in sampler_params:
-        raise GalaxyZooError(f"{where}: study.sampler_params.seed: give the seed as study.seed")
-    _check_arguments(optuna_class("sampler", sampler), sampler_params, where, "study.sampler_params")
-    return StudySettings(
-        metric=metric,
-        n_trials=n_trials,
-        sampler=sampler,
-        sampler_params=dict(sampler_params),
-        seed=_optional_seed(raw.get("seed"), where, "study.seed"),
-        pruner=pruner,
-        pruner_params=dict(pruner_params),
-    )
+def _check_study(study: StudySettings, src: Source) -> None:
+    """The sampler's and pruner's arguments fail now, not when the first worker starts."""
+    if "seed" in study.sampler_params:
+        raise src.fail("study.sampler_params.seed", "give the seed as study.seed")
+    _check_arguments(optuna_class("pruner", study.pruner), study.pruner_params, src, "study.pruner_params")
+    _check_arguments(optuna_class("sampler", study.sampler), study.sampler_params, src, "study.sampler_params")
 
 
 def optuna_class(kind: str, name: str):
@@ -389,148 +324,118 @@ def optuna_class(kind: str, name: str):
     }[kind][name]
 
 
-def _check_arguments(cls, params: dict, where: str, key: str) -> None:
-    """Unknown or bad sampler/pruner arguments fail now, not when the first worker starts."""
+def _check_arguments(cls, params: dict, src: Source, key: str) -> None:
     if not params:
         return
-    allowed = tuple(p for p in inspect.signature(cls).parameters if p != "self")
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
     if not allowed:
-        raise GalaxyZooError(f"{where}: {key}: {cls.__name__} takes no parameters")
-    _check_keys(params, allowed, where, f"{key}.")
+        raise src.fail(key, f"{cls.__name__} takes no parameters")
+    check_keys(params, allowed, f"{key}.", src)
     try:
         cls(**params)
     except (TypeError, ValueError) as exc:
-        raise GalaxyZooError(f"{where}: {key}: {exc}") from None
+        raise src.fail(key, str(exc)) from None
 
 
-def _parse_keras_tuner(value: Any, where: str) -> KerasTunerSettings:
-    raw = _mapping(value, where, "keras_tuner")
-    _check_keys(raw, KT_KEYS, where, "keras_tuner.")
-    defaults = KerasTunerSettings()
-    factor = _number(raw.get("factor", defaults.factor), where, "keras_tuner.factor", integer=True)
-    if factor < 2:
-        raise GalaxyZooError(f"{where}: keras_tuner.factor: must be at least 2, got {factor}")
-    iterations = _number(
-        raw.get("hyperband_iterations", defaults.hyperband_iterations), where, "keras_tuner.hyperband_iterations", True
-    )
-    if iterations < 1:
-        raise GalaxyZooError(f"{where}: keras_tuner.hyperband_iterations: must be at least 1, got {iterations}")
-    return KerasTunerSettings(
-        algorithm=_choice(raw.get("algorithm", defaults.algorithm), KT_ALGORITHMS, where, "keras_tuner.algorithm"),
-        factor=factor,
-        hyperband_iterations=iterations,
-        seed=_optional_seed(raw.get("seed"), where, "keras_tuner.seed"),
-    )
-
-
-def _parse_params(value: Any, where: str) -> tuple[Param, ...]:
-    if value is None or value == {}:
-        raise GalaxyZooError(f"{where}: params: name at least one experiment key to search")
+def _parse_params(value: dict, src: Source) -> tuple[Param, ...]:
+    if not value:
+        raise src.fail("params", "name at least one experiment key to search")
     params = []
-    for key, spec in _mapping(value, where, "params").items():
-        full = _config_key_of(key, where, "params")
+    for key, spec in value.items():
+        full = _config_key_of(key, src, "params")
         if not _SEARCHABLE.fullmatch(full):
-            raise GalaxyZooError(
-                f"{where}: params.{full}: not a hyperparameter; search model.*, train.*, "
-                "data.image_size or data.channels (fix the rest with `set:`)"
+            raise src.fail(
+                f"params.{full}",
+                "not a hyperparameter; search model.*, train.*, data.image_size or data.channels "
+                "(fix the rest with `set:`)",
             )
-        params.append(_parse_param(full, spec, where))
+        params.append(_parse_param(full, spec, src))
     return tuple(params)
 
 
-def _parse_param(name: str, spec: Any, where: str, integer_only: bool = False) -> Param:
+def _parse_param(name: str, spec: Any, src: Source, integer_only: bool = False) -> Param:
     key = f"params.{name}"
-    spec = _mapping(spec, where, key)
+    spec = coerce(dict[str, Any], spec, key, src)
     kind = spec.get("type") or ("categorical" if "choices" in spec else None)
     if kind is None:
         if "low" not in spec or "high" not in spec:
-            raise GalaxyZooError(f"{where}: {key}: give low and high, choices, or type: geometric")
+            raise src.fail(key, "give low and high, choices, or type: geometric")
         both_int = all(isinstance(spec[b], int) and not isinstance(spec[b], bool) for b in ("low", "high"))
         kind = "int" if both_int else "float"
-    _choice(kind, KINDS, where, f"{key}.type")
-    _check_keys(spec, _SPEC_KEYS[kind], where, f"{key}.")
+    checked(str, kind, f"{key}.type", src, one_of(*KINDS))
+    check_keys(spec, list(_SPEC_KEYS[kind]), f"{key}.", src)
     if integer_only and kind not in ("int", "categorical"):
-        raise GalaxyZooError(f"{where}: {key}: expected integer low/high or integer choices")
+        raise src.fail(key, "expected integer low/high or integer choices")
     if kind == "categorical":
-        return _parse_choices(name, spec, where, key, integer_only)
+        return _parse_choices(name, spec, src, key, integer_only)
     if kind == "geometric":
-        return _parse_geometric(name, spec, where, key)
-    return _parse_range(name, kind, spec, where, key)
+        return _parse_geometric(name, spec, src, key)
+    return _parse_range(name, kind, spec, src, key)
 
 
-def _parse_choices(name: str, spec: dict, where: str, key: str, integer_only: bool) -> Param:
+def _parse_choices(name: str, spec: dict, src: Source, key: str, integer_only: bool) -> Param:
     choices = spec.get("choices")
     if not isinstance(choices, list) or not choices:
-        raise GalaxyZooError(f"{where}: {key}.choices: expected a non-empty list, got {choices!r}")
+        raise src.fail(f"{key}.choices", f"expected a non-empty list, got {choices!r}")
     labels = choice_labels(choices)
     duplicated = sorted({str(c) for c in labels if labels.count(c) > 1})
     if duplicated:
-        raise GalaxyZooError(f"{where}: {key}.choices: listed more than once: {', '.join(duplicated)}")
+        raise src.fail(f"{key}.choices", f"listed more than once: {', '.join(duplicated)}")
     if integer_only:
         for c in choices:
-            _number(c, where, f"{key}.choices", integer=True)
+            coerce(int, c, f"{key}.choices", src)
     return Param(name, "categorical", choices=tuple(choices))
 
 
-def _parse_range(name: str, kind: str, spec: dict, where: str, key: str) -> Param:
-    integer = kind == "int"
-    low = _number(spec.get("low"), where, f"{key}.low", integer)
-    high = _number(spec.get("high"), where, f"{key}.high", integer)
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise GalaxyZooError(f"{where}: {key}.log: expected true or false, got {log!r}")
-    step = spec.get("step")
+def _parse_range(name: str, kind: str, spec: dict, src: Source, key: str) -> Param:
+    number = int if kind == "int" else float
+    low, high = (coerce(number, spec.get(b), f"{key}.{b}", src) for b in ("low", "high"))
+    log = coerce(bool, spec.get("log", False), f"{key}.log", src)
     if not low < high:
-        raise GalaxyZooError(f"{where}: {key}: low ({low}) must be less than high ({high})")
+        raise src.fail(key, f"low ({low}) must be less than high ({high})")
     if log and low <= 0:
-        raise GalaxyZooError(f"{where}: {key}: a log range needs low > 0, got {low}")
+        raise src.fail(key, f"a log range needs low > 0, got {low}")
+    step = spec.get("step")
     if step is not None:
-        step = _number(step, where, f"{key}.step", integer)
-        if step <= 0:
-            raise GalaxyZooError(f"{where}: {key}.step: must be positive, got {step}")
+        # An integer step of a float range stays an integer: the step is part of space_hash.
+        step = checked(int if isinstance(step, int) else number, step, f"{key}.step", src, above(0))
         if log:
-            raise GalaxyZooError(f"{where}: {key}: step and log cannot be combined")
+            raise src.fail(key, "step and log cannot be combined")
         if not math.isclose((high - low) / step, round((high - low) / step), abs_tol=1e-9):
-            raise GalaxyZooError(f"{where}: {key}: high - low ({high - low}) is not a multiple of step ({step})")
-    return Param(name, kind, low=float(low) if not integer else low, high=float(high) if not integer else high,
-                 log=log, step=step)
+            raise src.fail(key, f"high - low ({high - low}) is not a multiple of step ({step})")
+    return Param(name, kind, low=low, high=high, log=log, step=step)
 
 
-def _parse_geometric(name: str, spec: dict, where: str, key: str) -> Param:
+def _parse_geometric(name: str, spec: dict, src: Source, key: str) -> Param:
     for part in ("start", "length"):
         if part not in spec:
-            raise GalaxyZooError(f"{where}: {key}: a geometric list needs {part} (a range or choices)")
-    start = _parse_param(f"{name}.start", spec["start"], where, integer_only=True)
-    length = _parse_param(f"{name}.length", spec["length"], where, integer_only=True)
-    ratio = _number(spec.get("ratio", 2), where, f"{key}.ratio", integer=True)
-    if ratio < 1:
-        raise GalaxyZooError(f"{where}: {key}.ratio: must be at least 1, got {ratio}")
+            raise src.fail(key, f"a geometric list needs {part} (a range or choices)")
+    start = _parse_param(f"{name}.start", spec["start"], src, integer_only=True)
+    length = _parse_param(f"{name}.length", spec["length"], src, integer_only=True)
+    ratio = checked(int, spec.get("ratio", 2), f"{key}.ratio", src, at_least(1))
     for part, sub in (("start", start), ("length", length)):
         if min(sub.extremes()) < 1:
-            raise GalaxyZooError(f"{where}: {key}.{part}: values must be at least 1")
+            raise src.fail(f"{key}.{part}", "values must be at least 1")
     return Param(name, "geometric", start=start, length=length, ratio=ratio)
 
 
-def _check_against_base(spec: SweepSpec, base_cfg: experiment.ExperimentConfig, where: str) -> None:
+def _check_against_base(spec: SweepSpec, base_cfg: experiment.ExperimentConfig, src: Source) -> None:
     """Each extreme of each range must make a valid experiment (the other keys at their first extreme)."""
     if base_cfg.data.val_size == 0:
-        raise GalaxyZooError(
-            f"{where}: study.metric: {spec.study.metric} needs a validation set, but data.val_size is 0 in {spec.base}"
-        )
+        raise src.fail("study.metric",
+                       f"{spec.study.metric} needs a validation set, but data.val_size is 0 in {spec.base}")
     keys = {p.name for p in spec.params}
     if spec.study.metric == "val_loss" and "train.loss" in keys:
-        raise GalaxyZooError(
-            f"{where}: study.metric: val_loss is not comparable between the searched losses; use val_rmse"
-        )
+        raise src.fail("study.metric", "val_loss is not comparable between the searched losses; use val_rmse")
     firsts = {p.name: p.extremes()[0] for p in spec.params}
     for param in spec.params:
         for value in param.extremes():
             try:
                 spec.trial_config({**firsts, param.name: copy.deepcopy(value)})
             except GalaxyZooError as exc:
-                raise GalaxyZooError(
-                    f"{where}: params.{param.name}: the value {_yaml_value(value)} makes an invalid experiment: "
-                    f"{_last_clause(exc)}"
+                raise src.fail(
+                    f"params.{param.name}",
+                    f"the value {to_yaml(value)} makes an invalid experiment: {_last_clause(exc)}",
                 ) from None
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from keras import ops
 
 from galaxyzoo import schema
+from galaxyzoo.config.experiment import LOSSES  # the names experiment files may use
 
 N = schema.N_ANSWERS  # 37
 _T01 = schema.QUESTION_BY_ID["t01"].slice
@@ -181,16 +182,19 @@ class DirichletMultinomialNLL(_GalaxyZooLoss):
         return {**super().get_config(), "concentration": self.concentration}
 
 
+# Each name of config's LOSSES -> its class and the parameters it takes.
 _LOSSES = {
     "mse": (TargetMSE, ()),
     "vote-weighted-mse": (VoteWeightedMSE, ()),
     "dirichlet-multinomial": (DirichletMultinomialNLL, ("concentration",)),
 }
-LOSS_NAMES = tuple(_LOSSES)
+if set(_LOSSES) != set(LOSSES):
+    # A config that validates must build: fail on import, not after a run has started.
+    raise ImportError(f"losses.py implements {sorted(_LOSSES)} but config.experiment.LOSSES lists {sorted(LOSSES)}")
 
 
 def get_loss(name: str, **params) -> keras.losses.Loss:
-    """The loss called `name` (one of `LOSS_NAMES`) with its parameters.
+    """The loss called `name` (one of `config.experiment.LOSSES`) with its parameters.
 
     Only "dirichlet-multinomial" takes a parameter, `concentration` (default 20).
     """
@@ -211,5 +215,5 @@ def needs_counts(name: str) -> bool:
 
 def _lookup(name: str):
     if name not in _LOSSES:
-        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSS_NAMES)}")
+        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
     return _LOSSES[name]
