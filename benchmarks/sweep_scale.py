@@ -4,7 +4,7 @@
         [--workers 1 4 16 64] [--threads-from 64] [--trials 200] [--ask-after 100 1000 5000]
     (`--workers` with no count times only the ask)
 
-Each worker runs the sweep's own loop (`galaxyzoo.sweep`): take the study lock (a PostgreSQL
+Each worker runs the sweep's own loop (`galaxyzoo.sweep.optuna_backend`): take the study lock (a PostgreSQL
 advisory lock), `take_trial` under it (repair dead workers' trials, count, `ask`), then outside it
 draw the trial's values from `sweeps/quickstart.yaml`'s space with TPE and `tell` a random value at
 once: no training, no MLflow. Worker counts from `--threads-from` on run as threads of one process
@@ -37,10 +37,11 @@ def _open(url: str, name: str):
     import optuna
 
     from galaxyzoo.config.sweep_spec import load_sweep
-    from galaxyzoo.sweep.worker import _sampler, _storage, database_url
+    from galaxyzoo.sweep.optuna_backend import _sampler
+    from galaxyzoo.sweep.storage import database_url, open_storage
 
     spec = load_sweep(SWEEP)
-    storage = _storage(database_url(url), 60, None)
+    storage = open_storage(database_url(url), 60, None)
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
     study.sampler = _sampler(spec, already=0)
     return spec, study
@@ -50,16 +51,17 @@ def work(url: str, name: str, n_trials: int, out) -> None:
     """One worker: take trials until the study holds `n_trials` finished; put (wait, held, numbers) on `out`."""
     import optuna
 
-    from galaxyzoo.sweep.worker import _quiet_optuna_warnings
+    from galaxyzoo.sweep.optuna_backend import quiet_optuna_warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with _quiet_optuna_warnings():
+    with quiet_optuna_warnings():
         _work(url, name, n_trials, out)
 
 
 def _work(url: str, name: str, n_trials: int, out) -> None:
-    from galaxyzoo.sweep.optuna_backend import OptunaSuggest
-    from galaxyzoo.sweep.worker import Worker, _fail_dead_trials, database_url, study_lock, take_trial
+    from galaxyzoo.sweep.optuna_backend import OptunaSuggest, _fail_dead_trials, take_trial
+    from galaxyzoo.sweep.parent import Worker
+    from galaxyzoo.sweep.storage import database_url, study_lock
 
     spec, study = _open(url, name)
     me, waits, held, numbers = Worker.me(), [], [], []
@@ -115,8 +117,8 @@ def ask_cost(url: str, sizes: list[int], repeats: int = 5) -> Iterator[dict]:
     """Time one take (under the lock) and one TPE draw (outside it) as the study grows; a row per size."""
     import optuna
 
-    from galaxyzoo.sweep.optuna_backend import OptunaSuggest
-    from galaxyzoo.sweep.worker import Worker, _fail_dead_trials, take_trial
+    from galaxyzoo.sweep.optuna_backend import OptunaSuggest, _fail_dead_trials, take_trial
+    from galaxyzoo.sweep.parent import Worker
 
     spec, study = _open(url, f"ask-{time.time_ns()}")
     filler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))  # in memory: cheap values
@@ -167,10 +169,10 @@ def main() -> None:
     args = parser.parse_args()
     import optuna
 
-    from galaxyzoo.sweep.worker import _quiet_optuna_warnings
+    from galaxyzoo.sweep.optuna_backend import quiet_optuna_warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with _quiet_optuna_warnings():
+    with quiet_optuna_warnings():
         report(args)
 
 

@@ -104,12 +104,12 @@ def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
     other database errors are not retried."""
     import sqlalchemy
 
-    from galaxyzoo.sweep import worker
+    from galaxyzoo.sweep import storage
 
     clock = [0.0]
     waits = []
-    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(worker.time, "sleep", lambda s: (waits.append(s), clock.__setitem__(0, clock[0] + s)))
+    monkeypatch.setattr(storage.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(storage.time, "sleep", lambda s: (waits.append(s), clock.__setitem__(0, clock[0] + s)))
     lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection\nmore"))
     calls = []
 
@@ -120,7 +120,7 @@ def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
         return "answer"
 
     url = "postgresql://sweeper:secret@db/optuna"
-    assert worker._patiently(flaky, url, "tell", 60) == "answer"
+    assert storage.patiently(flaky, url, "tell", 60) == "answer"
     assert waits == [1, 2, 4]
 
     def dead():
@@ -128,7 +128,7 @@ def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
 
     waits.clear()
     with pytest.raises(GalaxyZooError) as error:
-        worker._patiently(dead, url, "tell", 40)
+        storage.patiently(dead, url, "tell", 40)
     assert waits == [1, 2, 4, 8, 15, 10]  # the last wait is what the budget has left
     message = str(error.value)
     assert "\n" not in message and "secret" not in message
@@ -140,9 +140,9 @@ def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
 
     waits.clear()
     with pytest.raises(sqlalchemy.exc.ProgrammingError):
-        worker._patiently(bad_query, url, "tell", 60)
+        storage.patiently(bad_query, url, "tell", 60)
     with pytest.raises(sqlalchemy.exc.OperationalError):  # 0 seconds: no retry (start-up reports at once)
-        worker._patiently(dead, url, "tell", 0)
+        storage.patiently(dead, url, "tell", 0)
     assert waits == []
 
 
@@ -152,11 +152,12 @@ def test_storage_calls_retry_through_optuna(tmp_path, monkeypatch):
     import optuna
     import sqlalchemy
 
-    from galaxyzoo.sweep import worker
+    from galaxyzoo.sweep import optuna_backend
+    from galaxyzoo.sweep import storage as sweep_storage
 
-    monkeypatch.setattr(worker.time, "sleep", lambda s: None)
-    with worker._quiet_optuna_warnings():  # the heartbeat the sweep's storage keeps
-        storage = worker._storage(f"sqlite:///{tmp_path / 'optuna.db'}", 60, None, 30)
+    monkeypatch.setattr(sweep_storage.time, "sleep", lambda s: None)
+    with optuna_backend.quiet_optuna_warnings():  # the heartbeat the sweep's storage keeps
+        storage = sweep_storage.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", 60, None, 30)
         study = optuna.create_study(storage=storage, study_name="s")
         trial = study.ask()
     real = optuna.storages.RDBStorage.set_trial_state_values
@@ -198,13 +199,13 @@ def test_a_trial_asked_while_the_lock_was_lost_runs_only_if_the_study_has_room()
     kept while the study needs it, and failed unrun (not counted) once other workers filled it."""
     import optuna
 
-    from galaxyzoo.sweep import worker
+    from galaxyzoo.sweep import optuna_backend
 
     study = optuna.create_study()
     study.tell(study.ask(), 1.0)
     mine = study.ask()
-    assert worker._keep_if_room(study, mine, 2) is mine
+    assert optuna_backend._keep_if_room(study, mine, 2) is mine
     study.ask()  # another worker's, taken while this one's lock was gone
-    assert worker._keep_if_room(study, mine, 2) is None
+    assert optuna_backend._keep_if_room(study, mine, 2) is None
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "FAIL", "RUNNING"]
     assert "lock was lost" in study.get_trials()[1].user_attrs["error"]

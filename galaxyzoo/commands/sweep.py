@@ -1,5 +1,10 @@
 """`galaxyzoo sweep`: an Optuna (or keras-tuner) search whose trials are nested MLflow runs."""
 
+import sys
+
+from galaxyzoo.commands.train import split_assignments
+from galaxyzoo.errors import GalaxyZooError
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -31,8 +36,6 @@ def add_parser(subparsers):
 
 
 def _int(value: str, option: str) -> int | None:
-    from galaxyzoo.errors import GalaxyZooError
-
     if not value.strip():
         return None
     try:
@@ -43,8 +46,6 @@ def _int(value: str, option: str) -> int | None:
 
 def _heartbeat(value: str) -> int:
     """Seconds between a worker's heartbeats (default 60); a dead worker's trial fails after a few."""
-    from galaxyzoo.errors import GalaxyZooError
-
     seconds = _int(value, "--heartbeat")
     if seconds is None:
         return 60
@@ -54,8 +55,6 @@ def _heartbeat(value: str) -> int:
 
 
 def _seconds(value: str, option: str, default: int) -> int:
-    from galaxyzoo.errors import GalaxyZooError
-
     seconds = _int(value, option)
     if seconds is None:
         return default
@@ -65,12 +64,8 @@ def _seconds(value: str, option: str, default: int) -> int:
 
 
 def run(args) -> int:
-    import sys
-
     from mlflow.exceptions import MlflowException
 
-    from galaxyzoo.commands.train import split_assignments
-    from galaxyzoo.errors import GalaxyZooError
     from galaxyzoo.sweep.worker import DB_RETRY_SECONDS, run_sweep
 
     try:
