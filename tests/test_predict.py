@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.registry import predict
+from galaxyzoo.registry import packaged, predict
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
 
@@ -50,7 +50,7 @@ def test_preprocess_is_the_training_crop(tiny_workdir):
     store = CropStore.open(ws.store)
     ids = store.asset_ids[:5]
     for asset_id, row in zip(ids, store.rows_for(ids)):
-        crop, branch = predict.preprocess((ws.raw / "images" / f"{asset_id}.jpg").read_bytes(), 32, 1)
+        crop, branch = packaged.preprocess((ws.raw / "images" / f"{asset_id}.jpg").read_bytes(), 32, 1)
         assert crop.dtype == np.float32 and crop.shape == (32, 32, 1)
         np.testing.assert_array_equal(np.rint(crop * 255).astype(np.uint8), store.images[row])
 
@@ -63,9 +63,9 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     model = mlflow.pyfunc.load_model(MODEL)
     frame = pd.DataFrame({"image": [_b64(f) for f in files] + ["bm90IGFuIGltYWdl", "%%%"]})
     out = model.predict(frame)
-    assert list(out.columns) == predict.OUTPUT_COLUMNS and len(out) == 8
+    assert list(out.columns) == packaged.OUTPUT_COLUMNS and len(out) == 8
     good = out.iloc[:6]
-    fractions = good[predict.ANSWER_COLUMNS].to_numpy()
+    fractions = good[packaged.ANSWER_COLUMNS].to_numpy()
     assert np.isfinite(fractions).all() and (fractions >= 0).all() and (fractions <= 1).all()
     assert (good["error"] == "").all() and set(good["crop_branch"]) <= {"center106", "center212", "full", "fallback"}
     assert list(good["most_likely_path"]) == [" > ".join(p) for p in schema.most_likely_path(fractions)]
@@ -74,7 +74,7 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     assert "not base64" in out.loc[7, "error"]
     # the same numbers as the training run's Keras model on the same crops
     network = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    crops = np.stack([predict.preprocess(f.read_bytes(), 32, 1)[0] for f in files])
+    crops = np.stack([packaged.preprocess(f.read_bytes(), 32, 1)[0] for f in files])
     np.testing.assert_allclose(fractions, network.predict(crops, verbose=0), atol=1e-6)
 
 
@@ -94,7 +94,7 @@ def test_cli_writes_one_row_per_file_and_reports_bad_ones(champion, real_images_
     assert "3 of 5 images predicted, 2 failed" in captured.out
     assert "broken.jpg: not a readable image" in captured.err and "missing.jpg: cannot read the file" in captured.err
     table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.columns) == ["file", *predict.OUTPUT_COLUMNS] and len(table) == 5
+    assert list(table.columns) == ["file", *packaged.OUTPUT_COLUMNS] and len(table) == 5
     assert table.loc[table["error"] == "", "most_likely_path"].str.startswith("t01_smooth_or_features").all()
 
 
@@ -134,7 +134,7 @@ def test_served_json_has_null_not_nan_for_a_bad_image(champion, real_images_dir,
 
     frame = pd.DataFrame({"image": [_b64(sorted(real_images_dir.glob("*.jpg"))[0]), "bm90IGFuIGltYWdl"]})
     model = mlflow.pyfunc.load_model(MODEL)
-    assert (model.predict(frame)[predict.ANSWER_COLUMNS].dtypes == "float64").all()  # Python callers: NaN
+    assert (model.predict(frame)[packaged.ANSWER_COLUMNS].dtypes == "float64").all()  # Python callers: NaN
     monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")  # what `mlflow models serve` sets
     served = io.StringIO()
     predictions_to_json(model.predict(frame), served)
@@ -143,14 +143,14 @@ def test_served_json_has_null_not_nan_for_a_bad_image(champion, real_images_dir,
         raise ValueError(f"{constant} is not JSON")  # as JavaScript's JSON.parse would
 
     good, bad = json.loads(served.getvalue(), parse_constant=refuse)["predictions"]
-    assert all(isinstance(good[c], float) for c in predict.ANSWER_COLUMNS)
-    assert all(bad[c] is None for c in predict.ANSWER_COLUMNS) and bad["error"].startswith("not a readable")
+    assert all(isinstance(good[c], float) for c in packaged.ANSWER_COLUMNS)
+    assert all(bad[c] is None for c in packaged.ANSWER_COLUMNS) and bad["error"].startswith("not a readable")
 
 
 def test_refuses_a_bare_keras_model_and_empty_input(champion, tmp_path):
     _, run_id = champion
     with pytest.raises(GalaxyZooError, match="not a galaxyzoo packaged model"):
-        predict.load_packaged(f"runs:/{run_id}/model")
+        packaged.load_packaged(f"runs:/{run_id}/model")
     with pytest.raises(GalaxyZooError, match="no .jpg/.jpeg/.png images in this folder"):
         predict.collect_images([tmp_path])
 
@@ -187,9 +187,9 @@ def test_mlflow_models_serve_gives_the_same_results(champion, real_images_dir, t
         # strict, as JavaScript's JSON.parse: NaN is no JSON
         predictions = json.loads(answer, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
         served = pd.DataFrame(predictions["predictions"][:-1])
-        assert all(predictions["predictions"][-1][c] is None for c in predict.ANSWER_COLUMNS)
+        assert all(predictions["predictions"][-1][c] is None for c in packaged.ANSWER_COLUMNS)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
-    np.testing.assert_allclose(served[predict.ANSWER_COLUMNS], expected[predict.ANSWER_COLUMNS], atol=1e-6)
+    np.testing.assert_allclose(served[packaged.ANSWER_COLUMNS], expected[packaged.ANSWER_COLUMNS], atol=1e-6)
     assert list(served["most_likely_path"]) == list(expected["most_likely_path"])

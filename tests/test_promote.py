@@ -14,7 +14,7 @@ def _client(uri: str):
 
 
 def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, capsys):
-    from galaxyzoo.registry import predict
+    from galaxyzoo.registry import packaged as packaged_mod
 
     folder, result = finished_sweep
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -48,8 +48,8 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
     (packaged,) = client.search_logged_models(
         [best.info.experiment_id], filter_string=f"name = 'packaged_model' AND source_run_id = '{best.info.run_id}'")
     assert packaged.model_id in version.source
-    assert isinstance(predict.load_packaged("models:/promote-test@champion").unwrap_python_model(),
-                      predict.PackagedModel)
+    assert isinstance(packaged_mod.load_packaged("models:/promote-test@champion").unwrap_python_model(),
+                      packaged_mod.PackagedModel)
     # evaluate scores the champion's network on its test split, as its training run did
     from galaxyzoo.registry.evaluate import evaluate
 

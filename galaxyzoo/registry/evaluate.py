@@ -18,19 +18,20 @@ numbers.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
-from galaxyzoo.model import metrics as metrics_mod
 from galaxyzoo import schema
-from galaxyzoo.tracking import mlflow_runs
+from galaxyzoo.config.experiment import load_experiment
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import names
+from galaxyzoo.model import metrics as metrics_mod
+from galaxyzoo.tracking import mlflow_runs, model_uri, names
+from galaxyzoo.tracking.run_config import download_run_config
 
+MAX_BATCH = 512  # the prediction batch without --batch-size: the training's, at most this
 PER_QUESTION_COLUMNS = ("question", "slug", "answers", "rmse", "mae", "r2_mean_columns", "mean_true", "mean_pred")
 
 
@@ -90,56 +91,6 @@ def per_question_table(y_true: np.ndarray, y_pred: np.ndarray):
     return pd.DataFrame(rows, columns=list(PER_QUESTION_COLUMNS))
 
 
-def model_uri_for(model: str) -> str:
-    """A bare run id means that run's logged model; anything else is an MLflow model URI or path."""
-    if re.fullmatch(r"[0-9a-f]{32}", model):
-        return f"runs:/{model}/{names.MODEL_NAME}"
-    return model
-
-
-def source_run_id(client, uri: str) -> str | None:
-    """The run that logged the model at `uri`: runs:/ID/..., models:/NAME/VERSION or models:/NAME@ALIAS."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        if uri.startswith("runs:/"):
-            return uri.removeprefix("runs:/").split("/", 1)[0]
-        if uri.startswith("models:/"):
-            name, _, rest = uri.removeprefix("models:/").partition("@")
-            if rest:
-                return client.get_model_version_by_alias(name, rest).run_id
-            name, _, version = uri.removeprefix("models:/").rpartition("/")
-            return client.get_model_version(name, version).run_id
-        if uri.startswith("m-"):  # an MLflow 3 logged-model id
-            return client.get_logged_model(uri).source_run_id
-    except MlflowException as exc:
-        raise GalaxyZooError(f"--model {uri}: {exc.message}") from None
-    return None
-
-
-def _check_run_exists(client, run_id: str, model: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise GalaxyZooError(f"--model {model}: no such run {run_id} in {client.tracking_uri}") from None
-
-
-def run_config(client, run_id: str, overrides: list[str]):
-    """The resolved config a run logged (`config.yaml`), with `overrides` applied."""
-    from mlflow.exceptions import MlflowException
-
-    from galaxyzoo.config.experiment import load_experiment
-
-    try:
-        path = client.download_artifacts(run_id, names.CONFIG_ARTIFACT)
-    except (MlflowException, OSError) as exc:
-        raise GalaxyZooError(f"run {run_id} has no {names.CONFIG_ARTIFACT} artifact ({exc}); "
-                             "pass the experiment file it was trained with") from None
-    return load_experiment(path, overrides)
-
-
 def evaluate(
     model: str,
     *,
@@ -163,25 +114,24 @@ def evaluate(
     import mlflow.keras
 
     import galaxyzoo.model.network  # noqa: F401  registers the custom layers (softmax head) before loading
-    from galaxyzoo.config.experiment import load_experiment
     from galaxyzoo.data.dataset import load_dataset
 
     if batch_size is not None and batch_size < 1:
         raise GalaxyZooError(f"--batch-size: must be at least 1, got {batch_size}")
     client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri))
-    uri = model_uri_for(model)
-    run_id = source_run_id(client, uri)
+    uri = model_uri.model_uri_for(model)
+    run_id = model_uri.source_run_id(client, uri)
     if run_id is None and not urlparse(uri).scheme and not Path(uri).exists():
         raise GalaxyZooError(f"--model {model}: no such run in {client.tracking_uri} (a run id has 32 hex digits), "
                              "registered model URI or local model folder")
     if run_id is not None:
-        _check_run_exists(client, run_id, model)
+        model_uri.check_run_exists(client, run_id, model)
     if uri.startswith("models:/") and run_id is not None:
         # A registered version is the packaged model (crop + network, see promote); the
         # network it wraps is its run's Keras model, which is what the test split scores.
-        uri = f"runs:/{run_id}/{names.MODEL_NAME}"
+        uri = model_uri.keras_model_uri(run_id)
     if run_id is not None:
-        cfg = run_config(client, run_id, list(overrides))
+        cfg = load_experiment(download_run_config(client, run_id), list(overrides))
     elif experiment_file:
         cfg = load_experiment(experiment_file, list(overrides))
     else:
@@ -196,7 +146,7 @@ def evaluate(
                              f"config gives crops {expected}")
     dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
     test = dataset.parts["test"]
-    batch = batch_size if batch_size is not None else min(cfg.train.batch_size, 512)
+    batch = batch_size if batch_size is not None else min(cfg.train.batch_size, MAX_BATCH)
     y_pred = predict(keras_model, dataset.images, test.rows, batch)
     result = evaluate_predictions(test.targets, y_pred, cfg.train.batch_size)
     result = Evaluation(result.metrics, result.per_question, uri, run_id, len(test))
@@ -210,10 +160,10 @@ def evaluate(
 
 def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / "metrics.json"
+    metrics_path = out_dir / names.METRICS_JSON
     metrics_path.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id, "n_test": result.n,
                                         **result.metrics}, indent=2, allow_nan=True) + "\n")
-    table_path = out_dir / "per_question_metrics.csv"
+    table_path = out_dir / names.PER_QUESTION_CSV
     result.per_question.to_csv(table_path, index=False)
     return [metrics_path, table_path]
 
@@ -221,9 +171,10 @@ def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
 def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
     import tempfile
 
-    mlflow_runs.log_params(client, run_id, {"model_uri": result.model_uri, "source_run_id": str(result.run_id),
-                                         "data.source": cfg.data.source, "n_test": str(result.n)})
-    mlflow_runs.log_metrics(client, run_id, {f"test_{k}": v for k, v in result.metrics.items()})
+    mlflow_runs.log_params(client, run_id, {names.PARAM_MODEL_URI: result.model_uri,
+                                            names.PARAM_SOURCE_RUN: str(result.run_id),
+                                            "data.source": cfg.data.source, names.PARAM_N_TEST: str(result.n)})
+    mlflow_runs.log_metrics(client, run_id, {names.on_test_split(k): v for k, v in result.metrics.items()})
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_outputs(result, Path(tmp)):
             client.log_artifact(run_id, str(path))

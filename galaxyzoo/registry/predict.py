@@ -1,211 +1,36 @@
-"""Raw galaxy images in, 37 vote fractions and the most likely path through the tree out.
+"""Predict image files with a packaged model into one CSV: a row per file, written all at once.
 
-A trained network expects crops scaled to [0, 1]; a user has 424x424 GZ2 JPEGs.
-`PackagedModel` closes that gap: an MLflow pyfunc model holding the Keras
-network, the experiment config it was trained with (crop size and channels)
-and the crop code, so every way of loading it — `galaxyzoo predict`,
-`mlflow.pyfunc.load_model`, `mlflow models serve` — runs the same
-decode -> crop -> scale -> network steps as training did (`prepare` and
-`data.GalaxySequence`).
+```python
+summary = predict_files("models:/galaxyzoo-cnn@champion", ["images/"], "predictions.csv")
+summary.total, summary.failed       # failed: [(file, why), ...]; their rows say why in `error`
+```
 
-The pyfunc input is a DataFrame with one column, `image`: the image file's
-bytes, base64-encoded (JSON-safe, so the REST server takes it too). The output
-has one row per input row: the 37 answer fractions (columns named by answer,
-`t01_smooth_or_features_a01_smooth`, ...), `most_likely_path` (answer stems
-joined by " > "), `crop_branch` and `error`. A row whose image cannot be
-decoded gets NaN fractions (null in the REST server's JSON) and the reason in
-`error`; the other rows are unaffected.
-
->>> model = mlflow.pyfunc.load_model("models:/galaxyzoo-cnn@champion")
->>> model.predict(pd.DataFrame({"image": [base64.b64encode(open("100008.jpg", "rb").read()).decode()]}))
+The packaged model (`packaged.PackagedModel`) crops, scales and predicts;
+this module finds the images, reads them in chunks and writes the CSV
+atomically, so a crash or a full disk never leaves half a file.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import os
 import secrets
-import shutil
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import mlflow.pyfunc
-import numpy as np
 import pandas as pd
-# Set by MLflow's scoring server (`mlflow models serve`), which MLflow itself reads the same way.
-from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
-from galaxyzoo import schema
-from galaxyzoo.tracking import mlflow_runs
-from galaxyzoo.data.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import names
+from galaxyzoo.registry.packaged import INPUT_COLUMN, load_packaged
+# TEMPORARY, until training/record.py calls packaged.log_packaged_model (owner B); then delete this line.
+from galaxyzoo.registry.packaged import log_packaged_model  # noqa: F401
+from galaxyzoo.tracking import mlflow_runs
 
-INPUT_COLUMN = "image"
-ANSWER_COLUMNS = [a.stem for a in schema.ANSWERS]
-OUTPUT_COLUMNS = [*ANSWER_COLUMNS, "most_likely_path", "crop_branch", "error"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-BATCH = 64
-
-
-def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
-    """Image file bytes -> ((size, size, channels) float32 in [0, 1], crop branch), as in training.
-
-    Raises ValueError when the bytes are not a readable image.
-    """
-    image = decode_image(data, channels)
-    if image is None:
-        raise ValueError("not a readable image (corrupt or not an image file)")
-    crop, branch = crop_image(image, size, channels)
-    return crop.astype(np.float32) / np.float32(255.0), branch
-
-
-def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None):
-    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`)."""
-    errors = list(errors) if errors is not None else [""] * len(images)
-    crops, branches, good = [], [""] * len(images), []
-    for i, data in enumerate(images):
-        if errors[i]:
-            continue
-        try:
-            crop, branches[i] = preprocess(data, size, channels)
-        except ValueError as exc:
-            errors[i] = str(exc)
-            continue
-        crops.append(crop)
-        good.append(i)
-    fractions = np.full((len(images), schema.N_ANSWERS), np.nan)
-    if crops:
-        fractions[good] = network.predict(np.stack(crops), batch_size=BATCH, verbose=0)
-    paths = [""] * len(images)
-    for i, path in zip(good, schema.most_likely_path(fractions[good]) if good else []):
-        paths[i] = " > ".join(path)
-    frame = pd.DataFrame(fractions, columns=ANSWER_COLUMNS)
-    frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, branches, errors
-    return frame
-
-
-def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
-    """The `image` column (base64 text, or raw bytes) as bytes, with a per-row error."""
-    images, errors = [], []
-    for value in values:
-        try:
-            if isinstance(value, str):
-                images.append(base64.b64decode(value, validate=True))
-            elif isinstance(value, (bytes, bytearray)):
-                images.append(bytes(value))
-            else:
-                raise ValueError(f"expected base64 text, got {type(value).__name__}")
-            errors.append("")
-        except (binascii.Error, ValueError) as exc:
-            images.append(None)
-            errors.append(f"the {INPUT_COLUMN} value is not base64-encoded image bytes ({exc})")
-    return images, errors
-
-
-class PackagedModel(mlflow.pyfunc.PythonModel):
-    """Crop + scaling + Keras network as one MLflow pyfunc model (see the module docstring)."""
-
-    def load_context(self, context):
-        import mlflow.keras
-
-        import galaxyzoo.model.network  # noqa: F401 - registers the softmax head's custom layer for loading
-        from galaxyzoo.config import experiment
-
-        cfg = experiment.load_experiment(context.artifacts["config"])
-        self.size, self.channels = cfg.data.image_size, cfg.data.channels
-        self.network = mlflow.keras.load_model(context.artifacts["keras_model"], load_model_kwargs={"compile": False})
-        expected = (self.size, self.size, self.channels)
-        if tuple(self.network.input_shape[1:]) != expected:
-            raise ValueError(f"network input {self.network.input_shape[1:]} does not match the config's "
-                             f"crops {expected}")
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        if INPUT_COLUMN not in model_input.columns:
-            raise ValueError(f"expected a DataFrame with a column {INPUT_COLUMN!r} of base64 image bytes")
-        images, errors = _decode_column(model_input[INPUT_COLUMN].tolist())
-        frame = predict_images(self.network, images, self.size, self.channels, errors)
-        if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get():
-            # JSON has no NaN (JSON.parse rejects it): served, the fractions are nullable floats, so a
-            # bad row's become null. Python callers keep plain float64 columns with NaN.
-            frame[ANSWER_COLUMNS] = frame[ANSWER_COLUMNS].astype("Float64")
-        return frame
-
-
-def signature():
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    outputs = [ColSpec("double", c) for c in ANSWER_COLUMNS] + [
-        ColSpec("string", c) for c in ("most_likely_path", "crop_branch", "error")
-    ]
-    return ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]), outputs=Schema(outputs))
-
-
-def log_packaged_model(client, run_id: str, step: int = 0) -> str:
-    """Log the run's Keras model with its config and the crop code as a pyfunc; return its URI.
-
-    The packaged model is a second logged model of the same run, so the
-    registry version links back to the training run; it carries the run's
-    params, and MLflow links it to the run's metrics at `step` (the last epoch's).
-    """
-    import mlflow
-
-    run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        keras_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"runs:/{run_id}/{names.MODEL_NAME}", dst_path=str(tmp / "keras"),
-            tracking_uri=client.tracking_uri,
-        )
-        try:
-            config_path = client.download_artifacts(run_id, names.CONFIG_ARTIFACT, str(tmp))
-        except Exception as exc:  # MlflowException or OSError, depending on the artifact store
-            raise GalaxyZooError(
-                f"run {run_id} has no {names.CONFIG_ARTIFACT} artifact, so its crop size is unknown ({exc})"
-            ) from None
-        code = _package_code(tmp / "code")
-        logged = client.create_logged_model(
-            experiment_id=run.info.experiment_id, name=names.PACKAGED_MODEL_NAME, source_run_id=run_id,
-            params=run.data.params,
-        )
-        with warnings.catch_warnings():
-            # The input is base64 image bytes; the signature documents it better than an example would.
-            warnings.filterwarnings("ignore", message=".*input example was not provided")
-            info = mlflow.pyfunc.log_model(
-                name=names.PACKAGED_MODEL_NAME,
-                python_model=PackagedModel(),
-                artifacts={"keras_model": keras_dir, "config": config_path},
-                code_paths=[str(code)],
-                signature=signature(),
-                pip_requirements=_requirements(),
-                model_id=logged.model_id,
-                step=step,
-            )
-    return info.model_uri
-
-
-def _package_code(dst: Path) -> Path:
-    """A copy of the galaxyzoo package (sources only): a served model must not need it installed."""
-    source = Path(__file__).resolve().parents[1]
-    target = dst / "galaxyzoo"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return target
-
-
-def _requirements() -> list[str]:
-    import importlib.metadata as md
-
-    extra = [f"{dist}=={md.version(dist)}" for dist in ("mlflow", "pandas", "opencv-python-headless", "pyyaml")]
-    return mlflow_runs.pip_requirements() + extra
-
-
-# ---------------------------------------------------------------- the command
+# Files read, encoded and predicted at a time: bounds the memory their bytes take, and paces the progress bar.
+CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -271,33 +96,13 @@ def atomic_output(out: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def load_packaged(model_uri: str):
-    """Load a packaged model (`promote` registers one), refusing a bare Keras model clearly."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except MlflowException as exc:
-        raise GalaxyZooError(f"cannot load model {model_uri!r}: {exc.message}") from None
-    try:
-        unwrapped = model.unwrap_python_model()
-    except MlflowException:
-        unwrapped = None
-    if not isinstance(unwrapped, PackagedModel):
-        raise GalaxyZooError(
-            f"{model_uri} is not a galaxyzoo packaged model (it has no crop step); promote its run "
-            "with `galaxyzoo promote` and use models:/galaxyzoo-cnn@champion"
-        )
-    return model
-
-
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
-                  overwrite: bool = False, tracking_uri: str | None = None) -> PredictSummary:
-    """Predict every image and write one CSV row per file (`file` first, then `OUTPUT_COLUMNS`).
+                  overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK) -> PredictSummary:
+    """Predict every image and write one CSV row per file (`file` first, then `packaged.OUTPUT_COLUMNS`).
 
     `out` is checked (`check_out`) and its temporary file created before the
     tracking store (`tracking_uri`, if given) is opened and the model loaded;
-    the CSV appears complete or not at all.
+    the CSV appears complete or not at all. The model gets `chunk` files per call.
     """
     from tqdm import tqdm
 
@@ -309,7 +114,6 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
             mlflow_runs.connect(tracking_uri)
         model = load_packaged(model_uri)
         frames = []
-        chunk = 256
         with tqdm(total=len(files), unit="img", disable=not progress, desc="predict") as bar:
             for start in range(0, len(files), chunk):
                 part = files[start : start + chunk]

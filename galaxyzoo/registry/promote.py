@@ -6,7 +6,7 @@ Without a scope, the runs compared are the galaxyzoo trainings (found by their
 `config_hash` tag) of the experiment that holds the latest one, whatever its
 name: a bare `mlflow run . -e sweep` lands in MLflow's `Default` experiment.
 The registered model is the packaged one (crop, scaling, network, as one
-pyfunc model) that the training run logged (`predict.log_packaged_model`; runs
+pyfunc model) that the training run logged (`packaged.log_packaged_model`; runs
 from before it did are packaged here), registered as a new version of
 `galaxyzoo-cnn`; the version's description says what goes in and comes out,
 how to call it, what it was trained on and what it beat. The alias then points
@@ -23,13 +23,13 @@ import math
 from dataclasses import dataclass
 
 from galaxyzoo import schema
-from galaxyzoo.tracking import compare
-from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import names
+from galaxyzoo.registry import packaged
+from galaxyzoo.tracking import compare, mlflow_runs, names
+from galaxyzoo.tracking.model_uri import find_packaged_model
+from galaxyzoo.tracking.run_config import download_run_config
 
 MODES = ("auto", "min", "max")  # auto: min, except for R² metrics
-PROJECT_TAG = names.TAG_CONFIG_HASH  # every galaxyzoo training run carries it
 
 
 @dataclass(frozen=True)
@@ -81,30 +81,21 @@ def promote(
                            tuple((r.info.run_id, r.info.run_name or "", r.data.metrics[metric]) for r in ranked))
     if env_run := mlflow_runs.run_id_from_env():  # under `mlflow run . -e promote`: say what that run did
         client.update_run(env_run, name=f"promote → {model_name} v{version}")
-        mlflow_runs.set_tags(client, env_run, {names.TAG_PROMOTE: result.model_uri, "promoted_version": version,
-                                            "promoted_run_id": result.run_id, "selected_by": f"{mode} {metric}"})
+        mlflow_runs.set_tags(client, env_run, {names.TAG_PROMOTE: result.model_uri,
+                                               names.TAG_PROMOTED_VERSION: version,
+                                               names.TAG_PROMOTED_RUN: result.run_id,
+                                               names.TAG_SELECTED_BY: f"{mode} {metric}"})
     return result
 
 
 def packaged_model_uri(client, run) -> str:
     """`models:/<id>` of the packaged model `run` logged, else (an older run) one packaged now."""
-    from mlflow.entities import LoggedModelStatus
-
-    from galaxyzoo.registry import predict
-
-    found = client.search_logged_models(
-        [run.info.experiment_id],
-        filter_string=f"name = '{names.PACKAGED_MODEL_NAME}' AND source_run_id = '{run.info.run_id}'",
-        order_by=[{"field_name": "creation_timestamp", "ascending": False}],
-    )
-    # Status is checked here: the SQL store does not filter on it by name. A killed training's
-    # half-logged one (PENDING) is passed over.
-    ready = [m for m in found if m.status == LoggedModelStatus.READY]
-    if ready:
-        return f"models:/{ready[0].model_id}"
+    found = find_packaged_model(client, run)
+    if found:
+        return found
     # Link it to the run's last epoch, as training does (mlflow_runs.log_keras_model).
     losses = mlflow_runs.metric_histories(client, run.info.run_id, ["loss"]).get("loss")
-    return predict.log_packaged_model(client, run.info.run_id, step=losses[-1][0] if losses else 0)
+    return packaged.log_packaged_model(client, run.info.run_id, step=losses[-1][0] if losses else 0)
 
 
 def check_names(model_name: str, alias: str) -> None:
@@ -134,7 +125,8 @@ def scope(client, *, experiment_name: str | None = None, sweep_run: str | None =
         experiment_id, runs = compare.runs_of(client, experiment_name=experiment_name, sweep_run=sweep_run)
         return experiment_id, runs, f"sweep run {sweep_run}" if sweep_run else f"experiment {experiment_name!r}"
     experiments = [e.experiment_id for e in client.search_experiments()]
-    latest = client.search_runs(experiments, filter_string=f"tags.{PROJECT_TAG} LIKE '%'",
+    # Every galaxyzoo training run carries a config hash: that is how they are told from others.
+    latest = client.search_runs(experiments, filter_string=f"tags.{names.TAG_CONFIG_HASH} LIKE '%'",
                                 order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
     if not latest:
         raise GalaxyZooError(
@@ -143,7 +135,7 @@ def scope(client, *, experiment_name: str | None = None, sweep_run: str | None =
         )
     name = client.get_experiment(latest[0].info.experiment_id).name
     experiment_id, runs = compare.runs_of(client, experiment_name=name)
-    runs = [r for r in runs if PROJECT_TAG in r.data.tags]  # `Default` may hold other projects' runs
+    runs = [r for r in runs if names.TAG_CONFIG_HASH in r.data.tags]  # `Default` may hold other projects' runs
     return experiment_id, runs, f"experiment {name!r} (it holds the latest galaxyzoo training)"
 
 
@@ -209,9 +201,9 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
     facts = _facts(run)
-    tags = {"source_run_id": run.info.run_id, "selected_by": f"{mode} {metric}", metric: repr(run.data.metrics[metric]),
-            "compared_runs": str(len(ranked)), "scope": where,
-            "data_kind": facts.get("data.kind", ""), "split_id": facts.get("data.split_id", "")}
+    tags = {names.TAG_SOURCE_RUN: run.info.run_id, names.TAG_SELECTED_BY: f"{mode} {metric}",
+            metric: repr(run.data.metrics[metric]), names.TAG_COMPARED_RUNS: str(len(ranked)), names.TAG_SCOPE: where,
+            names.TAG_DATA_KIND: facts.get("data.kind", ""), names.TAG_SPLIT_ID: facts.get("data.split_id", "")}
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return version
@@ -294,12 +286,8 @@ def _config_text(client, run_id: str) -> str:
     """The resolved experiment config logged with the run, or a note that it is missing."""
     import tempfile
 
-    from mlflow.exceptions import MlflowException
-
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id, names.CONFIG_ARTIFACT, tmp)
-        except (MlflowException, OSError):
+            return download_run_config(client, run_id, tmp).read_text(encoding="utf-8")
+        except GalaxyZooError:
             return f"# the run has no {names.CONFIG_ARTIFACT} artifact"
-        with open(path, encoding="utf-8") as f:
-            return f.read()

@@ -24,7 +24,6 @@ from galaxyzoo.tracking import names
 FORMATS = ("text", "csv", "markdown")
 # Final metrics worth a column; per-question values (test_rmse_t01_smooth_or_features, ...) stay in the MLflow UI.
 HEADLINE = re.compile(r"(val_|test_)?(loss|rmse|r2_flat|r2_mean_columns|rmse_cumulative)")
-# Tags the sweep writes on its runs (train() receives them as extra tags).
 
 
 def lower_is_better(metric: str) -> bool:
@@ -88,7 +87,7 @@ def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
             "run": run.info.run_name or run.info.run_id[:8],
             "run_id": run.info.run_id,
             "trial": tags.get(names.TAG_TRIAL_NUMBER, ""),
-            "state": tags.get(names.TAG_TRIAL_STATE) or tags.get("outcome") or run.info.status.lower(),
+            "state": tags.get(names.TAG_TRIAL_STATE) or tags.get(names.TAG_OUTCOME) or run.info.status.lower(),
             "duration": _duration(run),
         }
         row.update({m: run.data.metrics.get(m) for m in metrics})
@@ -112,8 +111,9 @@ def _metric_order(name: str) -> tuple[int, str]:
 
 def _describes_training(key: str, value: str, run) -> bool:
     """Leave out params that differ for every run by construction: where it was tracked, the
-    config digest (its parts are listed), and values naming the run's own folders."""
-    return not key.startswith("tracking.") and key != "config_hash" and run.info.run_id not in value
+    config digest (older runs logged it as a param; its parts are listed), and values naming the
+    run's own folders."""
+    return not key.startswith("tracking.") and key != names.TAG_CONFIG_HASH and run.info.run_id not in value
 
 
 def _differs(column: pd.Series) -> bool:
