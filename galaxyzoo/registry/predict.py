@@ -24,8 +24,6 @@ import pandas as pd
 
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.packaged import INPUT_COLUMN, load_packaged
-# TEMPORARY, until training/record.py calls packaged.log_packaged_model (owner B); then delete this line.
-from galaxyzoo.registry.packaged import log_packaged_model  # noqa: F401
 from galaxyzoo.tracking import mlflow_runs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
