@@ -63,8 +63,10 @@ def main() -> None:
 
     import keras
 
+    from galaxyzoo.data.crop import to_unit
     from galaxyzoo.data.stream import GalaxySequence
     from galaxyzoo.model.network import build_model
+    from galaxyzoo.training.fit import PREFETCH_WORKERS
 
     keras.utils.set_random_seed(0)
     targets = np.random.default_rng(1).random((args.n, 37)).astype(np.float32)
@@ -78,13 +80,14 @@ def main() -> None:
 
         # Reference: the original's approach, everything in RAM as float32 first.
         t0 = time.perf_counter()
-        x = reader[rows].astype(np.float32) / 255.0
+        x = to_unit(reader[rows])
         load_s = time.perf_counter() - t0
         in_memory = timed_fit(model, x, args.epochs, y=targets, batch_size=args.batch, shuffle=True)
         del x
 
         model.set_weights(start_weights)
-        seq = GalaxySequence(reader, rows, targets, batch_size=args.batch, shuffle=True, workers=2)
+        seq = GalaxySequence(reader, rows, targets, batch_size=args.batch, shuffle=True,
+                             workers=PREFETCH_WORKERS)  # as training prefetches
         streamed = timed_fit(model, seq, args.epochs)
 
     backend = keras.backend.backend()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,39 +63,25 @@ def build_data(experiment: str, overrides: list[str]) -> None:
 
 def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dict:
     """Fit one experiment with its callbacks (checkpoint and CSV log in `run_dir`); test metrics."""
-    import keras
-
-    from galaxyzoo.registry import evaluate
-    from galaxyzoo.data.dataset import load_dataset
-    from galaxyzoo.training import run
-    from galaxyzoo.training.callbacks import build_callbacks
     from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.data.dataset import load_dataset
+    from galaxyzoo.registry import evaluate
+    from galaxyzoo.training.fit import fit, make_loss
 
     cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
-    loss = run.make_loss(cfg.train)
-    dataset = load_dataset(cfg.data, with_counts=loss.needs_counts)
-    keras.utils.set_random_seed(cfg.train.seed)
-    with run.runtime_scope(cfg.train) as (scope, runtime):
-        with scope:
-            model = run.compile_model(cfg, loss)
-        callbacks, _ = build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=None, run_id=None, resume=False)
-        train_seq, val_seq = dataset.fit_sequences(cfg.train)
-        t0 = time.perf_counter()
-        history = model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, callbacks=callbacks,
-                            verbose=2, shuffle=False)
-        seconds = time.perf_counter() - t0
-        test = dataset.parts["test"]
-        y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    dataset = load_dataset(cfg.data, with_counts=make_loss(cfg.train).needs_counts)
+    result = fit(cfg, dataset, run_dir, verbose=2)
+    test = dataset.parts["test"]
+    y_pred = evaluate.predict(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
     scores = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size).metrics
-    epochs = len(history.history["loss"])
     return {
         "experiment": experiment,
-        "epochs": epochs,
-        "train_images_per_s": epochs * len(dataset.parts["train"]) / seconds,
+        "epochs": result.epochs,
+        "train_images_per_s": result.epochs * len(dataset.parts["train"]) / result.seconds,
         "test_rmse": scores["rmse"],
         "test_r2_flat": scores["r2_flat"],
         "test_rmse_cumulative": scores["rmse_cumulative"],
-        "runtime": runtime,
+        "runtime": result.runtime,
         "workspace": dataset.workspace,
         "test_ids": test.asset_ids,
         "test_targets": test.targets,

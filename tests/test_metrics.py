@@ -94,7 +94,7 @@ def test_shape_errors_are_clear():
 
 
 def test_importing_metrics_does_not_import_keras():
-    code = "import sys, galaxyzoo.metrics; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    code = "import sys, galaxyzoo.model.metrics; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

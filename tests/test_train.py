@@ -249,7 +249,7 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
     assert _steps(client, run.info.run_id, "loss") == logged
 
     cfg = load_experiment(tiny_experiment, overrides)
-    with caplog.at_level("INFO", logger="galaxyzoo.training.run"):
+    with caplog.at_level("INFO", logger="galaxyzoo.training"):  # run, fit and record log
         resumed = _train(cfg, tiny_experiment, resume="auto")
     assert resumed.run_id == run.info.run_id and resumed.resumed_from == checkpointed and resumed.epochs == 3
     if checkpointed == 3:  # said so, not "resuming at epoch 4 of 3"

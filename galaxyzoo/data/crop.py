@@ -137,3 +137,12 @@ def crop_image(image: np.ndarray, size: int = 106, channels: int = 1) -> tuple[n
     if source.shape[:2] != (size, size):
         source = cv2.resize(source, (size, size), interpolation=cv2.INTER_LINEAR)
     return source.reshape(size, size, channels), branch
+
+
+def to_unit(crops: np.ndarray) -> np.ndarray:
+    """uint8 crops (any shape) scaled to [0, 1] float32: the crop as the network sees it.
+
+    Training batches, a logged model's input example and served predictions all
+    scale through here, so they cannot drift apart.
+    """
+    return crops.astype(np.float32) / np.float32(255.0)

@@ -6,10 +6,11 @@ from galaxyzoo.data.dataset import load_dataset
 
 cfg = load_experiment("experiments/quickstart.yaml")
 dataset = load_dataset(cfg.data, with_counts=False)   # builds whatever stage is missing
-train_seq, val_seq = dataset.fit_sequences(cfg.train)  # keras.utils.PyDataset batches
+train_seq, val_seq = dataset.fit_sequences(cfg.train, workers=2)  # keras.utils.PyDataset batches
 ```
 
-Keras is imported only when a sequence is made, so reading a dataset stays light.
+This module imports Keras (through `data.stream`): import it only where a
+training or an evaluation runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 
 from galaxyzoo.data import workspace
 from galaxyzoo.data.split import PARTS
+from galaxyzoo.data.store import CropStore, first_few
+from galaxyzoo.data.stream import Augment, GalaxySequence, Labels, RowReader
 from galaxyzoo.errors import GalaxyZooError
 
 logger = logging.getLogger(__name__)
@@ -48,28 +51,26 @@ class Dataset:
     workspace: workspace.Workspace
     split: Any  # split.SplitInfo
     store: Any  # store.CropStore
-    images: Any  # data.RowReader over the store
+    images: Any  # stream.RowReader over the store
     parts: dict[str, Part]
 
     def sequence(self, part: str, *, batch_size: int, shuffle: bool = False, augment=None, seed: int = 0,
                  workers: int = 1):
-        """A `data.GalaxySequence` over one part (None for an empty validation part)."""
-        from galaxyzoo.data.stream import GalaxySequence
-
+        """A `stream.GalaxySequence` over one part (None for an empty validation part)."""
         p = self.parts[part]
         if len(p) == 0:
             return None
         return GalaxySequence(self.images, p.rows, p.targets, p.counts, batch_size=batch_size, shuffle=shuffle,
                               augment=augment, seed=seed, workers=workers)
 
-    def fit_sequences(self, train_cfg, initial_epoch: int = 0):
+    def fit_sequences(self, train_cfg, initial_epoch: int = 0, *, workers: int):
         """(train, val) sequences as `train_cfg` asks: shuffled and augmented training batches
-        from `initial_epoch`'s order on, plain validation batches (None without a val part)."""
-        from galaxyzoo.data.stream import Augment
+        from `initial_epoch`'s order on, plain validation batches (None without a val part).
 
+        `workers` background threads prefetch each sequence's batches while the model trains.
+        """
         aug = train_cfg.augment
         augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px) if aug.enabled else None
-        workers = 2  # prefetch batches in background threads while the model trains
         train_seq = self.sequence("train", batch_size=train_cfg.batch_size, shuffle=True, augment=augment,
                                   seed=train_cfg.seed, workers=workers)
         train_seq.set_epoch(initial_epoch)
@@ -84,9 +85,6 @@ def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Datas
     docs/model.md, "target policy"); vote counts are loaded only when
     `with_counts` (a count-based loss).
     """
-    from galaxyzoo.data.stream import Labels, RowReader
-    from galaxyzoo.data.store import CropStore, first_few
-
     ws, split = workspace.build_for(data_cfg, progress=progress)
     store = CropStore.open(ws.store)
     labels = Labels.read(ws.db, with_counts=with_counts)

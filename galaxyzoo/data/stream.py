@@ -1,8 +1,8 @@
 """Streaming input pipelines: batches of crops and targets, in bounded memory.
 
-The crops live in one uint8 store on disk (`galaxyzoo.store`); a batch is
-read from it on demand (`RowReader`), scaled to [0, 1] float32 and optionally
-augmented. Nothing ever holds a float32 copy of the whole set (the original
+The crops live in one uint8 store on disk (`galaxyzoo.data.store`); a batch is
+read from it on demand (`RowReader`), optionally augmented and scaled to
+[0, 1] float32 (`crop.to_unit`). Nothing ever holds a float32 copy of the whole set (the original
 study needed 8 GB of RAM for 179k images).
 
 `GalaxySequence` is a `keras.utils.PyDataset`, so the same pipeline feeds
@@ -20,6 +20,8 @@ import keras
 import numpy as np
 
 from galaxyzoo import schema
+from galaxyzoo.data.crop import to_unit
+from galaxyzoo.data.ingest import read_galaxy_data
 from galaxyzoo.errors import GalaxyZooError
 
 
@@ -47,8 +49,6 @@ class Labels:
 
     @classmethod
     def read(cls, db_path: str | Path, with_counts: bool = False) -> "Labels":
-        from galaxyzoo.data.ingest import read_galaxy_data
-
         columns = schema.target_columns("debiased") + (schema.target_columns("count") if with_counts else [])
         frame = read_galaxy_data(db_path, ["asset_id", *columns])
         values = frame[columns].to_numpy(dtype=np.float32)
@@ -205,7 +205,7 @@ class GalaxySequence(keras.utils.PyDataset):
         x = self.images[self.rows[picked]]
         if self.augment is not None:
             x = augment_batch(x, np.random.default_rng([self.seed, self.epoch, index]), self.augment)
-        return x.astype(np.float32) / np.float32(255.0), self.y[picked]
+        return to_unit(x), self.y[picked]
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)

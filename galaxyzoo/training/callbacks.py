@@ -11,7 +11,7 @@ callbacks in list order at every hook):
 | `EarlyStopping` | `early_stopping` | stop when `monitor` stalls |
 | `LearningRateLogger` | always | put the epoch's rate in the logs as `lr` |
 | `CSVLogger` | `csv_logger` | `training_log.csv`, one row per epoch |
-| `MlflowMetricsLogger` | always | every epoch's logs as MLflow metrics, step = epoch number from 1, plus `log10_lr` |
+| `MlflowMetricsLogger` | a tracked run | every epoch's logs as MLflow metrics, step = epoch number from 1, plus `log10_lr` |
 | `EpochCheckpoint` | `checkpoint` | weights + optimizer + callback state after every epoch, for resume |
 
 The seed's fifth callback, `ModelCheckpoint` (a model file per epoch), is
@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking.mlflow_runs import STATE_FILE, log_metrics, logged_steps
+from galaxyzoo.tracking.mlflow_runs import STATE_FILE, log_metrics
 from galaxyzoo.tracking import names
 
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
@@ -50,18 +50,19 @@ _RESUMED_ATTRIBUTES = {
 }
 
 
-def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume: bool,
-                    data: str = "the training data") -> tuple[list, dict[str, str]]:
+def build_callbacks(callbacks_cfg, *, run_dir: Path, resume: bool, data: str = "the training data",
+                    metrics_logger: MlflowMetricsLogger | None = None) -> tuple[list, dict[str, str]]:
     """The callbacks for one training and a description of each for MLflow params.
 
     Args:
         callbacks_cfg: `config.CallbacksConfig`.
         run_dir: the run's local folder (checkpoint and CSV log live here).
-        client, run_id: where `MlflowMetricsLogger` logs (client None: no MLflow
-            logging, e.g. for a benchmark on a machine without MLflow).
-        resume: continuing a run: restore the callbacks' state from the checkpoint,
-            and log no metric step the run already holds.
+        resume: continuing a run: restore the callbacks' state from the checkpoint.
         data: what a non-finite loss blames, e.g. the labels DB's path.
+        metrics_logger: the tracked run's `MlflowMetricsLogger`, or None to
+            train without MLflow (e.g. a benchmark on a machine without it). It
+            runs before the checkpoint, so an epoch is logged before it counts
+            as done, and a resume re-runs (and skips re-logging) any later one.
 
     Returns `(callbacks, params)`: `params` maps `callback.<name>` to the
     callback's class and settings, e.g. `EarlyStopping(monitor=loss, mode=min, patience=7, ...)`.
@@ -86,9 +87,8 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, client, run_id: str, resume
         settings = {"filename": names.CSV_LOG, "append": cfg.csv_logger.append}
         named.append(("csv_logger", keras.callbacks.CSVLogger(str(run_dir / names.CSV_LOG), append=cfg.csv_logger.append),
                       settings))
-    if client is not None:
-        skip = logged_steps(client, run_id) if resume else None
-        named.append(("mlflow_metrics", MlflowMetricsLogger(client, run_id, skip), {"step": "epoch from 1"}))
+    if metrics_logger is not None:
+        named.append(("mlflow_metrics", metrics_logger, {"step": "epoch from 1"}))
     if cfg.checkpoint:
         stateful = {name: cb for name, cb, _ in named if name in _RESUMED_ATTRIBUTES}
         checkpoint = EpochCheckpoint(run_dir, stateful, restore=resume)

@@ -10,41 +10,44 @@ result.run_id, result.metrics["test_rmse"]
 ```
 
 `train` builds whatever data stages are missing (synthetic sample, ingest,
-crops, split), fits the model with the seed's callbacks, evaluates it on the
-test split and records everything in one MLflow run: the config's knobs as
-params; data identity, library versions and runtime as tags; the three parts
-as MLflow datasets; per-epoch, test and system metrics; the Keras model and
-the packaged (crop + network) pyfunc model, both showing the last epoch's
-metrics; the CSV log, the resolved config and plots. A checkpoint
-after every epoch lets a killed training continue in the same run
-(`resume=RUN_ID` or `"auto"`). See docs/training.md for the run's layout.
+crops, split), fits the model with the seed's callbacks (`training.fit`),
+evaluates it on the test split and records everything in one MLflow run
+(`training.record`): the config's knobs as params; data identity, library
+versions and runtime as tags; the three parts as MLflow datasets; per-epoch,
+test and system metrics; the Keras model and the packaged (crop + network)
+pyfunc model, both showing the last epoch's metrics; the CSV log, the
+resolved config and plots. A checkpoint after every epoch lets a killed
+training continue in the same run (`resume=RUN_ID` or `"auto"`). See
+docs/training.md for the run's layout.
 
-Keras, the backend and MLflow are imported inside the functions, so the CLI
-stays fast for every other command.
+This module imports Keras and MLflow: the CLI imports it only inside the
+`train` command.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
-import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
+import keras
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from galaxyzoo.config import experiment as config_mod
-from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.config.experiment import ExperimentConfig
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import names
+from galaxyzoo.tracking import mlflow_runs, names
+from galaxyzoo.training import callbacks as cb
+from galaxyzoo.training.fit import fitting, make_loss
+from galaxyzoo.training.record import record
 
 logger = logging.getLogger(__name__)
-
-GALLERY_SIZE = 16  # test crops drawn with their predictions
 
 
 # ---------------------------------------------------------------- result
@@ -121,8 +124,6 @@ def train(
     failures during training end the run as FAILED (KeyboardInterrupt:
     KILLED, outcome=interrupted) and propagate.
     """
-    import keras
-
     loss = make_loss(cfg.train)  # bad loss parameters fail here, before any run exists
     env_run = mlflow_runs.run_id_from_env() if parent_run_id is None else None
     uri = mlflow_runs.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
@@ -182,9 +183,7 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
             logger.info("resume auto: no unfinished run of %s (config %s) with a checkpoint; starting a new run",
                         file_tag, chash)
         else:
-            from galaxyzoo.training.callbacks import read_state
-
-            read_state(Path(client.get_run(found).data.tags[names.TAG_CHECKPOINT_DIR]))  # damaged: refused now
+            cb.read_state(Path(client.get_run(found).data.tags[names.TAG_CHECKPOINT_DIR]))  # damaged: refused now
             logger.info("resume auto: continuing run %s", found)
         return found, experiment_id
     return resume, _check_resumable(client, resume, cfg, chash)
@@ -192,9 +191,6 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
 
 def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> str:
     """The experiment id of `run_id`, after checking it can continue with `cfg`."""
-    from galaxyzoo.training.callbacks import read_state
-    from mlflow.exceptions import MlflowException
-
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -210,7 +206,7 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
             f"resume with the run's experiment file {tags.get(names.TAG_EXPERIMENT_FILE)!r} and overrides"
         )
     directory = tags.get(names.TAG_CHECKPOINT_DIR)
-    if not directory or not read_state(Path(directory)):
+    if not directory or not cb.read_state(Path(directory)):
         raise GalaxyZooError(
             f"--resume {run_id}: no checkpoint at {directory or '(no checkpoint_dir tag)'} (the run stopped before "
             "its first epoch ended, or ran elsewhere, or train.callbacks.checkpoint was off); start a new run"
@@ -266,11 +262,6 @@ def _log_datasets(dataset: Dataset) -> None:
     store; its digest is the split id and the store's content id, so two runs
     show the same digest exactly when they saw the same galaxies and crops.
     """
-    import warnings
-
-    import mlflow
-    import pandas as pd
-
     tags = _data_tags(dataset)
     digest = f"{tags['data.split_id']}-{tags['data.store_content_id'][:12]}"
     parts = [p for p in dataset.parts.values() if len(p)]
@@ -290,236 +281,23 @@ def _log_datasets(dataset: Dataset) -> None:
 def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, extra_callbacks,
          verbose) -> TrainResult:
     """Fit, evaluate and record one run (the active MLflow run `run_id`)."""
-    from galaxyzoo.training import callbacks as cb
-
-    from galaxyzoo.registry import predict
-
-    with runtime_scope(cfg.train) as (scope, runtime):
-        with scope:
-            model = compile_model(cfg, loss)
-        callbacks, callback_descriptions = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, client=client,
-                                                        run_id=run_id, resume=resuming,
-                                                        data=str(dataset.workspace.db))
-        mlflow_runs.set_tags(client, run_id, runtime)  # a resume may run on another machine: its runtime
-        initial_epoch = 0
+    skip = mlflow_runs.logged_steps(client, run_id) if resuming else None
+    metrics_logger = cb.MlflowMetricsLogger(client, run_id, skip)
+    with fitting(cfg, loss, run_dir, resume=resuming, data=str(dataset.workspace.db),
+                 metrics_logger=metrics_logger) as f:
+        mlflow_runs.set_tags(client, run_id, f.runtime)  # a resume may run on another machine: its runtime
         if resuming:
-            initial_epoch = _restore(model, run_dir, cfg)
+            f.restore()
         else:
             mlflow_runs.log_params(client, run_id, config_mod.knobs(cfg))
             _log_datasets(dataset)
-            config_path = config_mod.dump_yaml(cfg, run_dir / names.CONFIG_ARTIFACT, built=callback_descriptions)
+            config_path = config_mod.dump_yaml(cfg, run_dir / names.CONFIG_ARTIFACT, built=f.callback_params)
             client.log_artifact(run_id, str(config_path))
-        train_seq, val_seq = dataset.fit_sequences(cfg.train, initial_epoch)
-        if initial_epoch < cfg.train.epochs:
-            logger.info("training %s for epochs %d..%d (run %s)", cfg.name, initial_epoch + 1, cfg.train.epochs,
+        if f.initial_epoch < cfg.train.epochs:
+            logger.info("training %s for epochs %d..%d (run %s)", cfg.name, f.initial_epoch + 1, cfg.train.epochs,
                         run_id)
-        model.fit(train_seq, validation_data=val_seq, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks + extra_callbacks, verbose=_verbosity(verbose), shuffle=False)
-        history = mlflow_runs.metric_histories(client, run_id, list(names.CURVE_KEYS) + ["epoch_seconds"])
-        # The last epoch's step: the test and best metrics are logged at it, and both logged
-        # models link the metrics of this step, so their pages show the final values.
-        step = history["loss"][-1][0] if history.get("loss") else 0
-        # A process killed after logging the test metrics logged them already: keep its values, once.
-        logged = mlflow_runs.logged_steps(client, run_id) if resuming else None
-        metrics = _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, step, logged)
-        mlflow_runs.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
-        mlflow_runs.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
-        predict.log_packaged_model(client, run_id, step=step)
+        f.fit(dataset, extra_callbacks=extra_callbacks, verbose=verbose)
+        metrics, history = record(cfg, client, run_id, run_dir, f.model, loss, dataset, resuming=resuming)
     epochs = len(history.get("loss", []))
-    return TrainResult(run_id, experiment_id, "completed", epochs, initial_epoch if resuming else None,
+    return TrainResult(run_id, experiment_id, "completed", epochs, f.initial_epoch if resuming else None,
                        f"runs:/{run_id}/{names.MODEL_NAME}", metrics, history)
-
-
-def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
-    """`best_<key>` for each validation series: its lowest value (highest for R²)."""
-    from galaxyzoo.tracking.compare import lower_is_better
-
-    pick = {True: min, False: max}
-    return {f"best_{key}": pick[lower_is_better(key)](v for _, v in series)
-            for key, series in history.items() if key.startswith("val_") and series}
-
-
-def _verbosity(verbose):
-    if verbose is not None:
-        return verbose
-    return 1 if sys.stdout.isatty() else 2
-
-
-def make_loss(train_cfg):
-    """The configured loss; bad `train.loss_params` are a GalaxyZooError."""
-    from galaxyzoo.model import losses
-
-    try:
-        return losses.get_loss(train_cfg.loss, **train_cfg.loss_params)
-    except (TypeError, ValueError) as exc:
-        raise GalaxyZooError(f"train.loss_params: {exc}") from None
-
-
-def compile_model(cfg: ExperimentConfig, loss):
-    """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
-    from galaxyzoo.model import metrics
-    from galaxyzoo.model.network import build_model
-
-    # Under mixed precision the head still computes in float32 (model.build_model).
-    model = build_model(**config_mod.model_kwargs(cfg))
-    model.compile(optimizer=_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
-    return model
-
-
-def _optimizer(train_cfg):
-    import keras
-
-    classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
-               "rmsprop": keras.optimizers.RMSprop}
-    return classes[train_cfg.optimizer](learning_rate=train_cfg.learning_rate)
-
-
-def _restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
-    """Load the checkpoint's weights and optimizer state; return the epoch to continue at."""
-    from galaxyzoo.training import callbacks as cb
-
-    state = cb.read_state(run_dir)
-    weights = run_dir / cb.CHECKPOINT_WEIGHTS
-    model.optimizer.build(model.trainable_variables)
-    try:
-        model.load_weights(str(weights))
-        cb.restore_seed_generators(model, state.get("seed_generators", []))
-    except (OSError, ValueError, KeyError) as exc:  # how h5py and Keras report a truncated or foreign file
-        raise cb.damaged_checkpoint(weights, f"{type(exc).__name__}: {exc}") from None
-    next_epoch = int(state["next_epoch"])
-    stopped = state.get("callbacks", {}).get("early_stopping", {}).get("stopped_epoch")
-    if stopped:
-        next_epoch = cfg.train.epochs  # early stopping had ended the training before the kill
-    if cfg.train.callbacks.csv_logger.enabled and cfg.train.callbacks.csv_logger.append:
-        cb.truncate_csv_log(run_dir / names.CSV_LOG, next_epoch)
-    if next_epoch < cfg.train.epochs:
-        logger.info("resuming at epoch %d of %d from %s", next_epoch + 1, cfg.train.epochs, run_dir)
-    else:
-        why = f"early stopping ended it at epoch {stopped + 1}" if stopped else f"all {next_epoch} epochs ran"
-        logger.info("resuming from %s: nothing left to train (%s); recording the test metrics and the model",
-                    run_dir, why)
-    return next_epoch
-
-
-@contextlib.contextmanager
-def runtime_scope(train_cfg):
-    """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, tags).
-
-    Both switches only engage with at least one GPU; without one a log line
-    says so and training runs in float32 on the CPU. The global Keras policy
-    and distribution are put back afterwards (a sweep trains many models in
-    one process).
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    gpus = available_gpus(backend)
-    tags = {"runtime.backend": backend, "runtime.gpus": str(len(gpus))}
-    previous_policy = keras.mixed_precision.global_policy()
-    scope = contextlib.nullcontext()
-    distribution_set = False
-    if train_cfg.mixed_precision and gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        tags["runtime.mixed_precision"] = "mixed_float16"
-    elif train_cfg.mixed_precision:
-        logger.warning("train.mixed_precision is on but no GPU is visible to %s: training in float32", backend)
-        tags["runtime.mixed_precision"] = "off (no GPU)"
-    else:
-        tags["runtime.mixed_precision"] = "off"
-    if train_cfg.distribute == "mirrored" and gpus:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            scope = tf.distribute.MirroredStrategy().scope()
-            tags["runtime.distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
-        elif backend == "jax":
-            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
-            distribution_set = True
-            tags["runtime.distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
-        else:
-            logger.warning("train.distribute=mirrored is not supported on the %s backend: one device", backend)
-            tags["runtime.distribution"] = f"none ({backend} backend)"
-    elif train_cfg.distribute == "mirrored":
-        logger.warning("train.distribute=mirrored but no GPU is visible to %s: training on the CPU", backend)
-        tags["runtime.distribution"] = "none (no GPU)"
-    else:
-        tags["runtime.distribution"] = "none"
-    logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in tags.items()))
-    try:
-        yield scope, tags
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-        if distribution_set:
-            keras.distribution.set_distribution(None)
-
-
-def available_gpus(backend: str) -> list:
-    """The GPUs the Keras backend can use (device objects or names); empty on a CPU machine."""
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.config.list_physical_devices("GPU")
-    if backend == "jax":
-        import jax
-
-        return [d for d in jax.devices() if d.platform == "gpu"]
-    if backend == "torch":
-        import torch
-
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return []
-
-
-def _evaluate_and_record(cfg, client, run_id, run_dir, model, loss, dataset, history, step: int,
-                         logged: dict[str, set[int]] | None = None) -> dict[str, float]:
-    """Test metrics (at `step`), the per-question table and the plots, logged to the run; returns the metrics."""
-    import keras
-
-    from galaxyzoo.registry import evaluate
-    from galaxyzoo.tracking import plots
-    from galaxyzoo.tracking.names import CSV_LOG
-
-    test = dataset.parts["test"]
-    y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
-    evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
-    y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
-    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
-    metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
-    mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
-
-    artifacts = run_dir / "artifacts"
-    table = artifacts / "per_question_metrics.csv"
-    table.parent.mkdir(parents=True, exist_ok=True)
-    evaluation.per_question.to_csv(table, index=False)
-    client.log_artifact(run_id, str(table))
-    if (run_dir / CSV_LOG).is_file():
-        client.log_artifact(run_id, str(run_dir / CSV_LOG))
-    figures = artifacts / "plots"
-    plots.training_curves(history, figures / "training_curves.png", title=f"{cfg.name} ({run_id[:8]})")
-    for question in evaluation.per_question["question"]:
-        plots.predicted_vs_true(test.targets, y_pred, question, figures / "pred_vs_true" / f"{question}.png")
-    pick = np.random.default_rng(cfg.train.seed).choice(len(test), min(GALLERY_SIZE, len(test)), replace=False)
-    pick.sort()
-    plots.crop_gallery(dataset.images[test.rows[pick]], test.targets[pick], y_pred[pick], test.asset_ids[pick],
-                       figures / "test_crops.png")
-    client.log_artifacts(run_id, str(figures), "plots")
-    logger.info("test: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat",
-                                                                          "test_rmse_cumulative")))
-    return metrics
-
-
-def _inference_copy(model):
-    """An uncompiled copy of `model` with its weights: the logged model carries no optimizer
-    state or training metrics, so it loads anywhere `galaxyzoo.model` is importable."""
-    import keras
-
-    # Not clone_model: it would also re-compile the copy from the original's compile config.
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _input_example(dataset: Dataset) -> np.ndarray:
-    """One test crop, scaled as the model sees it: the logged model's input example."""
-    rows = dataset.parts["test"].rows[:1]
-    return dataset.images[rows].astype(np.float32) / np.float32(255.0)

@@ -1,0 +1,266 @@
+"""Fit the CNN of an experiment config: a trained model, and no MLflow at all.
+
+```python
+from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.data.dataset import load_dataset
+from galaxyzoo.training.fit import fit, make_loss
+
+cfg = load_experiment("experiments/quickstart.yaml", ["epochs=2"])
+dataset = load_dataset(cfg.data, with_counts=make_loss(cfg.train).needs_counts)
+result = fit(cfg, dataset, "runs/local")  # the checkpoint and the CSV log go there
+result.model, result.history["val_rmse"], result.runtime
+```
+
+`fit` is the whole job for a script or a benchmark: seed, loss, optimizer,
+compiled model, the runtime (mixed precision and a multi-GPU strategy where
+GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
+between those steps: it records the runtime and the params before the first
+epoch and evaluates inside the same runtime, so it opens the runtime itself:
+
+```python
+with fitting(cfg, loss, run_dir, resume=True, metrics_logger=logger) as f:
+    ...  # record f.runtime, f.callback_params
+    f.restore()  # weights, optimizer and epoch from run_dir's checkpoint
+    result = f.fit(dataset)
+    ...  # evaluate f.model
+```
+
+This module imports Keras: import it only where a training runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import keras
+
+from galaxyzoo.config import experiment as config_mod
+from galaxyzoo.config.experiment import ExperimentConfig
+from galaxyzoo.data.dataset import Dataset
+from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.model import losses, metrics
+from galaxyzoo.model.network import build_model
+from galaxyzoo.tracking import names
+from galaxyzoo.training import callbacks as cb
+
+logger = logging.getLogger(__name__)
+
+# Background threads per sequence (Keras PyDataset workers) that read and augment the
+# next batches while the model trains on this one; the backend keeps the other cores.
+PREFETCH_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What one `fit` produced.
+
+    `history` is Keras's `History.history` of this fit: one value per epoch
+    it ran (a resumed fit holds only the epochs after `initial_epoch`).
+    """
+
+    model: Any  # the trained, compiled keras.Model
+    history: dict[str, list[float]] = field(repr=False)
+    initial_epoch: int  # the epoch this fit started at (0 unless restored from a checkpoint)
+    seconds: float  # wall time of `model.fit`: training and validation
+    runtime: dict[str, str]  # runtime.* tags: backend, GPUs, mixed precision, distribution
+
+    @property
+    def epochs(self) -> int:
+        """Epochs this fit ran."""
+        return len(self.history.get("loss", []))
+
+
+def fit(cfg: ExperimentConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
+        callbacks: Iterable = (), verbose: int | str | None = None) -> FitResult:
+    """Train the model of `cfg` on `dataset` with the config's callbacks, without MLflow.
+
+    Args:
+        cfg: the resolved experiment (`config.load_experiment`).
+        dataset: its data (`data.dataset.load_dataset`, with counts when the loss needs them).
+        run_dir: the folder for the checkpoint and the CSV log.
+        resume: continue from the checkpoint in `run_dir` instead of starting afresh.
+        callbacks: more Keras callbacks, run after the config's.
+        verbose: Keras `fit` verbosity; default 1 on a terminal, 2 (a line per epoch) otherwise.
+
+    Bad loss parameters or a damaged checkpoint are a `GalaxyZooError`.
+    """
+    loss = make_loss(cfg.train)
+    keras.utils.set_random_seed(cfg.train.seed)
+    with fitting(cfg, loss, Path(run_dir), resume=resume, data=str(dataset.workspace.db)) as f:
+        if resume:
+            f.restore()
+        return f.fit(dataset, extra_callbacks=callbacks, verbose=verbose)
+
+
+@dataclass
+class Fitting:
+    """A compiled model in its runtime with the config's callbacks: one training about to run."""
+
+    cfg: ExperimentConfig
+    model: Any  # keras.Model, compiled
+    run_dir: Path
+    callbacks: list
+    callback_params: dict[str, str]  # `callback.<name>` -> its class and settings (`build_callbacks`)
+    runtime: dict[str, str]  # runtime.* tags (`runtime_scope`)
+    initial_epoch: int = 0
+
+    def restore(self) -> int:
+        """Continue from the checkpoint in `run_dir`; return the epoch the fit will start at."""
+        self.initial_epoch = restore(self.model, self.run_dir, self.cfg)
+        return self.initial_epoch
+
+    def fit(self, dataset: Dataset, *, extra_callbacks: Iterable = (), verbose: int | str | None = None) -> FitResult:
+        """Train from `initial_epoch` to `train.epochs` (nothing when the checkpoint was the last epoch)."""
+        train_seq, val_seq = dataset.fit_sequences(self.cfg.train, self.initial_epoch, workers=PREFETCH_WORKERS)
+        started = time.perf_counter()
+        history = self.model.fit(train_seq, validation_data=val_seq, epochs=self.cfg.train.epochs,
+                                 initial_epoch=self.initial_epoch, callbacks=self.callbacks + list(extra_callbacks),
+                                 verbose=_verbosity(verbose), shuffle=False)
+        return FitResult(self.model, history.history, self.initial_epoch, time.perf_counter() - started,
+                         self.runtime)
+
+
+@contextlib.contextmanager
+def fitting(cfg: ExperimentConfig, loss, run_dir: Path, *, resume: bool = False, data: str = "the training data",
+            metrics_logger: cb.MlflowMetricsLogger | None = None) -> Iterator[Fitting]:
+    """The runtime of `cfg` (`runtime_scope`), and in it the compiled model and its callbacks.
+
+    `resume` has the checkpoint callback put its saved callback state back when
+    training begins; call `Fitting.restore` for the weights and the epoch.
+    `data` and `metrics_logger` go to `callbacks.build_callbacks`. Evaluate
+    inside the `with`: the runtime (policy, strategy) is put back when it ends.
+    """
+    with runtime_scope(cfg.train) as (scope, runtime):
+        with scope:
+            model = compile_model(cfg, loss)
+        callbacks, params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, resume=resume, data=data,
+                                               metrics_logger=metrics_logger)
+        yield Fitting(cfg, model, run_dir, callbacks, params, runtime)
+
+
+def _verbosity(verbose):
+    if verbose is not None:
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def make_loss(train_cfg):
+    """The configured loss; bad `train.loss_params` are a GalaxyZooError."""
+    try:
+        return losses.get_loss(train_cfg.loss, **train_cfg.loss_params)
+    except (TypeError, ValueError) as exc:
+        raise GalaxyZooError(f"train.loss_params: {exc}") from None
+
+
+def compile_model(cfg: ExperimentConfig, loss):
+    """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
+    # Under mixed precision the head still computes in float32 (model.build_model).
+    model = build_model(**config_mod.model_kwargs(cfg))
+    model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
+    return model
+
+
+def build_optimizer(train_cfg):
+    """A fresh optimizer of `train.optimizer` (a name `config.experiment.OPTIMIZERS` allows) at
+    `train.learning_rate`; Keras resolves the lower-case name to its class (`adamw` -> AdamW)."""
+    return keras.optimizers.get({"class_name": train_cfg.optimizer,
+                                 "config": {"learning_rate": train_cfg.learning_rate}})
+
+
+def restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
+    """Load the checkpoint's weights and optimizer state; return the epoch to continue at."""
+    state = cb.read_state(run_dir)
+    weights = run_dir / cb.CHECKPOINT_WEIGHTS
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(str(weights))
+        cb.restore_seed_generators(model, state.get("seed_generators", []))
+    except (OSError, ValueError, KeyError) as exc:  # how h5py and Keras report a truncated or foreign file
+        raise cb.damaged_checkpoint(weights, f"{type(exc).__name__}: {exc}") from None
+    next_epoch = int(state["next_epoch"])
+    stopped = state.get("callbacks", {}).get("early_stopping", {}).get("stopped_epoch")
+    if stopped:
+        next_epoch = cfg.train.epochs  # early stopping had ended the training before the kill
+    if cfg.train.callbacks.csv_logger.enabled and cfg.train.callbacks.csv_logger.append:
+        cb.truncate_csv_log(run_dir / names.CSV_LOG, next_epoch)
+    if next_epoch < cfg.train.epochs:
+        logger.info("resuming at epoch %d of %d from %s", next_epoch + 1, cfg.train.epochs, run_dir)
+    else:
+        why = f"early stopping ended it at epoch {stopped + 1}" if stopped else f"all {next_epoch} epochs ran"
+        logger.info("resuming from %s: nothing left to train (%s); recording the test metrics and the model",
+                    run_dir, why)
+    return next_epoch
+
+
+@contextlib.contextmanager
+def runtime_scope(train_cfg):
+    """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, tags).
+
+    Both switches only engage with at least one GPU; without one a log line
+    says so and training runs in float32 on the CPU. The global Keras policy
+    and distribution are put back afterwards (a sweep trains many models in
+    one process).
+    """
+    backend = keras.backend.backend()
+    gpus = available_gpus(backend)
+    tags = {"runtime.backend": backend, "runtime.gpus": str(len(gpus))}
+    previous_policy = keras.mixed_precision.global_policy()
+    scope = contextlib.nullcontext()
+    distribution_set = False
+    if train_cfg.mixed_precision and gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        tags["runtime.mixed_precision"] = "mixed_float16"
+    elif train_cfg.mixed_precision:
+        logger.warning("train.mixed_precision is on but no GPU is visible to %s: training in float32", backend)
+        tags["runtime.mixed_precision"] = "off (no GPU)"
+    else:
+        tags["runtime.mixed_precision"] = "off"
+    if train_cfg.distribute == "mirrored" and gpus:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            scope = tf.distribute.MirroredStrategy().scope()
+            tags["runtime.distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
+        elif backend == "jax":
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
+            distribution_set = True
+            tags["runtime.distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
+        else:
+            logger.warning("train.distribute=mirrored is not supported on the %s backend: one device", backend)
+            tags["runtime.distribution"] = f"none ({backend} backend)"
+    elif train_cfg.distribute == "mirrored":
+        logger.warning("train.distribute=mirrored but no GPU is visible to %s: training on the CPU", backend)
+        tags["runtime.distribution"] = "none (no GPU)"
+    else:
+        tags["runtime.distribution"] = "none"
+    logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in tags.items()))
+    try:
+        yield scope, tags
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if distribution_set:
+            keras.distribution.set_distribution(None)
+
+
+def available_gpus(backend: str) -> list:
+    """The GPUs the Keras backend can use (device objects or names); empty on a CPU machine."""
+    # Only the active backend is importable for certain: each is imported where it is the one.
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.list_physical_devices("GPU")
+    if backend == "jax":
+        import jax
+
+        return [d for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []

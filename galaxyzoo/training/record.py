@@ -1,0 +1,100 @@
+"""Evaluate a fitted model on the test part and record the result in its MLflow run.
+
+`record` runs once a training's epochs are done (or a resume found none left):
+the test metrics and the best validation values, at the last epoch's step; the
+per-question table, the CSV log and the plots; the Keras model and the packaged
+(crop + network) pyfunc model, both linked to that step's metrics. Call it inside
+the training's runtime (`fit.fitting`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from galaxyzoo.config.experiment import ExperimentConfig
+from galaxyzoo.data.crop import to_unit
+from galaxyzoo.data.dataset import Dataset
+from galaxyzoo.registry import evaluate, packaged
+from galaxyzoo.tracking import mlflow_runs, names, plots
+from galaxyzoo.tracking.compare import lower_is_better
+
+logger = logging.getLogger(__name__)
+
+GALLERY_SIZE = 16  # test crops drawn with their predictions
+
+
+def record(cfg: ExperimentConfig, client, run_id: str, run_dir: Path, model, loss, dataset: Dataset, *,
+           resuming: bool) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
+    """Evaluate `model` and log everything to run `run_id`; return (test metrics, per-epoch history).
+
+    The history is every per-epoch series the run holds, as `(epoch, value)`
+    pairs, resumed epochs included.
+    """
+    history = mlflow_runs.metric_histories(client, run_id, list(names.CURVE_KEYS) + ["epoch_seconds"])
+    # The last epoch's step: the test and best metrics are logged at it, and both logged
+    # models link the metrics of this step, so their pages show the final values.
+    step = history["loss"][-1][0] if history.get("loss") else 0
+    # A process killed after logging the test metrics logged them already: keep its values, once.
+    logged = mlflow_runs.logged_steps(client, run_id) if resuming else None
+    metrics = _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, history, step, logged)
+    mlflow_runs.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
+    mlflow_runs.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
+    packaged.log_packaged_model(client, run_id, step=step)
+    return metrics, history
+
+
+def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
+    """`best_<key>` for each validation series: its lowest value (highest for R²)."""
+    pick = {True: min, False: max}
+    return {f"best_{key}": pick[lower_is_better(key)](v for _, v in series)
+            for key, series in history.items() if key.startswith("val_") and series}
+
+
+def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, history, step: int,
+                      logged: dict[str, set[int]] | None = None) -> dict[str, float]:
+    """Test metrics (at `step`), the per-question table and the plots, logged to the run; returns the metrics."""
+    test = dataset.parts["test"]
+    y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
+    y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
+    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
+    metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
+    mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
+
+    artifacts = run_dir / "artifacts"
+    table = artifacts / "per_question_metrics.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    evaluation.per_question.to_csv(table, index=False)
+    client.log_artifact(run_id, str(table))
+    if (run_dir / names.CSV_LOG).is_file():
+        client.log_artifact(run_id, str(run_dir / names.CSV_LOG))
+    figures = artifacts / "plots"
+    plots.training_curves(history, figures / "training_curves.png", title=f"{cfg.name} ({run_id[:8]})")
+    for question in evaluation.per_question["question"]:
+        plots.predicted_vs_true(test.targets, y_pred, question, figures / "pred_vs_true" / f"{question}.png")
+    pick = np.random.default_rng(cfg.train.seed).choice(len(test), min(GALLERY_SIZE, len(test)), replace=False)
+    pick.sort()
+    plots.crop_gallery(dataset.images[test.rows[pick]], test.targets[pick], y_pred[pick], test.asset_ids[pick],
+                       figures / "test_crops.png")
+    client.log_artifacts(run_id, str(figures), "plots")
+    logger.info("test: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat",
+                                                                          "test_rmse_cumulative")))
+    return metrics
+
+
+def _inference_copy(model):
+    """An uncompiled copy of `model` with its weights: the logged model carries no optimizer
+    state or training metrics, so it loads anywhere `galaxyzoo.model` is importable."""
+    # Not clone_model: it would also re-compile the copy from the original's compile config.
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _input_example(dataset: Dataset) -> np.ndarray:
+    """One test crop, as the model sees it: the logged model's input example."""
+    return to_unit(dataset.images[dataset.parts["test"].rows[:1]])
