@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.model.losses import LOSS_NAMES, get_loss
+from galaxyzoo.config.experiment import HEADS, LOSSES
+from galaxyzoo.model.losses import get_loss
 from galaxyzoo.model.metrics import training_metrics
-from galaxyzoo.model.network import HEADS, PerQuestionSoftmax, build_model, load_model
+from galaxyzoo.model.network import PerQuestionSoftmax, build_model, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(input_size=24, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,))
@@ -117,7 +118,7 @@ def _fixed_batch(channels=1):
 def _loss_and_metric_values(x, y):
     """Every loss and training metric on fixed predictions (eager, any backend)."""
     p = 0.05 + 0.9 * np.random.default_rng(1).random((8, 37)).astype(np.float32)
-    values = {name: float(keras.ops.convert_to_numpy(get_loss(name)(y, p))) for name in LOSS_NAMES}
+    values = {name: float(keras.ops.convert_to_numpy(get_loss(name)(y, p))) for name in LOSSES}
     for metric in training_metrics():
         metric.update_state(y, p)
         values[metric.name] = float(keras.ops.convert_to_numpy(metric.result()))
@@ -127,7 +128,7 @@ def _loss_and_metric_values(x, y):
 def test_every_loss_trains_on_targets_with_counts():
     """Each loss and head compiles into a training step on (N, 74) targets-plus-counts."""
     x, y = _fixed_batch()
-    for i, name in enumerate(LOSS_NAMES):
+    for i, name in enumerate(LOSSES):
         head = HEADS[i % 2]
         model = build_model(head=head, **SMALL)
         model.compile(optimizer="adam", loss=get_loss(name), metrics=training_metrics())
@@ -140,7 +141,8 @@ JAX_SCRIPT = """
 import json, sys, numpy as np, keras
 sys.path.insert(0, "tests")
 from test_model import _fixed_batch, _loss_and_metric_values
-from galaxyzoo.model.losses import LOSS_NAMES, get_loss
+from galaxyzoo.config.experiment import LOSSES
+from galaxyzoo.model.losses import get_loss
 from galaxyzoo.model.metrics import training_metrics
 from galaxyzoo.model.network import build_model, load_model
 x, y = _fixed_batch(channels=3)
