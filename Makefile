@@ -26,11 +26,14 @@ run: install  ## train on the embedded synthetic sample, tracked in ./mlflow.db
 sweep: install  ## a small Optuna sweep on the embedded sample
 	$(BIN)/mlflow run . -e sweep --env-manager local --experiment-name galaxyzoo
 
+# One pytest worker per core; a test module stays on one worker, so its module fixtures are built once.
+PYTEST_PARALLEL ?= -n auto --dist loadscope
+
 test: install  ## the whole suite, slow end-to-end tests included
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)

@@ -76,6 +76,8 @@ def tiny_experiment(tiny_workdir, tmp_path_factory) -> Path:
         f"data: {{synthetic_n: {TINY_N}, image_size: {TINY_SIZE}, workdir: '{tiny_workdir}'}}\n"
         "model: {conv_filters: [8, 16], dense_units: [16], dense_dropout: [0.0]}\n"
         "train: {epochs: 1, batch_size: 32}\n"
+        # Figures cost ~1 s each: only the tests about them turn them on (tracking.plots=true).
+        "tracking: {plots: false}\n"
     )
     return path
 

@@ -189,6 +189,7 @@ class TrackingConfig:
     run_name: str | None = setting(None)
     tags: dict[str, str] = setting({})
     system_metrics: bool = setting(True)  # CPU, memory (and GPU) as `system/*` metrics of each training run
+    plots: bool = setting(True)  # draw and log the figures (about a second each); off for large sweeps
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
     with the reason in `galaxyzoo.closed_why`.
     """
     now = time.time()
-    claims = client.search_runs([experiment_id], f"tags.`{names.TAG_SWEEP}` = '{mlflow_runs._quote(study_name)}'")
+    claims = client.search_runs([experiment_id], f"tags.`{names.TAG_SWEEP}` = '{mlflow_runs.quote(study_name)}'")
     parents = sorted((r for r in claims if r.data.tags.get(names.TAG_SWEEP_KEY) == key), key=lambda r: r.info.start_time)
     parent = parents[0] if parents else None
     for run in claims:
@@ -162,7 +162,7 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
         client.update_run(parent_id, status="RUNNING")
     mlflow_runs.set_tags(client, parent_id, {**lost, names.TAG_OUTCOME: "running"})
     if env_run:  # `mlflow run`'s own run only points at the study's parent
-        mlflow_runs.set_tags(client, env_run, {names.TAG_PARENT_OF_WORKER: parent_id, names.TAG_RUN_NOTE:
+        mlflow_runs.set_tags(client, env_run, {names.TAG_PARENT_OF_WORKER: parent_id, names.TAG_NOTE:
                                                f"a worker of sweep {study_name}; its trials nest under run {parent_id}"})
     logger.info("joining the parent run %s of study %s", parent_id, study_name)
     return parent_id, False

@@ -82,7 +82,7 @@ class TrialRunner:
         """A pruned trial did what the study asked: FINISHED (not KILLED, which the MLflow UI shows as
         a failure), named `trial <n> (pruned)`, its description saying after which epoch."""
         mlflow_runs.set_tags(self.client, run_id, {names.TAG_TRIAL_STATE: "pruned",
-                                                   names.TAG_RUN_NOTE: f"{description} {_sentence(str(exc))}."})
+                                                   names.TAG_NOTE: f"{description} {_sentence(str(exc))}."})
         self.client.update_run(run_id, status="FINISHED", name=f"trial {number} (pruned)")
 
     def run_of(self, number: int) -> str | None:

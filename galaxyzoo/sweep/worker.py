@@ -143,7 +143,7 @@ def run_sweep(
     _prepare_data(base_cfg, progress)
     tags = {names.TAG_SWEEP: study_name, names.TAG_SWEEP_KEY: key, names.TAG_SWEEP_FILE: str(spec.path),
             names.TAG_SWEEP_BACKEND: backend,
-            names.TAG_RUN_NOTE: f"{backend} sweep {study_name} of {spec.path.name}, searching "
+            names.TAG_NOTE: f"{backend} sweep {study_name} of {spec.path.name}, searching "
             + "; ".join(f"{p.name} {p.describe()}" for p in spec.params)}
     me = Worker.me()
     with lock():

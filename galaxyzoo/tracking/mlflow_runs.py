@@ -43,7 +43,7 @@ RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
 # (the UI's ExperimentKind enum: genai_development, custom_model_development, ...).
 EXPERIMENT_TAGS = {
     names.TAG_EXPERIMENT_KIND: names.EXPERIMENT_KIND,
-    names.TAG_EXPERIMENT_NOTE: (
+    names.TAG_NOTE: (
         "Galaxy Zoo 2 morphology CNNs (galaxyzoo). One run per training: the experiment config's knobs as "
         "params; data identity, library versions and runtime as tags; train/val/test as datasets; per-epoch "
         "and test metrics; the Keras model and the packaged (crop + network) pyfunc model. Sweeps add a "
@@ -382,7 +382,7 @@ def find_resumable_run(client, experiment_id: str, experiment_file: str, config_
         [experiment_id],
         filter_string=(
             f"tags.{names.TAG_CONFIG_HASH} = '{config_hash}' and "
-            f"tags.{names.TAG_EXPERIMENT_FILE} = '{_quote(experiment_file)}'"
+            f"tags.{names.TAG_EXPERIMENT_FILE} = '{quote(experiment_file)}'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=200,
@@ -399,7 +399,8 @@ def find_resumable_run(client, experiment_id: str, experiment_file: str, config_
     return None
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """`text` as a quoted value inside an MLflow search filter (`tags.x = '...'`)."""
     return text.replace("'", "\\'")
 
 

@@ -27,7 +27,7 @@ TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
 TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
 TAG_RUN_NAME = "mlflow.runName"  # MLflow's own tag of a run's name
-TAG_RUN_NOTE = "mlflow.note.content"  # a run's description in the UI (the experiment's key too)
+TAG_NOTE = "mlflow.note.content"  # the description the UI shows, of a run or of an experiment
 
 # ------------------------------------------------------------------ tags of sweeps and their trials
 TAG_SWEEP = "galaxyzoo.sweep"  # on the parent run: the study name
@@ -80,11 +80,11 @@ PARAM_N_TEST = "n_test"  # galaxies in the test split
 # (the UI's ExperimentKind enum: genai_development, custom_model_development, ...).
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-TAG_EXPERIMENT_NOTE = "mlflow.note.content"  # the experiment's description in the UI
 
 # ------------------------------------------------------------------ metric keys
 # Per-epoch series read back from MLflow for the training-curves plot.
 CURVE_KEYS = ("loss", "val_loss", "r2_flat", "val_r2_flat", "rmse", "val_rmse", "lr")
+EPOCH_SECONDS = "epoch_seconds"  # each epoch's wall time (training and validation)
 # A final metric is logged under its evaluation key (`metrics.evaluate_arrays`: "rmse",
 # "rmse_t01_smooth_or_features", ...) with one of these prefixes.
 TEST_PREFIX = "test_"  # scored on the test split (train and evaluate)

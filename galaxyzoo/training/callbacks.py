@@ -190,7 +190,7 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         values = dict(logs or {})
         if self._started is not None:
-            values["epoch_seconds"] = time.perf_counter() - self._started
+            values[names.EPOCH_SECONDS] = time.perf_counter() - self._started
         lr = values.get("lr")
         if isinstance(lr, (int, float)) and lr > 0:
             values["log10_lr"] = math.log10(lr)

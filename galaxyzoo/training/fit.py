@@ -40,7 +40,7 @@ from typing import Any, Iterable, Iterator
 
 import keras
 
-from galaxyzoo.config import experiment as config_mod
+from galaxyzoo.config.experiment import model_kwargs
 from galaxyzoo.config.experiment import ExperimentConfig
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
@@ -161,7 +161,7 @@ def make_loss(train_cfg):
 def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
     # Under mixed precision the head still computes in float32 (model.build_model).
-    model = build_model(**config_mod.model_kwargs(cfg))
+    model = build_model(**model_kwargs(cfg))
     model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
     return model
 

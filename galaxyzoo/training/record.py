@@ -34,7 +34,7 @@ def record(cfg: ExperimentConfig, client, run_id: str, run_dir: Path, model, los
     The history is every per-epoch series the run holds, as `(epoch, value)`
     pairs, resumed epochs included.
     """
-    history = mlflow_runs.metric_histories(client, run_id, list(names.CURVE_KEYS) + ["epoch_seconds"])
+    history = mlflow_runs.metric_histories(client, run_id, list(names.CURVE_KEYS) + [names.EPOCH_SECONDS])
     # The last epoch's step: the test and best metrics are logged at it, and both logged
     # models link the metrics of this step, so their pages show the final values.
     step = history["loss"][-1][0] if history.get("loss") else 0
@@ -50,7 +50,7 @@ def record(cfg: ExperimentConfig, client, run_id: str, run_dir: Path, model, los
 def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
     """`best_<key>` for each validation series: its lowest value (highest for R²)."""
     pick = {True: min, False: max}
-    return {f"best_{key}": pick[lower_is_better(key)](v for _, v in series)
+    return {names.best_of(key): pick[lower_is_better(key)](v for _, v in series)
             for key, series in history.items() if key.startswith("val_") and series}
 
 
@@ -62,28 +62,34 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
     evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
     test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
-    metrics = {"test_loss": test_loss, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
+    metrics = {names.on_test_split("loss"): test_loss, **{names.on_test_split(k): v for k, v in evaluation.metrics.items()}}
     mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
-    table = artifacts / "per_question_metrics.csv"
+    table = artifacts / names.PER_QUESTION_CSV
     table.parent.mkdir(parents=True, exist_ok=True)
     evaluation.per_question.to_csv(table, index=False)
     client.log_artifact(run_id, str(table))
     if (run_dir / names.CSV_LOG).is_file():
         client.log_artifact(run_id, str(run_dir / names.CSV_LOG))
-    figures = artifacts / "plots"
-    plots.training_curves(history, figures / "training_curves.png", title=f"{cfg.name} ({run_id[:8]})")
-    for question in evaluation.per_question["question"]:
-        plots.predicted_vs_true(test.targets, y_pred, question, figures / "pred_vs_true" / f"{question}.png")
-    pick = np.random.default_rng(cfg.train.seed).choice(len(test), min(GALLERY_SIZE, len(test)), replace=False)
-    pick.sort()
-    plots.crop_gallery(dataset.images[test.rows[pick]], test.targets[pick], y_pred[pick], test.asset_ids[pick],
-                       figures / "test_crops.png")
-    client.log_artifacts(run_id, str(figures), "plots")
+    if cfg.tracking.plots:
+        _log_figures(cfg, client, run_id, artifacts / names.PLOTS_DIR, dataset, history, evaluation, y_pred)
     logger.info("test: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat",
                                                                           "test_rmse_cumulative")))
     return metrics
+
+
+def _log_figures(cfg, client, run_id: str, figures, dataset: Dataset, history, evaluation, y_pred) -> None:
+    """The learning curves, predicted vs true for each question and a gallery of test crops, under `plots/`."""
+    test = dataset.parts["test"]
+    plots.training_curves(history, figures / names.TRAINING_CURVES_PLOT, title=f"{cfg.name} ({run_id[:8]})")
+    for question in evaluation.per_question["question"]:
+        plots.predicted_vs_true(test.targets, y_pred, question, figures / names.PRED_VS_TRUE_DIR / f"{question}.png")
+    pick = np.random.default_rng(cfg.train.seed).choice(len(test), min(GALLERY_SIZE, len(test)), replace=False)
+    pick.sort()
+    plots.crop_gallery(dataset.images[test.rows[pick]], test.targets[pick], y_pred[pick], test.asset_ids[pick],
+                       figures / names.TEST_CROPS_PLOT)
+    client.log_artifacts(run_id, str(figures), names.PLOTS_DIR)
 
 
 def _inference_copy(model):

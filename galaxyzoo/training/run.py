@@ -38,11 +38,10 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from galaxyzoo.config import experiment as config_mod
-from galaxyzoo.config.experiment import ExperimentConfig
+from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, knobs
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import mlflow_runs, names
+from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.fit import fitting, make_loss
 from galaxyzoo.training.record import record
@@ -129,7 +128,7 @@ def train(
     uri = mlflow_runs.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
     client = mlflow_runs.connect(uri)
     file_tag = experiment_file or "<none>"
-    chash = config_mod.config_hash(cfg)
+    chash = config_hash(cfg)
     run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
     mlflow_runs.mark_experiment(client, experiment_id)  # also the one `mlflow run` or a sweep chose
     resuming = run_id is not None and run_id != env_run
@@ -199,7 +198,7 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
     if run.info.status == "FINISHED":
         raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
     if tags.get(names.TAG_CONFIG_HASH) != chash:
-        changed = _changed_keys({**tags, **run.data.params}, config_mod.flatten(cfg))
+        changed = _changed_keys({**tags, **run.data.params}, flatten(cfg))
         raise GalaxyZooError(
             f"--resume {run_id}: the run was trained with another config (hash "
             f"{tags.get(names.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
@@ -222,7 +221,7 @@ def _changed_keys(logged: dict[str, str], current: dict[str, str]) -> str:
 def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, extra: dict | None) -> dict[str, str]:
     """A new run's tags: what makes runs findable and what is not a knob of the training
     (data identity and sizes, library versions, tracking settings); see docs/training.md."""
-    flat = config_mod.flatten(cfg)
+    flat = flatten(cfg)
     tags = {
         names.TAG_EXPERIMENT_FILE: file_tag,
         names.TAG_CONFIG_HASH: chash,
@@ -237,7 +236,7 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
         **(extra or {}),
     }
     if cfg.description:
-        tags["mlflow.note.content"] = cfg.description
+        tags[names.TAG_NOTE] = cfg.description
     return tags
 
 
@@ -289,9 +288,9 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         if resuming:
             f.restore()
         else:
-            mlflow_runs.log_params(client, run_id, config_mod.knobs(cfg))
+            mlflow_runs.log_params(client, run_id, knobs(cfg))
             _log_datasets(dataset)
-            config_path = config_mod.dump_yaml(cfg, run_dir / names.CONFIG_ARTIFACT, built=f.callback_params)
+            config_path = dump_yaml(cfg, run_dir / names.CONFIG_ARTIFACT, built=f.callback_params)
             client.log_artifact(run_id, str(config_path))
         if f.initial_epoch < cfg.train.epochs:
             logger.info("training %s for epochs %d..%d (run %s)", cfg.name, f.initial_epoch + 1, cfg.train.epochs,
@@ -300,4 +299,4 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, e
         metrics, history = record(cfg, client, run_id, run_dir, f.model, loss, dataset, resuming=resuming)
     epochs = len(history.get("loss", []))
     return TrainResult(run_id, experiment_id, "completed", epochs, f.initial_epoch if resuming else None,
-                       f"runs:/{run_id}/{names.MODEL_NAME}", metrics, history)
+                       model_uri.keras_model_uri(run_id), metrics, history)
