@@ -5,11 +5,11 @@
     .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss --model-uri runs:/<id>/packaged_model
 
 Trains the experiment on a synthetic sample of `--n` galaxies with the package's
-own API (`workspace.build_for`, `train.train`, MLflow in a local SQLite store
-under `--workdir`), takes the packaged model (crop + network) the training logged
-(`promote.packaged_model_uri`) and predicts every real JPEG through it (`predict.predict_files`, the
-`galaxyzoo predict` path). `--model-uri` skips the training and scores a
-packaged model already logged in that store.
+own API (`data.workspace.build_for`, `training.run.train`, MLflow in a local SQLite
+store under `--workdir`), takes the packaged model (crop + network) the training
+logged (`registry.promote.packaged_model_uri`) and predicts every real JPEG through
+it (`registry.predict.predict_files`, the `galaxyzoo predict` path). `--model-uri`
+skips the training and scores a packaged model already logged in that store.
 
 The real images only get predicted: nothing is trained or tuned on them. Their
 GZ1 classes (`labels.csv`: elliptical, spiral_cw, spiral_acw, edge_on, merger)

@@ -4,11 +4,12 @@
         [--workers 1 4 16 64] [--threads-from 64] [--trials 200] [--ask-after 100 1000 5000]
     (`--workers` with no count times only the ask)
 
-Each worker runs the sweep's own loop (`galaxyzoo.sweep.optuna_backend`): take the study lock (a PostgreSQL
-advisory lock), `take_trial` under it (repair dead workers' trials, count, `ask`), then outside it
-draw the trial's values from `sweeps/quickstart.yaml`'s space with TPE and `tell` a random value at
-once: no training, no MLflow. Worker counts from `--threads-from` on run as threads of one process
-(each with its own storage and connections, as processes would), the others as processes.
+Each worker runs the sweep's own loop (`galaxyzoo.sweep`): take the study lock
+(`storage.study_lock`, a PostgreSQL advisory lock), `optuna_backend.take_trial` under it (repair
+dead workers' trials, count, `ask`), then outside it draw the trial's values from
+`sweeps/quickstart.yaml`'s space with TPE and `tell` a random value at once: no training, no MLflow.
+Worker counts from `--threads-from` on run as threads of one process (each with its own storage and
+connections, as processes would), the others as processes.
 
 Reported per worker count: trials/s, the wait for the lock and the time it is held (p50, p99), and
 duplicates (a trial number twice, or more finished trials than asked for: there must be none). Then,
