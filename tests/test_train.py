@@ -166,6 +166,32 @@ def test_same_config_on_same_data_reproduces_the_metrics(first_run, tiny_experim
         assert second.metrics[key] == pytest.approx(first.metrics[key], abs=REPRO_ATOL), key
 
 
+FIT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.data.dataset import load_dataset
+    from galaxyzoo.training.fit import fit, make_loss
+
+    cfg = load_experiment(sys.argv[1], ["epochs=2"])
+    dataset = load_dataset(cfg.data, with_counts=make_loss(cfg.train).needs_counts, progress=False)
+    result = fit(cfg, dataset, sys.argv[2], verbose=0)
+    print(len(result.history["loss"]), result.model.output_shape[-1], "mlflow" in sys.modules)
+    """
+)
+
+
+def test_fit_trains_a_model_without_mlflow(tiny_experiment, tmp_path):
+    # The benchmark's path: a trained model, its CSV log and checkpoint folder, and MLflow never imported.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/never.db"}
+    done = subprocess.run([sys.executable, "-c", FIT_SCRIPT, str(tiny_experiment), str(tmp_path / "run")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["2", "37", "False"]
+    assert (tmp_path / "run" / "training_log.csv").is_file()
+    assert not (tmp_path / "never.db").exists()
+
+
 # ---------------------------------------------------------------- resume
 
 

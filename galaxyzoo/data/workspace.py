@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from galaxyzoo.data import ingest, prepare, split, synth
+from galaxyzoo.data.store import CropStore
 from galaxyzoo.errors import GalaxyZooError
 
 logger = logging.getLogger(__name__)
@@ -78,11 +80,6 @@ def build(ws: Workspace, *, synthetic_n: int, synthetic_seed: int, image_size: i
     again; a store whose files or crops are damaged is a GalaxyZooError naming the rows.
     Another process building the same files is waited for.
     """
-    from galaxyzoo.data import ingest
-    from galaxyzoo.data import prepare
-    from galaxyzoo.data import split
-    from galaxyzoo.data import synth
-
     if not ws.raw.exists():
         if not ws.is_synthetic:
             raise GalaxyZooError(f"{ws.raw}: raw GZ2 folder not found; run `galaxyzoo download --out {ws.raw}`")
@@ -112,10 +109,6 @@ def verify(raw: str | Path | None = None, db: str | Path | None = None, stores=(
     prepared from them. The DB (and its split): that `raw` as it is now is what it was
     ingested from. With only `raw`, checks the DB and every store in `derived_dir(raw)`.
     """
-    from galaxyzoo.data import ingest
-    from galaxyzoo.data import split
-    from galaxyzoo.data.store import CropStore
-
     if raw is not None and db is None and not stores:
         root = derived_dir(raw)
         db = root / DB_NAME if (root / DB_NAME).exists() else None

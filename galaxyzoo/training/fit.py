@@ -40,8 +40,7 @@ from typing import Any, Iterable, Iterator
 
 import keras
 
-from galaxyzoo.config.experiment import model_kwargs
-from galaxyzoo.config.experiment import ExperimentConfig
+from galaxyzoo.config.experiment import ExperimentConfig, model_kwargs
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import losses, metrics
@@ -83,7 +82,7 @@ def fit(cfg: ExperimentConfig, dataset: Dataset, run_dir: str | Path, *, resume:
     Args:
         cfg: the resolved experiment (`config.load_experiment`).
         dataset: its data (`data.dataset.load_dataset`, with counts when the loss needs them).
-        run_dir: the folder for the checkpoint and the CSV log.
+        run_dir: the folder for the checkpoint and the CSV log (created if missing).
         resume: continue from the checkpoint in `run_dir` instead of starting afresh.
         callbacks: more Keras callbacks, run after the config's.
         verbose: Keras `fit` verbosity; default 1 on a terminal, 2 (a line per epoch) otherwise.
@@ -92,7 +91,9 @@ def fit(cfg: ExperimentConfig, dataset: Dataset, run_dir: str | Path, *, resume:
     """
     loss = make_loss(cfg.train)
     keras.utils.set_random_seed(cfg.train.seed)
-    with fitting(cfg, loss, Path(run_dir), resume=resume, data=str(dataset.workspace.db)) as f:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with fitting(cfg, loss, run_dir, resume=resume, data=str(dataset.workspace.db)) as f:
         if resume:
             f.restore()
         return f.fit(dataset, extra_callbacks=callbacks, verbose=verbose)
