@@ -97,7 +97,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The CNN's shape: `model.build_model(**model_kwargs(cfg))`.
+    """The CNN's shape: `model.network.build_model(**model_kwargs(cfg))`.
 
     The input size and channels are not here: the model takes whatever the data
     is cut to (`data.image_size`, `data.channels`), so the two cannot disagree.
@@ -182,7 +182,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     """Where MLflow records the run. A null `tracking_uri` leaves the choice to
-    `tracking.py` (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project root)."""
+    `tracking.mlflow_runs` (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project root)."""
 
     experiment_name: str = setting("galaxyzoo", not_empty)
     tracking_uri: str | None = setting(None)
@@ -442,5 +442,5 @@ def config_hash(cfg: ExperimentConfig) -> str:
 
 
 def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Keyword arguments for `model.build_model`: the model section plus the data's input shape."""
+    """Keyword arguments for `model.network.build_model`: the model section plus the data's input shape."""
     return {"input_size": cfg.data.image_size, "channels": cfg.data.channels, **to_dict(cfg.model)}

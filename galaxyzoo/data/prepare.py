@@ -1,8 +1,8 @@
 """Crop every galaxy image into the crop store: parallel, resumable, never stopped by a bad file.
 
 `prepare` reads the asset_ids of SQLite table `galaxy_data`, crops RAW/images/{asset_id}.jpg
-with `galaxyzoo.crop`, and writes the crops into a `galaxyzoo.store.CropStore`. Work is cut
-into fixed blocks of rows; each worker process maps only its block of the store, writes the
+with `galaxyzoo.data.crop`, and writes the crops into a `galaxyzoo.data.store.CropStore`. Work
+is cut into fixed blocks of rows; each worker process maps only its block of the store, writes the
 crops, flushes them, and only then does the parent mark those rows done. A killed run
 therefore restarts at the first pending rows, and the output does not depend on the number
 of workers. A missing or corrupt JPEG is recorded in the row's status and reported at the end.
@@ -10,7 +10,7 @@ of workers. A missing or corrupt JPEG is recorded in the row's status and report
 Every run first checks the store it resumes: files cut short are repaired and every written
 row's crc32 is checked, so rows lost to a crash, a bad copy or a disk error are cropped again
 (or, with `repair=False`, as the training build asks, refused by name). One `prepare` writes
-a store at a time (`galaxyzoo.locks`).
+a store at a time (`galaxyzoo.system.locks`).
 
 Example:
 

@@ -11,7 +11,7 @@ the last 10% of its training array, unstratified; see docs/ingest.md.)
 A split is identified by a short hash of its asset_ids, so two runs that
 produce the same assignment share an id. It records the `ingest_source` of the
 table it was made from (`source`), and one process at a time writes it
-(`galaxyzoo.locks`, the lock that ingest takes on the same DB):
+(`galaxyzoo.system.locks`, the lock that ingest takes on the same DB):
 
 >>> info = make_split("data/galaxy_data.sqlite")  # doctest: +SKIP
 >>> load_split("data/galaxy_data.sqlite").id == info.id  # doctest: +SKIP

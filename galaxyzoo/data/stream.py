@@ -114,7 +114,7 @@ class RowReader:
 
     @classmethod
     def for_store(cls, store) -> "RowReader":
-        """A reader over a `galaxyzoo.store.CropStore`'s images."""
+        """A reader over a `galaxyzoo.data.store.CropStore`'s images."""
         return cls(store.path / "images.u8", store.images.shape)
 
     def __len__(self) -> int:

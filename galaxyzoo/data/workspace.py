@@ -62,7 +62,7 @@ def derived_dir(raw: str | Path) -> Path:
 
 
 def build_for(data_cfg, progress: bool = True):
-    """Locate and build the dataset of a `config.DataConfig`; returns (Workspace, split)."""
+    """Locate and build the dataset of a `config.experiment.DataConfig`; returns (Workspace, split)."""
     d = data_cfg
     sizes = dict(synthetic_n=d.synthetic_n, synthetic_seed=d.synthetic_seed, image_size=d.image_size,
                  channels=d.channels)

@@ -1,7 +1,7 @@
 """The CNN that maps a galaxy crop to its 37 answer fractions.
 
 `build_model()` with no arguments is the original study's network; every
-keyword is a knob of `config.ModelConfig`:
+keyword is a knob of `config.experiment.ModelConfig`:
 
 ```python
 model = build_model()  # (None, 106, 106, 1) -> (None, 37), 2,085,925 parameters

@@ -6,7 +6,7 @@ network, the experiment config it was trained with (crop size and channels)
 and the crop code, so every way of loading it — `galaxyzoo predict`,
 `mlflow.pyfunc.load_model`, `mlflow models serve` — runs the same
 decode -> crop -> scale -> network steps as training did (`prepare` and
-`data.GalaxySequence`).
+`data.stream.GalaxySequence`).
 
 The pyfunc input is a DataFrame with one column, `image`: the image file's
 bytes, base64-encoded (JSON-safe, so the REST server takes it too). The output

@@ -1,1 +1,1 @@
-"""Shared plumbing: OS file locks, owned temporary folders and the process pool."""
+"""Shared plumbing: OS file locks, owned temporary folders, the process pool and logging."""

@@ -55,7 +55,7 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, resume: bool, data: str = "
     """The callbacks for one training and a description of each for MLflow params.
 
     Args:
-        callbacks_cfg: `config.CallbacksConfig`.
+        callbacks_cfg: `config.experiment.CallbacksConfig`.
         run_dir: the run's local folder (checkpoint and CSV log live here).
         resume: continuing a run: restore the callbacks' state from the checkpoint.
         data: what a non-finite loss blames, e.g. the labels DB's path.

@@ -80,7 +80,7 @@ def fit(cfg: ExperimentConfig, dataset: Dataset, run_dir: str | Path, *, resume:
     """Train the model of `cfg` on `dataset` with the config's callbacks, without MLflow.
 
     Args:
-        cfg: the resolved experiment (`config.load_experiment`).
+        cfg: the resolved experiment (`config.experiment.load_experiment`).
         dataset: its data (`data.dataset.load_dataset`, with counts when the loss needs them).
         run_dir: the folder for the checkpoint and the CSV log (created if missing).
         resume: continue from the checkpoint in `run_dir` instead of starting afresh.
@@ -161,7 +161,7 @@ def make_loss(train_cfg):
 
 def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
-    # Under mixed precision the head still computes in float32 (model.build_model).
+    # Under mixed precision the head still computes in float32 (model.network.build_model).
     model = build_model(**model_kwargs(cfg))
     model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
     return model

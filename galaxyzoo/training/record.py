@@ -94,7 +94,7 @@ def _log_figures(cfg, client, run_id: str, figures, dataset: Dataset, history, e
 
 def _inference_copy(model):
     """An uncompiled copy of `model` with its weights: the logged model carries no optimizer
-    state or training metrics, so it loads anywhere `galaxyzoo.model` is importable."""
+    state or training metrics, so it loads anywhere `galaxyzoo.model.network` is importable."""
     # Not clone_model: it would also re-compile the copy from the original's compile config.
     copy = keras.Model.from_config(model.get_config())
     copy.set_weights(model.get_weights())

@@ -98,7 +98,7 @@ def train(
     """Train `cfg` as one MLflow run and return its id and final metrics.
 
     Args:
-        cfg: the resolved experiment (`config.load_experiment`).
+        cfg: the resolved experiment (`config.experiment.load_experiment`).
         experiment_file: the file `cfg` came from, recorded as a tag; `--resume
             auto` only continues runs of the same file and config hash.
         resume: `None` (new run), a run id to continue from its last

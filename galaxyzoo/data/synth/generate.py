@@ -10,7 +10,7 @@ files are therefore byte-identical for one seed whatever the number of workers.
 Everything is written into a temporary sibling folder (`DIR.tmp-XXXX`) that is
 renamed to `DIR` at the end, so an error or Ctrl-C never leaves a half-written
 sample behind. A killed run's leftover is removed by the next run into `DIR`
-(see galaxyzoo.tempdirs), and its workers end with it (galaxyzoo.workers).
+(see galaxyzoo.system.tempdirs), and its workers end with it (galaxyzoo.system.workers).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A picture of the synthetic sample: one galaxy per morphology type, crop branch marked.
 
-    python -m galaxyzoo.synth.grid --out docs/synthetic_grid.png
+    python -m galaxyzoo.data.synth.grid --out docs/synthetic_grid.png
 
 Each tile is drawn by the same sampler and renderer as `galaxyzoo synth`: we
 draw morphologies until every type has appeared (preferring large, bright
