@@ -362,5 +362,6 @@ def test_docs_describe_every_key():
 
 
 def test_importing_config_does_not_import_tensorflow():
-    code = "import sys, galaxyzoo.config; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = ("import sys, galaxyzoo.config.experiment, galaxyzoo.config.sweep_spec; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -68,7 +68,7 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
 
 def test_a_killed_caller_takes_its_workers_fork_server_and_resource_tracker_with_it():
     code = ("import time; from galaxyzoo.system.workers import process_map\n"
-            "list(process_map(time.sleep, [3600, 3600], 2, preload='galaxyzoo.workers', what='test'))")
+            "list(process_map(time.sleep, [3600, 3600], 2, preload='galaxyzoo.system.workers', what='test'))")
     proc = start("-c", code)
     kill_when(proc, lambda: workers_started(proc, 2))
     assert_nothing_left(proc)

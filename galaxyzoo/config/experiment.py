@@ -411,7 +411,7 @@ def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike, built: dict[str, s
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# Resolved experiment {cfg.name!r} (config hash {config_hash(cfg)});"
-        " load with galaxyzoo.config.load_experiment.\n"
+        " load with galaxyzoo.config.experiment.load_experiment.\n"
     )
     body = yaml.dump(to_dict(cfg), Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
     footer = ""

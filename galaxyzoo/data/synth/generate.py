@@ -39,7 +39,7 @@ JPEG_QUALITY = 90
 MAX_N = 200_000  # asset ids below 295306 must cover galaxies, orphans and mapping-only rows
 
 _MAIN_GUARD = (
-    'a script that calls galaxyzoo.synth.generate must do so under `if __name__ == "__main__":`, '
+    'a script that calls galaxyzoo.data.synth.generate must do so under `if __name__ == "__main__":`, '
     "since worker processes re-import the main module"
 )
 
