@@ -67,7 +67,7 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server.uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = ("--storage", postgres("optuna"), "--study-name", "served", "--n-trials", "2", "--epochs", "1",
-            "--set", "tracking.experiment_name=served")
+            "--set", "tracking.experiment_name=served tracking.plots=true")
     folders = [tmp_path / f"worker{i}" for i in range(2)]
     for folder in folders:
         folder.mkdir()

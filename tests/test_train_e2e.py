@@ -33,7 +33,8 @@ def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experim
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cmd = [str(BIN / "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local", "--experiment-name", "e2e",
-           "-P", f"experiment={tiny_experiment}", "-P", "epochs=2", "-P", f"set=seed=1,workdir={tiny_workdir}"]
+           "-P", f"experiment={tiny_experiment}", "-P", "epochs=2",
+           "-P", f"set=seed=1,workdir={tiny_workdir},tracking.plots=true"]
     done = subprocess.run(cmd, cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
