@@ -27,6 +27,7 @@ def run(args) -> int:
     from galaxyzoo.commands.train import overrides_from_args
 
     from galaxyzoo.registry.evaluate import evaluate, format_report
+    from galaxyzoo.tracking.mlflow_runs import run_id_from_env
 
     result = evaluate(
         args.model,
@@ -35,6 +36,7 @@ def run(args) -> int:
         out_dir=args.out.strip() or None,
         batch_size=args.batch_size,
         tracking_uri=args.tracking_uri,
+        project_run_id=run_id_from_env(),
     )
     print(format_report(result))
     return 0

@@ -36,6 +36,7 @@ def run(args) -> int:
         mode=args.mode,
         model_name=args.model_name,
         alias=args.alias,
+        project_run_id=mlflow_runs.run_id_from_env(),
     )
     print(f"compared {result.candidates} finished run(s) with a model in {result.scope}, by {result.metric}:")
     shown = 5

@@ -67,6 +67,7 @@ def run(args) -> int:
     from mlflow.exceptions import MlflowException
 
     from galaxyzoo.sweep.worker import DB_RETRY_SECONDS, run_sweep
+    from galaxyzoo.tracking.mlflow_runs import run_id_from_env
 
     try:
         result = run_sweep(
@@ -81,6 +82,7 @@ def run(args) -> int:
             pruner=args.pruner.strip() or None,
             heartbeat_seconds=_heartbeat(args.heartbeat),
             db_retry_seconds=_seconds(args.db_retry, "--db-retry", DB_RETRY_SECONDS),
+            project_run_id=run_id_from_env(),
             progress=sys.stderr.isatty(),
         )
     except MlflowException as exc:

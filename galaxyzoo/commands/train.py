@@ -66,12 +66,13 @@ def overrides_from_args(args) -> list[str]:
 def run(args) -> int:
     import os
 
-
     from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.tracking.mlflow_runs import run_id_from_env
     from galaxyzoo.training.run import train
 
     cfg = load_experiment(args.experiment, overrides_from_args(args))
-    result = train(cfg, experiment_file=os.path.normpath(args.experiment), resume=args.resume.strip() or None)
+    result = train(cfg, experiment_file=os.path.normpath(args.experiment), resume=args.resume.strip() or None,
+                   project_run_id=run_id_from_env())
     shown = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat", "test_rmse_cumulative"))
     print(f"run {result.run_id} finished after {result.epochs} epochs: {shown}")
     print(f"model: {result.model_uri}")

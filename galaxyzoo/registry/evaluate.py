@@ -99,6 +99,7 @@ def evaluate(
     out_dir: str | Path | None = None,
     batch_size: int | None = None,
     tracking_uri: str | None = None,
+    project_run_id: str | None = None,
     progress: bool = True,
 ) -> Evaluation:
     """Score `model` (run id, runs:/, models:/ URI or local path) on its test split.
@@ -107,8 +108,9 @@ def evaluate(
     a model without one. `overrides` (e.g. `data.source=...`) change it;
     changing the crop size or channels fails because the model's input
     would not fit. With `out_dir`, writes `metrics.json` and
-    `per_question_metrics.csv` there. Inside `mlflow run -e evaluate`
-    (MLFLOW_RUN_ID set) the results are also logged to that run. The model
+    `per_question_metrics.csv` there. With `project_run_id` (the run
+    `mlflow run -e evaluate` created; the CLI passes MLFLOW_RUN_ID) the
+    results are also logged to that run. The model
     is loaded before any data is built, so a bad URI fails at once.
     """
     import mlflow.keras
@@ -152,9 +154,8 @@ def evaluate(
     result = Evaluation(result.metrics, result.per_question, uri, run_id, len(test))
     if out_dir is not None:
         write_outputs(result, Path(out_dir))
-    env_run = mlflow_runs.run_id_from_env()
-    if env_run:
-        _log_to_run(client, env_run, result, cfg)
+    if project_run_id:
+        _log_to_run(client, project_run_id, result, cfg)
     return result
 
 

@@ -58,11 +58,14 @@ def promote(
     mode: str = "auto",
     model_name: str = "galaxyzoo-cnn",
     alias: str = "champion",
+    project_run_id: str | None = None,
 ) -> PromoteResult:
     """Register the best run's packaged model as a new version of `model_name` and alias it.
 
     Scope: `sweep_run`'s trials, else `experiment_name`'s trainings, else
-    those of the experiment holding the latest galaxyzoo training.
+    those of the experiment holding the latest galaxyzoo training. With
+    `project_run_id` (the run `mlflow run . -e promote` created; the CLI passes
+    MLFLOW_RUN_ID), that run is named and tagged with what was promoted.
     """
     if mode not in MODES:
         raise GalaxyZooError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -79,9 +82,9 @@ def promote(
     result = PromoteResult(model_name, version, alias, best.info.run_id, metric, best.data.metrics[metric],
                            len(ranked), where,
                            tuple((r.info.run_id, r.info.run_name or "", r.data.metrics[metric]) for r in ranked))
-    if env_run := mlflow_runs.run_id_from_env():  # under `mlflow run . -e promote`: say what that run did
-        client.update_run(env_run, name=f"promote → {model_name} v{version}")
-        mlflow_runs.set_tags(client, env_run, {names.TAG_PROMOTE: result.model_uri,
+    if project_run_id:  # under `mlflow run . -e promote`: say what that run did
+        client.update_run(project_run_id, name=f"promote → {model_name} v{version}")
+        mlflow_runs.set_tags(client, project_run_id, {names.TAG_PROMOTE: result.model_uri,
                                                names.TAG_PROMOTED_VERSION: version,
                                                names.TAG_PROMOTED_RUN: result.run_id,
                                                names.TAG_SELECTED_BY: f"{mode} {metric}"})

@@ -81,6 +81,7 @@ def run_sweep(
     pruner: str | None = None,
     heartbeat_seconds: int = HEARTBEAT_SECONDS,
     db_retry_seconds: float = DB_RETRY_SECONDS,
+    project_run_id: str | None = None,
     progress: bool = True,
 ) -> SweepResult:
     """Run one sweep worker; see the module docstring.
@@ -99,6 +100,10 @@ def run_sweep(
             for twice as long is failed (and retried) by the next worker that looks.
         db_retry_seconds: once the study is open, how long every call to its database (and the
             PostgreSQL study lock) keeps retrying a lost connection before the worker stops.
+        project_run_id: the run `mlflow run . -e sweep` created for this worker (the CLI passes
+            MLFLOW_RUN_ID): the study's parent run, or, when the study already has one, a run
+            that points to it.
+        progress: show progress bars while the data is built.
     """
     if backend not in BACKENDS:
         raise GalaxyZooError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -117,8 +122,7 @@ def run_sweep(
     if n_trials < 1:
         raise GalaxyZooError(f"--n-trials must be at least 1, got {n_trials}")
     study_name = study_name or spec.name
-    env_run = mlflow_runs.run_id_from_env()
-    uri = mlflow_runs.tracking_uri(None if env_run else base_cfg.tracking.tracking_uri)
+    uri = mlflow_runs.tracking_uri(None if project_run_id else base_cfg.tracking.tracking_uri)
     # Trials must land in the parent's store whatever their config says.
     extra.append(f"tracking.tracking_uri={json.dumps(uri)}")
     if backend == "keras-tuner":
@@ -129,8 +133,8 @@ def run_sweep(
         storage = database_url(storage) if storage else default_storage(uri)
     client = mlflow_runs.connect(uri)
     experiment_id = (
-        client.get_run(env_run).info.experiment_id
-        if env_run
+        client.get_run(project_run_id).info.experiment_id
+        if project_run_id
         else mlflow_runs.experiment_id(client, base_cfg.tracking.experiment_name)
     )
     key = sweep_key(study_name, storage)
@@ -148,7 +152,7 @@ def run_sweep(
     me = Worker.me()
     with lock():
         parent_id, created = join_parent(client, experiment_id, key, study_name, storage, tags, me,
-                                         heartbeat_seconds, env_run)
+                                         heartbeat_seconds, project_run_id)
     with worker_on(client, parent_id, me, heartbeat_seconds, lock) as leave:
         log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
                   artifacts=created)

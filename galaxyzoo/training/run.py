@@ -87,6 +87,7 @@ def train(
     experiment_file: str | None = None,
     resume: str | None = None,
     parent_run_id: str | None = None,
+    project_run_id: str | None = None,
     run_name: str | None = None,
     extra_tags: dict[str, str] | None = None,
     extra_callbacks: Iterable = (),
@@ -117,14 +118,16 @@ def train(
         verbose: Keras `fit` verbosity; default 1 on a terminal, 2 (a line per
             epoch) otherwise.
         progress: show progress bars while the data is built.
+        project_run_id: the run `mlflow run` created for this process (the CLI
+            passes MLFLOW_RUN_ID): the training is recorded in it. Ignored for
+            a sweep's trial (`parent_run_id`).
 
-    Under `mlflow run` (MLFLOW_RUN_ID set) the run that command created is used.
     Raises `GalaxyZooError` for a bad resume request or unusable data;
     failures during training end the run as FAILED (KeyboardInterrupt:
     KILLED, outcome=interrupted) and propagate.
     """
     loss = make_loss(cfg.train)  # bad loss parameters fail here, before any run exists
-    env_run = mlflow_runs.run_id_from_env() if parent_run_id is None else None
+    env_run = project_run_id if parent_run_id is None else None
     uri = mlflow_runs.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
     client = mlflow_runs.connect(uri)
     file_tag = experiment_file or "<none>"
