@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from galaxyzoo.registry import predict
 from galaxyzoo.cli import main
+from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.registry import predict
 
 # No such model: a refusal of --out must come before the model is even looked up.
 NO_MODEL = "models:/no-such-model@champion"
@@ -96,3 +97,25 @@ def test_each_file_once_and_a_dangling_symlink_gets_a_row(images):
     (folder / "gone.jpg").symlink_to(folder / "deleted-long-ago.jpg")
     collected = predict.collect_images([folder, files[0], str(files[0])])
     assert collected == sorted([*files, folder / "gone.jpg"])
+
+
+def test_a_model_packaged_by_an_earlier_layout_is_one_clear_line(tmp_path, monkeypatch):
+    # Its pickle names a class at a module path this galaxyzoo has not (galaxyzoo.predict, before the layout).
+    import importlib
+    import sys
+
+    import mlflow
+
+    from galaxyzoo.registry.packaged import load_packaged
+
+    (tmp_path / "gz_old_layout.py").write_text(
+        "import mlflow.pyfunc\n\n\nclass PackagedModel(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input):\n        return model_input\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    old = importlib.import_module("gz_old_layout")
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=old.PackagedModel(), pip_requirements=[])
+    (tmp_path / "gz_old_layout.py").unlink()
+    monkeypatch.delitem(sys.modules, "gz_old_layout")
+    earlier = r"it was packaged by an earlier galaxyzoo \(No module named 'gz_old_layout'\)"
+    with pytest.raises(GalaxyZooError, match=earlier):
+        load_packaged(str(tmp_path / "model"))

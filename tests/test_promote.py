@@ -149,6 +149,14 @@ def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_
     (repackaged,) = client.search_logged_models(["0"], filter_string="name = 'packaged_model'")
     assert repackaged.model_id != packaged.model_id and repackaged.source_run_id == trained.run_id
     assert repackaged.model_id in client.get_model_version_by_alias("bare-test", "champion").source
+    # one packaged by an earlier layout of the package (its pickle names another class) is packaged again
+    client.set_logged_model_tags(repackaged.model_id, {"galaxyzoo.packaged_class": "galaxyzoo.predict.PackagedModel"})
+    assert main(["promote", "--model-name", "bare-test", "--tracking-uri", uri]) == 0
+    newest = client.get_model_version_by_alias("bare-test", "champion").source
+    assert repackaged.model_id not in newest
+    (current,) = [m for m in client.search_logged_models(["0"], filter_string="name = 'packaged_model'")
+                  if m.model_id in newest]
+    assert current.tags["galaxyzoo.packaged_class"] == "galaxyzoo.registry.packaged.PackagedModel"
     # an explicit experiment is still the scope
     assert main(["promote", "--experiment-name", "galaxyzoo", "--tracking-uri", uri]) == 2
     assert "no MLflow experiment 'galaxyzoo'" in capsys.readouterr().err

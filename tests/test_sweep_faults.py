@@ -139,6 +139,22 @@ def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch):
     assert "--storage postgresql://sweeper:***@db/optuna: tell: the database did not come back within 40 s" in message
     assert "server closed the connection" in message
 
+    # A connection that died inside a transaction, as Optuna reports it on the commit: retried too.
+    import optuna
+
+    pending = optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+    pending.__cause__ = sqlalchemy.exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+    calls.clear()
+
+    def died_in_a_transaction():
+        calls.append(1)
+        if len(calls) < 2:
+            raise pending
+        return "answer"
+
+    waits.clear()
+    assert storage.patiently(died_in_a_transaction, url, "_get_trials", 60) == "answer" and waits == [1]
+
     def bad_query():
         raise sqlalchemy.exc.ProgrammingError("SELECT nope", {}, Exception("syntax error"))
 

@@ -21,10 +21,8 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    import os
     import sys
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the report
     from galaxyzoo.registry import predict
     from galaxyzoo.tracking import mlflow_runs
 

@@ -151,7 +151,7 @@ def _make_split(db_path, test_size, val_size, random_state, overwrite) -> SplitI
             + "; pass --overwrite to replace it"
         )
     _save(db_path, info)
-    logger.info("%s", info.describe())
+    logger.info("split %s saved in %s", info.id, db_path)  # the command prints describe() itself
     return info
 
 

@@ -21,7 +21,7 @@ Example:
 ```python
 store = CropStore.open("data/crops")
 rows = store.rows_for([100008, 100023])
-batch = store.images[np.sort(rows)] / 255.0  # (2, 106, 106, 1) float
+batch = to_unit(store.images[np.sort(rows)])  # crop.to_unit: (2, 106, 106, 1) float32 in [0, 1]
 ```
 """
 

@@ -140,6 +140,9 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         return frame
 
 
+PACKAGED_CLASS = f"{PackagedModel.__module__}.{PackagedModel.__qualname__}"
+
+
 def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -165,11 +168,11 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
         keras_dir = mlflow.artifacts.download_artifacts(
             artifact_uri=keras_model_uri(run_id), dst_path=str(tmp / "keras"), tracking_uri=client.tracking_uri,
         )
-        config_path = download_run_config(client, run_id, tmp)  # the crop size and channels
+        config_path = download_run_config(client, run_id, tmp, why=", so its crop size is unknown")
         code = _package_code(tmp / "code")
         logged = client.create_logged_model(
             experiment_id=run.info.experiment_id, name=names.PACKAGED_MODEL_NAME, source_run_id=run_id,
-            params=run.data.params,
+            params=run.data.params, tags={names.TAG_PACKAGED_CLASS: PACKAGED_CLASS},
         )
         with warnings.catch_warnings():
             # The input is base64 image bytes; the signature documents it better than an example would.
@@ -210,6 +213,11 @@ def load_packaged(model_uri: str):
         model = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as exc:
         raise GalaxyZooError(f"cannot load model {model_uri!r}: {exc.message}") from None
+    except (ModuleNotFoundError, AttributeError) as exc:  # its pickle names a class this layout has not
+        raise GalaxyZooError(
+            f"cannot load model {model_uri!r}: it was packaged by an earlier galaxyzoo ({exc}); "
+            "`galaxyzoo promote` packages its run again (`mlflow models serve` still serves it)"
+        ) from None
     try:
         unwrapped = model.unwrap_python_model()
     except MlflowException:

@@ -93,7 +93,7 @@ def promote(
 
 def packaged_model_uri(client, run) -> str:
     """`models:/<id>` of the packaged model `run` logged, else (an older run) one packaged now."""
-    found = find_packaged_model(client, run)
+    found = find_packaged_model(client, run, packaged.PACKAGED_CLASS)
     if found:
         return found
     # Link it to the run's last epoch, as training does (mlflow_runs.log_keras_model).
@@ -206,7 +206,7 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     facts = _facts(run)
     tags = {names.TAG_SOURCE_RUN: run.info.run_id, names.TAG_SELECTED_BY: f"{mode} {metric}",
             metric: repr(run.data.metrics[metric]), names.TAG_COMPARED_RUNS: str(len(ranked)), names.TAG_SCOPE: where,
-            names.TAG_DATA_KIND: facts.get("data.kind", ""), names.TAG_SPLIT_ID: facts.get("data.split_id", "")}
+            names.TAG_DATA_KIND: facts.get(names.TAG_DATA_KIND_OF_RUN, ""), names.TAG_SPLIT_ID: facts.get(names.TAG_DATA_SPLIT_ID, "")}
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return version
@@ -262,14 +262,14 @@ def _facts(run) -> dict[str, str]:
 
 def _data_text(params: dict[str, str]) -> str:
     """Which data the run trained on, from its `data.*` params and tags."""
-    if params.get("data.kind") == "synthetic":
+    if params.get(names.TAG_DATA_KIND_OF_RUN) == "synthetic":
         source = (f"synthetic galaxies (galaxyzoo synth, n={params.get('data.synthetic_n', '?')}, "
                   f"seed {params.get('data.synthetic_seed', '?')})")
     else:
         source = (f"real GZ2 images with the gz2_hart16 vote fractions (Hart et al. 2016) from "
-                  f"`{params.get('data.raw_dir', params.get('data.source', '?'))}`")
-    sizes = " / ".join(f"{params.get(f'data.n_{part}', '?')} {part}" for part in ("train", "val", "test"))
-    return f"{source}; split `{params.get('data.split_id', '?')}` ({sizes})."
+                  f"`{params.get(names.TAG_DATA_RAW_DIR, params.get('data.source', '?'))}`")
+    sizes = " / ".join(f"{params.get(names.data_part_size(part), '?')} {part}" for part in ("train", "val", "test"))
+    return f"{source}; split `{params.get(names.TAG_DATA_SPLIT_ID, '?')}` ({sizes})."
 
 
 def _choice_text(ranked: list, metric: str, mode: str, where: str) -> str:

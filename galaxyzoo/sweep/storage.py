@@ -114,7 +114,9 @@ def _connection_lost(exc: BaseException) -> bool:
     from sqlalchemy import exc as db
 
     while exc is not None:
-        if isinstance(exc, (db.OperationalError, db.InterfaceError)) or (
+        # PendingRollbackError: the session's connection died inside a transaction (seen when the
+        # database restarts between a query and its commit); a new session is a clean retry.
+        if isinstance(exc, (db.OperationalError, db.InterfaceError, db.PendingRollbackError)) or (
                 isinstance(exc, db.DBAPIError) and exc.connection_invalidated):
             return True
         exc = exc.__cause__

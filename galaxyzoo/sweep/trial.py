@@ -40,7 +40,7 @@ class TrialRunner:
         `train` raises (a `pruned` exception after the run ended as pruned); a
         config the trial's values make invalid is a GalaxyZooError.
         """
-        from galaxyzoo.training.run import train  # imports Keras: keep it out of the CLI's start-up
+        from galaxyzoo.training.run import train  # imports Keras and MLflow: paid when a trial runs, not on import
 
         shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         description = f"Sweep {self.study_name}, trial {number}: {shown}.{' ' + note if note else ''}"

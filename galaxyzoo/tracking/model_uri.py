@@ -62,8 +62,9 @@ def check_run_exists(client, run_id: str, model: str) -> None:
         raise GalaxyZooError(f"--model {model}: no such run {run_id} in {client.tracking_uri}") from None
 
 
-def find_packaged_model(client, run) -> str | None:
-    """`models:/<id>` of the latest packaged model `run` logged in full, or None (an older run)."""
+def find_packaged_model(client, run, packaged_class: str) -> str | None:
+    """`models:/<id>` of the latest packaged model `run` logged in full whose pickle names
+    `packaged_class`, or None (an older run, or one packaged by an earlier layout of galaxyzoo)."""
     from mlflow.entities import LoggedModelStatus
 
     found = client.search_logged_models(
@@ -73,5 +74,6 @@ def find_packaged_model(client, run) -> str | None:
     )
     # Status is checked here: the SQL store does not filter on it by name. A killed training's
     # half-logged one (PENDING) is passed over.
-    ready = [m for m in found if m.status == LoggedModelStatus.READY]
+    ready = [m for m in found if m.status == LoggedModelStatus.READY
+             and m.tags.get(names.TAG_PACKAGED_CLASS) == packaged_class]
     return f"models:/{ready[0].model_id}" if ready else None

@@ -7,6 +7,9 @@ place: renaming a tag here renames it everywhere, and `grep names.` finds each u
 # ------------------------------------------------------------------ artifacts and logged models
 MODEL_NAME = "model"  # the training's logged Keras model: runs:/<run_id>/model
 PACKAGED_MODEL_NAME = "packaged_model"  # the crop + network pyfunc model logged beside it
+# On the packaged logged model: the class its pickle names. A model packaged by an earlier layout of
+# the package names another, which this galaxyzoo cannot unpickle, so promote packages it again.
+TAG_PACKAGED_CLASS = "galaxyzoo.packaged_class"
 CONFIG_ARTIFACT = "config.yaml"  # the run's resolved experiment config
 CSV_LOG = "training_log.csv"  # the seed's per-epoch CSV log
 PER_QUESTION_CSV = "per_question_metrics.csv"  # the test split's table per question (train and evaluate)
@@ -28,6 +31,25 @@ TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
 TAG_RUN_NAME = "mlflow.runName"  # MLflow's own tag of a run's name
 TAG_NOTE = "mlflow.note.content"  # the description the UI shows, of a run or of an experiment
+
+TAG_EXPERIMENT_NAME = "experiment"  # the experiment file's `name`
+TAG_HEAD = "head"
+TAG_LOSS = "loss"
+TAG_VERSION_PREFIX = "version."  # + library: the versions the run trained with
+TAG_RUNTIME_PREFIX = "runtime."  # + backend, gpus, mixed_precision, distribution
+PARAM_CALLBACK_PREFIX = "callback."  # + callback: what each built callback was set to
+# What the run trained on (the config's own keys, data.source and the rest, are params).
+TAG_DATA_KIND_OF_RUN = "data.kind"  # synthetic or real
+TAG_DATA_RAW_DIR = "data.raw_dir"
+TAG_DATA_SPLIT_ID = "data.split_id"
+TAG_DATA_STORE_ID = "data.store_content_id"
+TAG_DATA_LEFT_OUT = "data.left_out"  # galaxies of the split without a usable crop
+
+
+def data_part_size(part: str) -> str:
+    """The tag with the number of galaxies of `part` (train, val, test) the run used."""
+    return f"data.n_{part}"
+
 
 # ------------------------------------------------------------------ tags of sweeps and their trials
 TAG_SWEEP = "galaxyzoo.sweep"  # on the parent run: the study name
@@ -84,6 +106,7 @@ EXPERIMENT_KIND = "custom_model_development"
 # ------------------------------------------------------------------ metric keys
 # Per-epoch series read back from MLflow for the training-curves plot.
 CURVE_KEYS = ("loss", "val_loss", "r2_flat", "val_r2_flat", "rmse", "val_rmse", "lr")
+LOG10_LR = "log10_lr"  # beside `lr`: MLflow's charts have no log axis
 EPOCH_SECONDS = "epoch_seconds"  # each epoch's wall time (training and validation)
 # A final metric is logged under its evaluation key (`metrics.evaluate_arrays`: "rmse",
 # "rmse_t01_smooth_or_features", ...) with one of these prefixes.

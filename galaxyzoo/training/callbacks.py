@@ -94,7 +94,7 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, resume: bool, data: str = "
         checkpoint = EpochCheckpoint(run_dir, stateful, restore=resume)
         named.append(("checkpoint", checkpoint, {"dir": str(run_dir), "every": "epoch",
                                                  "keeps": "weights+optimizer+epoch+dropout rng+callback state"}))
-    params = {f"callback.{name}": _describe(cb, settings) for name, cb, settings in named}
+    params = {names.PARAM_CALLBACK_PREFIX + name: _describe(cb, settings) for name, cb, settings in named}
     return [cb for _, cb, _ in named], params
 
 
@@ -193,7 +193,7 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
             values[names.EPOCH_SECONDS] = time.perf_counter() - self._started
         lr = values.get("lr")
         if isinstance(lr, (int, float)) and lr > 0:
-            values["log10_lr"] = math.log10(lr)
+            values[names.LOG10_LR] = math.log10(lr)
         # Keras's `epoch` counts from 0; the step is the epoch's number as the console prints it.
         log_metrics(self.client, self.run_id, values, step=epoch + 1, skip=self.skip)
 

@@ -210,36 +210,36 @@ def runtime_scope(train_cfg):
     """
     backend = keras.backend.backend()
     gpus = available_gpus(backend)
-    tags = {"runtime.backend": backend, "runtime.gpus": str(len(gpus))}
+    tags = {names.TAG_RUNTIME_PREFIX + "backend": backend, names.TAG_RUNTIME_PREFIX + "gpus": str(len(gpus))}
     previous_policy = keras.mixed_precision.global_policy()
     scope = contextlib.nullcontext()
     distribution_set = False
     if train_cfg.mixed_precision and gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-        tags["runtime.mixed_precision"] = "mixed_float16"
+        tags[names.TAG_RUNTIME_PREFIX + "mixed_precision"] = "mixed_float16"
     elif train_cfg.mixed_precision:
         logger.warning("train.mixed_precision is on but no GPU is visible to %s: training in float32", backend)
-        tags["runtime.mixed_precision"] = "off (no GPU)"
+        tags[names.TAG_RUNTIME_PREFIX + "mixed_precision"] = "off (no GPU)"
     else:
-        tags["runtime.mixed_precision"] = "off"
+        tags[names.TAG_RUNTIME_PREFIX + "mixed_precision"] = "off"
     if train_cfg.distribute == "mirrored" and gpus:
         if backend == "tensorflow":
             import tensorflow as tf
 
             scope = tf.distribute.MirroredStrategy().scope()
-            tags["runtime.distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
+            tags[names.TAG_RUNTIME_PREFIX + "distribution"] = f"tf.distribute.MirroredStrategy over {len(gpus)} GPU(s)"
         elif backend == "jax":
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
             distribution_set = True
-            tags["runtime.distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
+            tags[names.TAG_RUNTIME_PREFIX + "distribution"] = f"keras.distribution.DataParallel over {len(gpus)} GPU(s)"
         else:
             logger.warning("train.distribute=mirrored is not supported on the %s backend: one device", backend)
-            tags["runtime.distribution"] = f"none ({backend} backend)"
+            tags[names.TAG_RUNTIME_PREFIX + "distribution"] = f"none ({backend} backend)"
     elif train_cfg.distribute == "mirrored":
         logger.warning("train.distribute=mirrored but no GPU is visible to %s: training on the CPU", backend)
-        tags["runtime.distribution"] = "none (no GPU)"
+        tags[names.TAG_RUNTIME_PREFIX + "distribution"] = "none (no GPU)"
     else:
-        tags["runtime.distribution"] = "none"
+        tags[names.TAG_RUNTIME_PREFIX + "distribution"] = "none"
     logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in tags.items()))
     try:
         yield scope, tags

@@ -228,12 +228,12 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
     tags = {
         names.TAG_EXPERIMENT_FILE: file_tag,
         names.TAG_CONFIG_HASH: chash,
-        "experiment": cfg.name,
-        "head": cfg.model.head,
-        "loss": cfg.train.loss,
+        names.TAG_EXPERIMENT_NAME: cfg.name,
+        names.TAG_HEAD: cfg.model.head,
+        names.TAG_LOSS: cfg.train.loss,
         **_data_tags(dataset),
         "data.workdir": flat["data.workdir"],
-        **{f"version.{k}": v for k, v in mlflow_runs.library_versions().items()},
+        **{names.TAG_VERSION_PREFIX + k: v for k, v in mlflow_runs.library_versions().items()},
         **{k: v for k, v in flat.items() if k.startswith("tracking.")},
         **cfg.tracking.tags,
         **(extra or {}),
@@ -247,13 +247,13 @@ def _data_tags(dataset: Dataset) -> dict[str, str]:
     """What the run trained on: kind, raw folder, split and store ids, part sizes, galaxies left out."""
     split = dataset.split
     return {
-        "data.kind": "synthetic" if dataset.workspace.is_synthetic else "real",
-        "data.raw_dir": str(dataset.workspace.raw.resolve()),
-        "data.split_id": split.id,
-        "data.store_content_id": str(dataset.store.meta.get("content_id")),
-        **{f"data.n_{part}": str(len(p)) for part, p in dataset.parts.items()},
+        names.TAG_DATA_KIND_OF_RUN: "synthetic" if dataset.workspace.is_synthetic else "real",
+        names.TAG_DATA_RAW_DIR: str(dataset.workspace.raw.resolve()),
+        names.TAG_DATA_SPLIT_ID: split.id,
+        names.TAG_DATA_STORE_ID: str(dataset.store.meta.get("content_id")),
+        **{names.data_part_size(part): str(len(p)) for part, p in dataset.parts.items()},
         # galaxies of the split without a usable crop (corrupt or missing image), left out
-        "data.left_out": str(sum(split.counts[part] - len(p) for part, p in dataset.parts.items())),
+        names.TAG_DATA_LEFT_OUT: str(sum(split.counts[part] - len(p) for part, p in dataset.parts.items())),
     }
 
 
