@@ -101,6 +101,12 @@ def open_storage(url: str, heartbeat_seconds: int, on_stale_trial, retry_seconds
 
 def storage_error(url: str, what: str, exc: Exception) -> str:
     """One line: the storage (password hidden), what failed, and the driver's first line of why."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    cause = exc
+    while cause is not None and not isinstance(cause, SQLAlchemyError):  # Optuna's wrapper says less
+        cause = cause.__cause__
+    exc = cause or exc
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"--storage {hide_password(url)}: {what}: {reason[0] if reason else type(exc).__name__}"
 
