@@ -89,8 +89,8 @@ TAG_SELECTED_BY = "selected_by"  # "<mode> <metric>"; on the version too
 TAG_SOURCE_RUN = "source_run_id"  # the run that trained the model
 TAG_COMPARED_RUNS = "compared_runs"
 TAG_SCOPE = "scope"  # which runs were compared, in words
-TAG_DATA_KIND = "data_kind"
-TAG_SPLIT_ID = "split_id"
+TAG_DATA_KIND = "data_kind"  # the training run's TAG_DATA_KIND_OF_RUN, copied
+TAG_SPLIT_ID = "split_id"  # the training run's TAG_DATA_SPLIT_ID, copied
 
 # ------------------------------------------------------------------ params of an `mlflow run . -e evaluate` run
 PARAM_MODEL_URI = "model_uri"  # the model scored
