@@ -56,13 +56,15 @@ def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float
 
 def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, history, step: int,
                       logged: dict[str, set[int]] | None = None) -> dict[str, float]:
-    """Test metrics (at `step`), the per-question table and the plots, logged to the run; returns the metrics."""
+    """Test metrics (at `step`), the per-question table and (with `tracking.plots`) the figures, logged to
+    the run; returns the metrics."""
     test = dataset.parts["test"]
     y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
     evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
     test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
-    metrics = {names.on_test_split("loss"): test_loss, **{names.on_test_split(k): v for k, v in evaluation.metrics.items()}}
+    metrics = {names.on_test_split("loss"): test_loss,
+               **{names.on_test_split(k): v for k, v in evaluation.metrics.items()}}
     mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
