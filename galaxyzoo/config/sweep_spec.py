@@ -190,7 +190,8 @@ class SweepSpec:
         expanded = {key: _fill_list(key, value, values, base_values) for key, value in values.items()}
         return [*self.fixed, *(f"{k}={to_yaml(v)}" for k, v in expanded.items()), *extra]
 
-    def trial_config(self, values: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> experiment.ExperimentConfig:
+    def trial_config(self, values: dict[str, Any],
+                     extra: list[str] | tuple[str, ...] = ()) -> experiment.ExperimentConfig:
         """The experiment a trial trains. `extra` (e.g. `train.epochs=1`) wins over everything."""
         return experiment.load_experiment(self.base, self.trial_overrides(values, extra))
 

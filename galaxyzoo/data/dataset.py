@@ -81,9 +81,9 @@ def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Datas
     """Locate (and build what is missing of) the data of `data_cfg`; load each part's targets.
 
     A part of the split none of whose galaxies has a usable crop is a
-    GalaxyZooError naming the store and the raw folder. Every head trains and is scored on the stored debiased fractions (see
-    docs/model.md, "target policy"); vote counts are loaded only when
-    `with_counts` (a count-based loss).
+    GalaxyZooError naming the store and the raw folder. Every head trains and is
+    scored on the stored debiased fractions (see docs/model.md, "target policy");
+    vote counts are loaded only when `with_counts` (a count-based loss).
     """
     ws, split = workspace.build_for(data_cfg, progress=progress)
     store = CropStore.open(ws.store)

@@ -206,7 +206,8 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     facts = _facts(run)
     tags = {names.TAG_SOURCE_RUN: run.info.run_id, names.TAG_SELECTED_BY: f"{mode} {metric}",
             metric: repr(run.data.metrics[metric]), names.TAG_COMPARED_RUNS: str(len(ranked)), names.TAG_SCOPE: where,
-            names.TAG_DATA_KIND: facts.get(names.TAG_DATA_KIND_OF_RUN, ""), names.TAG_SPLIT_ID: facts.get(names.TAG_DATA_SPLIT_ID, "")}
+            names.TAG_DATA_KIND: facts.get(names.TAG_DATA_KIND_OF_RUN, ""),
+            names.TAG_SPLIT_ID: facts.get(names.TAG_DATA_SPLIT_ID, "")}
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return version
