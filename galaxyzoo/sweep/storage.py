@@ -99,14 +99,19 @@ def open_storage(url: str, heartbeat_seconds: int, on_stale_trial, retry_seconds
         raise GalaxyZooError(storage_error(url, "cannot open the Optuna storage", exc)) from None
 
 
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and what caused it, outermost first (Optuna wraps SQLAlchemy's errors)."""
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__
+
+
 def storage_error(url: str, what: str, exc: Exception) -> str:
     """One line: the storage (password hidden), what failed, and the driver's first line of why."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    cause = exc
-    while cause is not None and not isinstance(cause, SQLAlchemyError):  # Optuna's wrapper says less
-        cause = cause.__cause__
-    exc = cause or exc
+    # The SQLAlchemy error, when there is one: Optuna's wrapper says less.
+    exc = next((c for c in _causes(exc) if isinstance(c, SQLAlchemyError)), exc)
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"--storage {hide_password(url)}: {what}: {reason[0] if reason else type(exc).__name__}"
 
@@ -119,14 +124,10 @@ def _connection_lost(exc: BaseException) -> bool:
     database connection, which a retry may cure, rather than a bad query or bad data."""
     from sqlalchemy import exc as db
 
-    while exc is not None:
-        # PendingRollbackError: the session's connection died inside a transaction (seen when the
-        # database restarts between a query and its commit); a new session is a clean retry.
-        if isinstance(exc, (db.OperationalError, db.InterfaceError, db.PendingRollbackError)) or (
-                isinstance(exc, db.DBAPIError) and exc.connection_invalidated):
-            return True
-        exc = exc.__cause__
-    return False
+    # PendingRollbackError: the session's connection died inside a transaction (seen when the
+    # database restarts between a query and its commit); a new session is a clean retry.
+    return any(isinstance(c, (db.OperationalError, db.InterfaceError, db.PendingRollbackError))
+               or (isinstance(c, db.DBAPIError) and c.connection_invalidated) for c in _causes(exc))
 
 
 def patiently(call, url: str, what: str, retry_seconds: float):
