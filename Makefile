@@ -27,7 +27,8 @@ sweep: install  ## a small Optuna sweep on the embedded sample
 	$(BIN)/mlflow run . -e sweep --env-manager local --experiment-name galaxyzoo
 
 # One pytest worker per core; a test module stays on one worker, so its module fixtures are built once.
-PYTEST_PARALLEL ?= -n auto --dist loadscope
+# Modules go out in collection order, which tests/conftest.py sorts slow modules first.
+PYTEST_PARALLEL ?= -n auto --dist loadscope --no-loadscope-reorder
 
 test: install  ## the whole suite, slow end-to-end tests included
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
@@ -35,8 +36,9 @@ test: install  ## the whole suite, slow end-to-end tests included
 test-fast: install
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
+# galaxyzoo uses none of the MLflow server's job runner (8 processes for its GenAI features).
 ui: install
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)
 
 clean:
 	rm -rf $(VENV) data mlflow.db optuna.db
