@@ -56,6 +56,7 @@ def mlflow_ui(tracking_uri: str, cwd: Path):
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
         cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no GenAI job runner (docs/sweeps.md)
     )
     url = f"http://127.0.0.1:{port}"
     try:

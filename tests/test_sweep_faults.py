@@ -91,7 +91,7 @@ def test_worker_outlasts_a_postgresql_restart(postgres, tracking_server, tiny_sw
 
 @pytest.mark.slow
 def test_worker_outlasts_a_tracking_server_restart(postgres, tracking_server, tiny_sweep_file, tmp_path):  # noqa: F811
-    """The tracking server stops after the first trial and comes back on the same port and store once
+    """The tracking server is killed after the first trial and comes back on the same port and store once
     the worker is retrying (MLflow's HTTP retries); no run is lost or doubled."""
     worker = _start(tiny_sweep_file, tmp_path, tracking_server, postgres, "server-restart", 2)
     worker.wait_for("trial 0: val_rmse=")
