@@ -23,7 +23,7 @@ from typing import Iterator
 import pandas as pd
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.registry.packaged import INPUT_COLUMN, load_packaged
+from galaxyzoo.registry.packaged import INPUT_COLUMN, TTA_PARAM, load_packaged, takes_tta
 from galaxyzoo.tracking import mlflow_runs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -95,12 +95,14 @@ def atomic_output(out: Path) -> Iterator[Path]:
 
 
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
-                  overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK) -> PredictSummary:
+                  overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK,
+                  tta: bool = False) -> PredictSummary:
     """Predict every image and write one CSV row per file (`file` first, then `packaged.OUTPUT_COLUMNS`).
 
     `out` is checked (`check_out`) and its temporary file created before the
     tracking store (`tracking_uri`, if given) is opened and the model loaded;
-    the CSV appears complete or not at all. The model gets `chunk` files per call.
+    the CSV appears complete or not at all. The model gets `chunk` files per call,
+    with its `tta` param (the mean over 8 rotations and flips) when `tta` is true.
     """
     from tqdm import tqdm
 
@@ -111,6 +113,10 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
         if tracking_uri:
             mlflow_runs.connect(tracking_uri)
         model = load_packaged(model_uri)
+        if tta and not takes_tta(model):
+            raise GalaxyZooError(f"--tta: {model_uri} was packaged before test-time augmentation existed (its "
+                                 "signature has no tta param); predict it without --tta")
+        params = {TTA_PARAM: True} if tta else None  # none for a model packaged before the param existed
         frames = []
         with tqdm(total=len(files), unit="img", disable=not progress, desc="predict") as bar:
             for start in range(0, len(files), chunk):
@@ -122,7 +128,7 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
                     except OSError as exc:
                         encoded.append("")
                         unreadable[i] = f"cannot read the file ({exc.strerror or exc})"
-                frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}))
+                frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}), params=params)
                 for i, why in unreadable.items():
                     frame.loc[i, "error"] = why
                 frame.insert(0, "file", [str(p) for p in part])
