@@ -30,7 +30,8 @@ def run(args) -> int:
     from galaxyzoo.tracking import mlflow_runs
 
     summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
-                                    overwrite=args.overwrite, tta=bool(args.tta), tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
+                                    overwrite=args.overwrite, tta=bool(args.tta),
+                                    tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
     for file, why in summary.failed:
         print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
     ok = summary.total - len(summary.failed)
