@@ -64,12 +64,8 @@ def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
     return to_unit(crop), branch
 
 
-def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
-                   batch_size: int = BATCH_SIZE):
-    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
-
-    The readable images' crops go through `network` `batch_size` at a time.
-    """
+def _crop_all(images: list[bytes | None], size: int, channels: int, errors: list[str] | None):
+    """`preprocess` each image not already failed: (crops, their indices, every crop branch, every error)."""
     errors = list(errors) if errors is not None else [""] * len(images)
     crops, branches, good = [], [""] * len(images), []
     for i, data in enumerate(images):
@@ -82,6 +78,16 @@ def predict_images(network, images: list[bytes | None], size: int, channels: int
             continue
         crops.append(crop)
         good.append(i)
+    return crops, good, branches, errors
+
+
+def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
+                   batch_size: int = BATCH_SIZE):
+    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
+
+    The readable images' crops go through `network` `batch_size` at a time.
+    """
+    crops, good, branches, errors = _crop_all(images, size, channels, errors)
     fractions = np.full((len(images), schema.N_ANSWERS), np.nan)
     if crops:
         fractions[good] = network.predict(np.stack(crops), batch_size=batch_size, verbose=0)
@@ -91,6 +97,19 @@ def predict_images(network, images: list[bytes | None], size: int, channels: int
     frame = pd.DataFrame(fractions, columns=ANSWER_COLUMNS)
     frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, branches, errors
     return frame
+
+
+def embed_images(encoder, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
+                 batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, list[str]]:
+    """(float32 features, one row per image, NaN where it failed; every error), cropped as `predict_images` does.
+
+    `encoder` is the network cut before its head (`model.network.embedding_model`).
+    """
+    crops, good, _, errors = _crop_all(images, size, channels, errors)
+    features = np.full((len(images), encoder.output_shape[-1]), np.nan, dtype=np.float32)
+    if crops:
+        features[good] = encoder.predict(np.stack(crops), batch_size=batch_size, verbose=0)
+    return features, errors
 
 
 def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
