@@ -99,6 +99,12 @@ def test_similar_lists_the_query_then_its_nearest(hand_made, capsys):
     assert list(table["file"]) == ["imgs/q.jpg", "imgs/a.jpg", "imgs/b.jpg", "imgs/far.jpg"]
     assert table.loc[0, "distance"] == 0 and table["distance"].is_monotonic_increasing
     np.testing.assert_allclose(table.loc[2, "distance"], 1 - np.sqrt(0.5), atol=1e-6)
+    # the same rows as Parquet: the same answer
+    from galaxyzoo.registry.embeddings import read_embeddings, write_embeddings
+
+    parquet = hand_made.with_suffix(".parquet")
+    write_embeddings([parquet], ".parquet", *read_embeddings(hand_made))
+    pd.testing.assert_frame_equal(similar(parquet, "q.jpg", k=5), table)
     assert main(["similar", "--embeddings", str(hand_made), "--query", "imgs/a.jpg", "-k", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[1].split() == ["0", "imgs/a.jpg", "0.0000"] and "imgs/q.jpg" in lines[2]

@@ -16,6 +16,9 @@ joined by " > "), `crop_branch` and `error`. A row whose image cannot be
 decoded gets NaN fractions (null in the REST server's JSON) and the reason in
 `error`; the other rows are unaffected.
 
+`embed_images` runs the same crop and scaling into the network cut before its
+head (`galaxyzoo embed`).
+
 Training logs one beside its Keras model (`log_packaged_model`), `promote`
 registers it, and `load_packaged` loads one back, refusing a bare Keras model.
 

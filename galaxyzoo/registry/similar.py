@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.registry.embed import read_embeddings
+from galaxyzoo.registry.embeddings import read_embeddings
 
 
 def find_row(files: pd.Series, query: str, source: Path) -> int:
