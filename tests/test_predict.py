@@ -20,21 +20,7 @@ from galaxyzoo.registry import packaged, predict
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
 
-MODEL = "models:/predict-test@champion"
-
-
-@pytest.fixture(scope="module")
-def champion(finished_sweep):
-    """The finished sweep's best trial, promoted as `predict-test@champion`: (tracking URI, run id)."""
-    import mlflow
-
-    from galaxyzoo.registry import promote
-
-    folder, result = finished_sweep
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    promoted = promote.promote(mlflow.MlflowClient(uri), sweep_run=result.parent_run_id, model_name="predict-test")
-    return uri, promoted.run_id
+MODEL = "models:/predict-test@champion"  # the `champion` fixture (conftest.py)
 
 
 def _b64(path: Path) -> str:

@@ -19,6 +19,9 @@ decoded gets NaN fractions (null in the REST server's JSON) and the reason in
 and flips of its crop (`model.tta`), e.g. `model.predict(frame, params={"tta":
 True})`, or `"params": {"tta": true}` beside the served JSON's data.
 
+`embed_images` runs the same crop and scaling into the network cut before its
+head (`galaxyzoo embed`).
+
 Training logs one beside its Keras model (`log_packaged_model`), `promote`
 registers it, and `load_packaged` loads one back, refusing a bare Keras model.
 
@@ -70,13 +73,8 @@ def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
     return to_unit(crop), branch
 
 
-def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
-                   batch_size: int = BATCH_SIZE, tta: bool = False):
-    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
-
-    The readable images' crops go through `network` `batch_size` at a time;
-    with `tta`, each of their 8 rotations and flips does, and the fractions are the mean.
-    """
+def _crop_all(images: list[bytes | None], size: int, channels: int, errors: list[str] | None):
+    """`preprocess` each image not already failed: (crops, their indices, every crop branch, every error)."""
     errors = list(errors) if errors is not None else [""] * len(images)
     crops, branches, good = [], [""] * len(images), []
     for i, data in enumerate(images):
@@ -89,6 +87,17 @@ def predict_images(network, images: list[bytes | None], size: int, channels: int
             continue
         crops.append(crop)
         good.append(i)
+    return crops, good, branches, errors
+
+
+def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
+                   batch_size: int = BATCH_SIZE, tta: bool = False):
+    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
+
+    The readable images' crops go through `network` `batch_size` at a time;
+    with `tta`, each of their 8 rotations and flips does, and the fractions are the mean.
+    """
+    crops, good, branches, errors = _crop_all(images, size, channels, errors)
     fractions = np.full((len(images), schema.N_ANSWERS), np.nan)
     if crops:
         run, batch = functools.partial(network.predict, batch_size=batch_size, verbose=0), np.stack(crops)
@@ -99,6 +108,19 @@ def predict_images(network, images: list[bytes | None], size: int, channels: int
     frame = pd.DataFrame(fractions, columns=ANSWER_COLUMNS)
     frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, branches, errors
     return frame
+
+
+def embed_images(encoder, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
+                 batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, list[str]]:
+    """(float32 features, one row per image, NaN where it failed; every error), cropped as `predict_images` does.
+
+    `encoder` is the network cut before its head (`model.network.embedding_model`).
+    """
+    crops, good, _, errors = _crop_all(images, size, channels, errors)
+    features = np.full((len(images), encoder.output_shape[-1]), np.nan, dtype=np.float32)
+    if crops:
+        features[good] = encoder.predict(np.stack(crops), batch_size=batch_size, verbose=0)
+    return features, errors
 
 
 def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
