@@ -23,6 +23,8 @@ COMMANDS = (
     "sweep",
     "promote",
     "predict",
+    "embed",
+    "similar",
     "compare",
 )
 

@@ -121,3 +121,20 @@ def finished_sweep(tiny_sweep_file, tmp_path_factory):
     result = run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri=sqlite:///{folder / 'mlflow.db'}"],
                        progress=False)
     return folder, result
+
+
+@pytest.fixture(scope="session")
+def champion(finished_sweep):
+    """The finished sweep's best trial, promoted as `models:/predict-test@champion`: (tracking URI, run id).
+
+    A packaged model for predict and embed; the tracking URI is also set as MLflow's current one.
+    """
+    import mlflow
+
+    from galaxyzoo.registry import promote
+
+    folder, result = finished_sweep
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    promoted = promote.promote(mlflow.MlflowClient(uri), sweep_run=result.parent_run_id, model_name="predict-test")
+    return uri, promoted.run_id

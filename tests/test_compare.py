@@ -33,6 +33,8 @@ def test_table_keeps_differing_params_and_headline_metrics():
     assert "model.head" in table and "train.epochs" not in table  # the same everywhere: not a column
     assert "tracking.run_name" not in table and "callback.checkpoint" not in table  # differ by construction
     assert "test_rmse_t01" not in table  # per-question values stay in the MLflow UI
+    # a test-time augmented headline figure gets its column too; per-question ones still do not
+    assert compare.HEADLINE.fullmatch("test_rmse_tta") and not compare.HEADLINE.fullmatch("test_rmse_t01_tta")
     assert list(table.columns[:6]) == ["run", "run_id", "trial", "state", "duration", "val_rmse"]
     assert table.loc[table["run"] == "a", "duration"].item() == 125.0
 

@@ -308,8 +308,8 @@ def test_dump_yaml_appends_what_was_built_as_comments(tmp_path):
 def test_knobs_are_the_training_settings_only():
     cfg = load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.run_name=x", "description=about it"])
     params = knobs(cfg)
-    assert set(params) == {k for k in flatten(cfg)
-                           if not k.startswith("tracking.") and k not in ("name", "description", "data.workdir")}
+    assert set(params) == {k for k in flatten(cfg) if not k.startswith(("evaluate.", "tracking."))
+                           and k not in ("name", "description", "data.workdir")}
     assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) <= 42
     assert cfg.tracking.system_metrics is True  # on unless switched off
     assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \

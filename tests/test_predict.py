@@ -20,21 +20,7 @@ from galaxyzoo.registry import packaged, predict
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
 
-MODEL = "models:/predict-test@champion"
-
-
-@pytest.fixture(scope="module")
-def champion(finished_sweep):
-    """The finished sweep's best trial, promoted as `predict-test@champion`: (tracking URI, run id)."""
-    import mlflow
-
-    from galaxyzoo.registry import promote
-
-    folder, result = finished_sweep
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    promoted = promote.promote(mlflow.MlflowClient(uri), sweep_run=result.parent_run_id, model_name="predict-test")
-    return uri, promoted.run_id
+MODEL = "models:/predict-test@champion"  # the `champion` fixture (conftest.py)
 
 
 def _b64(path: Path) -> str:
@@ -76,6 +62,37 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     network = mlflow.keras.load_model(f"runs:/{run_id}/model")
     crops = np.stack([packaged.preprocess(f.read_bytes(), 32, 1)[0] for f in files])
     np.testing.assert_allclose(fractions, network.predict(crops, verbose=0), atol=1e-6)
+
+
+def test_the_tta_param_reaches_the_packaged_model_and_an_older_model_still_predicts(champion, real_images_dir,
+                                                                                   tmp_path):
+    import mlflow
+    from mlflow.models import Model, ModelSignature
+
+    from galaxyzoo.model.tta import average_over_views
+
+    files = sorted(real_images_dir.glob("*.jpg"))[:3]
+    frame = pd.DataFrame({"image": [_b64(f) for f in files]})
+    model = mlflow.pyfunc.load_model(MODEL)
+    assert packaged.takes_tta(model)
+    network = model.unwrap_python_model().network  # the run's Keras model (test_packaged_model_on_raw_images)
+    crops = np.stack([packaged.preprocess(f.read_bytes(), 32, 1)[0] for f in files])
+    tta = model.predict(frame, params={"tta": True})[packaged.ANSWER_COLUMNS].to_numpy()
+    np.testing.assert_allclose(tta, average_over_views(network.predict_on_batch, crops), atol=1e-6)
+    plain = model.predict(frame)[packaged.ANSWER_COLUMNS].to_numpy()  # the signature's default: no TTA
+    np.testing.assert_allclose(plain, network.predict_on_batch(crops), atol=1e-6)
+    assert not np.allclose(tta, plain, atol=1e-5)
+
+    # A model packaged before the param existed: this one, its signature without params.
+    old_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=MODEL, dst_path=str(tmp_path / "old")))
+    meta = Model.load(old_dir)
+    meta.signature = ModelSignature(inputs=meta.signature.inputs, outputs=meta.signature.outputs)
+    meta.save(old_dir / "MLmodel")
+    old = packaged.load_packaged(str(old_dir))
+    assert not packaged.takes_tta(old)
+    np.testing.assert_allclose(old.predict(frame)[packaged.ANSWER_COLUMNS].to_numpy(), plain, atol=1e-6)
+    with pytest.raises(GalaxyZooError, match="--tta: .* was packaged before test-time augmentation"):
+        predict.predict_files(str(old_dir), files, tmp_path / "preds.csv", progress=False, tta=True)
 
 
 def test_cli_writes_one_row_per_file_and_reports_bad_ones(champion, real_images_dir, tmp_path, capsys):

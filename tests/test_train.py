@@ -1,6 +1,7 @@
 """Training as MLflow runs: what a run records, resume after a kill, reproducibility, errors, evaluate."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -417,28 +418,36 @@ def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_exp
     from galaxyzoo.registry.evaluate import evaluate
 
     cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial",
-               "tracking.system_metrics=false")
+               "tracking.system_metrics=false", "evaluate.tta=true")
     result = _train(cfg, tiny_experiment)
     run = _client(tmp_path).get_run(result.run_id)
     assert (run.data.tags["head"], run.data.tags["loss"]) == ("softmax-per-question", "dirichlet-multinomial")
     assert not [k for k in run.data.metrics if k.startswith("system/")]  # switched off
+    # With test-time augmentation both figures: every test metric, and again with TTA.
+    plain = [k for k in run.data.metrics if k.startswith("test_") and not k.endswith("_tta")]
+    assert {f"{k}_tta" for k in plain} == {k for k in run.data.metrics if k.endswith("_tta")}
+    assert run.data.tags["evaluate.tta"] == "true" and "evaluate.tta" not in run.data.params
+    assert run.data.metrics["test_rmse_tta"] != run.data.metrics["test_rmse"]
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
     scored = evaluate(result.run_id, progress=False)  # a bare run id: its model, its config
     assert scored.run_id == result.run_id and scored.n == int(run.data.tags["data.n_test"])
     t05 = next(q for q in schema.QUESTIONS if q.id == "t05")
-    for key in ("rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", f"rmse_t05_{t05.slug}"):
+    for key in ("rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", f"rmse_t05_{t05.slug}", "rmse_tta"):
         assert scored.metrics[key] == pytest.approx(result.metrics[f"test_{key}"], abs=1e-5), key
     assert list(scored.per_question["question"]) == [q.id for q in schema.QUESTIONS]
 
     out = tmp_path / "eval"
-    assert main(["evaluate", "--model", f"runs:/{result.run_id}/model", "--data", "", "--out", str(out)]) == 0
+    assert main(["evaluate", "--model", f"runs:/{result.run_id}/model", "--data", "", "--out", str(out),
+                 "--tta", "false"]) == 0  # wins over the run's config
     assert "rmse_cumulative" in capsys.readouterr().out
     assert (out / "metrics.json").is_file() and (out / "per_question_metrics.csv").is_file()
+    assert "rmse_tta" not in json.loads((out / "metrics.json").read_text())
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the store named on the command line instead
     assert main(["evaluate", "--model", result.run_id, "--tracking-uri", _uri(tmp_path)]) == 0
-    assert "rmse_cumulative" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rmse_cumulative" in printed and "tta" in printed  # the run's config scores with TTA too
 
 
 def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+
+
+def add_tta_option(parser, help: str) -> None:
+    """`--tta` alone, or `--tta true|false` (what an MLproject parameter passes)."""
+    parser.add_argument("--tta", nargs="?", const=True, default=None, type=_true_or_false, metavar="true|false",
+                        help=help)
+
+
+def _true_or_false(text: str) -> bool:
+    value = {"true": True, "false": False}.get(text.strip().lower())
+    if value is None:
+        # A bare `--tta` takes the next word as its value: `predict --tta a.jpg` lands here.
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r} (put --tta after the images)")
+    return value
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -18,6 +34,8 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE ...",
                    help="override config keys of the model's config (as for `galaxyzoo train`)")
     p.add_argument("--out", default="", metavar="DIR", help="also write metrics.json and per_question_metrics.csv")
+    add_tta_option(p, "also score the mean prediction over the 8 rotations and flips of each crop (logged as "
+                   "test_*_tta); default: the model's config, evaluate.tta")
     p.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: min(train's, 512))")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run, epochs="")
@@ -29,10 +47,13 @@ def run(args) -> int:
     from galaxyzoo.registry.evaluate import evaluate, format_report
     from galaxyzoo.tracking.mlflow_runs import run_id_from_env
 
+    overrides = overrides_from_args(args)
+    if args.tta is not None:  # given, it wins over the model's config
+        overrides.append(f"evaluate.tta={'true' if args.tta else 'false'}")
     result = evaluate(
         args.model,
         experiment_file=args.experiment.strip() or None,
-        overrides=overrides_from_args(args),
+        overrides=overrides,
         out_dir=args.out.strip() or None,
         batch_size=args.batch_size,
         tracking_uri=args.tracking_uri,

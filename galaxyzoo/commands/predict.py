@@ -1,5 +1,7 @@
 """`galaxyzoo predict`: 37 vote fractions and the most likely tree path for raw galaxy images."""
 
+from galaxyzoo.commands.evaluate import add_tta_option
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -14,6 +16,7 @@ def add_parser(subparsers):
                    help="a packaged model URI (default models:/galaxyzoo-cnn@champion, set by `galaxyzoo promote`)")
     p.add_argument("--out", default="predictions.csv",
                    help="output CSV (default predictions.csv); written only once every image is done")
+    add_tta_option(p, "average each image's prediction over the 8 rotations and flips of its crop (8x the work)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input image)")
     p.add_argument("--tracking-uri",
                    help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
@@ -27,7 +30,8 @@ def run(args) -> int:
     from galaxyzoo.tracking import mlflow_runs
 
     summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
-                                    overwrite=args.overwrite, tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
+                                    overwrite=args.overwrite, tta=bool(args.tta),
+                                    tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
     for file, why in summary.failed:
         print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
     ok = summary.total - len(summary.failed)

@@ -193,14 +193,23 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """How the trained model is scored on the test split. Nothing here changes the model, so
+    this section is no part of `config_hash` and its settings are no params (`knobs`)."""
+
+    tta: bool = setting(False)  # also score the mean over the 8 rotations and flips (`model.tta`)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
-    """One experiment: what data, which model, how to train it, where to record it."""
+    """One experiment: what data, which model, how to train it, how to score it, where to record it."""
 
     name: str = setting("experiment", identifier_problem)  # load_experiment defaults it to the file's stem
     description: str = setting("")
     data: DataConfig = setting(DataConfig())
     model: ModelConfig = setting(ModelConfig())
     train: TrainConfig = setting(TrainConfig())
+    evaluate: EvaluateConfig = setting(EvaluateConfig())
     tracking: TrackingConfig = setting(TrackingConfig())
 
 
@@ -393,12 +402,13 @@ NOT_KNOBS = ("name", "description", "data.workdir")
 
 
 def knobs(cfg: ExperimentConfig) -> dict[str, str]:
-    """The run's MLflow params: `flatten(cfg)` without `NOT_KNOBS` and the tracking settings.
+    """The run's MLflow params: `flatten(cfg)` without `NOT_KNOBS`, the evaluate and the tracking settings.
 
     What is left is what a researcher compares between runs; two trials of one
     sweep differ only in the searched keys.
     """
-    return {k: v for k, v in flatten(cfg).items() if k not in NOT_KNOBS and not k.startswith("tracking.")}
+    return {k: v for k, v in flatten(cfg).items()
+            if k not in NOT_KNOBS and not k.startswith(("evaluate.", "tracking."))}
 
 
 def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike, built: dict[str, str] | None = None) -> Path:
@@ -433,8 +443,8 @@ _BlockDumper.add_representer(
 def config_hash(cfg: ExperimentConfig) -> str:
     """12 hex digits identifying what determines the trained model: `data`, `model`, `train`.
 
-    The name, description and tracking settings are left out, so two experiment
-    files that train the same thing share a hash.
+    The name, description, evaluate and tracking settings are left out, so two
+    experiment files that train the same thing share a hash.
     """
     payload = {part: to_dict(getattr(cfg, part)) for part in ("data", "model", "train")}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

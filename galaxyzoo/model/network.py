@@ -12,6 +12,9 @@ Two heads end the network: `"sigmoid"` (37 independent fractions, the
 original) and `"softmax-per-question"` (a softmax within each question's
 answers, so every question sums to 1). Written with Keras 3 APIs only, so it
 builds under the TensorFlow, JAX and PyTorch backends.
+
+`embedding_model(model)` cuts a built or loaded network before its head: crops
+in, the features the head reads out (`galaxyzoo embed`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from keras import layers, ops
 
 from galaxyzoo import schema
 from galaxyzoo.config.experiment import HEADS  # one list for the config's validation and the builder
+
+# The head's layer names, which saved models carry: `embedding_model` cuts the network before them.
+OUTPUT_LAYER = "answers"
+LOGITS_LAYER = "logits"  # the softmax head's Dense, before its per-question softmax
 
 
 
@@ -93,11 +100,23 @@ def build_model(
     # The head computes in float32 even under a mixed-precision policy, so the
     # losses (log-gamma of vote counts) and metrics see full-precision outputs.
     if head == "sigmoid":
-        outputs = layers.Dense(schema.N_ANSWERS, activation="sigmoid", name="answers", dtype="float32")(x)
+        outputs = layers.Dense(schema.N_ANSWERS, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(x)
     else:
-        logits = layers.Dense(schema.N_ANSWERS, name="logits", dtype="float32")(x)
-        outputs = PerQuestionSoftmax(name="answers", dtype="float32")(logits)
+        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32")(x)
+        outputs = PerQuestionSoftmax(name=OUTPUT_LAYER, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
+
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """The network from its input to the features its head reads: (None, n_features) per crop.
+
+    The head's first layer is found by name (`OUTPUT_LAYER` for the sigmoid
+    head, `LOGITS_LAYER` before the softmax one), so every saved model cuts the
+    same way whatever its hidden layers are; dropout is inactive at inference.
+    """
+    names = {layer.name for layer in model.layers}
+    head = model.get_layer(LOGITS_LAYER if LOGITS_LAYER in names else OUTPUT_LAYER)
+    return keras.Model(model.inputs, head.input, name=f"{model.name}_embedding")
 
 
 def _conv_block(x, filters: int, kernel_size: int, batch_norm: bool, i: int):

@@ -28,6 +28,7 @@ from galaxyzoo import schema
 from galaxyzoo.config.experiment import load_experiment
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import metrics as metrics_mod
+from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
 
@@ -38,7 +39,8 @@ PER_QUESTION_COLUMNS = ("question", "slug", "answers", "rmse", "mae", "r2_mean_c
 @dataclass(frozen=True)
 class Evaluation:
     """Metrics over the test split (`metrics.evaluate_arrays` keys plus
-    `r2_flat_batched`) and the per-question table (a pandas DataFrame)."""
+    `r2_flat_batched`; with `evaluate.tta` each again under `names.with_tta`)
+    and the per-question table (a pandas DataFrame, without TTA)."""
 
     metrics: dict[str, float]
     per_question: object  # pandas.DataFrame with PER_QUESTION_COLUMNS
@@ -47,13 +49,18 @@ class Evaluation:
     n: int = 0
 
 
-def predict(model, images, rows: np.ndarray, batch_size: int) -> np.ndarray:
-    """Predictions (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation)."""
+def predict(model, images, rows: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
+    """Predictions (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation).
+
+    With `tta`, each batch's prediction is the mean over its 8 rotations and flips (`model.tta`).
+    """
     from galaxyzoo.data.stream import GalaxySequence
 
     dummy = np.zeros((len(rows), schema.N_ANSWERS), np.float32)  # PyDataset batches need a y
     seq = GalaxySequence(images, rows, dummy, batch_size=batch_size)
-    out = [np.asarray(model.predict_on_batch(seq[i][0]), dtype=np.float32) for i in range(len(seq))]
+    step = model.predict_on_batch
+    out = [np.asarray(average_over_views(step, x) if tta else step(x), dtype=np.float32)
+           for x in (seq[i][0] for i in range(len(seq)))]
     return np.concatenate(out, axis=0)
 
 
@@ -108,7 +115,9 @@ def evaluate(
     a model without one. `overrides` (e.g. `data.source=...`) change it;
     changing the crop size or channels fails because the model's input
     would not fit. With `out_dir`, writes `metrics.json` and
-    `per_question_metrics.csv` there. With `project_run_id` (the run
+    `per_question_metrics.csv` there. With `evaluate.tta` in the config (`--set
+    evaluate.tta=true`, `--tta`) the metrics also hold the test-time augmented
+    ones (`rmse_tta`, ...). With `project_run_id` (the run
     `mlflow run -e evaluate` created; the CLI passes MLFLOW_RUN_ID) the
     results are also logged to that run. The model
     is loaded before any data is built, so a bad URI fails at once.
@@ -151,7 +160,12 @@ def evaluate(
     batch = batch_size if batch_size is not None else min(cfg.train.batch_size, MAX_BATCH)
     y_pred = predict(keras_model, dataset.images, test.rows, batch)
     result = evaluate_predictions(test.targets, y_pred, cfg.train.batch_size)
-    result = Evaluation(result.metrics, result.per_question, uri, run_id, len(test))
+    values = dict(result.metrics)
+    if cfg.evaluate.tta:
+        y_tta = predict(keras_model, dataset.images, test.rows, batch, tta=True)
+        tta = evaluate_predictions(test.targets, y_tta, cfg.train.batch_size)
+        values.update({names.with_tta(k): v for k, v in tta.metrics.items()})
+    result = Evaluation(values, result.per_question, uri, run_id, len(test))
     if out_dir is not None:
         write_outputs(result, Path(out_dir))
     if project_run_id:
@@ -176,6 +190,8 @@ def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
                                             names.PARAM_SOURCE_RUN: str(result.run_id),
                                             "data.source": cfg.data.source, names.PARAM_N_TEST: str(result.n)})
     mlflow_runs.log_metrics(client, run_id, {names.on_test_split(k): v for k, v in result.metrics.items()})
+    if cfg.evaluate.tta:
+        mlflow_runs.set_tags(client, run_id, {names.TAG_TTA: "true"})
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_outputs(result, Path(tmp)):
             client.log_artifact(run_id, str(path))
@@ -185,6 +201,11 @@ def format_report(result: Evaluation) -> str:
     """The metrics and the per-question table as text for the terminal."""
     head = [f"model {result.model_uri} on {result.n} test galaxies"]
     shown = ("rmse", "mse", "r2_flat", "r2_flat_batched", "r2_mean_columns", "rmse_cumulative")
-    head += [f"  {name:<18} {result.metrics[name]:.4f}" for name in shown]
+    if names.with_tta("rmse") in result.metrics:  # scored with test-time augmentation too: side by side
+        head.append(f"  {'':<18} {'plain':>7}  {'tta':>7}")
+        head += [f"  {name:<18} {result.metrics[name]:>7.4f}  {result.metrics[names.with_tta(name)]:>7.4f}"
+                 for name in shown]
+    else:
+        head += [f"  {name:<18} {result.metrics[name]:.4f}" for name in shown]
     table = result.per_question.to_string(index=False, float_format=lambda v: f"{v:.4f}")
     return "\n".join(head + ["", table])

@@ -14,7 +14,13 @@ has one row per input row: the 37 answer fractions (columns named by answer,
 `t01_smooth_or_features_a01_smooth`, ...), `most_likely_path` (answer stems
 joined by " > "), `crop_branch` and `error`. A row whose image cannot be
 decoded gets NaN fractions (null in the REST server's JSON) and the reason in
-`error`; the other rows are unaffected.
+`error`; the other rows are unaffected. The model takes one parameter, `tta`
+(default false): true averages each image's prediction over the 8 rotations
+and flips of its crop (`model.tta`), e.g. `model.predict(frame, params={"tta":
+True})`, or `"params": {"tta": true}` beside the served JSON's data.
+
+`embed_images` runs the same crop and scaling into the network cut before its
+head (`galaxyzoo embed`).
 
 Training logs one beside its Keras model (`log_packaged_model`), `promote`
 registers it, and `load_packaged` loads one back, refusing a bare Keras model.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import shutil
 import tempfile
 import warnings
@@ -42,6 +49,7 @@ from galaxyzoo import schema
 from galaxyzoo.config.experiment import load_experiment
 from galaxyzoo.data.crop import crop_image, decode_image, to_unit
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri
 from galaxyzoo.tracking.run_config import download_run_config
@@ -49,6 +57,7 @@ from galaxyzoo.tracking.run_config import download_run_config
 INPUT_COLUMN = "image"
 ANSWER_COLUMNS = [a.stem for a in schema.ANSWERS]
 OUTPUT_COLUMNS = [*ANSWER_COLUMNS, "most_likely_path", "crop_branch", "error"]
+TTA_PARAM = "tta"  # the pyfunc param that turns on test-time augmentation
 BATCH_SIZE = 64  # crops per network step in `predict_images` by default; the pyfunc model's `predict` uses it
 
 
@@ -64,12 +73,8 @@ def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
     return to_unit(crop), branch
 
 
-def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
-                   batch_size: int = BATCH_SIZE):
-    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
-
-    The readable images' crops go through `network` `batch_size` at a time.
-    """
+def _crop_all(images: list[bytes | None], size: int, channels: int, errors: list[str] | None):
+    """`preprocess` each image not already failed: (crops, their indices, every crop branch, every error)."""
     errors = list(errors) if errors is not None else [""] * len(images)
     crops, branches, good = [], [""] * len(images), []
     for i, data in enumerate(images):
@@ -82,15 +87,40 @@ def predict_images(network, images: list[bytes | None], size: int, channels: int
             continue
         crops.append(crop)
         good.append(i)
+    return crops, good, branches, errors
+
+
+def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
+                   batch_size: int = BATCH_SIZE, tta: bool = False):
+    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
+
+    The readable images' crops go through `network` `batch_size` at a time;
+    with `tta`, each of their 8 rotations and flips does, and the fractions are the mean.
+    """
+    crops, good, branches, errors = _crop_all(images, size, channels, errors)
     fractions = np.full((len(images), schema.N_ANSWERS), np.nan)
     if crops:
-        fractions[good] = network.predict(np.stack(crops), batch_size=batch_size, verbose=0)
+        run, batch = functools.partial(network.predict, batch_size=batch_size, verbose=0), np.stack(crops)
+        fractions[good] = average_over_views(run, batch) if tta else run(batch)
     paths = [""] * len(images)
     for i, path in zip(good, schema.most_likely_path(fractions[good]) if good else []):
         paths[i] = " > ".join(path)
     frame = pd.DataFrame(fractions, columns=ANSWER_COLUMNS)
     frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, branches, errors
     return frame
+
+
+def embed_images(encoder, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
+                 batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, list[str]]:
+    """(float32 features, one row per image, NaN where it failed; every error), cropped as `predict_images` does.
+
+    `encoder` is the network cut before its head (`model.network.embedding_model`).
+    """
+    crops, good, _, errors = _crop_all(images, size, channels, errors)
+    features = np.full((len(images), encoder.output_shape[-1]), np.nan, dtype=np.float32)
+    if crops:
+        features[good] = encoder.predict(np.stack(crops), batch_size=batch_size, verbose=0)
+    return features, errors
 
 
 def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
@@ -132,7 +162,9 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         if INPUT_COLUMN not in model_input.columns:
             raise ValueError(f"expected a DataFrame with a column {INPUT_COLUMN!r} of base64 image bytes")
         images, errors = _decode_column(model_input[INPUT_COLUMN].tolist())
-        frame = predict_images(self.network, images, self.size, self.channels, errors)
+        # MLflow fills in the signature's defaults; a model packaged before `tta` existed gets no params.
+        tta = bool((params or {}).get(TTA_PARAM, False))
+        frame = predict_images(self.network, images, self.size, self.channels, errors, tta=tta)
         if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get():
             # JSON has no NaN (JSON.parse rejects it): served, the fractions are nullable floats, so a
             # bad row's become null. Python callers keep plain float64 columns with NaN.
@@ -145,12 +177,20 @@ PACKAGED_CLASS = f"{PackagedModel.__module__}.{PackagedModel.__qualname__}"
 
 def signature():
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     outputs = [ColSpec("double", c) for c in ANSWER_COLUMNS] + [
         ColSpec("string", c) for c in ("most_likely_path", "crop_branch", "error")
     ]
-    return ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]), outputs=Schema(outputs))
+    return ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]), outputs=Schema(outputs),
+                          params=ParamSchema([ParamSpec(TTA_PARAM, "boolean", False)]))
+
+
+def takes_tta(model) -> bool:
+    """Whether a loaded pyfunc model's signature has the `tta` param (models packaged before it do not,
+    and MLflow drops a param its signature lacks)."""
+    params = model.metadata.get_params_schema()
+    return params is not None and TTA_PARAM in {p.name for p in params.params}
 
 
 def log_packaged_model(client, run_id: str, step: int = 0) -> str:

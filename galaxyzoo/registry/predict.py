@@ -23,7 +23,7 @@ from typing import Iterator
 import pandas as pd
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.registry.packaged import INPUT_COLUMN, load_packaged
+from galaxyzoo.registry.packaged import INPUT_COLUMN, TTA_PARAM, load_packaged, takes_tta
 from galaxyzoo.tracking import mlflow_runs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -65,11 +65,11 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 def check_out(out: Path, files: list[Path], overwrite: bool) -> None:
     """Refuse an --out that is a folder, one of the inputs, or (without `overwrite`) an existing file."""
     if out.is_dir():
-        raise GalaxyZooError(f"--out {out}: is a folder; name the CSV file to write")
+        raise GalaxyZooError(f"--out {out}: is a folder; name the file to write")
     target = os.path.realpath(out)
     for path in files:
         if os.path.realpath(path) == target or (out.exists() and path.exists() and os.path.samefile(path, out)):
-            raise GalaxyZooError(f"--out {out}: is one of the input images; write the CSV elsewhere")
+            raise GalaxyZooError(f"--out {out}: is one of the input images; write the output elsewhere")
     if out.exists() and not overwrite:
         raise GalaxyZooError(f"--out {out}: the file exists; pass --overwrite to replace it")
 
@@ -84,7 +84,7 @@ def atomic_output(out: Path) -> Iterator[Path]:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
-        tmp.open("x").close()  # not mkstemp: its 0600 mode would become the CSV's
+        tmp.open("x").close()  # not mkstemp: its 0600 mode would become the output's
     except OSError as exc:
         raise GalaxyZooError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
     try:
@@ -94,16 +94,39 @@ def atomic_output(out: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def read_chunks(files: list[Path], chunk: int, progress: bool, desc: str
+                ) -> Iterator[tuple[list[Path], list[bytes | None], list[str]]]:
+    """`files`, `chunk` at a time: (paths, their bytes or None, why each None could not be read).
+
+    A progress bar labelled `desc` counts them (on stderr, unless not `progress`).
+    """
+    from tqdm import tqdm
+
+    with tqdm(total=len(files), unit="img", disable=not progress, desc=desc) as bar:
+        for start in range(0, len(files), chunk):
+            part = files[start : start + chunk]
+            contents, errors = [], []
+            for path in part:
+                try:
+                    contents.append(path.read_bytes())
+                    errors.append("")
+                except OSError as exc:
+                    contents.append(None)
+                    errors.append(f"cannot read the file ({exc.strerror or exc})")
+            yield part, contents, errors
+            bar.update(len(part))
+
+
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
-                  overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK) -> PredictSummary:
+                  overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK,
+                  tta: bool = False) -> PredictSummary:
     """Predict every image and write one CSV row per file (`file` first, then `packaged.OUTPUT_COLUMNS`).
 
     `out` is checked (`check_out`) and its temporary file created before the
     tracking store (`tracking_uri`, if given) is opened and the model loaded;
-    the CSV appears complete or not at all. The model gets `chunk` files per call.
+    the CSV appears complete or not at all. The model gets `chunk` files per call,
+    with its `tta` param (the mean over 8 rotations and flips) when `tta` is true.
     """
-    from tqdm import tqdm
-
     files = collect_images(inputs)
     out = Path(out)
     check_out(out, files, overwrite)
@@ -111,23 +134,19 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
         if tracking_uri:
             mlflow_runs.connect(tracking_uri)
         model = load_packaged(model_uri)
+        if tta and not takes_tta(model):
+            raise GalaxyZooError(f"--tta: {model_uri} was packaged before test-time augmentation existed (its "
+                                 "signature has no tta param); predict it without --tta")
+        params = {TTA_PARAM: True} if tta else None  # none for a model packaged before the param existed
         frames = []
-        with tqdm(total=len(files), unit="img", disable=not progress, desc="predict") as bar:
-            for start in range(0, len(files), chunk):
-                part = files[start : start + chunk]
-                encoded, unreadable = [], {}
-                for i, path in enumerate(part):
-                    try:
-                        encoded.append(base64.b64encode(path.read_bytes()).decode("ascii"))
-                    except OSError as exc:
-                        encoded.append("")
-                        unreadable[i] = f"cannot read the file ({exc.strerror or exc})"
-                frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}))
-                for i, why in unreadable.items():
+        for part, contents, errors in read_chunks(files, chunk, progress, "predict"):
+            encoded = ["" if data is None else base64.b64encode(data).decode("ascii") for data in contents]
+            frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}), params=params)
+            for i, why in enumerate(errors):
+                if why:
                     frame.loc[i, "error"] = why
-                frame.insert(0, "file", [str(p) for p in part])
-                frames.append(frame)
-                bar.update(len(part))
+            frame.insert(0, "file", [str(p) for p in part])
+            frames.append(frame)
         table = pd.concat(frames, ignore_index=True)
         table.to_csv(tmp, index=False)
     failed = [(f, e) for f, e in zip(table["file"], table["error"]) if e]

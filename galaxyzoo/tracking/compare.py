@@ -23,7 +23,7 @@ from galaxyzoo.tracking import names
 
 FORMATS = ("text", "csv", "markdown")
 # Final metrics worth a column; per-question values (test_rmse_t01_smooth_or_features, ...) stay in the MLflow UI.
-HEADLINE = re.compile(r"(val_|test_)?(loss|rmse|r2_flat|r2_mean_columns|rmse_cumulative)")
+HEADLINE = re.compile(rf"(val_|test_)?(loss|rmse|r2_flat|r2_mean_columns|rmse_cumulative)({names.TTA_SUFFIX})?")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -44,6 +44,8 @@ TAG_DATA_RAW_DIR = "data.raw_dir"
 TAG_DATA_SPLIT_ID = "data.split_id"
 TAG_DATA_STORE_ID = "data.store_content_id"
 TAG_DATA_LEFT_OUT = "data.left_out"  # galaxies of the split without a usable crop
+# "true" on a run whose test metrics include test-time augmentation (`evaluate.tta`; training and evaluate).
+TAG_TTA = "evaluate.tta"
 
 
 def data_part_size(part: str) -> str:
@@ -112,11 +114,17 @@ EPOCH_SECONDS = "epoch_seconds"  # each epoch's wall time (training and validati
 # "rmse_t01_smooth_or_features", ...) with one of these prefixes.
 TEST_PREFIX = "test_"  # scored on the test split (train and evaluate)
 BEST_PREFIX = "best_"  # the best value of a per-epoch series, or a sweep's best trial
+TTA_SUFFIX = "_tta"  # the same metric, predicted with test-time augmentation (`model.tta`)
 
 
 def on_test_split(key: str) -> str:
     """The metric key of the test split's value of `key`: `rmse` -> `test_rmse`."""
     return TEST_PREFIX + key
+
+
+def with_tta(key: str) -> str:
+    """The metric key of `key` predicted with test-time augmentation: `test_rmse` -> `test_rmse_tta`."""
+    return key + TTA_SUFFIX
 
 
 def best_of(key: str) -> str:

@@ -1,7 +1,8 @@
 """Evaluate a fitted model on the test part and record the result in its MLflow run.
 
 `record` runs once a training's epochs are done (or a resume found none left):
-the test metrics and the best validation values, at the last epoch's step; the
+the test metrics (with `evaluate.tta`, also their test-time augmented `_tta`
+twins) and the best validation values, at the last epoch's step; the
 per-question table, the CSV log and the plots; the Keras model and the packaged
 (crop + network) pyfunc model, both linked to that step's metrics. Call it inside
 the training's runtime (`fit.fitting`).
@@ -56,15 +57,14 @@ def best_metrics(history: dict[str, list[tuple[int, float]]]) -> dict[str, float
 
 def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, history, step: int,
                       logged: dict[str, set[int]] | None = None) -> dict[str, float]:
-    """Test metrics (at `step`), the per-question table and (with `tracking.plots`) the figures, logged to
-    the run; returns the metrics."""
+    """Test metrics (at `step`; with `evaluate.tta` each again with test-time augmentation, `_tta`), the
+    per-question table and (with `tracking.plots`) the figures, logged to the run; returns the metrics."""
     test = dataset.parts["test"]
     y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
-    evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
-    y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
-    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
-    metrics = {names.on_test_split("loss"): test_loss,
-               **{names.on_test_split(k): v for k, v in evaluation.metrics.items()}}
+    evaluation, metrics = _test_metrics(cfg, test, loss, y_pred)
+    if cfg.evaluate.tta:
+        y_tta = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size, tta=True)
+        metrics.update({names.with_tta(k): v for k, v in _test_metrics(cfg, test, loss, y_tta)[1].items()})
     mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
@@ -76,9 +76,19 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
         client.log_artifact(run_id, str(run_dir / names.CSV_LOG))
     if cfg.tracking.plots:
         _log_figures(cfg, client, run_id, artifacts / names.PLOTS_DIR, dataset, history, evaluation, y_pred)
-    logger.info("test: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat",
-                                                                          "test_rmse_cumulative")))
+    shown = [key for k in ("test_rmse", "test_r2_flat", "test_rmse_cumulative") for key in (k, names.with_tta(k))
+             if key in metrics]
+    logger.info("test: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in shown))
     return metrics
+
+
+def _test_metrics(cfg, test, loss, y_pred) -> tuple[evaluate.Evaluation, dict[str, float]]:
+    """The evaluation of `y_pred` on the test part, and its metrics (the loss too) under their `test_` keys."""
+    evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
+    y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
+    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
+    return evaluation, {names.on_test_split("loss"): test_loss,
+                        **{names.on_test_split(k): v for k, v in evaluation.metrics.items()}}
 
 
 def _log_figures(cfg, client, run_id: str, figures, dataset: Dataset, history, evaluation, y_pred) -> None:

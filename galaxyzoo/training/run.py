@@ -240,6 +240,8 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
     }
     if cfg.description:
         tags[names.TAG_NOTE] = cfg.description
+    if cfg.evaluate.tta:
+        tags[names.TAG_TTA] = "true"  # its test metrics come twice: test_rmse and test_rmse_tta, ...
     return tags
 
 
