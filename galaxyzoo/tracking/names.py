@@ -44,7 +44,7 @@ TAG_DATA_RAW_DIR = "data.raw_dir"
 TAG_DATA_SPLIT_ID = "data.split_id"
 TAG_DATA_STORE_ID = "data.store_content_id"
 TAG_DATA_LEFT_OUT = "data.left_out"  # galaxies of the split without a usable crop
-# "true" on a run whose test metrics include test-time augmentation (`evaluate.tta`; training and evaluate).
+# "true" on a run whose test metrics include test-time augmentation: a training's `evaluate.tta`, or evaluate --tta.
 TAG_TTA = "evaluate.tta"
 
 

@@ -234,14 +234,13 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
         **_data_tags(dataset),
         "data.workdir": flat["data.workdir"],
         **{names.TAG_VERSION_PREFIX + k: v for k, v in mlflow_runs.library_versions().items()},
-        **{k: v for k, v in flat.items() if k.startswith("tracking.")},
+        # Settings that do not change the trained model: tags, not params (the params are the knobs).
+        **{k: v for k, v in flat.items() if k.startswith(("tracking.", "evaluate."))},
         **cfg.tracking.tags,
         **(extra or {}),
     }
     if cfg.description:
         tags[names.TAG_NOTE] = cfg.description
-    if cfg.evaluate.tta:
-        tags[names.TAG_TTA] = "true"  # its test metrics come twice: test_rmse and test_rmse_tta, ...
     return tags
 
 
