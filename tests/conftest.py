@@ -4,6 +4,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from stores import seeded_uri
 
 # Real files the tests need, carried by the project (sources, credits and sizes: its README.md),
 # so a clone passes its tests with nothing beside it.
@@ -118,7 +119,7 @@ def finished_sweep(tiny_sweep_file, tmp_path_factory):
     from galaxyzoo.sweep.worker import run_sweep
 
     folder = tmp_path_factory.mktemp("finished-sweep")
-    result = run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri=sqlite:///{folder / 'mlflow.db'}"],
+    result = run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri={seeded_uri(folder)}"],
                        progress=False)
     return folder, result
 

@@ -6,6 +6,7 @@ import pytest
 
 from galaxyzoo import schema
 from galaxyzoo.config.experiment import load_experiment
+from stores import seeded_uri
 
 PER_EPOCH = ("loss", "rmse", "r2_flat", "val_loss", "val_rmse", "val_r2_flat", "lr", "log10_lr", "epoch_seconds")
 
@@ -17,7 +18,7 @@ def two_epochs(tiny_experiment, tmp_path_factory):
 
     from galaxyzoo.training.run import train
 
-    uri = f"sqlite:///{tmp_path_factory.mktemp('metric-keys') / 'mlflow.db'}"
+    uri = seeded_uri(tmp_path_factory.mktemp('metric-keys'))
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "epochs=2"])
     return mlflow.MlflowClient(uri), train(cfg, experiment_file=str(tiny_experiment), progress=False, verbose=0)
 

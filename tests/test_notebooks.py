@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from stores import seeded_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -48,7 +49,7 @@ def test_notebook_is_valid_and_imports_only_the_package_and_its_dependencies(pat
 
 def run_notebook(path: Path, workdir: Path, parameters: str | None = None) -> subprocess.CompletedProcess:
     shutil.copytree(ROOT / "experiments", workdir / "experiments")
-    env = {**os.environ, "MPLBACKEND": "Agg", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+    env = {**os.environ, "MPLBACKEND": "Agg", "MLFLOW_TRACKING_URI": seeded_uri(workdir),
            "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code_of(path, parameters)], cwd=workdir, env=env, capture_output=True,
                           text=True, timeout=900)

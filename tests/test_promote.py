@@ -4,6 +4,7 @@ import pytest
 
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
+from stores import seeded_uri
 
 
 def _client(uri: str):
@@ -74,7 +75,7 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
 def test_refuses_when_no_finished_run_has_a_model(tmp_path, capsys):
     from galaxyzoo.registry import promote
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_uri(tmp_path)
     client = _client(uri)
     experiment = client.create_experiment("empty")
     finished = client.create_run(experiment).info.run_id
@@ -126,7 +127,7 @@ def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_
     from galaxyzoo.config import experiment
     from galaxyzoo.training.run import train
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_uri(tmp_path)
     cfg = experiment.load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "tracking.experiment_name=Default"])
     trained = train(cfg, runs_dir=tmp_path / "runs", verbose=0, progress=False)
     client = _client(uri)

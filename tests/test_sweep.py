@@ -12,6 +12,7 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.config.sweep_spec import choice_labels, geometric, load_sweep
 from galaxyzoo.sweep.keras_tuner_backend import KerasTunerSuggest
 from galaxyzoo.sweep.optuna_backend import OptunaSuggest
+from stores import seeded_uri
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "experiments" / "quickstart.yaml"
@@ -201,7 +202,7 @@ def test_restarted_sweep_continues_the_study(tiny_sweep_file, tiny_workdir, tmp_
 
     from galaxyzoo.sweep.worker import run_sweep
 
-    uri = [f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    uri = [f"tracking.tracking_uri={seeded_uri(tmp_path)}"]
     first = run_sweep(tiny_sweep_file, n_trials=1, overrides=uri, progress=False)
     second = run_sweep(tiny_sweep_file, n_trials=2, overrides=uri, progress=False)
     again = run_sweep(tiny_sweep_file, n_trials=2, overrides=uri, progress=False)
@@ -226,7 +227,7 @@ def test_a_study_refuses_another_search_space(tiny_sweep_file, tmp_path):
     optuna.create_study(study_name="taken", storage=storage).set_user_attr("space_hash", "0123456789ab")
     with pytest.raises(GalaxyZooError, match="'taken' was started from another search space"):
         run_sweep(tiny_sweep_file, study_name="taken", storage=storage,
-                  overrides=[f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"], progress=False)
+                  overrides=[f"tracking.tracking_uri={seeded_uri(tmp_path)}"], progress=False)
 
 
 def test_pruned_trial_ends_its_run_as_pruned(tiny_sweep_file, tmp_path):
@@ -241,7 +242,7 @@ def test_pruned_trial_ends_its_run_as_pruned(tiny_sweep_file, tmp_path):
     study.enqueue_trial({"train.learning_rate": 0.01, "model.head": "softmax-per-question"})
     study.enqueue_trial({"train.learning_rate": 0.001, "model.head": "sigmoid"})
     result = run_sweep(tiny_sweep_file, n_trials=2, epochs=3, study_name="prune", storage=storage,
-                       overrides=[f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"], progress=False)
+                       overrides=[f"tracking.tracking_uri={seeded_uri(tmp_path)}"], progress=False)
     trials = optuna.load_study(study_name="prune", storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]
     assert list(trials[1].intermediate_values) == [1]
@@ -262,7 +263,7 @@ def test_failing_trials_are_recorded_and_stop_the_worker(tiny_sweep_file, tmp_pa
     from galaxyzoo.sweep.worker import run_sweep
 
     with pytest.raises(GalaxyZooError, match="3 trials failed in a row"):
-        run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        run_sweep(tiny_sweep_file, overrides=[f"tracking.tracking_uri={seeded_uri(tmp_path)}",
                                               "train.loss_params={concentration: 5}"], progress=False)
     trials = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{tmp_path / 'optuna.db'}").get_trials()
     assert [t.state.name for t in trials] == ["FAIL"] * 3
@@ -287,7 +288,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     ("postgresql://nobody@127.0.0.1:1/x", "nobody@127.0.0.1:1/x: cannot connect: "),
 ])
 def test_bad_storage_is_one_line_and_leaves_no_run(tiny_sweep_file, tmp_path, capsys, storage, message):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_uri(tmp_path)
     code = main(["sweep", "--config", str(tiny_sweep_file), "--storage", storage,
                  "--set", f"tracking.tracking_uri={uri}"])
     err = capsys.readouterr().err
@@ -303,7 +304,7 @@ def test_mlflow_run_sweep_then_promote(tiny_sweep_file, tmp_path, capsys):
     mlflow.db; `mlflow run . -e promote` then registers the best trial and tags its own run."""
     import os
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    env = {**os.environ, "MLFLOW_TRACKING_URI": seeded_uri(tmp_path),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
     def mlflow_run(entry_point: str, *params: str) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stores import seeded_uri
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def test_worker_waits_for_a_trial_running_elsewhere_then_retries_it(tiny_sweep_f
     stray_trial = client.create_run(experiment, tags={"mlflow.parentRunId": stray}).info.run_id
 
     result = run_sweep(tiny_sweep_file, n_trials=1, study_name="elsewhere", storage=storage, heartbeat_seconds=1,
-                       overrides=[f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"], progress=False)
+                       overrides=[f"tracking.tracking_uri={seeded_uri(tmp_path)}"], progress=False)
 
     trials = optuna.load_study(study_name="elsewhere", storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
@@ -68,7 +69,7 @@ def test_worker_restarted_at_once_takes_over_a_killed_workers_trial_and_parent(t
     import optuna
     import psutil
 
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = seeded_uri(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # A 60 s grace period: the old code counted the dead trial as running and stopped short.
     args = ("--n-trials", "1", "--epochs", "15", "--heartbeat", "30")

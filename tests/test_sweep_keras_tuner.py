@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from stores import seeded_uri
 
 
 def _client(folder: Path):
@@ -31,7 +32,7 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
 
     from galaxyzoo.sweep.worker import run_sweep
 
-    uri = [f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    uri = [f"tracking.tracking_uri={seeded_uri(tmp_path)}"]
     study = f"kt-{tmp_path.name}"  # the tuner's state lives in the shared data.workdir
     result = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
                        progress=False)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stores import seeded_uri
 
 REPO = Path(__file__).resolve().parents[1]
 PG_USER = "postgres"
@@ -121,7 +122,7 @@ def test_two_workers_share_one_journal_file(tiny_sweep_file, tmp_path):
     import optuna
 
     journal = tmp_path / "shared" / "study.log"
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = seeded_uri(tmp_path)
     logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, f"journal:///{journal}", 3)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
@@ -172,10 +173,9 @@ def test_killed_workers_trial_fails_and_is_retried(tiny_sweep_file, tmp_path):
     import mlflow
     import optuna
 
-    storage, tracking_uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    storage, tracking_uri = f"sqlite:///{tmp_path / 'optuna.db'}", seeded_uri(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = ("--n-trials", "1", "--epochs", "15", "--heartbeat", "1")
-    mlflow.MlflowClient(tracking_uri).search_experiments()  # create the store before the test polls it
     doomed = _worker(tiny_sweep_file, tmp_path, env, *args)
     try:
         deadline = time.monotonic() + 300

@@ -17,6 +17,7 @@ from galaxyzoo.cli import main
 from galaxyzoo.commands.train import split_assignments
 from galaxyzoo.config.experiment import config_hash, flatten, load_experiment
 from galaxyzoo.errors import GalaxyZooError
+from stores import seeded_uri
 
 REPO = Path(__file__).resolve().parents[1]
 PER_EPOCH = ("loss", "rmse", "r2_flat", "val_loss", "val_rmse", "val_r2_flat", "lr")
@@ -27,7 +28,7 @@ REPRO_ATOL = 1e-5
 
 
 def _uri(folder: Path) -> str:
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return seeded_uri(folder)  # a copy of an empty store: MLflow's migrations cost seconds (stores.py)
 
 
 def _cfg(experiment: Path, folder: Path, *overrides: str):
@@ -329,7 +330,8 @@ def test_two_trainings_started_at_once_on_a_fresh_store_both_start(tmp_path):
     for attempt in range(2):  # without the lock, one of the two crashed on every try (3 of 3)
         folder = tmp_path / f"try{attempt}"
         folder.mkdir()
-        procs = [subprocess.Popen([sys.executable, str(script), str(folder), name, _uri(folder)],
+        fresh = f"sqlite:///{folder / 'mlflow.db'}"  # not seeded: the two processes race to create it
+        procs = [subprocess.Popen([sys.executable, str(script), str(folder), name, fresh],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for name in ("a", "b")]
         while not all((folder / f"ready-{n}").exists() for n in "ab") and all(p.poll() is None for p in procs):

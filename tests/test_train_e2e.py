@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from stores import seeded_uri
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,7 +32,7 @@ def _only_run(uri: str, experiment: str):
 def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experiment, tiny_workdir, tmp_path):
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_uri(tmp_path)
     cmd = [str(BIN / "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local", "--experiment-name", "e2e",
            "-P", f"experiment={tiny_experiment}", "-P", "epochs=2",
            "-P", f"set=seed=1,workdir={tiny_workdir},tracking.plots=true"]
@@ -82,7 +83,7 @@ JAX_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_training_runs_under_jax_without_tensorflow(tiny_experiment, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_uri(tmp_path)
     argv = ["train", "--experiment", str(tiny_experiment),
             "--set", f"tracking.tracking_uri={uri} experiment_name=jax mixed_precision=true distribute=mirrored"]
     done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, *argv], cwd=tmp_path, env=_env(KERAS_BACKEND="jax"),

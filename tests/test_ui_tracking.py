@@ -11,12 +11,13 @@ import pytest
 from galaxyzoo.tracking import mlflow_runs
 from galaxyzoo.cli import main
 from galaxyzoo.config.experiment import config_hash, knobs, load_experiment
+from stores import seeded_uri
 
 MAX_PARAMS = 42  # the config's knobs (docs/training.md); the compare view's axes stay readable
 
 
 def _uri(folder: Path) -> str:
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return seeded_uri(folder)  # a copy of an empty store: MLflow's migrations cost seconds (stores.py)
 
 
 @pytest.fixture(scope="module")
