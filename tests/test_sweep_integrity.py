@@ -61,6 +61,27 @@ def test_worker_waits_for_a_trial_running_elsewhere_then_retries_it(tiny_sweep_f
     assert result.parent_run_id != stray and parent.info.status == "FINISHED"
 
 
+def test_a_waiting_worker_looks_again_every_few_seconds_not_every_heartbeat(monkeypatch):
+    """Waiting on trials running elsewhere, a worker looks at the study every WAIT_POLL_SECONDS (when
+    the heartbeat is longer), so it ends soon after the last of them finishes rather than a heartbeat later."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from galaxyzoo.sweep import optuna_backend
+
+    # (trial taken, finished, running elsewhere) under the lock: twice short by one running trial, then done
+    answers = iter([(None, 1, 1), (None, 1, 1), (None, 2, 0)])
+    monkeypatch.setattr(optuna_backend, "take_trial", lambda study, n_trials, me, repair: next(answers))
+    sleeps = []
+    monkeypatch.setattr(optuna_backend.time, "sleep", sleeps.append)
+    study = SimpleNamespace(study_name="s", _storage=SimpleNamespace(get_study_id_from_name=lambda name: 0))
+    lock = lambda: contextlib.nullcontext(SimpleNamespace(lost=False))  # noqa: E731
+    ran = optuna_backend.optimize(study, None, None, lock, 2, None, heartbeat_seconds=60,
+                                  on_stale=SimpleNamespace(count=0))
+    assert ran == (0, 0, 0) and sleeps == [optuna_backend.WAIT_POLL_SECONDS] * 2
+    assert optuna_backend.WAIT_POLL_SECONDS < 60
+
+
 @pytest.mark.slow
 def test_worker_restarted_at_once_takes_over_a_killed_workers_trial_and_parent(tiny_sweep_file, tmp_path):
     """SIGKILL a worker mid-trial and restart it at once, well inside the heartbeat's grace period:

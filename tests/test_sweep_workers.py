@@ -110,9 +110,9 @@ def test_two_workers_share_one_study_on_postgresql(postgres, tiny_sweep_file, tm
     # The tracking server's database and experiment exist before the workers race to use them.
     client = mlflow.MlflowClient(tracking_uri)
     client.create_experiment("workers", artifact_location=(tmp_path / "artifacts").as_uri())
-    logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, storage, 5)
+    logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, storage, 3)
     trials = optuna.load_study(study_name="shared", storage=postgres("optuna", "+psycopg2")).get_trials()
-    _assert_one_study(client, trials, 5, logs)
+    _assert_one_study(client, trials, 3, logs)
 
 
 @pytest.mark.slow

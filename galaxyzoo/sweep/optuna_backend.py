@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 MAX_RETRY = 2  # retries of a trial whose worker died
 MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials in a row
+# How often a waiting worker looks at the study again (at most every heartbeat): it ends within
+# seconds of the last trial finishing elsewhere, not up to a heartbeat (60 s by default) later.
+WAIT_POLL_SECONDS = 5
 
 
 class OptunaSuggest:
@@ -163,7 +166,7 @@ def optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, m
                 logger.info("study %s: %d finished, %d running elsewhere; waiting for them (or for a retry)",
                             study.study_name, finished, running)
             waiting = True
-            time.sleep(heartbeat_seconds)
+            time.sleep(min(heartbeat_seconds, WAIT_POLL_SECONDS))
             continue
         waiting = False
         ran += 1
