@@ -49,7 +49,7 @@ def test_baseline_is_the_seed_setup():
     assert m.dense_units == (128, 64) and m.dense_dropout == (0.2, 0.0)
     assert m.batch_norm is False and m.head == "sigmoid"
     assert (t.optimizer, t.learning_rate, t.loss, t.batch_size, t.epochs) == ("adam", 0.001, "mse", 2000, 120)
-    assert t.augment.enabled is False and t.mixed_precision is False and t.distribute == "none"
+    assert t.augment.enabled is False and t.precision == "float32" and t.distribute == "none"
     cb = t.callbacks
     assert cb.checkpoint is True
     assert (cb.early_stopping.enabled, cb.early_stopping.monitor, cb.early_stopping.patience) == (True, "loss", 7)
@@ -201,6 +201,8 @@ BAD_VALUES = [
     ("tracking: {run_name: 5}", "tracking.run_name: expected a string, got 5"),
     ("name: my run", "name: must be letters, digits"),
     ("train: {epoch: 5}", "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
+    ("train: {mixed_precision: true}", "unknown key 'train.mixed_precision' (replaced by 'train.precision':"),
+    ("train: {precision: bf16}", "train.precision: expected one of 'auto', 'float32', 'bfloat16', 'float16'"),
     ("train: {image_size: 5}", "unknown key 'train.image_size' (did you mean 'data.image_size'?)"),
     (
         "train: {monitor: loss}",
@@ -243,6 +245,7 @@ def test_errors_name_the_file_that_set_the_key(tmp_path):
         ("train.epochs=ten", "(override 'train.epochs=ten'): train.epochs: expected an integer, got 'ten'"),
         ("train.epoch=2", "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
         ("epoch=2", "unknown key 'epoch' (did you mean 'epochs'?)"),
+        ("mixed_precision=true", "unknown key 'mixed_precision' (replaced by 'precision': auto, float32"),
         ("train.epochs", "expected KEY=VALUE"),
         ("=3", "expected KEY=VALUE"),
         ("model.conv_filters=[16,", "model.conv_filters: value is not valid YAML"),

@@ -85,7 +85,7 @@ JAX_SCRIPT = textwrap.dedent(
 def test_training_runs_under_jax_without_tensorflow(tiny_experiment, tmp_path):
     uri = seeded_uri(tmp_path)
     argv = ["train", "--experiment", str(tiny_experiment),
-            "--set", f"tracking.tracking_uri={uri} experiment_name=jax mixed_precision=true distribute=mirrored"]
+            "--set", f"tracking.tracking_uri={uri} experiment_name=jax precision=float16 distribute=mirrored"]
     done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, *argv], cwd=tmp_path, env=_env(KERAS_BACKEND="jax"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -96,7 +96,7 @@ def test_training_runs_under_jax_without_tensorflow(tiny_experiment, tmp_path):
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["version.keras_backend"] == "jax" and "version.tensorflow" not in tags
-    assert tags["runtime.mixed_precision"] == "off (no GPU)"
+    assert tags["runtime.precision"] == "float32 (no GPU)"
     assert tags["runtime.distribution"] == "none (no GPU)"
     assert len(client.get_metric_history(run.info.run_id, "val_rmse")) == 1
     assert 0 < run.data.metrics["test_rmse"] < 1

@@ -52,7 +52,7 @@ def test_params_are_the_config_knobs_and_the_rest_is_tagged(ui_run):
     assert tags["config_hash"] == config_hash(cfg)
     assert tags["version.keras_backend"] == "tensorflow" and tags["version.mlflow"]
     assert tags["runtime.backend"] == "tensorflow" and tags["runtime.gpus"] == "0"
-    assert tags["runtime.mixed_precision"] == "off" and tags["runtime.distribution"] == "none"
+    assert tags["runtime.precision"] == "float32" and tags["runtime.distribution"] == "none"
     assert tags["data.kind"] == "synthetic" and len(tags["data.split_id"]) == 12
     assert tags["data.workdir"] == cfg.data.workdir and tags["tracking.experiment_name"] == "galaxyzoo"
     assert sum(int(tags[f"data.n_{p}"]) for p in ("train", "val", "test")) > 100

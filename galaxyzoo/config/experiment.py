@@ -41,6 +41,8 @@ HEADS = ("sigmoid", "softmax-per-question")
 LOSSES = ("mse", "vote-weighted-mse", "dirichlet-multinomial")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DISTRIBUTE = ("none", "mirrored")
+# The dtype policies `model.precision.resolve_precision` knows; `auto` is resolved on the machine that runs.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # Only quantities where lower is better, so callbacks can be built with mode="min"
 # (Keras cannot infer the direction of a custom metric such as `r2_flat`).
 MONITORS = ("loss", "val_loss", "rmse", "val_rmse")
@@ -53,7 +55,7 @@ ALIASES = {
     "loss": "train.loss",
     "seed": "train.seed",
     "augment": "train.augment.enabled",
-    "mixed_precision": "train.mixed_precision",
+    "precision": "train.precision",
     "distribute": "train.distribute",
     "source": "data.source",
     "synthetic_n": "data.synthetic_n",
@@ -69,6 +71,9 @@ ALIASES = {
 
 # build_model's input shape follows the data (see ModelConfig), so these keys live in `data`.
 _MOVED = {"model.input_size": "data.image_size", "model.channels": "data.channels"}
+# Keys that were replaced by a setting of another kind, and the hint that says so.
+_REPLACED = {"train.mixed_precision": "replaced by 'train.precision': auto, float32, bfloat16 or float16",
+             "mixed_precision": "replaced by 'precision': auto, float32, bfloat16 or float16"}
 # Free-form mappings whose keys belong together: a later layer replaces them whole
 # (parameters of one loss make no sense merged into another loss's).
 _REPLACED_WHOLE = ("train.loss_params",)
@@ -174,7 +179,7 @@ class TrainConfig:
     loss_params: dict[str, Any] = setting({})  # keyword arguments of losses.get_loss
     augment: AugmentConfig = setting(AugmentConfig())
     seed: int = setting(0, at_least(0))
-    mixed_precision: bool = setting(False)
+    precision: str = setting("float32", one_of(*PRECISIONS))  # float32 by default: reproducible results
     distribute: str = setting("none", one_of(*DISTRIBUTE))
     callbacks: CallbacksConfig = setting(CallbacksConfig())
 
@@ -290,7 +295,7 @@ def _parse_override(text: str, label: str) -> dict:
     top = {f.name for f in fields(ExperimentConfig)}
     if "." not in key and key not in top:
         if key not in ALIASES:
-            hint = suggest(key, list(ALIASES) + sorted(top))
+            hint = f" ({_REPLACED[key]})" if key in _REPLACED else suggest(key, list(ALIASES) + sorted(top))
             raise GalaxyZooError(f"{label}: unknown key {key!r}{hint}; short names: {', '.join(ALIASES)}")
         key = ALIASES[key]
     try:
@@ -361,6 +366,8 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
 
 def _where_instead(dotted: str, siblings: list[str], prefix: str) -> str:
     """A hint for an unknown key: a known move, the same name elsewhere, or a near spelling."""
+    if dotted in _REPLACED:
+        return f" ({_REPLACED[dotted]})"
     all_keys = schema_keys(ExperimentConfig)
     leaf = dotted.rpartition(".")[2]
     elsewhere = [k for k in all_keys if k.rpartition(".")[2] == leaf]

@@ -25,9 +25,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 from galaxyzoo import schema
-from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.config.experiment import load_experiment, model_kwargs
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import metrics as metrics_mod
+from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
@@ -155,6 +156,9 @@ def evaluate(
     if tuple(keras_model.input_shape[1:]) != expected:
         raise GalaxyZooError(f"--model {uri}: takes inputs {tuple(keras_model.input_shape[1:])}, but the data "
                              f"config gives crops {expected}")
+    # Scored in the precision this machine would train the config in (`model.precision`).
+    policy = machine_precision(cfg.train.precision).policy
+    keras_model = recast(keras_model, policy, model_kwargs(cfg), f"--model {uri}")
     dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
     test = dataset.parts["test"]
     batch = batch_size if batch_size is not None else min(cfg.train.batch_size, MAX_BATCH)

@@ -46,9 +46,10 @@ import pandas as pd
 from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
 from galaxyzoo import schema
-from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.config.experiment import load_experiment, model_kwargs
 from galaxyzoo.data.crop import crop_image, decode_image, to_unit
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri
@@ -157,6 +158,9 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         if tuple(self.network.input_shape[1:]) != expected:
             raise ValueError(f"network input {self.network.input_shape[1:]} does not match the config's "
                              f"crops {expected}")
+        # Served in the precision this machine would train the config in (`model.precision`).
+        self.network = recast(self.network, machine_precision(cfg.train.precision).policy, model_kwargs(cfg),
+                              context.artifacts[names.PACKAGED_KERAS_ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if INPUT_COLUMN not in model_input.columns:

@@ -36,7 +36,8 @@ TAG_EXPERIMENT_NAME = "experiment"  # the experiment file's `name`
 TAG_HEAD = "head"
 TAG_LOSS = "loss"
 TAG_VERSION_PREFIX = "version."  # + library: the versions the run trained with
-TAG_RUNTIME_PREFIX = "runtime."  # + backend, gpus, mixed_precision, distribution
+TAG_RUNTIME_PREFIX = "runtime."  # + backend, gpus, precision, distribution
+TAG_RUNTIME_PRECISION = TAG_RUNTIME_PREFIX + "precision"  # the dtype policy used, with why when not the one asked
 PARAM_CALLBACK_PREFIX = "callback."  # + callback: what each built callback was set to
 # What the run trained on (the config's own keys, data.source and the rest, are params).
 TAG_DATA_KIND_OF_RUN = "data.kind"  # synthetic or real

@@ -12,8 +12,8 @@ result.model, result.history["val_rmse"], result.runtime
 ```
 
 `fit` is the whole job for a script or a benchmark: seed, loss, optimizer,
-compiled model, the runtime (mixed precision and a multi-GPU strategy where
-GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
+compiled model, the runtime (the `train.precision` dtype policy and a multi-GPU
+strategy where GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
 between those steps: it records the runtime and the params before the first
 epoch and evaluates inside the same runtime, so it opens the runtime itself:
 
@@ -45,6 +45,7 @@ from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import losses, metrics
 from galaxyzoo.model.network import build_model
+from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
 
@@ -67,7 +68,7 @@ class FitResult:
     history: dict[str, list[float]] = field(repr=False)
     initial_epoch: int  # the epoch this fit started at (0 unless restored from a checkpoint)
     seconds: float  # wall time of `model.fit`: training and validation
-    runtime: dict[str, str]  # runtime.* tags: backend, GPUs, mixed precision, distribution
+    runtime: dict[str, str]  # runtime.* tags: backend, GPUs, precision, distribution
 
     @property
     def epochs(self) -> int:
@@ -161,7 +162,7 @@ def make_loss(train_cfg):
 
 def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
-    # Under mixed precision the head still computes in float32 (model.network.build_model).
+    # Under a mixed policy the head still computes in float32 (model.network.build_model).
     model = build_model(**model_kwargs(cfg))
     model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
     return model
@@ -201,27 +202,22 @@ def restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
 
 @contextlib.contextmanager
 def runtime_scope(train_cfg):
-    """Mixed precision and a multi-device strategy where GPUs exist; yields (scope, tags).
+    """The dtype policy of `train.precision` and a multi-device strategy where GPUs exist;
+    yields (scope, tags).
 
-    Both switches only engage with at least one GPU; without one a log line
-    says so and training runs in float32 on the CPU. The global Keras policy
-    and distribution are put back afterwards (a sweep trains many models in
-    one process).
+    `model.precision.resolve_precision` picks the policy (`auto`: bfloat16 on a
+    CPU with native bfloat16, float16 on a GPU); float16 or `distribute` without
+    a GPU log a line and fall back to float32 on one device. The global Keras
+    policy and distribution are put back afterwards (a sweep trains many models
+    in one process).
     """
     backend = keras.backend.backend()
     gpus = available_gpus(backend)
     tags = {names.TAG_RUNTIME_PREFIX + "backend": backend, names.TAG_RUNTIME_PREFIX + "gpus": str(len(gpus))}
-    previous_policy = keras.mixed_precision.global_policy()
+    precision = resolve_precision(train_cfg.precision, len(gpus), read_cpu_flags())
+    tags[names.TAG_RUNTIME_PRECISION] = precision.tag
     scope = contextlib.nullcontext()
     distribution_set = False
-    if train_cfg.mixed_precision and gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        tags[names.TAG_RUNTIME_PREFIX + "mixed_precision"] = "mixed_float16"
-    elif train_cfg.mixed_precision:
-        logger.warning("train.mixed_precision is on but no GPU is visible to %s: training in float32", backend)
-        tags[names.TAG_RUNTIME_PREFIX + "mixed_precision"] = "off (no GPU)"
-    else:
-        tags[names.TAG_RUNTIME_PREFIX + "mixed_precision"] = "off"
     if train_cfg.distribute == "mirrored" and gpus:
         if backend == "tensorflow":
             import tensorflow as tf
@@ -242,26 +238,8 @@ def runtime_scope(train_cfg):
         tags[names.TAG_RUNTIME_PREFIX + "distribution"] = "none"
     logger.info("runtime: %s", ", ".join(f"{k.split('.')[1]}={v}" for k, v in tags.items()))
     try:
-        yield scope, tags
+        with policy_scope(precision.policy):
+            yield scope, tags
     finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
         if distribution_set:
             keras.distribution.set_distribution(None)
-
-
-def available_gpus(backend: str) -> list:
-    """The GPUs the Keras backend can use (device objects or names); empty on a CPU machine."""
-    # Only the active backend is importable for certain: each is imported where it is the one.
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.config.list_physical_devices("GPU")
-    if backend == "jax":
-        import jax
-
-        return [d for d in jax.devices() if d.platform == "gpu"]
-    if backend == "torch":
-        import torch
-
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return []
