@@ -201,7 +201,7 @@ BAD_VALUES = [
     ("tracking: {run_name: 5}", "tracking.run_name: expected a string, got 5"),
     ("name: my run", "name: must be letters, digits"),
     ("train: {epoch: 5}", "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
-    ("train: {mixed_precision: true}", "unknown key 'train.mixed_precision' (replaced by 'train.precision':"),
+    ("train: {mixed_precision: fp16}", "unknown key 'train.mixed_precision' (replaced by 'train.precision':"),
     ("train: {precision: bf16}", "train.precision: expected one of 'auto', 'float32', 'bfloat16', 'float16'"),
     ("train: {image_size: 5}", "unknown key 'train.image_size' (did you mean 'data.image_size'?)"),
     (
@@ -228,6 +228,16 @@ def test_bad_files_name_the_file_and_key(tmp_path, text, expected):
     message = str(err.value)
     assert message.startswith(f"{path}:"), message
     assert expected in message, message
+
+
+@pytest.mark.parametrize("old, precision", [("true", "float16"), ("false", "float32")])
+def test_a_file_from_before_precision_reads_its_mixed_precision(tmp_path, caplog, old, precision):
+    """An older run's config.yaml says `train.mixed_precision`: it still loads (evaluate, promote, predict)."""
+    path = write(tmp_path / "config.yaml", f"train: {{mixed_precision: {old}, epochs: 2}}\n")
+    with caplog.at_level("WARNING", logger="galaxyzoo.config.experiment"):
+        cfg = load_experiment(path)
+    assert cfg.train.precision == precision and cfg.train.epochs == 2
+    assert f"{path}: train.mixed_precision is replaced by train.precision" in caplog.text
 
 
 def test_errors_name_the_file_that_set_the_key(tmp_path):

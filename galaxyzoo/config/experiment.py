@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, fields
@@ -36,6 +37,8 @@ from galaxyzoo.config.engine import (
     schema_keys, setting, show, suggest, to_dict, to_yaml, unit_interval, yaml_problem,
 )
 from galaxyzoo.errors import GalaxyZooError
+
+logger = logging.getLogger(__name__)
 
 HEADS = ("sigmoid", "softmax-per-question")
 LOSSES = ("mse", "vote-weighted-mse", "dirichlet-multinomial")
@@ -265,6 +268,7 @@ def from_dict(raw: dict, source: str = "<dict>", origins: dict[str, str] | None 
 def _read_chain(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[str, str]]:
     """Merge `path` over its `base:` chain; also return which file set each key."""
     raw = read_mapping(path, "experiment file")
+    _read_mixed_precision(raw, path)
     base = raw.pop("base", None)
     merged: dict = {}
     origins: dict[str, str] = {}
@@ -284,6 +288,18 @@ def _read_chain(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[str, st
             origins.pop(key, None)
     _merge(merged, raw, origins, str(path), prefix="")
     return merged, origins
+
+
+def _read_mixed_precision(raw: dict, path: Path) -> None:
+    """A file written before `train.precision` existed (an older run's config.yaml, a user's experiment)
+    says `train.mixed_precision: true|false`: read it as `precision: float16|float32`, with a warning,
+    so older runs can still be evaluated, promoted and predicted. `--set mixed_precision=` is refused."""
+    train = raw.get("train")
+    if not isinstance(train, dict) or not isinstance(train.get("mixed_precision"), bool) or "precision" in train:
+        return  # nothing to read, or a value validation reports
+    precision = "float16" if train.pop("mixed_precision") else "float32"
+    train["precision"] = precision
+    logger.warning("%s: train.mixed_precision is replaced by train.precision; read as precision: %s", path, precision)
 
 
 def _parse_override(text: str, label: str) -> dict:
