@@ -1,5 +1,7 @@
 """`galaxyzoo embed`: the features a registered model's head reads, one row per raw galaxy image."""
 
+from galaxyzoo.commands.images import add_image_options, report_failed
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -9,14 +11,9 @@ def add_parser(subparsers):
         "write one row of features per image, in input order: a .parquet table (file, error, e0...) or a .npy "
         "matrix with OUT.index.csv naming its rows. An unreadable image gets NaN features and an error.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="image files, or folders of .jpg/.jpeg/.png")
-    p.add_argument("--model", default="models:/galaxyzoo-cnn@champion",
-                   help="a packaged model URI (default models:/galaxyzoo-cnn@champion, set by `galaxyzoo promote`)")
-    p.add_argument("--out", default="embeddings.parquet",
-                   help="output .parquet or .npy (default embeddings.parquet); written only once every image is done")
-    p.add_argument("--overwrite", action="store_true", help="replace --out (and its index) if it exists")
-    p.add_argument("--tracking-uri",
-                   help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    add_image_options(p, "embeddings.parquet",
+                      "output .parquet or .npy (default embeddings.parquet); written only once every image is done",
+                      "replace --out (and its index) if it exists")
     p.set_defaults(func=run)
 
 
@@ -28,9 +25,7 @@ def run(args) -> int:
 
     summary = embed.embed_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
                                 overwrite=args.overwrite, tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
-    for file, why in summary.failed:
-        print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
-    ok = summary.total - len(summary.failed)
+    ok = report_failed(summary)
     print(f"wrote {summary.out}" + (f" and {summary.index}" if summary.index else "")
           + f": {ok} of {summary.total} images embedded, {summary.dims} features each"
           + (f", {len(summary.failed)} failed (see the error column)" if summary.failed else ""))

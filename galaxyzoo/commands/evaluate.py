@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-
-def add_tta_option(parser, help: str) -> None:
-    """`--tta` alone, or `--tta true|false` (what an MLproject parameter passes)."""
-    parser.add_argument("--tta", nargs="?", const=True, default=None, type=_true_or_false, metavar="true|false",
-                        help=help)
-
-
-def _true_or_false(text: str) -> bool:
-    value = {"true": True, "false": False}.get(text.strip().lower())
-    if value is None:
-        # A bare `--tta` takes the next word as its value: `predict --tta a.jpg` lands here.
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r} (put --tta after the images)")
-    return value
+from galaxyzoo.commands.images import add_tta_option
 
 
 def add_parser(subparsers):

@@ -1,6 +1,6 @@
 """`galaxyzoo predict`: 37 vote fractions and the most likely tree path for raw galaxy images."""
 
-from galaxyzoo.commands.evaluate import add_tta_option
+from galaxyzoo.commands.images import add_image_options, report_failed
 
 
 def add_parser(subparsers):
@@ -11,15 +11,11 @@ def add_parser(subparsers):
         "image: the 37 answer fractions, the most likely answer path and the crop branch. An unreadable image "
         "gets an error in its row and does not stop the others.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="image files, or folders of .jpg/.jpeg/.png")
-    p.add_argument("--model", default="models:/galaxyzoo-cnn@champion",
-                   help="a packaged model URI (default models:/galaxyzoo-cnn@champion, set by `galaxyzoo promote`)")
-    p.add_argument("--out", default="predictions.csv",
-                   help="output CSV (default predictions.csv); written only once every image is done")
-    add_tta_option(p, "average each image's prediction over the 8 rotations and flips of its crop (8x the work)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input image)")
-    p.add_argument("--tracking-uri",
-                   help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    add_image_options(p, "predictions.csv",
+                      "output CSV (default predictions.csv); written only once every image is done",
+                      "replace --out if it exists (never an input image)",
+                      tta_help="average each image's prediction over the 8 rotations and flips of its crop "
+                      "(8x the work)")
     p.set_defaults(func=run)
 
 
@@ -32,9 +28,7 @@ def run(args) -> int:
     summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
                                     overwrite=args.overwrite, tta=bool(args.tta),
                                     tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
-    for file, why in summary.failed:
-        print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
-    ok = summary.total - len(summary.failed)
+    ok = report_failed(summary)
     print(f"wrote {summary.out}: {ok} of {summary.total} images predicted"
           + (f", {len(summary.failed)} failed (see the error column)" if summary.failed else ""))
     return 2 if not ok else 0  # no usable input at all is the user's to fix, like any bad input

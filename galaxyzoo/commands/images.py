@@ -1,0 +1,43 @@
+"""What the commands over raw images and a packaged model share: their options and their report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_MODEL = "models:/galaxyzoo-cnn@champion"
+
+
+def add_image_options(parser, out_default: str, out_help: str, overwrite_help: str, tta_help: str | None = None):
+    """IMAGES, `--model`, `--out`, `--tta` (with `tta_help`), `--overwrite` and `--tracking-uri`."""
+    parser.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR",
+                        help="image files, or folders of .jpg/.jpeg/.png")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"a packaged model URI (default {DEFAULT_MODEL}, set by `galaxyzoo promote`)")
+    parser.add_argument("--out", default=out_default, help=out_help)
+    if tta_help:
+        add_tta_option(parser, tta_help)
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    parser.add_argument("--tracking-uri",
+                        help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
+
+
+def add_tta_option(parser, help: str) -> None:
+    """`--tta` alone, or `--tta true|false` (what an MLproject parameter passes)."""
+    parser.add_argument("--tta", nargs="?", const=True, default=None, type=_true_or_false, metavar="true|false",
+                        help=help)
+
+
+def _true_or_false(text: str) -> bool:
+    value = {"true": True, "false": False}.get(text.strip().lower())
+    if value is None:
+        # A bare `--tta` takes the next word as its value: `predict --tta a.jpg` lands here.
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r} (put --tta after the images)")
+    return value
+
+
+def report_failed(summary) -> int:
+    """Print each failed file on stderr; return how many images succeeded."""
+    for file, why in summary.failed:
+        print(f"galaxyzoo: {file}: {why}", file=sys.stderr)
+    return summary.total - len(summary.failed)
