@@ -1,9 +1,3 @@
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -14,7 +8,6 @@ from galaxyzoo.model.losses import get_loss
 from galaxyzoo.model.metrics import training_metrics
 from galaxyzoo.model.network import PerQuestionSoftmax, build_model, load_model
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(input_size=24, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,))
 
 
@@ -135,42 +128,3 @@ def test_every_loss_trains_on_targets_with_counts():
         logs = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
         assert set(logs) == {"loss", "rmse", "r2_flat"}, name
         assert np.isfinite(logs["loss"][-1]) and 0 < logs["rmse"][-1] < 1, (name, logs)
-
-
-JAX_SCRIPT = """
-import json, sys, numpy as np, keras
-sys.path.insert(0, "tests")
-from test_model import _fixed_batch, _loss_and_metric_values
-from galaxyzoo.config.experiment import LOSSES
-from galaxyzoo.model.losses import get_loss
-from galaxyzoo.model.metrics import training_metrics
-from galaxyzoo.model.network import build_model, load_model
-x, y = _fixed_batch(channels=3)
-result = {"backend": keras.backend.backend(), "values": _loss_and_metric_values(x, y)}
-model = build_model(input_size=24, channels=3, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,),
-                    batch_norm=True, head="softmax-per-question")
-model.compile(optimizer="adam", loss=get_loss("dirichlet-multinomial"), metrics=training_metrics())
-history = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
-result["logs"] = {k: v[-1] for k, v in history.items()}
-model.save(sys.argv[1])
-result["reloaded"] = bool(np.allclose(load_model(sys.argv[1]).predict(x, verbose=0), model.predict(x, verbose=0)))
-print("RESULT" + json.dumps(result))
-"""
-
-
-@pytest.mark.slow
-def test_backend_neutral_under_jax(tmp_path):
-    """Under JAX (set before Keras imports) losses and metrics agree with this backend's, and training runs."""
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "jax.keras")],
-        capture_output=True, text=True, env=env, cwd=REPO,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    assert result["backend"] == "jax"
-    expected = _loss_and_metric_values(*_fixed_batch(channels=3))
-    assert result["values"] == pytest.approx(expected, rel=1e-5)
-    assert set(result["logs"]) == {"loss", "rmse", "r2_flat"}
-    assert all(np.isfinite(v) for v in result["logs"].values())
-    assert result["reloaded"]

@@ -1,5 +1,7 @@
 """Several sweep workers on one study, for real: a throwaway PostgreSQL, separate processes, a killed worker."""
 
+import atexit
+import functools
 import os
 import shutil
 import signal
@@ -57,32 +59,59 @@ class Postgres:
         self.run(self.bindir / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
 
-@pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL server on 127.0.0.1 with the databases `optuna` and `mlflow` (`Postgres`).
+def _as_pg() -> list[str]:
+    """initdb and pg_ctl refuse to run as root: as root they run as the `postgres` user."""
+    return ["runuser", "-u", PG_USER, "--"] if os.geteuid() == 0 else []
 
-    initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user;
-    the data folder lives in a fresh /tmp folder that user owns (pytest's tmp folders are
-    private to the current user).
-    """
-    bindir, why = _pg_bindir()
-    if bindir is None:
-        print(f"skipping: {why}")
-        pytest.skip(f"PostgreSQL server binaries absent: {why}")
-    root = Path(tempfile.mkdtemp(prefix="galaxyzoo-pg-"))
-    as_pg = []
+
+def _new_root(prefix: str) -> Path:
+    """A fresh /tmp folder the server's user owns (pytest's tmp folders are private to the current user)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
         shutil.chown(root, PG_USER, PG_USER)
-        as_pg = ["runuser", "-u", PG_USER, "--"]
-    pg = Postgres(bindir, root, as_pg)
+    return root
+
+
+@functools.cache
+def _seed_cluster(bindir: Path) -> Path:
+    """One stopped cluster per test process, holding `optuna` and an MLflow-migrated `mlflow` database.
+
+    Each `postgres` server starts from a copy of its data folder: initdb and MLflow's schema
+    migrations cost ~10 s of CPU, a copy well under one.
+    """
+    import mlflow
+
+    root = _new_root("galaxyzoo-pg-seed-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    pg = Postgres(bindir, root, _as_pg())
     pg.run(bindir / "initdb", "-D", pg.data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
     pg.start()
     try:
         for database in ("optuna", "mlflow"):
             pg.run(bindir / "createdb", "-h", "127.0.0.1", "-p", pg.port, "-U", PG_USER, database)
+        mlflow.MlflowClient(pg("mlflow", "+psycopg2")).search_experiments()  # creates and migrates the schema
+    finally:
+        pg.stop()
+    return pg.data
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 with the databases `optuna` (empty) and `mlflow`
+    (MLflow's schema, no experiment yet): a `Postgres`, started from a copy of `_seed_cluster`."""
+    bindir, why = _pg_bindir()
+    if bindir is None:
+        print(f"skipping: {why}")
+        pytest.skip(f"PostgreSQL server binaries absent: {why}")
+    seed = _seed_cluster(bindir)
+    root = _new_root("galaxyzoo-pg-")
+    pg = Postgres(bindir, root, _as_pg())
+    pg.run("cp", "-a", seed, pg.data)
+    pg.start()
+    try:
         yield pg
     finally:
-        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "stop"],
+        subprocess.run([*pg.as_pg, str(bindir / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -1,9 +1,8 @@
-"""End to end: `mlflow run` of the `main` entry point, and a training under the JAX backend."""
+"""End to end: `mlflow run` of the `main` entry point (the JAX backend's run is in test_jax.py)."""
 
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -62,41 +61,3 @@ def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experim
     mlflow.set_tracking_uri(uri)
     model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
     assert model.output_shape == (None, 37)
-
-
-JAX_SCRIPT = textwrap.dedent(
-    """
-    import sys
-
-    class NoTensorFlow:
-        # Behave as a machine without TensorFlow installed: the JAX trainer must not need it.
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "tensorflow":
-                raise ImportError("TensorFlow is hidden in this test")
-
-    sys.meta_path.insert(0, NoTensorFlow())
-    from galaxyzoo.cli import main
-    sys.exit(main(sys.argv[1:]))
-    """
-)
-
-
-@pytest.mark.slow
-def test_training_runs_under_jax_without_tensorflow(tiny_experiment, tmp_path):
-    uri = seeded_uri(tmp_path)
-    argv = ["train", "--experiment", str(tiny_experiment),
-            "--set", f"tracking.tracking_uri={uri} experiment_name=jax precision=float16 distribute=mirrored"]
-    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, *argv], cwd=tmp_path, env=_env(KERAS_BACKEND="jax"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    # Without a GPU both switches stay off, and say so.
-    assert "no GPU is visible to jax" in done.stderr
-
-    client, run = _only_run(uri, "jax")
-    assert run.info.status == "FINISHED"
-    tags = run.data.tags
-    assert tags["version.keras_backend"] == "jax" and "version.tensorflow" not in tags
-    assert tags["runtime.precision"] == "float32 (no GPU)"
-    assert tags["runtime.distribution"] == "none (no GPU)"
-    assert len(client.get_metric_history(run.info.run_id, "val_rmse")) == 1
-    assert 0 < run.data.metrics["test_rmse"] < 1

@@ -1,0 +1,95 @@
+"""Under the JAX backend, on a machine without TensorFlow: the model layer and a tracked training.
+
+One subprocess does both (a JAX process pays ~15 s of imports on 2 cores): `jax_process` runs it
+once for the module, and each test checks its part of the output.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stores import seeded_uri
+from test_model import _fixed_batch, _loss_and_metric_values
+from test_train_e2e import _env, _only_run
+
+TESTS = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+
+    class NoTensorFlow:
+        # Behave as a machine without TensorFlow installed: the JAX trainer must not need it.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "tensorflow":
+                raise ImportError("TensorFlow is hidden in this test")
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np, keras
+    from test_model import _fixed_batch, _loss_and_metric_values
+    from galaxyzoo.model.losses import get_loss
+    from galaxyzoo.model.metrics import training_metrics
+    from galaxyzoo.model.network import build_model, load_model
+
+    x, y = _fixed_batch(channels=3)
+    result = {"backend": keras.backend.backend(), "values": _loss_and_metric_values(x, y)}
+    model = build_model(input_size=24, channels=3, conv_filters=(4, 8), dense_units=(8,), dense_dropout=(0.1,),
+                        batch_norm=True, head="softmax-per-question")
+    model.compile(optimizer="adam", loss=get_loss("dirichlet-multinomial"), metrics=training_metrics())
+    history = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
+    result["logs"] = {k: v[-1] for k, v in history.items()}
+    model.save(sys.argv[2])
+    result["reloaded"] = bool(np.allclose(load_model(sys.argv[2]).predict(x, verbose=0), model.predict(x, verbose=0)))
+    print("RESULT" + json.dumps(result), flush=True)
+
+    from galaxyzoo.cli import main
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def jax_process(tiny_experiment, tmp_path_factory):
+    """The script's run under KERAS_BACKEND=jax: (completed process, its tracking URI)."""
+    folder = tmp_path_factory.mktemp("jax")
+    uri = seeded_uri(folder)
+    argv = ["train", "--experiment", str(tiny_experiment),
+            "--set", f"tracking.tracking_uri={uri} experiment_name=jax precision=float16 distribute=mirrored"]
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(TESTS), str(folder / "jax.keras"), *argv],
+                          cwd=folder, env=_env(KERAS_BACKEND="jax"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done, uri
+
+
+@pytest.mark.slow
+def test_backend_neutral_under_jax(jax_process):
+    """Under JAX (set before Keras imports) losses and metrics agree with this backend's, and training runs."""
+    done, _ = jax_process
+    result = json.loads(done.stdout.split("RESULT", 1)[1].splitlines()[0])
+    assert result["backend"] == "jax"
+    expected = _loss_and_metric_values(*_fixed_batch(channels=3))
+    assert result["values"] == pytest.approx(expected, rel=1e-5)
+    assert set(result["logs"]) == {"loss", "rmse", "r2_flat"}
+    assert all(np.isfinite(v) for v in result["logs"].values())
+    assert result["reloaded"]
+
+
+@pytest.mark.slow
+def test_training_runs_under_jax_without_tensorflow(jax_process):
+    done, uri = jax_process
+    # Without a GPU both switches stay off, and say so.
+    assert "no GPU is visible to jax" in done.stderr
+
+    client, run = _only_run(uri, "jax")
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["version.keras_backend"] == "jax" and "version.tensorflow" not in tags
+    assert tags["runtime.precision"] == "float32 (no GPU)"
+    assert tags["runtime.distribution"] == "none (no GPU)"
+    assert len(client.get_metric_history(run.info.run_id, "val_rmse")) == 1
+    assert 0 < run.data.metrics["test_rmse"] < 1
