@@ -17,8 +17,9 @@ versions and runtime as tags; the three parts as MLflow datasets; per-epoch,
 test and system metrics; the Keras model and the packaged (crop + network)
 pyfunc model, both showing the last epoch's metrics; the CSV log, the
 resolved config and plots. A checkpoint after every epoch lets a killed
-training continue in the same run (`resume=RUN_ID` or `"auto"`). See
-docs/training.md for the run's layout.
+training continue in the same run (`resume=RUN_ID` or `"auto"`). A warm start
+(`warm_start.init_from`) loads and checks its source before the run is
+created (`training.warm_start`). See docs/training.md for the run's layout.
 
 This module imports Keras and MLflow: the CLI imports it only inside the
 `train` command.
