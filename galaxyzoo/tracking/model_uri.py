@@ -20,6 +20,7 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.tracking import names
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow spells a run id
+LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")  # and an MLflow 3 logged model's id
 
 
 def keras_model_uri(run_id: str) -> str:
@@ -28,8 +29,11 @@ def keras_model_uri(run_id: str) -> str:
 
 
 def model_uri_for(model: str) -> str:
-    """A bare run id means that run's logged model; anything else is an MLflow model URI or path."""
-    return keras_model_uri(model) if RUN_ID.fullmatch(model) else model
+    """A bare run id means that run's logged model, a bare logged model id `models:/<id>`; anything
+    else is an MLflow model URI or path."""
+    if RUN_ID.fullmatch(model):
+        return keras_model_uri(model)
+    return f"models:/{model}" if LOGGED_MODEL_ID.fullmatch(model) else model
 
 
 def source_run_id(client, uri: str, option: str = "--model") -> str | None:
