@@ -1,4 +1,4 @@
-"""Fit the CNN of an experiment config: a trained model, and no MLflow at all.
+"""Fit the CNN of an experiment config: a trained model, and no MLflow (but to find a warm start's source).
 
 ```python
 from galaxyzoo.config.experiment import load_experiment
@@ -12,8 +12,9 @@ result.model, result.history["val_rmse"], result.runtime
 ```
 
 `fit` is the whole job for a script or a benchmark: seed, loss, optimizer,
-compiled model, the runtime (the `train.precision` dtype policy and a multi-GPU
-strategy where GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
+compiled model (its first weights from `warm_start.init_from` when set,
+`training.warm_start`), the runtime (the `train.precision` dtype policy and a
+multi-GPU strategy where GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
 between those steps: it records the runtime and the params before the first
 epoch and evaluates inside the same runtime, so it opens the runtime itself:
 
