@@ -197,6 +197,8 @@ BAD_VALUES = [
         "data: {val_size: 0}\ntrain: {callbacks: {early_stopping: {monitor: val_loss}}}",
         "train.callbacks.early_stopping.monitor: 'val_loss' needs a validation set",
     ),
+    ("warm_start: {init_from: runs:/x/model, freeze_blocks: 4}",
+     "warm_start.freeze_blocks: must be at most the 3 conv blocks of model.conv_filters, got 4"),
     ("tracking: {tags: {version: 2}}", "tracking.tags.version: expected a string, got 2"),
     ("tracking: {run_name: 5}", "tracking.run_name: expected a string, got 5"),
     ("name: my run", "name: must be letters, digits"),
@@ -321,7 +323,7 @@ def test_dump_yaml_appends_what_was_built_as_comments(tmp_path):
 def test_knobs_are_the_training_settings_only():
     cfg = load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.run_name=x", "description=about it"])
     params = knobs(cfg)
-    assert set(params) == {k for k in flatten(cfg) if not k.startswith(("evaluate.", "tracking."))
+    assert set(params) == {k for k in flatten(cfg) if not k.startswith(("warm_start.", "evaluate.", "tracking."))
                            and k not in ("name", "description", "data.workdir")}
     assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) <= 42
     assert cfg.tracking.system_metrics is True  # on unless switched off
@@ -341,6 +343,9 @@ def test_config_hash_is_stable_and_tracks_training_settings(tmp_path):
     assert config_hash(renamed) == h
     assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", ["train.epochs=119"])) != h
     assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", ["model.batch_norm=true"])) != h
+    # An unused warm_start section leaves the hash as it was before the section existed; a used one changes it.
+    assert h == "f3fc95777c22"
+    assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", ["init_from=runs:/x/model"])) != h
     assert len({config_hash(load_experiment(EXPERIMENTS / f"{n}.yaml")) for n in SHIPPED}) == 3
 
 

@@ -22,7 +22,8 @@ def test_conda_env_matches_pip_dependencies():
 # What each entry point accepts beyond its declared parameters: `-P NAME=VALUE`, appended by
 # MLflow as `--NAME VALUE` (see the MLproject's comment).
 OPTIONAL = {
-    "main": {"epochs": "3", "data": "synthetic", "set": "seed=1"},
+    "main": {"epochs": "3", "data": "synthetic", "set": "seed=1", "init_from": "models:/m@a", "freeze_blocks": "1",
+             "init-from": "models:/m@a", "freeze-blocks": "1"},
     "evaluate": {"data": "synthetic", "set": "seed=1", "out": "eval"},
     "sweep": {"n-trials": "3", "epochs": "2", "data": "synthetic", "storage": "sqlite:///o.db",
               "study-name": "s", "pruner": "none", "set": "seed=1", "heartbeat": "30", "db-retry": "60",

@@ -25,6 +25,12 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE ...",
                    help="override config keys, e.g. --set 'epochs=2 model.conv_filters=[16,32]'; several "
                    "assignments may share one value, separated by spaces or commas; may repeat")
+    # The underscore spellings are what `mlflow run . -P init_from=...` appends.
+    p.add_argument("--init-from", "--init_from", default="", metavar="URI",
+                   help="override warm_start.init_from: start from this model's weights (models:/NAME@ALIAS, "
+                   "models:/NAME/VERSION, runs:/ID/model, a run id); its network must match the config's")
+    p.add_argument("--freeze-blocks", "--freeze_blocks", default="", metavar="N",
+                   help="override warm_start.freeze_blocks: keep the first N conv blocks' copied weights fixed")
     p.add_argument("--resume", default="", metavar="RUN_ID|auto",
                    help="continue a killed training from its last checkpoint in the same MLflow run; "
                    "'auto' picks the latest unfinished run of this experiment file and config")
@@ -57,9 +63,19 @@ def overrides_from_args(args) -> list[str]:
     overrides = [a for text in args.set for a in split_assignments(text)]
     if args.epochs.strip():
         overrides.append(f"train.epochs={args.epochs.strip()}")
+    # JSON quoting keeps a path or URI such as `123` or `yes` a string when parsed as YAML.
     if args.data.strip():
-        # JSON quoting keeps a path such as `123` or `yes` a string when parsed as YAML.
         overrides.append(f"data.source={json.dumps(args.data.strip())}")
+    return overrides
+
+
+def warm_start_overrides(args) -> list[str]:
+    """`--init-from` and `--freeze-blocks` as config overrides (after `overrides_from_args`'s, so they win)."""
+    overrides = []
+    if args.init_from.strip():
+        overrides.append(f"warm_start.init_from={json.dumps(args.init_from.strip())}")
+    if args.freeze_blocks.strip():
+        overrides.append(f"warm_start.freeze_blocks={args.freeze_blocks.strip()}")
     return overrides
 
 
@@ -70,7 +86,7 @@ def run(args) -> int:
     from galaxyzoo.tracking.mlflow_runs import run_id_from_env
     from galaxyzoo.training.run import train
 
-    cfg = load_experiment(args.experiment, overrides_from_args(args))
+    cfg = load_experiment(args.experiment, overrides_from_args(args) + warm_start_overrides(args))
     result = train(cfg, experiment_file=os.path.normpath(args.experiment), resume=args.resume.strip() or None,
                    project_run_id=run_id_from_env())
     shown = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat", "test_rmse_cumulative"))

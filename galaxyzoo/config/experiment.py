@@ -69,6 +69,8 @@ ALIASES = {
     "batch_norm": "model.batch_norm",
     "experiment_name": "tracking.experiment_name",
     "run_name": "tracking.run_name",
+    "init_from": "warm_start.init_from",
+    "freeze_blocks": "warm_start.freeze_blocks",
 }
 """Short override names (the MLproject parameters) for the keys changed most often."""
 
@@ -188,6 +190,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class WarmStartConfig:
+    """Start from another model's weights instead of a random initialisation (`training.warm_start`).
+
+    `init_from` is a model URI (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/ID/model`,
+    a run id, a logged model's `models:/m-...`); its network must have this config's layers.
+    The first `freeze_blocks` conv blocks keep the source's weights. Unset (`init_from: null`),
+    the section is no part of `config_hash`, so a cold start hashes as it did before warm starts.
+    """
+
+    init_from: str | None = setting(None, not_empty)
+    freeze_blocks: int = setting(0, at_least(0))
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     """Where MLflow records the run. A null `tracking_uri` leaves the choice to
     `tracking.mlflow_runs` (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project root)."""
@@ -217,6 +233,7 @@ class ExperimentConfig:
     data: DataConfig = setting(DataConfig())
     model: ModelConfig = setting(ModelConfig())
     train: TrainConfig = setting(TrainConfig())
+    warm_start: WarmStartConfig = setting(WarmStartConfig())
     evaluate: EvaluateConfig = setting(EvaluateConfig())
     tracking: TrackingConfig = setting(TrackingConfig())
 
@@ -372,6 +389,13 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
                     f"train.callbacks.{name}.monitor",
                     f"{section.monitor!r} needs a validation set, but data.val_size is 0",
                 )
+    warm = cfg.warm_start
+    if warm.freeze_blocks and warm.init_from is None:
+        fail("warm_start.freeze_blocks", f"is {warm.freeze_blocks} but warm_start.init_from is null "
+             "(only weights copied from another model can be kept frozen)")
+    if warm.freeze_blocks > len(model.conv_filters):
+        fail("warm_start.freeze_blocks", f"must be at most the {len(model.conv_filters)} conv blocks of "
+             f"model.conv_filters, got {warm.freeze_blocks}")
     aug = train.augment
     if aug.enabled and not (aug.rot90 or aug.flip or aug.shift_px):
         fail("train.augment.enabled", "is true but rot90, flip and shift_px are all off")
@@ -425,13 +449,15 @@ NOT_KNOBS = ("name", "description", "data.workdir")
 
 
 def knobs(cfg: ExperimentConfig) -> dict[str, str]:
-    """The run's MLflow params: `flatten(cfg)` without `NOT_KNOBS`, the evaluate and the tracking settings.
+    """The run's MLflow params: `flatten(cfg)` without `NOT_KNOBS`, the warm start, the evaluate and the
+    tracking settings.
 
     What is left is what a researcher compares between runs; two trials of one
-    sweep differ only in the searched keys.
+    sweep differ only in the searched keys. A warm start is recorded as tags
+    (`warm_start.*`), so warm and cold runs log the same params.
     """
     return {k: v for k, v in flatten(cfg).items()
-            if k not in NOT_KNOBS and not k.startswith(("evaluate.", "tracking."))}
+            if k not in NOT_KNOBS and not k.startswith(("warm_start.", "evaluate.", "tracking."))}
 
 
 def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike, built: dict[str, str] | None = None) -> Path:
@@ -463,13 +489,20 @@ _BlockDumper.add_representer(
 )
 
 
+def hashed_sections(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The sections that determine the trained model: `data`, `model`, `train`, and `warm_start`
+    when it is used (a cold start hashes as it did before the section existed)."""
+    return ("data", "model", "train") + (("warm_start",) if cfg.warm_start.init_from is not None else ())
+
+
 def config_hash(cfg: ExperimentConfig) -> str:
-    """12 hex digits identifying what determines the trained model: `data`, `model`, `train`.
+    """12 hex digits identifying what determines the trained model: its `hashed_sections`.
 
     The name, description, evaluate and tracking settings are left out, so two
-    experiment files that train the same thing share a hash.
+    experiment files that train the same thing share a hash; a warm and a cold
+    start of one file do not.
     """
-    payload = {part: to_dict(getattr(cfg, part)) for part in ("data", "model", "train")}
+    payload = {part: to_dict(getattr(cfg, part)) for part in hashed_sections(cfg)}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 

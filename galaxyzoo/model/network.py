@@ -14,7 +14,8 @@ answers, so every question sums to 1). Written with Keras 3 APIs only, so it
 builds under the TensorFlow, JAX and PyTorch backends.
 
 `embedding_model(model)` cuts a built or loaded network before its head: crops
-in, the features the head reads out (`galaxyzoo embed`).
+in, the features the head reads out (`galaxyzoo embed`). `freeze_conv_blocks(model, n)`
+keeps the first n conv blocks fixed (a warm start, `training.warm_start`).
 """
 
 from __future__ import annotations
@@ -117,6 +118,19 @@ def embedding_model(model: keras.Model) -> keras.Model:
     names = {layer.name for layer in model.layers}
     head = model.get_layer(LOGITS_LAYER if LOGITS_LAYER in names else OUTPUT_LAYER)
     return keras.Model(model.inputs, head.input, name=f"{model.name}_embedding")
+
+
+def freeze_conv_blocks(model: keras.Model, n: int) -> None:
+    """Make the first `n` conv blocks untrainable (a warm start keeps their copied weights).
+
+    A block is `conv{i}` and, with batch norm, `conv{i}_bn`; a frozen
+    BatchNormalization also keeps its moving statistics (Keras runs it in
+    inference mode). Call it before `compile`, which fixes what trains.
+    """
+    blocks = {f"conv{i}" for i in range(1, n + 1)}
+    for layer in model.layers:
+        if layer.name in blocks or layer.name.removesuffix("_bn") in blocks:
+            layer.trainable = False
 
 
 def _conv_block(x, filters: int, kernel_size: int, batch_norm: bool, i: int):

@@ -138,10 +138,7 @@ def evaluate(
                              "registered model URI or local model folder")
     if run_id is not None:
         model_uri.check_run_exists(client, run_id, model)
-    if uri.startswith("models:/") and run_id is not None:
-        # A registered version is the packaged model (crop + network, see promote); the
-        # network it wraps is its run's Keras model, which is what the test split scores.
-        uri = model_uri.keras_model_uri(run_id)
+    uri = model_uri.network_uri(uri, run_id)  # what the test split scores
     if run_id is not None:
         cfg = load_experiment(download_run_config(client, run_id), list(overrides))
     elif experiment_file:

@@ -20,6 +20,7 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.tracking import names
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow spells a run id
+LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")  # and an MLflow 3 logged model's id
 
 
 def keras_model_uri(run_id: str) -> str:
@@ -28,38 +29,53 @@ def keras_model_uri(run_id: str) -> str:
 
 
 def model_uri_for(model: str) -> str:
-    """A bare run id means that run's logged model; anything else is an MLflow model URI or path."""
-    return keras_model_uri(model) if RUN_ID.fullmatch(model) else model
+    """A bare run id means that run's logged model, a bare logged model id `models:/<id>`; anything
+    else is an MLflow model URI or path."""
+    if RUN_ID.fullmatch(model):
+        return keras_model_uri(model)
+    return f"models:/{model}" if LOGGED_MODEL_ID.fullmatch(model) else model
 
 
-def source_run_id(client, uri: str) -> str | None:
-    """The run that logged the model at `uri`: runs:/ID/..., models:/NAME/VERSION or models:/NAME@ALIAS."""
+def source_run_id(client, uri: str, option: str = "--model") -> str | None:
+    """The run that logged the model at `uri`: runs:/ID/..., models:/NAME/VERSION, models:/NAME@ALIAS,
+    or a logged model's id (`m-...`, also as `models:/m-...`). `option` names `uri` in the error."""
     from mlflow.exceptions import MlflowException
 
     try:
         if uri.startswith("runs:/"):
             return uri.removeprefix("runs:/").split("/", 1)[0]
+        rest = uri.removeprefix("models:/")
+        if rest.startswith("m-") and not any(c in rest for c in "/@"):  # an MLflow 3 logged-model id
+            return client.get_logged_model(rest).source_run_id
         if uri.startswith("models:/"):
-            name, _, rest = uri.removeprefix("models:/").partition("@")
-            if rest:
-                return client.get_model_version_by_alias(name, rest).run_id
-            name, _, version = uri.removeprefix("models:/").rpartition("/")
+            name, _, alias = rest.partition("@")
+            if alias:
+                return client.get_model_version_by_alias(name, alias).run_id
+            name, _, version = rest.rpartition("/")
             return client.get_model_version(name, version).run_id
-        if uri.startswith("m-"):  # an MLflow 3 logged-model id
-            return client.get_logged_model(uri).source_run_id
     except MlflowException as exc:
-        raise GalaxyZooError(f"--model {uri}: {exc.message}") from None
+        raise GalaxyZooError(f"{option} {uri}: {exc.message}") from None
     return None
 
 
-def check_run_exists(client, run_id: str, model: str) -> None:
-    """Refuse `--model model` when its run `run_id` is not in the store (a typo, or another store)."""
+def network_uri(uri: str, run_id: str | None) -> str:
+    """The Keras network behind `uri`, whose run is `run_id` (`source_run_id`).
+
+    A `models:/` URI names a registered version or a logged model, which for a
+    training run may be the packaged model (crop + network, see promote); the
+    network it wraps is its run's Keras model. Other URIs and paths name a Keras model themselves.
+    """
+    return keras_model_uri(run_id) if uri.startswith("models:/") and run_id is not None else uri
+
+
+def check_run_exists(client, run_id: str, model: str, option: str = "--model") -> None:
+    """Refuse `--model model` (or `option`) when its run `run_id` is not in the store (a typo, or another store)."""
     from mlflow.exceptions import MlflowException
 
     try:
         client.get_run(run_id)
     except MlflowException:
-        raise GalaxyZooError(f"--model {model}: no such run {run_id} in {client.tracking_uri}") from None
+        raise GalaxyZooError(f"{option} {model}: no such run {run_id} in {client.tracking_uri}") from None
 
 
 def find_packaged_model(client, run, packaged_class: str) -> str | None:

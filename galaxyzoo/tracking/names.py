@@ -47,6 +47,11 @@ TAG_DATA_STORE_ID = "data.store_content_id"
 TAG_DATA_LEFT_OUT = "data.left_out"  # galaxies of the split without a usable crop
 # "true" on a run whose test metrics include test-time augmentation: a training's `evaluate.tta`, or evaluate --tta.
 TAG_TTA = "evaluate.tta"
+# A warm start (`warm_start.*` in the config, `train --init-from`): tags, not params, so warm and cold runs
+# log the same params. Only a warm-started run has them.
+TAG_INIT_FROM = "warm_start.init_from"  # the source model's URI as the config gives it
+TAG_FREEZE_BLOCKS = "warm_start.freeze_blocks"  # how many of the first conv blocks kept the source's weights
+TAG_INIT_FROM_RUN = "warm_start.source_run_id"  # the run that trained the source (an alias may move on later)
 
 
 def data_part_size(part: str) -> str:

@@ -1,4 +1,4 @@
-"""Fit the CNN of an experiment config: a trained model, and no MLflow at all.
+"""Fit the CNN of an experiment config: a trained model, and no MLflow (but to find a warm start's source).
 
 ```python
 from galaxyzoo.config.experiment import load_experiment
@@ -12,8 +12,9 @@ result.model, result.history["val_rmse"], result.runtime
 ```
 
 `fit` is the whole job for a script or a benchmark: seed, loss, optimizer,
-compiled model, the runtime (the `train.precision` dtype policy and a multi-GPU
-strategy where GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
+compiled model (its first weights from `warm_start.init_from` when set,
+`training.warm_start`), the runtime (the `train.precision` dtype policy and a
+multi-GPU strategy where GPUs exist) and the config's callbacks. A tracked run (`training.run`) acts
 between those steps: it records the runtime and the params before the first
 epoch and evaluates inside the same runtime, so it opens the runtime itself:
 
@@ -44,10 +45,11 @@ from galaxyzoo.config.experiment import ExperimentConfig, model_kwargs
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import losses, metrics
-from galaxyzoo.model.network import build_model
+from galaxyzoo.model.network import build_model, freeze_conv_blocks
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
+from galaxyzoo.training.warm_start import InitWeights, load_init
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +90,20 @@ def fit(cfg: ExperimentConfig, dataset: Dataset, run_dir: str | Path, *, resume:
         callbacks: more Keras callbacks, run after the config's.
         verbose: Keras `fit` verbosity; default 1 on a terminal, 2 (a line per epoch) otherwise.
 
-    Bad loss parameters or a damaged checkpoint are a `GalaxyZooError`.
+    Bad loss parameters, a damaged checkpoint or a warm start's source
+    (`warm_start.init_from`, read from `tracking.tracking_uri`'s store) that
+    does not fit are a `GalaxyZooError`.
     """
     loss = make_loss(cfg.train)
+    init = None
+    if cfg.warm_start.init_from is not None and not resume:
+        from galaxyzoo.tracking import mlflow_runs
+
+        init = load_init(mlflow_runs.connect(mlflow_runs.tracking_uri(cfg.tracking.tracking_uri)), cfg)
     keras.utils.set_random_seed(cfg.train.seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with fitting(cfg, loss, run_dir, resume=resume, data=str(dataset.workspace.db)) as f:
+    with fitting(cfg, loss, run_dir, resume=resume, data=str(dataset.workspace.db), init=init) as f:
         if resume:
             f.restore()
         return f.fit(dataset, extra_callbacks=callbacks, verbose=verbose)
@@ -130,17 +139,25 @@ class Fitting:
 
 @contextlib.contextmanager
 def fitting(cfg: ExperimentConfig, loss, run_dir: Path, *, resume: bool = False, data: str = "the training data",
-            metrics_logger: cb.MlflowMetricsLogger | None = None) -> Iterator[Fitting]:
+            metrics_logger: cb.MlflowMetricsLogger | None = None, init: InitWeights | None = None
+            ) -> Iterator[Fitting]:
     """The runtime of `cfg` (`runtime_scope`), and in it the compiled model and its callbacks.
 
     `resume` has the checkpoint callback put its saved callback state back when
     training begins; call `Fitting.restore` for the weights and the epoch.
-    `data` and `metrics_logger` go to `callbacks.build_callbacks`. Evaluate
-    inside the `with`: the runtime (policy, strategy) is put back when it ends.
+    `init` (a warm start, `warm_start.load_init`) gives the model its first
+    weights; a resume passes none. `data` and `metrics_logger` go to
+    `callbacks.build_callbacks`. Evaluate inside the `with`: the runtime
+    (policy, strategy) is put back when it ends.
     """
+    if cfg.warm_start.init_from is not None and not resume and init is None:
+        raise GalaxyZooError(f"warm_start.init_from {cfg.warm_start.init_from}: a fresh training needs its "
+                             "weights (training.warm_start.load_init)")
     with runtime_scope(cfg.train) as (scope, runtime):
         with scope:
             model = compile_model(cfg, loss)
+            if init is not None:
+                init.apply(model)
         callbacks, params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, resume=resume, data=data,
                                                metrics_logger=metrics_logger)
         yield Fitting(cfg, model, run_dir, callbacks, params, runtime)
@@ -161,9 +178,11 @@ def make_loss(train_cfg):
 
 
 def compile_model(cfg: ExperimentConfig, loss):
-    """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
+    """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics; the
+    first `warm_start.freeze_blocks` conv blocks are frozen (a resume freezes them again)."""
     # Under a mixed policy the head still computes in float32 (model.network.build_model).
     model = build_model(**model_kwargs(cfg))
+    freeze_conv_blocks(model, cfg.warm_start.freeze_blocks)
     model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
     return model
 

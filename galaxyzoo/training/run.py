@@ -17,8 +17,9 @@ versions and runtime as tags; the three parts as MLflow datasets; per-epoch,
 test and system metrics; the Keras model and the packaged (crop + network)
 pyfunc model, both showing the last epoch's metrics; the CSV log, the
 resolved config and plots. A checkpoint after every epoch lets a killed
-training continue in the same run (`resume=RUN_ID` or `"auto"`). See
-docs/training.md for the run's layout.
+training continue in the same run (`resume=RUN_ID` or `"auto"`). A warm start
+(`warm_start.init_from`) loads and checks its source before the run is
+created (`training.warm_start`). See docs/training.md for the run's layout.
 
 This module imports Keras and MLflow: the CLI imports it only inside the
 `train` command.
@@ -38,13 +39,14 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, knobs
+from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, hashed_sections, knobs
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.fit import fitting, make_loss
 from galaxyzoo.training.record import record
+from galaxyzoo.training.warm_start import InitWeights, load_init
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +137,15 @@ def train(
     run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
     mlflow_runs.mark_experiment(client, experiment_id)  # also the one `mlflow run` or a sweep chose
     resuming = run_id is not None and run_id != env_run
+    # A warm start's source is loaded and checked before any run exists; a resume has its own checkpoint.
+    init = load_init(client, cfg) if cfg.warm_start.init_from is not None and not resuming else None
 
     dataset = load_dataset(cfg.data, with_counts=loss.needs_counts,
                            progress=progress)
     logger.info("data: %s; %s", dataset.workspace.store, dataset.split.describe())
     keras.utils.set_random_seed(cfg.train.seed)
 
-    tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, extra_tags)
+    tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, init, extra_tags)
     name = run_name or cfg.tracking.run_name or cfg.name
     with mlflow_runs.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
                            run_name=None if resuming else name, tags=tags,
@@ -153,7 +157,7 @@ def train(
                                            names.TAG_OUTCOME: "running"})
         try:
             with mlflow_runs.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
-                result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming,
+                result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, init,
                               list(extra_callbacks), verbose)
         except tuple(pruned_exceptions):
             shutil.rmtree(run_dir, ignore_errors=True)  # a pruned trial is never resumed
@@ -201,7 +205,7 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
     if run.info.status == "FINISHED":
         raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
     if tags.get(names.TAG_CONFIG_HASH) != chash:
-        changed = _changed_keys({**tags, **run.data.params}, flatten(cfg))
+        changed = _changed_keys({**tags, **run.data.params}, cfg)
         raise GalaxyZooError(
             f"--resume {run_id}: the run was trained with another config (hash "
             f"{tags.get(names.TAG_CONFIG_HASH)}, this one is {chash}; differing: {changed}); "
@@ -216,14 +220,19 @@ def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> 
     return run.info.experiment_id
 
 
-def _changed_keys(logged: dict[str, str], current: dict[str, str]) -> str:
-    keys = [k for k, v in current.items() if k.split(".")[0] in ("data", "model", "train") and logged.get(k) != v]
+def _changed_keys(logged: dict[str, str], cfg: ExperimentConfig) -> str:
+    """The hashed keys whose logged value (param, or tag for a warm start) differs from `cfg`'s."""
+    current = flatten(cfg)
+    sections = hashed_sections(cfg) + (("warm_start",) if names.TAG_INIT_FROM in logged else ())
+    keys = [k for k, v in current.items() if k.split(".")[0] in sections and logged.get(k) != v]
     return ", ".join(f"{k}: {logged.get(k)} -> {current[k]}" for k in keys[:5]) or "unknown"
 
 
-def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, extra: dict | None) -> dict[str, str]:
+def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, init: InitWeights | None,
+          extra: dict | None) -> dict[str, str]:
     """A new run's tags: what makes runs findable and what is not a knob of the training
-    (data identity and sizes, library versions, tracking settings); see docs/training.md."""
+    (data identity and sizes, library versions, tracking settings, a warm start's source);
+    see docs/training.md."""
     flat = flatten(cfg)
     tags = {
         names.TAG_EXPERIMENT_FILE: file_tag,
@@ -236,6 +245,7 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, ex
         **{names.TAG_VERSION_PREFIX + k: v for k, v in mlflow_runs.library_versions().items()},
         # Settings that do not change the trained model: tags, not params (the params are the knobs).
         **{k: v for k, v in flat.items() if k.startswith(("tracking.", "evaluate."))},
+        **(init.tags(cfg.warm_start.freeze_blocks) if init else {}),
         **cfg.tracking.tags,
         **(extra or {}),
     }
@@ -281,13 +291,13 @@ def _log_datasets(dataset: Dataset) -> None:
         mlflow.log_inputs(datasets=datasets, contexts=[p.name for p in parts], tags_list=[None] * len(parts))
 
 
-def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, extra_callbacks,
+def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, init, extra_callbacks,
          verbose) -> TrainResult:
-    """Fit, evaluate and record one run (the active MLflow run `run_id`)."""
+    """Fit, evaluate and record one run (the active MLflow run `run_id`), from `init`'s weights if given."""
     skip = mlflow_runs.logged_steps(client, run_id) if resuming else None
     metrics_logger = cb.MlflowMetricsLogger(client, run_id, skip)
     with fitting(cfg, loss, run_dir, resume=resuming, data=str(dataset.workspace.db),
-                 metrics_logger=metrics_logger) as f:
+                 metrics_logger=metrics_logger, init=init) as f:
         mlflow_runs.set_tags(client, run_id, f.runtime)  # a resume may run on another machine: its runtime
         if resuming:
             f.restore()
