@@ -75,9 +75,15 @@ def test_an_ensemble_of_two_averages_and_promote_registers_it(sweep_store, real_
     version = client.get_model_version_by_alias("ensemble-test", "champion")
     assert version.run_id == run_id and f"`{members[1]}`" in version.description  # names its members
     frame = _images(real_images_dir)
-    registered = packaged.load_packaged("models:/ensemble-test@champion").predict(frame)
-    each = [_packaged(client, m).predict(frame)[packaged.ANSWER_COLUMNS].to_numpy() for m in members]
-    np.testing.assert_allclose(registered[packaged.ANSWER_COLUMNS].to_numpy(), np.mean(each, axis=0), atol=1e-6)
+    loaded = packaged.load_packaged("models:/ensemble-test@champion")
+    registered = loaded.predict(frame)[packaged.ANSWER_COLUMNS].to_numpy()
+    # each member's network, loaded from the ensemble's own artifacts, on the same crops
+    inner = loaded.unwrap_python_model()
+    images = [base64.b64decode(v) for v in frame["image"]]
+    each = [packaged.predict_images(m, images, inner.size, inner.channels)[packaged.ANSWER_COLUMNS].to_numpy()
+            for m in inner.network.members]
+    assert len(each) == 2 and not np.allclose(each[0], each[1])  # two different networks...
+    np.testing.assert_allclose(registered, np.mean(each, axis=0), atol=1e-6)  # ...and their mean
 
     # members trained on another split cannot be scored on one test split: one line, exit 2
     client.set_tag(members[1], "data.split_id", "another-split")
