@@ -85,6 +85,16 @@ def test_an_ensemble_of_two_averages_and_promote_registers_it(sweep_store, real_
     assert len(each) == 2 and not np.allclose(each[0], each[1])  # two different networks...
     np.testing.assert_allclose(registered, np.mean(each, axis=0), atol=1e-6)  # ...and their mean
 
+    # compare lists the ensemble beside the trainings, with the columns of the trainings alone
+    from galaxyzoo.tracking import compare
+
+    experiment = client.get_experiment(client.get_run(run_id).info.experiment_id).name
+    _, runs = compare.runs_of(client, experiment_name=experiment)
+    with_it, without = compare.runs_table(runs), compare.runs_table([r for r in runs if r.info.run_id != run_id])
+    assert run_id in set(with_it["run_id"]) and "model.head" in with_it.columns  # searched: differs
+    # only its own extra metrics (val_mse, ...) add columns, never a param all the trainings share
+    assert all(c.startswith(("val_", "test_")) for c in set(with_it.columns) ^ set(without.columns))
+
     # members trained on another split cannot be scored on one test split: one line, exit 2
     client.set_tag(members[1], "data.split_id", "another-split")
     assert main(["ensemble", "--runs", *members, "--tracking-uri", uri]) == 2
