@@ -21,6 +21,7 @@ COMMANDS = (
     "train",
     "evaluate",
     "sweep",
+    "ensemble",
     "promote",
     "predict",
     "embed",

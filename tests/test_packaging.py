@@ -29,7 +29,10 @@ OPTIONAL = {
               "study-name": "s", "pruner": "none", "set": "seed=1", "heartbeat": "30", "db-retry": "60",
               # the spellings the README and older docs use: `-P n_trials=3 -P study_name=s`
               "n_trials": "3", "study_name": "s"},
-    "promote": {"experiment_name": "galaxyzoo", "sweep_run": "0" * 32, "experiment-name": "galaxyzoo"},
+    "promote": {"experiment_name": "galaxyzoo", "sweep_run": "0" * 32, "experiment-name": "galaxyzoo",
+                "run": "0" * 32},
+    "ensemble": {"experiment_name": "galaxyzoo", "sweep_run": "0" * 32, "runs": f"{'0' * 32} {'1' * 32}",
+                 "batch-size": "64"},
 }
 
 

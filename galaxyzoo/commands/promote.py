@@ -14,6 +14,9 @@ def add_parser(subparsers):
                    "training, e.g. Default after a bare `mlflow run . -e sweep`)")
     p.add_argument("--sweep-run", "--sweep_run", default="", metavar="RUN_ID",
                    help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
+    p.add_argument("--run", default="", metavar="RUN_ID",
+                   help="register this finished run's model, e.g. an ensemble run (`galaxyzoo ensemble`), "
+                   "instead of choosing one (wins over --sweep-run and --experiment-name)")
     p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
     p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
                    help="min: lower is better; max: higher; auto (default): max for R² metrics, else min")
@@ -32,6 +35,7 @@ def run(args) -> int:
         client,
         experiment_name=args.experiment_name.strip() or None,
         sweep_run=args.sweep_run.strip() or None,
+        run_id=args.run.strip() or None,
         metric=args.metric,
         mode=args.mode,
         model_name=args.model_name,

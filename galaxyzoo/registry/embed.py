@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model.network import embedding_model
 from galaxyzoo.registry.embeddings import files_of, write_embeddings
-from galaxyzoo.registry.packaged import embed_images, load_packaged
+from galaxyzoo.registry.packaged import EnsembleModel, embed_images, load_packaged
 from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, collect_images, read_chunks
 from galaxyzoo.tracking import mlflow_runs
 
@@ -55,6 +56,9 @@ def embed_files(model_uri: str, inputs: list[str | Path], out: str | Path, progr
         if tracking_uri:
             mlflow_runs.connect(tracking_uri)
         model = load_packaged(model_uri).unwrap_python_model()
+        if isinstance(model, EnsembleModel):  # each member has features of its own; their mean means nothing
+            raise GalaxyZooError(f"--model {model_uri}: an ensemble has no one representation to embed; "
+                                 "embed one of its members (tag ensemble.members of its run)")
         encoder = embedding_model(model.network)
         names, errors, parts = [], [], []
         for part, contents, unreadable in read_chunks(files, chunk, progress, "embed"):

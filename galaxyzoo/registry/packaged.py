@@ -24,6 +24,8 @@ head (`galaxyzoo embed`).
 
 Training logs one beside its Keras model (`log_packaged_model`), `promote`
 registers it, and `load_packaged` loads one back, refusing a bare Keras model.
+`EnsembleModel` is the same pyfunc over the mean of several networks
+(`galaxyzoo ensemble` logs one with `log_ensemble_model`).
 
 >>> model = mlflow.pyfunc.load_model("models:/galaxyzoo-cnn@champion")
 >>> model.predict(pd.DataFrame({"image": [base64.b64encode(open("100008.jpg", "rb").read()).decode()]}))
@@ -49,6 +51,7 @@ from galaxyzoo import schema
 from galaxyzoo.config.experiment import load_experiment, model_kwargs
 from galaxyzoo.data.crop import crop_image, decode_image, to_unit
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.model.ensemble import MeanOfModels
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.tracking import mlflow_runs, names
@@ -142,25 +145,32 @@ def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
     return images, errors
 
 
+def load_network(keras_uri: str, cfg, origin: str):
+    """The Keras network at `keras_uri` (uncompiled), checked against `cfg`'s crops and computing in
+    the precision this machine would train `cfg` in (`model.precision`); `origin` names it in errors."""
+    import mlflow.keras
+
+    import galaxyzoo.model.network  # noqa: F401 - registers the softmax head's custom layer for loading
+
+    network = mlflow.keras.load_model(keras_uri, load_model_kwargs={"compile": False})
+    expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
+    if tuple(network.input_shape[1:]) != expected:
+        raise ValueError(f"{origin}: network input {network.input_shape[1:]} does not match the config's "
+                         f"crops {expected}")
+    return recast(network, machine_precision(cfg.train.precision).policy, model_kwargs(cfg), origin)
+
+
 class PackagedModel(mlflow.pyfunc.PythonModel):
     """Crop + scaling + Keras network as one MLflow pyfunc model (see the module docstring)."""
 
     def load_context(self, context):
-        import mlflow.keras
-
-        import galaxyzoo.model.network  # noqa: F401 - registers the softmax head's custom layer for loading
-
         cfg = load_experiment(context.artifacts[names.PACKAGED_CONFIG_ARTIFACT])
         self.size, self.channels = cfg.data.image_size, cfg.data.channels
-        self.network = mlflow.keras.load_model(context.artifacts[names.PACKAGED_KERAS_ARTIFACT],
-                                               load_model_kwargs={"compile": False})
-        expected = (self.size, self.size, self.channels)
-        if tuple(self.network.input_shape[1:]) != expected:
-            raise ValueError(f"network input {self.network.input_shape[1:]} does not match the config's "
-                             f"crops {expected}")
-        # Served in the precision this machine would train the config in (`model.precision`).
-        self.network = recast(self.network, machine_precision(cfg.train.precision).policy, model_kwargs(cfg),
-                              context.artifacts[names.PACKAGED_KERAS_ARTIFACT])
+        self.network = self._network(context.artifacts, cfg)
+
+    def _network(self, artifacts: dict[str, str], cfg):
+        keras_path = artifacts[names.PACKAGED_KERAS_ARTIFACT]
+        return load_network(keras_path, cfg, keras_path)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if INPUT_COLUMN not in model_input.columns:
@@ -176,7 +186,29 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         return frame
 
 
+class EnsembleModel(PackagedModel):
+    """A `PackagedModel` whose network is the mean of several (`model.ensemble.MeanOfModels`).
+
+    Each member keeps its own Keras model and config (`names.member_artifact`),
+    so each is recast by its own config; the crops are the ensemble's config's,
+    which every member shares (`galaxyzoo ensemble` checks it).
+    """
+
+    def __init__(self, n_members: int):
+        super().__init__()
+        self.n_members = n_members
+
+    def _network(self, artifacts: dict[str, str], cfg):
+        members = []
+        for i in range(self.n_members):
+            keras_path = artifacts[names.member_artifact(i, names.PACKAGED_KERAS_ARTIFACT)]
+            member_cfg = load_experiment(artifacts[names.member_artifact(i, names.PACKAGED_CONFIG_ARTIFACT)])
+            members.append(load_network(keras_path, member_cfg, keras_path))
+        return MeanOfModels(members)
+
+
 PACKAGED_CLASS = f"{PackagedModel.__module__}.{PackagedModel.__qualname__}"
+ENSEMBLE_CLASS = f"{EnsembleModel.__module__}.{EnsembleModel.__qualname__}"
 
 
 def signature():
@@ -204,33 +236,63 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
     registry version links back to the training run; it carries the run's
     params, and MLflow links it to the run's metrics at `step` (the last epoch's).
     """
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = _run_artifacts(client, run_id, Path(tmp))
+        return _log_pyfunc(client, run_id, PackagedModel(), artifacts, Path(tmp), step)
+
+
+def log_ensemble_model(client, run_id: str, member_ids: list[str], step: int = 0) -> str:
+    """Log, in ensemble run `run_id`, an `EnsembleModel` of the members' Keras models and configs; its URI.
+
+    The crop config is run `run_id`'s own `config.yaml` (a copy of its best member's).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "ensemble").mkdir()
+        artifacts = {names.PACKAGED_CONFIG_ARTIFACT: str(download_run_config(client, run_id, tmp / "ensemble"))}
+        for i, member in enumerate(member_ids):
+            artifacts.update({names.member_artifact(i, key): path
+                              for key, path in _run_artifacts(client, member, tmp / f"member{i}").items()})
+        return _log_pyfunc(client, run_id, EnsembleModel(len(member_ids)), artifacts, tmp, step)
+
+
+def _run_artifacts(client, run_id: str, dst: Path) -> dict[str, str]:
+    """A training run's Keras model and `config.yaml`, downloaded under `dst`: the pyfunc's artifacts."""
+    import mlflow
+
+    dst.mkdir(parents=True, exist_ok=True)
+    keras_dir = mlflow.artifacts.download_artifacts(
+        artifact_uri=keras_model_uri(run_id), dst_path=str(dst / "keras"), tracking_uri=client.tracking_uri,
+    )
+    config_path = download_run_config(client, run_id, dst, why=", so its crop size is unknown")
+    return {names.PACKAGED_KERAS_ARTIFACT: keras_dir, names.PACKAGED_CONFIG_ARTIFACT: str(config_path)}
+
+
+def _log_pyfunc(client, run_id: str, python_model: PackagedModel, artifacts: dict[str, str], tmp: Path,
+                step: int) -> str:
+    """Log `python_model` with `artifacts` and the crop code as run `run_id`'s packaged model; its URI."""
     import mlflow
 
     run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        keras_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=keras_model_uri(run_id), dst_path=str(tmp / "keras"), tracking_uri=client.tracking_uri,
+    code = _package_code(tmp / "code")
+    model_class = type(python_model)
+    logged = client.create_logged_model(
+        experiment_id=run.info.experiment_id, name=names.PACKAGED_MODEL_NAME, source_run_id=run_id,
+        params=run.data.params, tags={names.TAG_PACKAGED_CLASS: f"{model_class.__module__}.{model_class.__qualname__}"},
+    )
+    with warnings.catch_warnings():
+        # The input is base64 image bytes; the signature documents it better than an example would.
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
+        info = mlflow.pyfunc.log_model(
+            name=names.PACKAGED_MODEL_NAME,
+            python_model=python_model,
+            artifacts=artifacts,
+            code_paths=[str(code)],
+            signature=signature(),
+            pip_requirements=_requirements(),
+            model_id=logged.model_id,
+            step=step,
         )
-        config_path = download_run_config(client, run_id, tmp, why=", so its crop size is unknown")
-        code = _package_code(tmp / "code")
-        logged = client.create_logged_model(
-            experiment_id=run.info.experiment_id, name=names.PACKAGED_MODEL_NAME, source_run_id=run_id,
-            params=run.data.params, tags={names.TAG_PACKAGED_CLASS: PACKAGED_CLASS},
-        )
-        with warnings.catch_warnings():
-            # The input is base64 image bytes; the signature documents it better than an example would.
-            warnings.filterwarnings("ignore", message=".*input example was not provided")
-            info = mlflow.pyfunc.log_model(
-                name=names.PACKAGED_MODEL_NAME,
-                python_model=PackagedModel(),
-                artifacts={names.PACKAGED_KERAS_ARTIFACT: keras_dir, names.PACKAGED_CONFIG_ARTIFACT: str(config_path)},
-                code_paths=[str(code)],
-                signature=signature(),
-                pip_requirements=_requirements(),
-                model_id=logged.model_id,
-                step=step,
-            )
     return info.model_uri
 
 

@@ -54,6 +54,7 @@ def promote(
     *,
     experiment_name: str | None = None,
     sweep_run: str | None = None,
+    run_id: str | None = None,
     metric: str = "val_rmse",
     mode: str = "auto",
     model_name: str = "galaxyzoo-cnn",
@@ -62,18 +63,20 @@ def promote(
 ) -> PromoteResult:
     """Register the best run's packaged model as a new version of `model_name` and alias it.
 
-    Scope: `sweep_run`'s trials, else `experiment_name`'s trainings, else
-    those of the experiment holding the latest galaxyzoo training. With
+    Scope: run `run_id` alone (e.g. an ensemble run, which no ranking
+    includes: it has no Keras model of its own), else `sweep_run`'s trials,
+    else `experiment_name`'s trainings, else those of the experiment holding
+    the latest galaxyzoo training. With
     `project_run_id` (the run `mlflow run . -e promote` created; the CLI passes
     MLFLOW_RUN_ID), that run is named and tagged with what was promoted.
     """
-    if mode not in MODES:
-        raise GalaxyZooError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    mode = resolve_mode(metric, mode)
     check_names(model_name, alias)  # a bad alias must not leave a registered version without one
-    if mode == "auto":
-        mode = "min" if compare.lower_is_better(metric) else "max"
-    experiment_id, runs, where = scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
-    ranked = ranked_runs(client, experiment_id, runs, metric=metric, mode=mode, where=where)
+    if run_id:
+        runs, where = [named_run(client, run_id, "--run")], f"run {run_id} (named by --run)"
+    else:
+        _, runs, where = scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
+    ranked = ranked_runs(client, runs, metric=metric, mode=mode, where=where, ensembles=bool(run_id))
     best = ranked[0]
     model_uri = packaged_model_uri(client, best)
     version = _register(client, model_uri, model_name, ranked, metric, mode, where)
@@ -91,10 +94,33 @@ def promote(
     return result
 
 
+def resolve_mode(metric: str, mode: str) -> str:
+    """`min` or `max` for `mode` (one of MODES; auto: max for R² metrics, else min)."""
+    if mode not in MODES:
+        raise GalaxyZooError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "auto":
+        return "min" if compare.lower_is_better(metric) else "max"
+    return mode
+
+
+def named_run(client, run_id: str, option: str):
+    """The run `run_id`, or a GalaxyZooError naming `option` when the store has none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise GalaxyZooError(f"{option} {run_id}: no such run in {client.tracking_uri}") from None
+
+
 def packaged_model_uri(client, run) -> str:
     """`models:/<id>` of the packaged model `run` logged, else (an older run) one packaged now."""
-    found = find_packaged_model(client, run, packaged.PACKAGED_CLASS)
-    if found:
+    ensemble = names.TAG_ENSEMBLE in run.data.tags
+    found = find_packaged_model(client, run, packaged.ENSEMBLE_CLASS if ensemble else packaged.PACKAGED_CLASS)
+    if found or ensemble:  # an ensemble run always logs one; only a training run can be packaged now
+        if not found:
+            raise GalaxyZooError(f"ensemble run {run.info.run_id} has no packaged model; "
+                                 "run `galaxyzoo ensemble` again")
         return found
     # Link it to the run's last epoch, as training does (mlflow_runs.log_keras_model).
     losses = mlflow_runs.metric_histories(client, run.info.run_id, ["loss"]).get("loss")
@@ -142,9 +168,17 @@ def scope(client, *, experiment_name: str | None = None, sweep_run: str | None =
     return experiment_id, runs, f"experiment {name!r} (it holds the latest galaxyzoo training)"
 
 
-def ranked_runs(client, experiment_id: str, runs: list, *, metric: str, mode: str, where: str) -> list:
-    """The FINISHED runs with a logged model and a finite `metric`, best first (never empty)."""
-    with_model = runs_with_model(client, experiment_id)
+def ranked_runs(client, runs: list, *, metric: str, mode: str, where: str, to: str = "promote",
+                ensembles: bool = False) -> list:
+    """The FINISHED runs with a logged Keras model and a finite `metric`, best first (never empty).
+
+    With `ensembles`, an ensemble run (which has no Keras model of its own) counts too: `promote
+    --run` registers its packaged model. `to` is what the runs are chosen for, as the refusals
+    say it ("nothing to promote in ...").
+    """
+    with_model = {r.info.run_id for r in runs if ensembles and names.TAG_ENSEMBLE in r.data.tags}
+    for experiment_id in sorted({r.info.experiment_id for r in runs}):
+        with_model |= runs_with_model(client, experiment_id)
     finished = [r for r in runs if r.info.status == "FINISHED"]
     candidates = [
         r
@@ -155,11 +189,11 @@ def ranked_runs(client, experiment_id: str, runs: list, *, metric: str, mode: st
         finished_with_model = sum(r.info.run_id in with_model for r in finished)
         if not finished_with_model:
             raise GalaxyZooError(
-                f"nothing to promote in {where}: no finished run has a logged model ({len(runs)} runs, "
+                f"nothing to {to} in {where}: no finished run has a logged model ({len(runs)} runs, "
                 f"{len(finished)} finished); train one with `galaxyzoo train` first"
             )
         raise GalaxyZooError(
-            f"nothing to promote in {where}: none of the {finished_with_model} finished runs with a model "
+            f"nothing to {to} in {where}: none of the {finished_with_model} finished runs with a model "
             f"has the metric {metric!r}"
         )
     return sorted(candidates, key=lambda r: r.data.metrics[metric], reverse=mode == "max")
@@ -244,6 +278,7 @@ def _description(client, model_name: str, version: int, ranked: list, metric: st
         "",
         f"**Chosen**: {_choice_text(ranked, metric, mode, where)}",
         "",
+        *_ensemble_text(run),
         "Metrics:",
         *(f"- {k}: {metrics[k]:.5g}" for k in sorted(k for k in metrics if compare.HEADLINE.fullmatch(k))),
         "",
@@ -271,6 +306,17 @@ def _data_text(params: dict[str, str]) -> str:
                   f"`{params.get(names.TAG_DATA_RAW_DIR, params.get('data.source', '?'))}`")
     sizes = " / ".join(f"{params.get(names.data_part_size(part), '?')} {part}" for part in ("train", "val", "test"))
     return f"{source}; split `{params.get(names.TAG_DATA_SPLIT_ID, '?')}` ({sizes})."
+
+
+def _ensemble_text(run) -> list[str]:
+    """For an ensemble run, the lines naming its members; nothing for a training run."""
+    members = run.data.tags.get(names.TAG_ENSEMBLE_MEMBERS)
+    if not members:
+        return []
+    listed = ", ".join(f"`{m}`" for m in members.split(","))
+    return [f"**Ensemble**: the mean prediction of the runs {listed} "
+            f"(chosen by {run.data.tags.get(names.TAG_SELECTED_BY, '?')} in {run.data.tags.get(names.TAG_SCOPE, '?')}).",
+            ""]
 
 
 def _choice_text(ranked: list, metric: str, mode: str, where: str) -> str:

@@ -97,7 +97,9 @@ def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
     if not table["trial"].astype(bool).any():
         table = table.drop(columns="trial")
     param_columns = [c for c in table.columns if c.startswith("param:")]
-    differing = [c for c in param_columns if _differs(table[c])]
+    # An ensemble run (`galaxyzoo ensemble`) logs only its data's params: the trainings alone say what differed.
+    trainings = [names.TAG_ENSEMBLE not in run.data.tags for run in runs]
+    differing = [c for c in param_columns if _differs(table.loc[trainings, c])]
     table = table.drop(columns=[c for c in param_columns if c not in differing])
     table = table.rename(columns={c: c.removeprefix("param:") for c in differing})
     table = table.sort_values(sort, ascending=lower_is_better(sort), na_position="last", kind="stable")

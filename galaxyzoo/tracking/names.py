@@ -22,6 +22,11 @@ TEST_CROPS_PLOT = "test_crops.png"  # the gallery of test crops with their predi
 PACKAGED_KERAS_ARTIFACT = "keras_model"
 PACKAGED_CONFIG_ARTIFACT = "config"
 
+
+def member_artifact(index: int, artifact: str) -> str:
+    """Inside an ensemble's packaged model: member `index`'s `PACKAGED_KERAS_ARTIFACT` or `PACKAGED_CONFIG_ARTIFACT`."""
+    return f"member{index}_{artifact}"
+
 # ------------------------------------------------------------------ tags of a training run
 TAG_EXPERIMENT_FILE = "experiment_file"
 TAG_CONFIG_HASH = "config_hash"  # every galaxyzoo training run carries it
@@ -100,6 +105,11 @@ TAG_SCOPE = "scope"  # which runs were compared, in words
 TAG_DATA_KIND = "data_kind"  # the training run's TAG_DATA_KIND_OF_RUN, copied
 TAG_SPLIT_ID = "split_id"  # the training run's TAG_DATA_SPLIT_ID, copied
 
+# ------------------------------------------------------------------ tags of an ensemble run (`galaxyzoo ensemble`)
+TAG_ENSEMBLE = "galaxyzoo.ensemble"  # how many members it averages: what tells an ensemble run from a training
+TAG_ENSEMBLE_MEMBERS = "ensemble.members"  # the members' run ids, comma-separated, best first
+# It also carries TAG_SELECTED_BY and TAG_SCOPE (how and among which runs its members were picked).
+
 # ------------------------------------------------------------------ params of an `mlflow run . -e evaluate` run
 PARAM_MODEL_URI = "model_uri"  # the model scored
 PARAM_SOURCE_RUN = TAG_SOURCE_RUN  # the run that trained it, under the version tag's name
@@ -119,6 +129,7 @@ EPOCH_SECONDS = "epoch_seconds"  # each epoch's wall time (training and validati
 # A final metric is logged under its evaluation key (`metrics.evaluate_arrays`: "rmse",
 # "rmse_t01_smooth_or_features", ...) with one of these prefixes.
 TEST_PREFIX = "test_"  # scored on the test split (train and evaluate)
+VAL_PREFIX = "val_"  # scored on the validation split (Keras's own prefix in training; an ensemble's too)
 BEST_PREFIX = "best_"  # the best value of a per-epoch series, or a sweep's best trial
 TTA_SUFFIX = "_tta"  # the same metric, predicted with test-time augmentation (`model.tta`)
 
@@ -126,6 +137,11 @@ TTA_SUFFIX = "_tta"  # the same metric, predicted with test-time augmentation (`
 def on_test_split(key: str) -> str:
     """The metric key of the test split's value of `key`: `rmse` -> `test_rmse`."""
     return TEST_PREFIX + key
+
+
+def on_val_split(key: str) -> str:
+    """The metric key of the validation split's value of `key`: `rmse` -> `val_rmse`."""
+    return VAL_PREFIX + key
 
 
 def with_tta(key: str) -> str:

@@ -61,10 +61,10 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
     per-question table and (with `tracking.plots`) the figures, logged to the run; returns the metrics."""
     test = dataset.parts["test"]
     y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
-    evaluation, metrics = _test_metrics(cfg, test, loss, y_pred)
+    evaluation, metrics = score_on_test(cfg, test, loss, y_pred)
     if cfg.evaluate.tta:
         y_tta = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size, tta=True)
-        metrics.update({names.with_tta(k): v for k, v in _test_metrics(cfg, test, loss, y_tta)[1].items()})
+        metrics.update({names.with_tta(k): v for k, v in score_on_test(cfg, test, loss, y_tta)[1].items()})
     mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
@@ -82,7 +82,7 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
     return metrics
 
 
-def _test_metrics(cfg, test, loss, y_pred) -> tuple[evaluate.Evaluation, dict[str, float]]:
+def score_on_test(cfg, test, loss, y_pred) -> tuple[evaluate.Evaluation, dict[str, float]]:
     """The evaluation of `y_pred` on the test part, and its metrics (the loss too) under their `test_` keys."""
     evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
