@@ -40,8 +40,10 @@ from galaxyzoo.errors import GalaxyZooError
 
 logger = logging.getLogger(__name__)
 
-HEADS = ("sigmoid", "softmax-per-question")
-LOSSES = ("mse", "vote-weighted-mse", "dirichlet-multinomial")
+HEADS = ("sigmoid", "softmax-per-question", "dirichlet")
+LOSSES = ("mse", "vote-weighted-mse", "dirichlet-multinomial", "dirichlet-learned")
+# The head whose outputs are Dirichlet concentrations, and the one loss that reads them as such.
+CONCENTRATION_HEAD, CONCENTRATION_LOSS = "dirichlet", "dirichlet-learned"
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DISTRIBUTE = ("none", "mirrored")
 # The dtype policies `model.precision.resolve_precision` knows; `auto` is resolved on the machine that runs.
@@ -372,6 +374,14 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
                     f"train.callbacks.{name}.monitor",
                     f"{section.monitor!r} needs a validation set, but data.val_size is 0",
                 )
+    if (model.head == CONCENTRATION_HEAD) != (train.loss == CONCENTRATION_LOSS):
+        # The head's outputs are concentrations (1 to 100), not fractions: no other loss reads them right,
+        # and this loss reads no other head's outputs right.
+        if model.head == CONCENTRATION_HEAD:
+            fail("model.head", f"{CONCENTRATION_HEAD!r} needs train.loss {CONCENTRATION_LOSS!r} (its outputs are "
+                               f"Dirichlet concentrations, not fractions), got train.loss {train.loss!r}")
+        fail("train.loss", f"{CONCENTRATION_LOSS!r} needs model.head {CONCENTRATION_HEAD!r} (it reads the outputs "
+                           f"as Dirichlet concentrations), got model.head {model.head!r}")
     aug = train.augment
     if aug.enabled and not (aug.rot90 or aug.flip or aug.shift_px):
         fail("train.augment.enabled", "is true but rot90, flip and shift_px are all off")

@@ -44,7 +44,7 @@ from galaxyzoo.config.experiment import ExperimentConfig, model_kwargs
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import losses, metrics
-from galaxyzoo.model.network import build_model
+from galaxyzoo.model.network import build_model, outputs_concentrations
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
@@ -164,7 +164,8 @@ def compile_model(cfg: ExperimentConfig, loss):
     """The model of `cfg`, compiled with its optimizer, `loss` and the training metrics."""
     # Under a mixed policy the head still computes in float32 (model.network.build_model).
     model = build_model(**model_kwargs(cfg))
-    model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
+    model.compile(optimizer=build_optimizer(cfg.train), loss=loss,
+                  metrics=metrics.training_metrics(concentrations=outputs_concentrations(model)))
     return model
 
 
