@@ -77,9 +77,20 @@ class Concentrations(layers.Layer):
     marginal Beta unimodal and the log-gamma terms of the loss smooth, and the
     ceiling keeps one overconfident galaxy from making the loss explode. A
     question of `k` answers can then be as sure as a concentration of 100 k.
+    A zero logit would start every answer at alpha 50.5, far surer than a
+    crowd of 40 volunteers: `initial_bias` starts the head's Dense at alpha
+    `INITIAL` instead, so training need not first unlearn that confidence.
     """
 
-    def __init__(self, low: float = 1.0, high: float = 100.0, **kwargs):
+    LOW, HIGH, INITIAL = 1.0, 100.0, 3.0
+
+    @classmethod
+    def initial_bias(cls):
+        """The logits' bias initializer that makes a zero input give alpha `INITIAL` (default bounds)."""
+        share = (cls.INITIAL - cls.LOW) / (cls.HIGH - cls.LOW)
+        return keras.initializers.Constant(float(np.log(share / (1.0 - share))))
+
+    def __init__(self, low: float = LOW, high: float = HIGH, **kwargs):
         super().__init__(**kwargs)
         self.low, self.high = float(low), float(high)
 
@@ -132,7 +143,9 @@ def build_model(
     if head == "sigmoid":
         outputs = layers.Dense(schema.N_ANSWERS, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(x)
     else:
-        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32")(x)
+        # The Dirichlet head starts unsure (alpha 3 for every answer, see `Concentrations`), not at 50.
+        bias = Concentrations.initial_bias() if head == CONCENTRATION_HEAD else "zeros"
+        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32", bias_initializer=bias)(x)
         activation = Concentrations if head == CONCENTRATION_HEAD else PerQuestionSoftmax
         outputs = activation(name=OUTPUT_LAYER, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
