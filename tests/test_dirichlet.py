@@ -22,7 +22,7 @@ def test_the_packaged_prediction_has_intervals_around_the_mean(real_images_dir):
     network = build_model(input_size=16, conv_filters=(4,), dense_units=(8,), dense_dropout=(0.0,), head="dirichlet")
     assert outputs_concentrations(network)
     images = [p.read_bytes() for p in sorted(real_images_dir.glob("*.jpg"))[:3]] + [b"not an image"]
-    frame = packaged.predict_images(network, images, 16, 1, tta=True)
+    frame = packaged.predict_images(network, images, 16, 1)
     assert list(frame.columns) == [*packaged.ANSWER_COLUMNS, *packaged.INTERVAL_COLUMNS, "most_likely_path",
                                    "crop_branch", "error"]
     good = frame.iloc[:3]
