@@ -60,6 +60,9 @@ def _keras_metric_classes():
         def fractions(self, y_pred):
             return per_question_fractions(y_pred) if self.concentrations else y_pred
 
+        def get_config(self):
+            return {**super().get_config(), "concentrations": self.concentrations}
+
     class TargetRMSE(_OnFractions, keras.metrics.RootMeanSquaredError):
         """Root mean squared error over the 37 targets, accumulated over all samples."""
 
