@@ -132,6 +132,8 @@ QUESTIONS, ANSWERS = _build()
 N_ANSWERS = len(ANSWERS)  # 37
 ANSWER_BY_STEM = {a.stem: a for a in ANSWERS}
 QUESTION_BY_ID = {q.id: q for q in QUESTIONS}
+# Each answer's question, as an index into QUESTIONS: `v[..., QUESTION_OF_ANSWER]` spreads 11 values over 37.
+QUESTION_OF_ANSWER = np.array([qi for qi, q in enumerate(QUESTIONS) for _ in q.answers])
 
 
 def target_columns(suffix: str = "debiased") -> list[str]:

@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 
 from galaxyzoo.cli import main
+from galaxyzoo.config.experiment import HEADS
 from galaxyzoo.registry import embed, packaged
 
 MODEL = "models:/predict-test@champion"  # the `champion` fixture (conftest.py)
 
 
-@pytest.mark.parametrize("head", ["sigmoid", "softmax-per-question"])
+@pytest.mark.parametrize("head", HEADS)
 def test_embedding_model_is_the_network_before_its_head(head):
     from galaxyzoo.model.network import build_model, embedding_model
 
@@ -24,7 +25,7 @@ def test_embedding_model_is_the_network_before_its_head(head):
     out = features
     for layer in head_layers:
         out = layer(out)
-    np.testing.assert_allclose(np.asarray(out), network.predict(crops, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out), network.predict(crops, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_rows_follow_the_inputs_and_equal_the_sub_model(champion, real_images_dir, tmp_path, capsys):

@@ -38,7 +38,7 @@ def test_get_loss_rejects_unknown_names_and_parameters():
         get_loss("mse", concentration=3)
     with pytest.raises(ValueError, match="concentration must be > 0"):
         get_loss("dirichlet-multinomial", concentration=0)
-    assert [needs_counts(n) for n in LOSSES] == [False, True, True]
+    assert [needs_counts(n) for n in LOSSES] == [False, True, True, True]
 
 
 def test_mse_by_hand_and_ignores_counts():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from galaxyzoo import schema
-from galaxyzoo.config.experiment import HEADS, LOSSES
+from galaxyzoo.config.experiment import CONCENTRATION_HEAD, CONCENTRATION_LOSS, HEADS, LOSSES
 from galaxyzoo.model.losses import get_loss
 from galaxyzoo.model.metrics import training_metrics
 from galaxyzoo.model.network import PerQuestionSoftmax, build_model, load_model
@@ -122,9 +122,9 @@ def test_every_loss_trains_on_targets_with_counts():
     """Each loss and head compiles into a training step on (N, 74) targets-plus-counts."""
     x, y = _fixed_batch()
     for i, name in enumerate(LOSSES):
-        head = HEADS[i % 2]
-        model = build_model(head=head, **SMALL)
-        model.compile(optimizer="adam", loss=get_loss(name), metrics=training_metrics())
+        learned = name == CONCENTRATION_LOSS  # the Dirichlet head and its loss only go together
+        model = build_model(head=CONCENTRATION_HEAD if learned else HEADS[i % 2], **SMALL)
+        model.compile(optimizer="adam", loss=get_loss(name), metrics=training_metrics(concentrations=learned))
         logs = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
         assert set(logs) == {"loss", "rmse", "r2_flat"}, name
         assert np.isfinite(logs["loss"][-1]) and 0 < logs["rmse"][-1] < 1, (name, logs)

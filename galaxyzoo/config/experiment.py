@@ -40,8 +40,10 @@ from galaxyzoo.errors import GalaxyZooError
 
 logger = logging.getLogger(__name__)
 
-HEADS = ("sigmoid", "softmax-per-question")
-LOSSES = ("mse", "vote-weighted-mse", "dirichlet-multinomial")
+HEADS = ("sigmoid", "softmax-per-question", "dirichlet")
+LOSSES = ("mse", "vote-weighted-mse", "dirichlet-multinomial", "dirichlet-learned")
+# The head whose outputs are Dirichlet concentrations, and the one loss that reads them as such.
+CONCENTRATION_HEAD, CONCENTRATION_LOSS = "dirichlet", "dirichlet-learned"
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DISTRIBUTE = ("none", "mirrored")
 # The dtype policies `model.precision.resolve_precision` knows; `auto` is resolved on the machine that runs.
@@ -396,6 +398,14 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
     if warm.freeze_blocks > len(model.conv_filters):
         fail("warm_start.freeze_blocks", f"must be at most the {len(model.conv_filters)} conv blocks of "
              f"model.conv_filters, got {warm.freeze_blocks}")
+    if (model.head == CONCENTRATION_HEAD) != (train.loss == CONCENTRATION_LOSS):
+        # The head's outputs are concentrations (1 to 100), not fractions: no other loss reads them right,
+        # and this loss reads no other head's outputs right.
+        if model.head == CONCENTRATION_HEAD:
+            fail("model.head", f"{CONCENTRATION_HEAD!r} needs train.loss {CONCENTRATION_LOSS!r} (its outputs are "
+                               f"Dirichlet concentrations, not fractions), got train.loss {train.loss!r}")
+        fail("train.loss", f"{CONCENTRATION_LOSS!r} needs model.head {CONCENTRATION_HEAD!r} (it reads the outputs "
+                           f"as Dirichlet concentrations), got model.head {model.head!r}")
     aug = train.augment
     if aug.enabled and not (aug.rot90 or aug.flip or aug.shift_px):
         fail("train.augment.enabled", "is true but rot90, flip and shift_px are all off")

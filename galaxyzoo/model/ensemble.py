@@ -1,7 +1,8 @@
 """Several trained networks that predict as one: the mean of their outputs.
 
 An ensemble of GZ2 networks predicts each galaxy's 37 fractions as the mean of
-its members' fractions (`galaxyzoo ensemble`). `MeanOfModels` offers the two
+its members' fractions (`galaxyzoo ensemble`), whatever their heads: so it
+outputs fractions, never Dirichlet concentrations, and carries no intervals. `MeanOfModels` offers the two
 prediction calls the rest of the package makes on a Keras model, `predict`
 (the packaged model) and `predict_on_batch` (the test split's scoring), so
 test-time augmentation and the crop code run on it unchanged.
@@ -13,6 +14,8 @@ test-time augmentation and the crop code run on it unchanged.
 from __future__ import annotations
 
 import numpy as np
+
+from galaxyzoo.model.network import answer_fractions
 
 
 class MeanOfModels:
@@ -31,12 +34,13 @@ class MeanOfModels:
         self.input_shape = members[0].input_shape
 
     def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
-        return _mean([m.predict(x, batch_size=batch_size, verbose=verbose) for m in self.members])
+        return self._mean([m.predict(x, batch_size=batch_size, verbose=verbose) for m in self.members])
 
     def predict_on_batch(self, x) -> np.ndarray:
-        return _mean([m.predict_on_batch(x) for m in self.members])
+        return self._mean([m.predict_on_batch(x) for m in self.members])
 
-
-def _mean(predictions: list) -> np.ndarray:
-    # float32 like each member's output (the head computes in float32 under every policy)
-    return np.mean([np.asarray(p, dtype=np.float32) for p in predictions], axis=0, dtype=np.float32)
+    def _mean(self, outputs: list) -> np.ndarray:
+        """The members' answer fractions averaged (a Dirichlet head's concentrations become fractions first)."""
+        # float32 like each member's output (the head computes in float32 under every policy)
+        fractions = [answer_fractions(m, np.asarray(o, dtype=np.float32)) for m, o in zip(self.members, outputs)]
+        return np.mean(fractions, axis=0, dtype=np.float32)

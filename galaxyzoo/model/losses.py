@@ -1,6 +1,6 @@
 """Training losses for the 37 Galaxy Zoo 2 answers, in backend-neutral Keras 3.
 
-Three losses share one input convention. `y_true` is either the 37 target
+Four losses share one input convention. `y_true` is either the 37 target
 fractions, shape `(N, 37)`, or the targets followed by the 37 raw vote counts,
 shape `(N, 74)`; the losses that need counts ask for the wider form:
 
@@ -12,7 +12,9 @@ True
 - `"vote-weighted-mse"`: squared errors weighted by the share of volunteers who
   reached each question, so answers to questions few people saw count less.
 - `"dirichlet-multinomial"`: Zoobot-style negative log-likelihood of the raw
-  vote counts of each question, summed over questions.
+  vote counts of each question, summed over questions, with one fixed concentration.
+- `"dirichlet-learned"`: the same likelihood with the concentrations the
+  `"dirichlet"` head learns per galaxy (its output is `alpha`, not fractions).
 
 Every loss is a registered `keras.losses.Loss` written with `keras.ops` only, so
 it runs under the TensorFlow, JAX and PyTorch backends and survives a
@@ -24,7 +26,6 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from galaxyzoo import schema
@@ -73,10 +74,6 @@ def lgamma(x):
     return stirling - ops.where(small, ops.log(product), 0.0)
 
 
-# Index of each answer's question, to spread per-question values back to the 37 columns.
-_QUESTION_OF_ANSWER = np.array([qi for qi, q in enumerate(schema.QUESTIONS) for _ in q.answers])
-
-
 def _question_sums(x):
     """(..., 37) -> (..., 11): the sum of each question's answers.
 
@@ -88,7 +85,7 @@ def _question_sums(x):
 
 def _per_answer(x):
     """(..., 11) -> (..., 37): each question's value repeated over its answers."""
-    return ops.take(x, _QUESTION_OF_ANSWER, axis=-1)
+    return ops.take(x, schema.QUESTION_OF_ANSWER, axis=-1)
 
 
 class _GalaxyZooLoss(keras.losses.Loss):
@@ -168,18 +165,53 @@ class DirichletMultinomialNLL(_GalaxyZooLoss):
     def call(self, y_true, y_pred):
         _, counts = self._split(y_true)
         # The floor keeps alpha > 0 (lgamma's domain) when a sigmoid output reaches 0.
-        p = ops.maximum(y_pred, 1e-7)
-        alpha = self.concentration * p / _per_answer(_question_sums(p))
-        n = _question_sums(counts)  # (batch, 11)
-        total_alpha = _question_sums(alpha)
-        answer_terms = lgamma(counts + alpha) - lgamma(alpha) - lgamma(counts + 1.0)
-        log_prob = (
-            lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + _question_sums(answer_terms)
-        )
-        return ops.sum(ops.where(n > 0, -log_prob, 0.0), axis=-1)
+        alpha = self.concentration * per_question_fractions(ops.maximum(y_pred, 1e-7))
+        return _dirichlet_multinomial_nll(counts, alpha)
 
     def get_config(self):
         return {**super().get_config(), "concentration": self.concentration}
+
+
+@keras.saving.register_keras_serializable(package="galaxyzoo")
+class LearnedDirichletMultinomialNLL(_GalaxyZooLoss):
+    """`DirichletMultinomialNLL` with each galaxy's own concentrations: `y_pred` is `alpha`.
+
+    For the `"dirichlet"` head, whose 37 outputs are the Dirichlet parameters
+    themselves (`model.network.Concentrations`). Their sum per question says
+    how sure the network is, and the likelihood of the vote counts rewards a
+    small sum where the votes could go either way and a large one where they
+    cannot, which is what makes the intervals (`model.dirichlet`) calibrated.
+    """
+
+    needs_counts = True
+
+    def __init__(self, name="dirichlet_learned", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        _, counts = self._split(y_true)
+        return _dirichlet_multinomial_nll(counts, y_pred)
+
+
+def per_question_fractions(x):
+    """(..., 37) positive values -> each divided by its question's sum, so every question sums to 1.
+
+    Turns the `"dirichlet"` head's concentrations into answer fractions (the
+    Dirichlet's mean) inside a graph; `model.dirichlet.fractions` is the NumPy twin.
+    """
+    return x / _per_answer(_question_sums(x))
+
+
+def _dirichlet_multinomial_nll(counts, alpha):
+    """(batch,) negative log-likelihood of the vote `counts` under Dirichlet(`alpha`), summed over questions.
+
+    Questions without votes contribute exactly 0.
+    """
+    n = _question_sums(counts)  # (batch, 11)
+    total_alpha = _question_sums(alpha)
+    answer_terms = lgamma(counts + alpha) - lgamma(alpha) - lgamma(counts + 1.0)
+    log_prob = lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + _question_sums(answer_terms)
+    return ops.sum(ops.where(n > 0, -log_prob, 0.0), axis=-1)
 
 
 # Each name of config's LOSSES -> its class and the parameters it takes.
@@ -187,6 +219,7 @@ _LOSSES = {
     "mse": (TargetMSE, ()),
     "vote-weighted-mse": (VoteWeightedMSE, ()),
     "dirichlet-multinomial": (DirichletMultinomialNLL, ("concentration",)),
+    "dirichlet-learned": (LearnedDirichletMultinomialNLL, ()),
 }
 if set(_LOSSES) != set(LOSSES):
     # A config that validates must build: fail on import, not after a run has started.

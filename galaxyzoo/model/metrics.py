@@ -28,15 +28,18 @@ from sklearn.metrics import r2_score
 from galaxyzoo import schema
 
 
-def training_metrics() -> list:
+def training_metrics(concentrations: bool = False) -> list:
     """Fresh Keras metrics for `model.compile`: RMSE ("rmse") and flat R^2 ("r2_flat").
 
     Both accept `y_true` of width 37 or 74 (only the first 37 columns, the
     targets, count). `r2_flat` is computed per batch and averaged over batches
     with equal weight, like the original's custom metric wrapped by Keras.
+    With `concentrations` (the Dirichlet head) the model's outputs are turned
+    into fractions first (`losses.per_question_fractions`), so the metrics
+    mean the same for every head.
     """
     rmse_class, r2_class = _keras_metric_classes()
-    return [rmse_class(name="rmse"), r2_class(name="r2_flat")]
+    return [rmse_class(concentrations, name="rmse"), r2_class(concentrations, name="r2_flat")]
 
 
 @functools.cache
@@ -45,16 +48,29 @@ def _keras_metric_classes():
     import keras
     from keras import ops
 
-    from galaxyzoo.model.losses import split_targets
+    from galaxyzoo.model.losses import per_question_fractions, split_targets
 
-    class TargetRMSE(keras.metrics.RootMeanSquaredError):
+    class _OnFractions:
+        """Mixin: read `y_pred` as fractions, from Dirichlet concentrations when `concentrations`."""
+
+        def __init__(self, concentrations=False, **kwargs):
+            super().__init__(**kwargs)
+            self.concentrations = concentrations
+
+        def fractions(self, y_pred):
+            return per_question_fractions(y_pred) if self.concentrations else y_pred
+
+        def get_config(self):
+            return {**super().get_config(), "concentrations": self.concentrations}
+
+    class TargetRMSE(_OnFractions, keras.metrics.RootMeanSquaredError):
         """Root mean squared error over the 37 targets, accumulated over all samples."""
 
         def update_state(self, y_true, y_pred, sample_weight=None):
             targets, _ = split_targets(y_true)
-            return super().update_state(targets, y_pred, sample_weight=sample_weight)
+            return super().update_state(targets, self.fractions(y_pred), sample_weight=sample_weight)
 
-    class FlatR2(keras.metrics.Mean):
+    class FlatR2(_OnFractions, keras.metrics.Mean):
         """The original's R^2: per batch, one global mean over all outputs, then a batch mean.
 
         Sample weights are ignored, as in the original.
@@ -62,6 +78,7 @@ def _keras_metric_classes():
 
         def update_state(self, y_true, y_pred, sample_weight=None):
             targets, _ = split_targets(y_true)
+            y_pred = self.fractions(y_pred)
             targets = ops.convert_to_tensor(targets, self.dtype)
             y_pred = ops.convert_to_tensor(y_pred, self.dtype)
             ss_res = ops.sum(ops.square(targets - y_pred))

@@ -8,10 +8,16 @@ model = build_model()  # (None, 106, 106, 1) -> (None, 37), 2,085,925 parameters
 colour = build_model(channels=3, batch_norm=True, head="softmax-per-question")
 ```
 
-Two heads end the network: `"sigmoid"` (37 independent fractions, the
-original) and `"softmax-per-question"` (a softmax within each question's
-answers, so every question sums to 1). Written with Keras 3 APIs only, so it
-builds under the TensorFlow, JAX and PyTorch backends.
+Three heads end the network: `"sigmoid"` (37 independent fractions, the
+original), `"softmax-per-question"` (a softmax within each question's
+answers, so every question sums to 1) and `"dirichlet"` (37 Dirichlet
+concentrations `alpha`, one posterior over each question's answer
+probabilities per galaxy, trained with the `"dirichlet-learned"` loss).
+Whatever the head, `answer_fractions(model, outputs)` gives the 37 fractions:
+the outputs themselves, or for the Dirichlet head their mean, alpha divided by
+its question's sum (`model.dirichlet` also turns them into intervals).
+Written with Keras 3 APIs only, so it builds under the TensorFlow, JAX and
+PyTorch backends.
 
 `embedding_model(model)` cuts a built or loaded network before its head: crops
 in, the features the head reads out (`galaxyzoo embed`). `freeze_conv_blocks(model, n)`
@@ -27,12 +33,12 @@ import numpy as np
 from keras import layers, ops
 
 from galaxyzoo import schema
-from galaxyzoo.config.experiment import HEADS  # one list for the config's validation and the builder
+from galaxyzoo.config.experiment import CONCENTRATION_HEAD, HEADS  # one list for the config's validation and the builder
+from galaxyzoo.model import dirichlet
 
 # The head's layer names, which saved models carry: `embedding_model` cuts the network before them.
 OUTPUT_LAYER = "answers"
-LOGITS_LAYER = "logits"  # the softmax head's Dense, before its per-question softmax
-
+LOGITS_LAYER = "logits"  # the softmax and Dirichlet heads' Dense, before their activation
 
 
 @keras.saving.register_keras_serializable(package="galaxyzoo")
@@ -62,6 +68,41 @@ class PerQuestionSoftmax(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "group_sizes": self.group_sizes}
+
+
+@keras.saving.register_keras_serializable(package="galaxyzoo")
+class Concentrations(layers.Layer):
+    """Logits -> Dirichlet concentrations in (`low`, `high`): `low + (high - low) * sigmoid(logits)`.
+
+    Zoobot's bounds (1 to 101 there, 1 to 100 here): alpha >= 1 keeps every
+    marginal Beta unimodal and the log-gamma terms of the loss smooth, and the
+    ceiling keeps one overconfident galaxy from making the loss explode. A
+    question of `k` answers can then be as sure as a concentration of 100 k.
+    A zero logit would start every answer at alpha 50.5, far surer than a
+    crowd of 40 volunteers: `initial_bias` starts the head's Dense at alpha
+    `INITIAL` instead, so training need not first unlearn that confidence.
+    """
+
+    LOW, HIGH, INITIAL = 1.0, 100.0, 3.0
+
+    @classmethod
+    def initial_bias(cls):
+        """The logits' bias initializer that makes a zero input give alpha `INITIAL` (default bounds)."""
+        share = (cls.INITIAL - cls.LOW) / (cls.HIGH - cls.LOW)
+        return keras.initializers.Constant(float(np.log(share / (1.0 - share))))
+
+    def __init__(self, low: float = LOW, high: float = HIGH, **kwargs):
+        super().__init__(**kwargs)
+        self.low, self.high = float(low), float(high)
+
+    def call(self, logits):
+        return self.low + (self.high - self.low) * ops.sigmoid(logits)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "low": self.low, "high": self.high}
 
 
 def build_model(
@@ -103,16 +144,36 @@ def build_model(
     if head == "sigmoid":
         outputs = layers.Dense(schema.N_ANSWERS, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(x)
     else:
-        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32")(x)
-        outputs = PerQuestionSoftmax(name=OUTPUT_LAYER, dtype="float32")(logits)
+        # The Dirichlet head starts unsure (alpha 3 for every answer, see `Concentrations`), not at 50.
+        bias = Concentrations.initial_bias() if head == CONCENTRATION_HEAD else "zeros"
+        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32", bias_initializer=bias)(x)
+        activation = Concentrations if head == CONCENTRATION_HEAD else PerQuestionSoftmax
+        outputs = activation(name=OUTPUT_LAYER, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
+
+
+def outputs_concentrations(model) -> bool:
+    """Whether a built or loaded `model` ends in the Dirichlet head (its outputs are `alpha`, not fractions).
+
+    Anything that is not one Keras network (an ensemble's `model.ensemble.MeanOfModels`) outputs fractions.
+    """
+    return isinstance(model, keras.Model) and isinstance(model.get_layer(OUTPUT_LAYER), Concentrations)
+
+
+def answer_fractions(model: keras.Model, outputs: np.ndarray) -> np.ndarray:
+    """`model`'s (N, 37) outputs as answer fractions: themselves, or the Dirichlet head's mean.
+
+    The one place that tells the heads apart after a prediction: evaluate,
+    train's test metrics and the packaged model all go through it.
+    """
+    return dirichlet.fractions(outputs) if outputs_concentrations(model) else outputs
 
 
 def embedding_model(model: keras.Model) -> keras.Model:
     """The network from its input to the features its head reads: (None, n_features) per crop.
 
     The head's first layer is found by name (`OUTPUT_LAYER` for the sigmoid
-    head, `LOGITS_LAYER` before the softmax one), so every saved model cuts the
+    head, `LOGITS_LAYER` before the softmax and Dirichlet ones), so every saved model cuts the
     same way whatever its hidden layers are; dropout is inactive at inference.
     """
     names = {layer.name for layer in model.layers}
@@ -204,6 +265,7 @@ def load_model(path) -> keras.Model:
 
     Models are always reloaded with `compile=False`: losses and metrics are
     rebuilt from the run's config when training continues. Importing this
-    module registers `PerQuestionSoftmax`, which the softmax head needs.
+    module registers `PerQuestionSoftmax` and `Concentrations`, which the
+    softmax and Dirichlet heads need.
     """
     return keras.saving.load_model(path, compile=False)

@@ -51,9 +51,17 @@ class Evaluation:
 
 
 def predict(model, images, rows: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
-    """Predictions (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation).
+    """Answer fractions (N, 37) float32 for store `rows`: `predict_outputs` through `network.answer_fractions`."""
+    from galaxyzoo.model.network import answer_fractions
 
-    With `tta`, each batch's prediction is the mean over its 8 rotations and flips (`model.tta`).
+    return answer_fractions(model, predict_outputs(model, images, rows, batch_size, tta))
+
+
+def predict_outputs(model, images, rows: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
+    """The model's outputs (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation):
+    fractions, or the Dirichlet head's concentrations.
+
+    With `tta`, each batch's outputs are the mean over its 8 rotations and flips (`model.tta`).
     """
     from galaxyzoo.data.stream import GalaxySequence
 

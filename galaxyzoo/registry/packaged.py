@@ -11,8 +11,10 @@ decode -> crop -> scale -> network steps as training did (`prepare` and
 The pyfunc input is a DataFrame with one column, `image`: the image file's
 bytes, base64-encoded (JSON-safe, so the REST server takes it too). The output
 has one row per input row: the 37 answer fractions (columns named by answer,
-`t01_smooth_or_features_a01_smooth`, ...), `most_likely_path` (answer stems
-joined by " > "), `crop_branch` and `error`. A row whose image cannot be
+`t01_smooth_or_features_a01_smooth`, ...), for a model with the Dirichlet head
+the 5th and 95th percentiles of each (`<answer>_p05` for all 37, then
+`<answer>_p95`: `INTERVAL_COLUMNS`, from `model.dirichlet.intervals`),
+`most_likely_path` (answer stems joined by " > "), `crop_branch` and `error`. A row whose image cannot be
 decoded gets NaN fractions (null in the REST server's JSON) and the reason in
 `error`; the other rows are unaffected. The model takes one parameter, `tta`
 (default false): true averages each image's prediction over the 8 rotations
@@ -48,10 +50,12 @@ import pandas as pd
 from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
 from galaxyzoo import schema
-from galaxyzoo.config.experiment import load_experiment, model_kwargs
+from galaxyzoo.config.experiment import CONCENTRATION_HEAD, load_experiment, model_kwargs
 from galaxyzoo.data.crop import crop_image, decode_image, to_unit
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.model import dirichlet
 from galaxyzoo.model.ensemble import MeanOfModels
+from galaxyzoo.model.network import answer_fractions, outputs_concentrations
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.tracking import mlflow_runs, names
@@ -60,7 +64,9 @@ from galaxyzoo.tracking.run_config import download_run_config
 
 INPUT_COLUMN = "image"
 ANSWER_COLUMNS = [a.stem for a in schema.ANSWERS]
-OUTPUT_COLUMNS = [*ANSWER_COLUMNS, "most_likely_path", "crop_branch", "error"]
+# The Dirichlet head's 90 % interval of each answer's probability (`model.dirichlet.LEVEL`).
+INTERVAL_COLUMNS = [f"{c}_p05" for c in ANSWER_COLUMNS] + [f"{c}_p95" for c in ANSWER_COLUMNS]
+OUTPUT_COLUMNS = [*ANSWER_COLUMNS, "most_likely_path", "crop_branch", "error"]  # INTERVAL_COLUMNS after the answers
 TTA_PARAM = "tta"  # the pyfunc param that turns on test-time augmentation
 BATCH_SIZE = 64  # crops per network step in `predict_images` by default; the pyfunc model's `predict` uses it
 
@@ -99,17 +105,22 @@ def predict_images(network, images: list[bytes | None], size: int, channels: int
     """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
 
     The readable images' crops go through `network` `batch_size` at a time;
-    with `tta`, each of their 8 rotations and flips does, and the fractions are the mean.
+    with `tta`, each of their 8 rotations and flips does, and the outputs are the mean
+    (for the Dirichlet head the mean concentrations, so a surer view weighs more).
+    A network with the Dirichlet head also fills `INTERVAL_COLUMNS`.
     """
     crops, good, branches, errors = _crop_all(images, size, channels, errors)
-    fractions = np.full((len(images), schema.N_ANSWERS), np.nan)
+    outputs = np.full((len(images), schema.N_ANSWERS), np.nan)
     if crops:
         run, batch = functools.partial(network.predict, batch_size=batch_size, verbose=0), np.stack(crops)
-        fractions[good] = average_over_views(run, batch) if tta else run(batch)
+        outputs[good] = average_over_views(run, batch) if tta else run(batch)
+    fractions = answer_fractions(network, outputs)
     paths = [""] * len(images)
     for i, path in zip(good, schema.most_likely_path(fractions[good]) if good else []):
         paths[i] = " > ".join(path)
     frame = pd.DataFrame(fractions, columns=ANSWER_COLUMNS)
+    if outputs_concentrations(network):
+        frame[INTERVAL_COLUMNS] = np.concatenate(dirichlet.intervals(outputs), axis=1)
     frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, branches, errors
     return frame
 
@@ -148,9 +159,7 @@ def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
 def load_network(keras_uri: str, cfg, origin: str):
     """The Keras network at `keras_uri` (uncompiled), checked against `cfg`'s crops and computing in
     the precision this machine would train `cfg` in (`model.precision`); `origin` names it in errors."""
-    import mlflow.keras
-
-    import galaxyzoo.model.network  # noqa: F401 - registers the softmax head's custom layer for loading
+    import mlflow.keras  # the custom head layers are registered by importing model.network, above
 
     network = mlflow.keras.load_model(keras_uri, load_model_kwargs={"compile": False})
     expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
@@ -182,7 +191,8 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get():
             # JSON has no NaN (JSON.parse rejects it): served, the fractions are nullable floats, so a
             # bad row's become null. Python callers keep plain float64 columns with NaN.
-            frame[ANSWER_COLUMNS] = frame[ANSWER_COLUMNS].astype("Float64")
+            numbers = [c for c in frame.columns if c in ANSWER_COLUMNS or c in INTERVAL_COLUMNS]
+            frame[numbers] = frame[numbers].astype("Float64")
         return frame
 
 
@@ -211,11 +221,13 @@ PACKAGED_CLASS = f"{PackagedModel.__module__}.{PackagedModel.__qualname__}"
 ENSEMBLE_CLASS = f"{EnsembleModel.__module__}.{EnsembleModel.__qualname__}"
 
 
-def signature():
+def signature(intervals: bool = False):
+    """The pyfunc signature: base64 images in, `OUTPUT_COLUMNS` out (with `INTERVAL_COLUMNS` when `intervals`)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    outputs = [ColSpec("double", c) for c in ANSWER_COLUMNS] + [
+    numbers = ANSWER_COLUMNS + (INTERVAL_COLUMNS if intervals else [])
+    outputs = [ColSpec("double", c) for c in numbers] + [
         ColSpec("string", c) for c in ("most_likely_path", "crop_branch", "error")
     ]
     return ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]), outputs=Schema(outputs),
@@ -238,7 +250,8 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
     """
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = _run_artifacts(client, run_id, Path(tmp))
-        return _log_pyfunc(client, run_id, PackagedModel(), artifacts, Path(tmp), step)
+        intervals = load_experiment(artifacts[names.PACKAGED_CONFIG_ARTIFACT]).model.head == CONCENTRATION_HEAD
+        return _log_pyfunc(client, run_id, PackagedModel(), artifacts, Path(tmp), step, intervals=intervals)
 
 
 def log_ensemble_model(client, run_id: str, member_ids: list[str], step: int = 0) -> str:
@@ -269,8 +282,11 @@ def _run_artifacts(client, run_id: str, dst: Path) -> dict[str, str]:
 
 
 def _log_pyfunc(client, run_id: str, python_model: PackagedModel, artifacts: dict[str, str], tmp: Path,
-                step: int) -> str:
-    """Log `python_model` with `artifacts` and the crop code as run `run_id`'s packaged model; its URI."""
+                step: int, intervals: bool = False) -> str:
+    """Log `python_model` with `artifacts` and the crop code as run `run_id`'s packaged model; its URI.
+
+    `intervals`: its output has `INTERVAL_COLUMNS` (one network with the Dirichlet head).
+    """
     import mlflow
 
     run = client.get_run(run_id)
@@ -288,7 +304,7 @@ def _log_pyfunc(client, run_id: str, python_model: PackagedModel, artifacts: dic
             python_model=python_model,
             artifacts=artifacts,
             code_paths=[str(code)],
-            signature=signature(),
+            signature=signature(intervals=intervals),
             pip_requirements=_requirements(),
             model_id=logged.model_id,
             step=step,

@@ -120,7 +120,9 @@ def read_chunks(files: list[Path], chunk: int, progress: bool, desc: str
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
                   overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK,
                   tta: bool = False) -> PredictSummary:
-    """Predict every image and write one CSV row per file (`file` first, then `packaged.OUTPUT_COLUMNS`).
+    """Predict every image and write one CSV row per file (`file` first, then `packaged.OUTPUT_COLUMNS`,
+    with the 5th and 95th percentile columns `packaged.INTERVAL_COLUMNS` after the answers for a model
+    with the Dirichlet head).
 
     `out` is checked (`check_out`) and its temporary file created before the
     tracking store (`tracking_uri`, if given) is opened and the model loaded;

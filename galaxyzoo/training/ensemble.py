@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.config.experiment import CONCENTRATION_HEAD, load_experiment
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model.ensemble import MeanOfModels
 from galaxyzoo.registry import evaluate, packaged, promote
@@ -122,6 +122,10 @@ def _shared_configs(client, members: list, tmp: Path):
     best, first = configs[0], members[0]
     crops = (best.data.image_size, best.data.channels)
     split = first.data.tags.get(names.TAG_DATA_SPLIT_ID)
+    for run, cfg in zip(members, configs):
+        if cfg.model.head == CONCENTRATION_HEAD:  # its loss reads concentrations, the mean is fractions
+            raise GalaxyZooError(f"ensemble: run {run.info.run_id} has the {CONCENTRATION_HEAD!r} head; ensembles "
+                                 "average the fraction heads (sigmoid, softmax-per-question) only")
     for run, cfg in zip(members[1:], configs[1:]):
         if (cfg.data.image_size, cfg.data.channels) != crops:
             raise GalaxyZooError(
@@ -150,10 +154,10 @@ def _score(client, run_id: str, member_ids: list[str], configs: list, batch_size
     dataset = load_dataset(cfg.data, with_counts=loss.needs_counts, progress=progress)
     batch = batch_size if batch_size is not None else min(cfg.train.batch_size, evaluate.MAX_BATCH)
     test, val = dataset.parts["test"], dataset.parts["val"]
-    evaluation, metrics = score_on_test(cfg, test, loss, evaluate.predict(network, dataset.images, test.rows, batch))
+    evaluation, metrics = score_on_test(cfg, test, loss, network, evaluate.predict(network, dataset.images, test.rows, batch))
     if cfg.evaluate.tta:
         y_tta = evaluate.predict(network, dataset.images, test.rows, batch, tta=True)
-        metrics.update({names.with_tta(k): v for k, v in score_on_test(cfg, test, loss, y_tta)[1].items()})
+        metrics.update({names.with_tta(k): v for k, v in score_on_test(cfg, test, loss, network, y_tta)[1].items()})
     y_val = evaluate.predict(network, dataset.images, val.rows, batch)
     scored = evaluate.evaluate_predictions(val.targets, y_val, cfg.train.batch_size).metrics
     metrics.update({names.on_val_split(k): v for k, v in scored.items()})

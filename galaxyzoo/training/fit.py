@@ -45,7 +45,7 @@ from galaxyzoo.config.experiment import ExperimentConfig, model_kwargs
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import losses, metrics
-from galaxyzoo.model.network import build_model, freeze_conv_blocks
+from galaxyzoo.model.network import build_model, freeze_conv_blocks, outputs_concentrations
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
@@ -183,7 +183,8 @@ def compile_model(cfg: ExperimentConfig, loss):
     # Under a mixed policy the head still computes in float32 (model.network.build_model).
     model = build_model(**model_kwargs(cfg))
     freeze_conv_blocks(model, cfg.warm_start.freeze_blocks)
-    model.compile(optimizer=build_optimizer(cfg.train), loss=loss, metrics=metrics.training_metrics())
+    model.compile(optimizer=build_optimizer(cfg.train), loss=loss,
+                  metrics=metrics.training_metrics(concentrations=outputs_concentrations(model)))
     return model
 
 

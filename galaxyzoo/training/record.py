@@ -19,6 +19,7 @@ import numpy as np
 from galaxyzoo.config.experiment import ExperimentConfig
 from galaxyzoo.data.crop import to_unit
 from galaxyzoo.data.dataset import Dataset
+from galaxyzoo.model.network import answer_fractions
 from galaxyzoo.registry import evaluate, packaged
 from galaxyzoo.tracking import mlflow_runs, names, plots
 from galaxyzoo.tracking.compare import lower_is_better
@@ -60,11 +61,12 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
     """Test metrics (at `step`; with `evaluate.tta` each again with test-time augmentation, `_tta`), the
     per-question table and (with `tracking.plots`) the figures, logged to the run; returns the metrics."""
     test = dataset.parts["test"]
-    y_pred = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
-    evaluation, metrics = score_on_test(cfg, test, loss, y_pred)
+    y_out = evaluate.predict_outputs(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    evaluation, metrics = score_on_test(cfg, test, loss, model, y_out)
+    y_pred = answer_fractions(model, y_out)
     if cfg.evaluate.tta:
-        y_tta = evaluate.predict(model, dataset.images, test.rows, batch_size=cfg.train.batch_size, tta=True)
-        metrics.update({names.with_tta(k): v for k, v in score_on_test(cfg, test, loss, y_tta)[1].items()})
+        y_tta = evaluate.predict_outputs(model, dataset.images, test.rows, batch_size=cfg.train.batch_size, tta=True)
+        metrics.update({names.with_tta(k): v for k, v in score_on_test(cfg, test, loss, model, y_tta)[1].items()})
     mlflow_runs.log_metrics(client, run_id, metrics, step=step, skip=logged)
 
     artifacts = run_dir / "artifacts"
@@ -82,11 +84,13 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
     return metrics
 
 
-def score_on_test(cfg, test, loss, y_pred) -> tuple[evaluate.Evaluation, dict[str, float]]:
-    """The evaluation of `y_pred` on the test part, and its metrics (the loss too) under their `test_` keys."""
-    evaluation = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size)
+def score_on_test(cfg, test, loss, model, y_out) -> tuple[evaluate.Evaluation, dict[str, float]]:
+    """The evaluation of the model's outputs `y_out` on the test part (as fractions), and its metrics
+    (the loss too, on the outputs themselves) under their `test_` keys."""
+    evaluation = evaluate.evaluate_predictions(test.targets, answer_fractions(model, y_out),
+                                               batch_size=cfg.train.batch_size)
     y_full = test.targets if test.counts is None else np.concatenate([test.targets, test.counts], axis=1)
-    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_pred)))
+    test_loss = float(keras.ops.convert_to_numpy(loss(y_full, y_out)))
     return evaluation, {names.on_test_split("loss"): test_loss,
                         **{names.on_test_split(k): v for k, v in evaluation.metrics.items()}}
 

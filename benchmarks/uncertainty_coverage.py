@@ -1,0 +1,95 @@
+"""Calibration of the Dirichlet head: how often the truth lies inside its 90 % intervals, per question.
+
+    python benchmarks/uncertainty_coverage.py [--n 10000] [--epochs 40] [--workdir data/bench]
+    python benchmarks/uncertainty_coverage.py --quick      # ~1-2 min on 2 cores: a smoke test, not a result
+
+Trains `experiments/improved.yaml` with the Dirichlet head and its loss
+(`model.head=dirichlet train.loss=dirichlet-learned`) on the synthetic sample
+of `benchmarks/train_quality.py` (the same N, seed 2026 and epochs by default,
+so the two share their data), without MLflow, and predicts each test galaxy's
+concentrations. The synthetic sample knows the answer probabilities every
+volunteer voted from (`truth.csv`), so coverage is checked against the truth
+itself, which no real catalogue allows (`model.dirichlet.coverage`):
+
+- `true`: the share of (galaxy, answer) pairs whose true probability lies in
+  the 5th-95th percentile interval of its Beta marginal;
+- `votes`: the share whose observed vote fraction k/n lies in the
+  beta-binomial interval for the n votes the question got (discrete, so it
+  holds at least 90 % of the chances: expect a little more than 0.90).
+
+Only galaxies whose question got votes count. Target: each within 0.85-0.95.
+`--quick` trains `experiments/quickstart.yaml` (grey 106 px, the baseline
+network) on 600 galaxies for 3 epochs instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_quality import build_data  # noqa: E402  (the data stages fork: build them before Keras loads)
+
+DIRICHLET = ["model.head=dirichlet", "train.loss=dirichlet-learned"]
+
+
+def train_and_cover(experiment: str, overrides: list[str], run_dir: Path) -> dict:
+    """Fit `experiment` with `overrides`; the test split's coverage table and its RMSE."""
+    from galaxyzoo import schema
+    from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.data.dataset import load_dataset
+    from galaxyzoo.model import dirichlet, metrics
+    from galaxyzoo.registry import evaluate
+    from galaxyzoo.training.fit import fit
+
+    cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
+    dataset = load_dataset(cfg.data, with_counts=True)
+    result = fit(cfg, dataset, run_dir, verbose=2)
+    test = dataset.parts["test"]
+    alpha = evaluate.predict_outputs(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    truth = pd.read_csv(dataset.workspace.raw / "truth.csv").set_index("asset_id").loc[test.asset_ids]
+    true_probs = truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
+    table = dirichlet.coverage(alpha, true_probs, test.counts)
+    return {"epochs": result.epochs, "n_test": len(test), "table": table,
+            "test_rmse": metrics.rmse(test.targets, dirichlet.fractions(alpha)),
+            "median_concentration": float(np.median(dirichlet.question_totals(alpha)))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=40, help="upper bound; early stopping may end sooner")
+    parser.add_argument("--workdir", default="data/bench")
+    parser.add_argument("--quick", action="store_true", help="quickstart network, 600 galaxies, 3 epochs")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    experiment, n, epochs = ("quickstart.yaml", 600, 3) if args.quick else ("improved.yaml", args.n, args.epochs)
+    overrides = ["data.source=synthetic", f"data.synthetic_n={n}", "data.synthetic_seed=2026",
+                 f"data.workdir={args.workdir}", f"train.epochs={epochs}", *DIRICHLET]
+    build_data(experiment, overrides)
+    run_dir = Path(args.workdir) / "bench-runs" / f"dirichlet-{experiment.removesuffix('.yaml')}-{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    r = train_and_cover(experiment, overrides, run_dir)
+
+    table = r["table"]
+    print(f"\n{experiment} + Dirichlet head: synthetic n={n}, seed 2026, {r['epochs']} epochs, "
+          f"{r['n_test']} test galaxies; test RMSE {r['test_rmse']:.4f}, "
+          f"median concentration per question {r['median_concentration']:.1f}")
+    print("coverage of the 90 % intervals (target 0.85-0.95):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"mean over questions: true {table['true_coverage'].mean():.3f}, votes {table['vote_coverage'].mean():.3f}")
+    if args.json:
+        out = {"experiment": experiment, "n": n, **{k: r[k] for k in ("epochs", "n_test", "test_rmse")},
+               "coverage": table.to_dict(orient="records")}
+        Path(args.json).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

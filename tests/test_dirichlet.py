@@ -1,0 +1,82 @@
+"""The Dirichlet head: its intervals, their coverage on a hand-made case, and the config that pairs it with its loss."""
+
+import numpy as np
+import pytest
+
+from galaxyzoo import schema
+from galaxyzoo.config.experiment import from_dict, knobs
+from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.model import dirichlet
+
+T01, T02 = schema.QUESTION_BY_ID["t01"].slice, schema.QUESTION_BY_ID["t02"].slice
+
+
+def test_the_packaged_prediction_has_intervals_around_the_mean(real_images_dir):
+    """A tiny random Dirichlet network through predict's crop: fractions are alpha's mean, inside [p05, p95]."""
+    import keras
+
+    from galaxyzoo.model.network import build_model, outputs_concentrations
+    from galaxyzoo.registry import packaged
+
+    keras.utils.set_random_seed(0)
+    network = build_model(input_size=16, conv_filters=(4,), dense_units=(8,), dense_dropout=(0.0,), head="dirichlet")
+    assert outputs_concentrations(network)
+    images = [p.read_bytes() for p in sorted(real_images_dir.glob("*.jpg"))[:3]] + [b"not an image"]
+    frame = packaged.predict_images(network, images, 16, 1)
+    assert list(frame.columns) == [*packaged.ANSWER_COLUMNS, *packaged.INTERVAL_COLUMNS, "most_likely_path",
+                                   "crop_branch", "error"]
+    good = frame.iloc[:3]
+    mean = good[packaged.ANSWER_COLUMNS].to_numpy()
+    low, high = (good[packaged.INTERVAL_COLUMNS].to_numpy()[:, i * 37:(i + 1) * 37] for i in (0, 1))
+    assert (low < mean).all() and (mean < high).all() and (low > 0).all() and (high < 1).all()
+    for q in schema.QUESTIONS:
+        np.testing.assert_allclose(mean[:, q.slice].sum(axis=1), 1.0, rtol=1e-5)
+    assert frame.loc[3, "error"] and frame.loc[3, packaged.INTERVAL_COLUMNS].isna().all()
+
+
+def test_intervals_are_the_beta_percentiles():
+    alpha = np.full((1, schema.N_ANSWERS), 2.0)
+    alpha[0, T01] = [1.0, 1.0, 2.0]  # t01: Beta(1, 3) for the first two answers, Beta(2, 2) for the third
+    low, high = dirichlet.intervals(alpha)
+    # Beta(1, 3) has CDF 1 - (1 - x)^3, so its q-th percentile is 1 - (1 - q)^(1/3).
+    np.testing.assert_allclose(low[0, 0], 1 - 0.95 ** (1 / 3))
+    np.testing.assert_allclose(high[0, 0], 1 - 0.05 ** (1 / 3))
+    np.testing.assert_allclose(low[0, 2] + high[0, 2], 1.0)  # Beta(2, 2) is symmetric about 1/2
+    np.testing.assert_allclose(dirichlet.fractions(alpha)[0, T01], [0.25, 0.25, 0.5])
+
+
+def test_coverage_on_a_hand_made_case():
+    """Three galaxies; t01 and t02 checked by hand, every other question unvoted.
+
+    t02 (2 answers) has alpha (1, 1): Beta(1, 1) is uniform, the true interval [0.05, 0.95], and with n = 4
+    votes the beta-binomial is uniform on 0..4, so its 5th and 95th percentiles are 0 and 4 votes.
+    t01 (3 answers) has alpha (2, 1, 1) for galaxy 0 only, Beta(2, 2) then Beta(1, 3) twice.
+    """
+    alpha = np.ones((3, schema.N_ANSWERS))
+    alpha[0, T01] = [2.0, 1.0, 1.0]
+    true = np.full((3, schema.N_ANSWERS), 0.5)
+    true[:, T02] = [[0.5, 0.5], [0.01, 0.99], [0.96, 0.04]]  # inside, both outside, both outside
+    true[0, T01] = [0.5, 0.9, 0.02]  # inside [0.135, 0.865]; Beta(1, 3)'s [0.017, 0.632]: outside, inside
+    counts = np.zeros((3, schema.N_ANSWERS))
+    counts[:, T02] = [[1, 3], [0, 4], [2, 2]]  # every t02 count lies in 0..4: observed coverage 1
+    counts[0, T01] = [4, 0, 0]  # n = 4: BetaBinomial(4, 2, 2)'s [0, 4] holds 4, (4, 1, 3)'s [0, 3] holds 0
+    table = dirichlet.coverage(alpha, true, counts).set_index("question")
+    assert list(table.columns) == list(dirichlet.COVERAGE_COLUMNS)[1:]
+    assert table.loc["t02", "galaxies"] == 3 and table.loc["t01", "galaxies"] == 1
+    assert table.loc["t02", "true_coverage"] == pytest.approx(2 / 6)
+    assert table.loc["t02", "vote_coverage"] == 1.0
+    assert table.loc["t01", "true_coverage"] == pytest.approx(2 / 3)
+    assert table.loc["t01", "vote_coverage"] == 1.0
+    assert table.loc["t03", "galaxies"] == 0 and np.isnan(table.loc["t03", "true_coverage"])
+    low, high = dirichlet.vote_intervals(alpha, counts)
+    np.testing.assert_allclose([low[0, 0], high[0, 0], low[0, 1], high[0, 1]], [0.0, 1.0, 0.0, 0.75])
+    assert np.isnan(low[:, schema.QUESTION_BY_ID["t03"].slice]).all()
+
+
+def test_the_head_and_its_loss_go_together_and_add_no_param():
+    cfg = from_dict({"model": {"head": "dirichlet"}, "train": {"loss": "dirichlet-learned"}})
+    assert len(knobs(cfg)) == len(knobs(from_dict({})))
+    with pytest.raises(GalaxyZooError, match=r"^x\.yaml: model\.head: 'dirichlet' needs train\.loss 'dirichlet-learned'"):
+        from_dict({"model": {"head": "dirichlet"}}, source="x.yaml")
+    with pytest.raises(GalaxyZooError, match=r"^x\.yaml: train\.loss: 'dirichlet-learned' needs model\.head 'dirichlet'"):
+        from_dict({"train": {"loss": "dirichlet-learned"}}, source="x.yaml")
