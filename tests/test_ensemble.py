@@ -31,9 +31,10 @@ def _images(real_images_dir, n=3) -> pd.DataFrame:
 def _packaged(client, run_id):
     """A training run's own packaged model, loaded."""
     from galaxyzoo.registry import packaged
+    from galaxyzoo.tracking import names
     from galaxyzoo.tracking.model_uri import find_packaged_model
 
-    return packaged.load_packaged(find_packaged_model(client, client.get_run(run_id), packaged.PACKAGED_CLASS))
+    return packaged.load_packaged(find_packaged_model(client, client.get_run(run_id), names.PACKAGED_CLASS))
 
 
 def test_an_ensemble_of_one_equals_its_member(sweep_store, real_images_dir):

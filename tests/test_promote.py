@@ -161,3 +161,18 @@ def test_bare_promote_finds_runs_in_the_default_experiment(tiny_experiment, tmp_
     # an explicit experiment is still the scope
     assert main(["promote", "--experiment-name", "galaxyzoo", "--tracking-uri", uri]) == 2
     assert "no MLflow experiment 'galaxyzoo'" in capsys.readouterr().err
+
+
+def test_promote_imports_no_tensorflow_and_names_the_packaged_classes():
+    """Finding a run's packaged model is a tag lookup by class name, so `galaxyzoo promote` needs no Keras."""
+    import subprocess
+    import sys
+
+    from galaxyzoo.registry.packaged import EnsembleModel, PackagedModel
+    from galaxyzoo.tracking import names
+
+    code = "import sys, galaxyzoo.registry.promote; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    assert [f"{c.__module__}.{c.__qualname__}" for c in (PackagedModel, EnsembleModel)] == [
+        names.PACKAGED_CLASS, names.ENSEMBLE_CLASS]

@@ -217,8 +217,6 @@ class EnsembleModel(PackagedModel):
         return MeanOfModels(members)
 
 
-PACKAGED_CLASS = f"{PackagedModel.__module__}.{PackagedModel.__qualname__}"
-ENSEMBLE_CLASS = f"{EnsembleModel.__module__}.{EnsembleModel.__qualname__}"
 
 
 def signature(intervals: bool = False):

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.registry import packaged
 from galaxyzoo.tracking import compare, mlflow_runs, names
 from galaxyzoo.tracking.model_uri import find_packaged_model
 from galaxyzoo.tracking.run_config import download_run_config
@@ -116,12 +115,14 @@ def named_run(client, run_id: str, option: str):
 def packaged_model_uri(client, run) -> str:
     """`models:/<id>` of the packaged model `run` logged, else (an older run) one packaged now."""
     ensemble = names.TAG_ENSEMBLE in run.data.tags
-    found = find_packaged_model(client, run, packaged.ENSEMBLE_CLASS if ensemble else packaged.PACKAGED_CLASS)
+    found = find_packaged_model(client, run, names.ENSEMBLE_CLASS if ensemble else names.PACKAGED_CLASS)
     if found or ensemble:  # an ensemble run always logs one; only a training run can be packaged now
         if not found:
             raise GalaxyZooError(f"ensemble run {run.info.run_id} has no packaged model; "
                                  "run `galaxyzoo ensemble` again")
         return found
+    from galaxyzoo.registry import packaged  # Keras and TensorFlow: only promote's packaging needs them
+
     # Link it to the run's last epoch, as training does (mlflow_runs.log_keras_model).
     losses = mlflow_runs.metric_histories(client, run.info.run_id, ["loss"]).get("loss")
     return packaged.log_packaged_model(client, run.info.run_id, step=losses[-1][0] if losses else 0)

@@ -14,18 +14,30 @@ FORMAT = "galaxyzoo: %(message)s"
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Show the `galaxyzoo.*` loggers' lines on stderr; hide TensorFlow's start-up chatter.
+    """Show the `galaxyzoo.*` loggers' lines and urllib3's connection retries on stderr; hide
+    TensorFlow's start-up chatter.
 
     Safe to call again (in-process commands in tests or notebooks): it adds the
     handler once.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # set before TensorFlow is first imported
     log = logging.getLogger("galaxyzoo")
+    _to_stderr(log, FORMAT)
+    log.setLevel(level)
+    # A lost tracking server shows as urllib3 retrying MLflow's requests, for minutes: say so
+    # (urllib3 alone logs it only where some library gave the root logger a handler).
+    retries = logging.getLogger("urllib3.connectionpool")
+    _to_stderr(retries, "urllib3: %(message)s", logging.WARNING)
+    retries.propagate = False  # said once, whatever the root logger has
+
+
+def _to_stderr(log: logging.Logger, fmt: str, level: int = logging.NOTSET) -> None:
+    """Give `log` one `_StderrHandler` (at `level`, formatted by `fmt`), unless it has one."""
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setLevel(level)
+        handler.setFormatter(logging.Formatter(fmt))
         log.addHandler(handler)
-    log.setLevel(level)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -10,6 +10,10 @@ PACKAGED_MODEL_NAME = "packaged_model"  # the crop + network pyfunc model logged
 # On the packaged logged model: the class its pickle names. A model packaged by an earlier layout of
 # the package names another, which this galaxyzoo cannot unpickle, so promote packages it again.
 TAG_PACKAGED_CLASS = "galaxyzoo.packaged_class"
+# The pyfunc classes a packaged model's pickle names (registry.packaged), as TAG_PACKAGED_CLASS holds them:
+# spelled out so promote finds a run's packaged model without importing Keras.
+PACKAGED_CLASS = "galaxyzoo.registry.packaged.PackagedModel"
+ENSEMBLE_CLASS = "galaxyzoo.registry.packaged.EnsembleModel"
 CONFIG_ARTIFACT = "config.yaml"  # the run's resolved experiment config
 CSV_LOG = "training_log.csv"  # the seed's per-epoch CSV log
 PER_QUESTION_CSV = "per_question_metrics.csv"  # the test split's table per question (train and evaluate)
