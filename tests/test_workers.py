@@ -14,6 +14,9 @@ def test_every_task_comes_back():
     assert sorted(results) == [1, 2, 3, 4]
     ordered = process_map(abs, [-5, 1, -3, 2], 2, preload="galaxyzoo.system.workers", what="test", ordered=True)
     assert list(ordered) == [5, 1, 3, 2]
+    bounded = process_map(abs, [-5, 1, -3, 2, -7], 2, preload="galaxyzoo.system.workers", what="test", ordered=True,
+                          ahead=1)
+    assert list(bounded) == [5, 1, 3, 2, 7]
 
 
 @pytest.mark.timeout(120)  # the failure this guards against is a hang
