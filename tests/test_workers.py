@@ -19,6 +19,11 @@ def test_every_task_comes_back():
     assert list(bounded) == [5, 1, 3, 2, 7]
 
 
+def test_workers_run_at_the_niceness_asked():
+    niced = process_map(os.nice, [0, 0], 2, preload="galaxyzoo.system.workers", what="test", niceness=5)
+    assert list(niced) == [min(os.nice(0) + 5, 19)] * 2  # os.nice(0) reads a process's niceness
+
+
 @pytest.mark.timeout(120)  # the failure this guards against is a hang
 def test_a_dead_worker_is_one_clear_error_not_a_hang():
     with pytest.raises(GalaxyZooError, match="test worker process died"):

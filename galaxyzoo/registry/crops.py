@@ -28,6 +28,11 @@ import numpy as np
 from galaxyzoo.data.crop import crop_image, decode_image, to_unit
 from galaxyzoo.system.workers import process_map
 
+# The network in the caller already keeps every core busy when it is the slower side; crop workers
+# competing with it as equals stall its multi-threaded steps. At a lower priority they crop in the
+# time it leaves, and take the cores whenever it waits for them.
+CROP_NICENESS = 10
+
 
 @dataclass(frozen=True)
 class Crops:
@@ -99,7 +104,7 @@ def crop_files(files: list[Path], size: int, channels: int, chunk: int, workers:
         results = map(read_and_crop, tasks)
     else:
         results = process_map(read_and_crop, tasks, min(workers, len(tasks)), preload=__name__, what=desc,
-                              ordered=True, ahead=2 * workers)
+                              ordered=True, ahead=2 * workers, niceness=CROP_NICENESS)
     with tqdm(total=len(files), unit="img", disable=not progress, desc=desc) as bar:
         for crops, (paths, _, _) in zip(results, tasks):  # results first: their end closes the pool
             yield paths, crops

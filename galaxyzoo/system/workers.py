@@ -23,14 +23,16 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def init_image_worker(parent_pid: int, parent_started: float) -> None:
+def init_image_worker(parent_pid: int, parent_started: float, niceness: int = 0) -> None:
     """Pool initializer: die with the parent, one OpenCV thread, quiet Ctrl-C, reused image buffers.
 
     The pool already uses every core, so OpenCV's own threads only contend.
     Ctrl-C reaches the whole process group; the parent alone handles it and
-    tears the pool down.
+    tears the pool down. `niceness` lowers the worker's CPU priority.
     """
     die_with(parent_pid, parent_started)
+    if niceness:
+        os.nice(niceness)
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_image_buffers()
@@ -96,7 +98,7 @@ def worker_context(preload: str):
 
 
 def process_map(work: Callable, tasks: Iterable, workers: int, *, preload: str, what: str,
-                ordered: bool = False, chunksize: int = 1, ahead: int | None = None,
+                ordered: bool = False, chunksize: int = 1, ahead: int | None = None, niceness: int = 0,
                 hint: str = "out of memory?; run the command again") -> Iterator:
     """Yield `work(task)` for every task, computed in `workers` processes.
 
@@ -107,10 +109,12 @@ def process_map(work: Callable, tasks: Iterable, workers: int, *, preload: str, 
     respawns a killed worker and waits forever for its lost task, a dead worker
     (the out-of-memory killer, say) ends the run with one error naming `what`
     and `hint`. The workers end with the calling process, even a killed one.
+    A positive `niceness` runs them at a lower CPU priority than the caller, so
+    they take the cores the caller leaves idle rather than slow it down.
     """
     parent = (os.getpid(), psutil.Process().create_time())
     with ProcessPoolExecutor(workers, mp_context=worker_context(preload), initializer=init_image_worker,
-                             initargs=parent) as pool:
+                             initargs=(*parent, niceness)) as pool:
         try:
             if ordered and ahead:
                 pending = deque()
