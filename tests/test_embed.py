@@ -6,7 +6,8 @@ import pytest
 
 from galaxyzoo.cli import main
 from galaxyzoo.config.experiment import HEADS
-from galaxyzoo.registry import embed, packaged
+from galaxyzoo.registry import embed
+from galaxyzoo.registry.crops import preprocess
 
 MODEL = "models:/predict-test@champion"  # the `champion` fixture (conftest.py)
 
@@ -57,7 +58,7 @@ def test_rows_follow_the_inputs_and_equal_the_sub_model(champion, real_images_di
     assert np.isnan(features[3:]).all() and (table.loc[:2, "error"] == "").all()
     # The same crop and scaling as predict, then the training run's network up to its head.
     network = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    crops = np.stack([packaged.preprocess(p.read_bytes(), 32, 1)[0] for p in expected[:3]])
+    crops = np.stack([preprocess(p.read_bytes(), 32, 1)[0] for p in expected[:3]])
     np.testing.assert_allclose(features[:3], embedding_model(network).predict(crops, verbose=0), atol=1e-5)
 
     # .npy: the same matrix, its rows named by the index CSV

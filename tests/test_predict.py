@@ -17,6 +17,7 @@ import pytest
 
 from galaxyzoo import schema
 from galaxyzoo.registry import packaged, predict
+from galaxyzoo.registry.crops import preprocess
 from galaxyzoo.cli import main
 from galaxyzoo.errors import GalaxyZooError
 
@@ -36,7 +37,7 @@ def test_preprocess_is_the_training_crop(tiny_workdir):
     store = CropStore.open(ws.store)
     ids = store.asset_ids[:5]
     for asset_id, row in zip(ids, store.rows_for(ids)):
-        crop, branch = packaged.preprocess((ws.raw / "images" / f"{asset_id}.jpg").read_bytes(), 32, 1)
+        crop, branch = preprocess((ws.raw / "images" / f"{asset_id}.jpg").read_bytes(), 32, 1)
         assert crop.dtype == np.float32 and crop.shape == (32, 32, 1)
         np.testing.assert_array_equal(np.rint(crop * 255).astype(np.uint8), store.images[row])
 
@@ -60,7 +61,7 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     assert "not base64" in out.loc[7, "error"]
     # the same numbers as the training run's Keras model on the same crops
     network = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    crops = np.stack([packaged.preprocess(f.read_bytes(), 32, 1)[0] for f in files])
+    crops = np.stack([preprocess(f.read_bytes(), 32, 1)[0] for f in files])
     np.testing.assert_allclose(fractions, network.predict(crops, verbose=0), atol=1e-6)
 
 
@@ -76,7 +77,7 @@ def test_the_tta_param_reaches_the_packaged_model_and_an_older_model_still_predi
     model = mlflow.pyfunc.load_model(MODEL)
     assert packaged.takes_tta(model)
     network = model.unwrap_python_model().network  # the run's Keras model (test_packaged_model_on_raw_images)
-    crops = np.stack([packaged.preprocess(f.read_bytes(), 32, 1)[0] for f in files])
+    crops = np.stack([preprocess(f.read_bytes(), 32, 1)[0] for f in files])
     tta = model.predict(frame, params={"tta": True})[packaged.ANSWER_COLUMNS].to_numpy()
     np.testing.assert_allclose(tta, average_over_views(network.predict_on_batch, crops), atol=1e-6)
     plain = model.predict(frame)[packaged.ANSWER_COLUMNS].to_numpy()  # the signature's default: no TTA

@@ -119,3 +119,9 @@ def test_a_model_packaged_by_an_earlier_layout_is_one_clear_line(tmp_path, monke
     earlier = r"it was packaged by an earlier galaxyzoo \(No module named 'gz_old_layout'\)"
     with pytest.raises(GalaxyZooError, match=earlier):
         load_packaged(str(tmp_path / "model"))
+
+
+def test_refuses_workers_below_one_before_any_work(images, capsys):
+    folder, _ = images
+    assert _predict(folder, folder.parent / "preds.csv", "--workers", "0") == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err

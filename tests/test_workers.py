@@ -14,6 +14,14 @@ def test_every_task_comes_back():
     assert sorted(results) == [1, 2, 3, 4]
     ordered = process_map(abs, [-5, 1, -3, 2], 2, preload="galaxyzoo.system.workers", what="test", ordered=True)
     assert list(ordered) == [5, 1, 3, 2]
+    bounded = process_map(abs, [-5, 1, -3, 2, -7], 2, preload="galaxyzoo.system.workers", what="test", ordered=True,
+                          ahead=1)
+    assert list(bounded) == [5, 1, 3, 2, 7]
+
+
+def test_workers_run_at_the_niceness_asked():
+    niced = process_map(os.nice, [0, 0], 2, preload="galaxyzoo.system.workers", what="test", niceness=5)
+    assert list(niced) == [min(os.nice(0) + 5, 19)] * 2  # os.nice(0) reads a process's niceness
 
 
 @pytest.mark.timeout(120)  # the failure this guards against is a hang

@@ -24,7 +24,8 @@ def run(args) -> int:
     from galaxyzoo.tracking import mlflow_runs
 
     summary = embed.embed_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
-                                overwrite=args.overwrite, tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
+                                overwrite=args.overwrite, workers=args.workers,
+                                tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
     ok = report_failed(summary)
     print(f"wrote {summary.out}" + (f" and {summary.index}" if summary.index else "")
           + f": {ok} of {summary.total} images embedded, {summary.dims} features each"

@@ -9,7 +9,7 @@ DEFAULT_MODEL = "models:/galaxyzoo-cnn@champion"
 
 
 def add_image_options(parser, out_default: str, out_help: str, overwrite_help: str, tta_help: str | None = None):
-    """IMAGES, `--model`, `--out`, `--tta` (with `tta_help`), `--overwrite` and `--tracking-uri`."""
+    """IMAGES, `--model`, `--out`, `--tta` (with `tta_help`), `--overwrite`, `--workers` and `--tracking-uri`."""
     parser.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR",
                         help="image files, or folders of .jpg/.jpeg/.png")
     parser.add_argument("--model", default=DEFAULT_MODEL,
@@ -18,6 +18,9 @@ def add_image_options(parser, out_default: str, out_help: str, overwrite_help: s
     if tta_help:
         add_tta_option(parser, tta_help)
     parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes cropping the images while the network runs (default: every core; "
+                        "1 crops in this process, then runs the network)")
     parser.add_argument("--tracking-uri",
                         help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
 

@@ -26,7 +26,7 @@ def run(args) -> int:
     from galaxyzoo.tracking import mlflow_runs
 
     summary = predict.predict_files(args.model, args.images, args.out, progress=sys.stderr.isatty(),
-                                    overwrite=args.overwrite, tta=bool(args.tta),
+                                    overwrite=args.overwrite, workers=args.workers, tta=bool(args.tta),
                                     tracking_uri=mlflow_runs.tracking_uri(args.tracking_uri))
     ok = report_failed(summary)
     print(f"wrote {summary.out}: {ok} of {summary.total} images predicted"

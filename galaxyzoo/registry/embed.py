@@ -5,9 +5,10 @@ summary = embed_files("models:/galaxyzoo-cnn@champion", ["images/"], "embeddings
 summary.total, summary.dims, summary.failed   # failed: [(file, why), ...]; their rows say why in `error`
 ```
 
-Each image gets `predict`'s crop and scaling (`packaged.embed_images`), then the
-network up to its head (`model.network.embedding_model`). Files are found,
-read in chunks and written atomically by `predict`'s helpers, so rows come in
+Each image gets `predict`'s crop and scaling (`crops.crop_files`, in worker
+processes while the network embeds the chunk before), then the network up to
+its head (`model.network.embedding_model`, `packaged.embed_crops`). Files are
+found and written atomically by `predict`'s helpers, so rows come in
 `collect_images` order, as in predict's CSV; a file that cannot be read or
 decoded keeps its row, with NaN features and the reason in `error`. The file
 formats (`.parquet`, or `.npy` with an index CSV) are `embeddings.py`'s.
@@ -25,8 +26,9 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model.network import embedding_model
 from galaxyzoo.registry.embeddings import files_of, write_embeddings
-from galaxyzoo.registry.packaged import EnsembleModel, embed_images, load_packaged
-from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, collect_images, read_chunks
+from galaxyzoo.registry.crops import crop_files
+from galaxyzoo.registry.packaged import EnsembleModel, embed_crops, load_packaged
+from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, check_workers, collect_images
 from galaxyzoo.tracking import mlflow_runs
 
 
@@ -40,12 +42,15 @@ class EmbedSummary:
 
 
 def embed_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
-                overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK) -> EmbedSummary:
+                overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK,
+                workers: int | None = None) -> EmbedSummary:
     """Embed every image into `out` (`.parquet`, or `.npy` plus its index CSV), all rows at once.
 
     As in `predict.predict_files`, every output is checked and its temporary
-    file created before the store is opened and the model loaded.
+    file created before the store is opened and the model loaded, and the
+    images are cropped in `workers` processes (default: every core).
     """
+    workers = check_workers(workers)
     files = collect_images(inputs)
     out = Path(out)
     targets = files_of(out, "--out")
@@ -61,11 +66,10 @@ def embed_files(model_uri: str, inputs: list[str | Path], out: str | Path, progr
                                  "embed one of its members (tag ensemble.members of its run)")
         encoder = embedding_model(model.network)
         names, errors, parts = [], [], []
-        for part, contents, unreadable in read_chunks(files, chunk, progress, "embed"):
-            features, why = embed_images(encoder, contents, model.size, model.channels, unreadable)
-            names += [str(p) for p in part]
-            errors += why
-            parts.append(features)
+        for paths, crops in crop_files(files, model.size, model.channels, chunk, workers, progress, "embed"):
+            names += [str(p) for p in paths]
+            errors += crops.errors
+            parts.append(embed_crops(encoder, crops))
         features = np.concatenate(parts)
         write_embeddings(tmps, out.suffix.lower(), pd.DataFrame({"file": names, "error": errors}), features)
     failed = [(f, e) for f, e in zip(names, errors) if e]

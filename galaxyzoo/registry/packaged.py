@@ -21,8 +21,9 @@ decoded gets NaN fractions (null in the REST server's JSON) and the reason in
 and flips of its crop (`model.tta`), e.g. `model.predict(frame, params={"tta":
 True})`, or `"params": {"tta": true}` beside the served JSON's data.
 
-`embed_images` runs the same crop and scaling into the network cut before its
-head (`galaxyzoo embed`).
+The crop and scaling are `registry.crops`'s; `predict` and `embed` crop files
+there in worker processes and hand each chunk to `predict_crops`, or to
+`embed_crops` (the network cut before its head, `galaxyzoo embed`).
 
 Training logs one beside its Keras model (`log_packaged_model`), `promote`
 registers it, and `load_packaged` loads one back, refusing a bare Keras model.
@@ -51,13 +52,13 @@ from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
 from galaxyzoo import schema
 from galaxyzoo.config.experiment import CONCENTRATION_HEAD, load_experiment, model_kwargs
-from galaxyzoo.data.crop import crop_image, decode_image, to_unit
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import dirichlet
 from galaxyzoo.model.ensemble import MeanOfModels
 from galaxyzoo.model.network import answer_fractions, outputs_concentrations
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
+from galaxyzoo.registry.crops import Crops, crop_all
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri
 from galaxyzoo.tracking.run_config import download_run_config
@@ -68,74 +69,48 @@ ANSWER_COLUMNS = [a.stem for a in schema.ANSWERS]
 INTERVAL_COLUMNS = [f"{c}_p05" for c in ANSWER_COLUMNS] + [f"{c}_p95" for c in ANSWER_COLUMNS]
 OUTPUT_COLUMNS = [*ANSWER_COLUMNS, "most_likely_path", "crop_branch", "error"]  # INTERVAL_COLUMNS after the answers
 TTA_PARAM = "tta"  # the pyfunc param that turns on test-time augmentation
-BATCH_SIZE = 64  # crops per network step in `predict_images` by default; the pyfunc model's `predict` uses it
-
-
-def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
-    """Image file bytes -> ((size, size, channels) float32 in [0, 1], crop branch), as in training.
-
-    Raises ValueError when the bytes are not a readable image.
-    """
-    image = decode_image(data, channels)
-    if image is None:
-        raise ValueError("not a readable image (corrupt or not an image file)")
-    crop, branch = crop_image(image, size, channels)
-    return to_unit(crop), branch
-
-
-def _crop_all(images: list[bytes | None], size: int, channels: int, errors: list[str] | None):
-    """`preprocess` each image not already failed: (crops, their indices, every crop branch, every error)."""
-    errors = list(errors) if errors is not None else [""] * len(images)
-    crops, branches, good = [], [""] * len(images), []
-    for i, data in enumerate(images):
-        if errors[i]:
-            continue
-        try:
-            crop, branches[i] = preprocess(data, size, channels)
-        except ValueError as exc:
-            errors[i] = str(exc)
-            continue
-        crops.append(crop)
-        good.append(i)
-    return crops, good, branches, errors
+BATCH_SIZE = 64  # crops per network step in `predict_crops` by default; the pyfunc model's `predict` uses it
 
 
 def predict_images(network, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
                    batch_size: int = BATCH_SIZE, tta: bool = False):
-    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`).
+    """The output DataFrame for a list of image file contents (None = unreadable, see `errors`)."""
+    return predict_crops(network, crop_all(images, size, channels, errors), batch_size, tta)
 
-    The readable images' crops go through `network` `batch_size` at a time;
-    with `tta`, each of their 8 rotations and flips does, and the outputs are the mean
-    (for the Dirichlet head the mean concentrations, so a surer view weighs more).
-    A network with the Dirichlet head also fills `INTERVAL_COLUMNS`.
+
+def predict_crops(network, crops: Crops, batch_size: int = BATCH_SIZE, tta: bool = False) -> pd.DataFrame:
+    """The output DataFrame for one chunk of `crops.Crops`: a row per image, cropped or not.
+
+    The crops go through `network` `batch_size` at a time; with `tta`, each of
+    their 8 rotations and flips does, and the outputs are the mean (for the
+    Dirichlet head the mean concentrations, so a surer view weighs more). A
+    network with the Dirichlet head also fills `INTERVAL_COLUMNS`.
     """
-    crops, good, branches, errors = _crop_all(images, size, channels, errors)
-    outputs = np.full((len(images), schema.N_ANSWERS), np.nan)
-    if crops:
-        run, batch = functools.partial(network.predict, batch_size=batch_size, verbose=0), np.stack(crops)
-        outputs[good] = average_over_views(run, batch) if tta else run(batch)
+    good = crops.good
+    outputs = np.full((len(crops.errors), schema.N_ANSWERS), np.nan)
+    if good:
+        run = functools.partial(network.predict, batch_size=batch_size, verbose=0)
+        outputs[good] = average_over_views(run, crops.scaled) if tta else run(crops.scaled)
     fractions = answer_fractions(network, outputs)
-    paths = [""] * len(images)
+    paths = [""] * len(crops.errors)
     for i, path in zip(good, schema.most_likely_path(fractions[good]) if good else []):
         paths[i] = " > ".join(path)
     frame = pd.DataFrame(fractions, columns=ANSWER_COLUMNS)
     if outputs_concentrations(network):
         frame[INTERVAL_COLUMNS] = np.concatenate(dirichlet.intervals(outputs), axis=1)
-    frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, branches, errors
+    frame["most_likely_path"], frame["crop_branch"], frame["error"] = paths, crops.branches, crops.errors
     return frame
 
 
-def embed_images(encoder, images: list[bytes | None], size: int, channels: int, errors: list[str] | None = None,
-                 batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, list[str]]:
-    """(float32 features, one row per image, NaN where it failed; every error), cropped as `predict_images` does.
+def embed_crops(encoder, crops: Crops, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """float32 features of one chunk of `crops.Crops`, a row per image, NaN where it failed.
 
     `encoder` is the network cut before its head (`model.network.embedding_model`).
     """
-    crops, good, _, errors = _crop_all(images, size, channels, errors)
-    features = np.full((len(images), encoder.output_shape[-1]), np.nan, dtype=np.float32)
-    if crops:
-        features[good] = encoder.predict(np.stack(crops), batch_size=batch_size, verbose=0)
-    return features, errors
+    features = np.full((len(crops.errors), encoder.output_shape[-1]), np.nan, dtype=np.float32)
+    if crops.good:
+        features[crops.good] = encoder.predict(crops.scaled, batch_size=batch_size, verbose=0)
+    return features
 
 
 def _decode_column(values) -> tuple[list[bytes | None], list[str]]:

@@ -5,14 +5,15 @@ summary = predict_files("models:/galaxyzoo-cnn@champion", ["images/"], "predicti
 summary.total, summary.failed       # failed: [(file, why), ...]; their rows say why in `error`
 ```
 
-The packaged model (`packaged.PackagedModel`) crops, scales and predicts;
-this module finds the images, reads them in chunks and writes the CSV
-atomically, so a crash or a full disk never leaves half a file.
+The packaged model (`packaged.PackagedModel`) holds the network and its crop
+size; this module finds the images, crops them in chunks in worker processes
+while the network predicts the chunk before (`crops.crop_files`: the slower of
+the two sets the pace), and writes the CSV atomically, so a crash or a full
+disk never leaves half a file. The rows are the pyfunc model's, in file order.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import secrets
@@ -23,11 +24,13 @@ from typing import Iterator
 import pandas as pd
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.registry.packaged import INPUT_COLUMN, TTA_PARAM, load_packaged, takes_tta
+from galaxyzoo.registry.crops import crop_files
+from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
+from galaxyzoo.system.workers import cpu_count
 from galaxyzoo.tracking import mlflow_runs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-# Files read, encoded and predicted at a time: bounds the memory their bytes take, and paces the progress bar.
+# Files read, cropped and predicted at a time: bounds the memory their crops take, and paces the progress bar.
 CHUNK = 256
 
 
@@ -94,41 +97,21 @@ def atomic_output(out: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def read_chunks(files: list[Path], chunk: int, progress: bool, desc: str
-                ) -> Iterator[tuple[list[Path], list[bytes | None], list[str]]]:
-    """`files`, `chunk` at a time: (paths, their bytes or None, why each None could not be read).
-
-    A progress bar labelled `desc` counts them (on stderr, unless not `progress`).
-    """
-    from tqdm import tqdm
-
-    with tqdm(total=len(files), unit="img", disable=not progress, desc=desc) as bar:
-        for start in range(0, len(files), chunk):
-            part = files[start : start + chunk]
-            contents, errors = [], []
-            for path in part:
-                try:
-                    contents.append(path.read_bytes())
-                    errors.append("")
-                except OSError as exc:
-                    contents.append(None)
-                    errors.append(f"cannot read the file ({exc.strerror or exc})")
-            yield part, contents, errors
-            bar.update(len(part))
-
-
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
                   overwrite: bool = False, tracking_uri: str | None = None, chunk: int = CHUNK,
-                  tta: bool = False) -> PredictSummary:
+                  tta: bool = False, workers: int | None = None) -> PredictSummary:
     """Predict every image and write one CSV row per file (`file` first, then `packaged.OUTPUT_COLUMNS`,
     with the 5th and 95th percentile columns `packaged.INTERVAL_COLUMNS` after the answers for a model
     with the Dirichlet head).
 
     `out` is checked (`check_out`) and its temporary file created before the
     tracking store (`tracking_uri`, if given) is opened and the model loaded;
-    the CSV appears complete or not at all. The model gets `chunk` files per call,
-    with its `tta` param (the mean over 8 rotations and flips) when `tta` is true.
+    the CSV appears complete or not at all. The images are cropped in `workers`
+    processes (default: every core; `check_workers`) while the network predicts,
+    `chunk` files at a time (`predict_paths`), with the model's `tta` param
+    (the mean over 8 rotations and flips) when `tta` is true.
     """
+    workers = check_workers(workers)
     files = collect_images(inputs)
     out = Path(out)
     check_out(out, files, overwrite)
@@ -139,17 +122,33 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
         if tta and not takes_tta(model):
             raise GalaxyZooError(f"--tta: {model_uri} was packaged before test-time augmentation existed (its "
                                  "signature has no tta param); predict it without --tta")
-        params = {TTA_PARAM: True} if tta else None  # none for a model packaged before the param existed
-        frames = []
-        for part, contents, errors in read_chunks(files, chunk, progress, "predict"):
-            encoded = ["" if data is None else base64.b64encode(data).decode("ascii") for data in contents]
-            frame = model.predict(pd.DataFrame({INPUT_COLUMN: encoded}), params=params)
-            for i, why in enumerate(errors):
-                if why:
-                    frame.loc[i, "error"] = why
-            frame.insert(0, "file", [str(p) for p in part])
-            frames.append(frame)
-        table = pd.concat(frames, ignore_index=True)
+        packaged = model.unwrap_python_model()
+        table = predict_paths(packaged.network, files, packaged.size, packaged.channels, chunk=chunk, tta=tta,
+                              workers=workers, progress=progress)
         table.to_csv(tmp, index=False)
     failed = [(f, e) for f, e in zip(table["file"], table["error"]) if e]
     return PredictSummary(len(table), failed, out)
+
+
+def check_workers(workers: int | None) -> int:
+    """`--workers`, checked; None is every core this process may use (as `prepare`'s)."""
+    if workers is not None and workers < 1:
+        raise GalaxyZooError(f"--workers must be at least 1, got {workers}")
+    return workers or cpu_count()
+
+
+def predict_paths(network, files: list[Path], size: int, channels: int, chunk: int = CHUNK, tta: bool = False,
+                  workers: int = 1, progress: bool = False) -> pd.DataFrame:
+    """The packaged model's output for `files`, a row each in order, `file` first: what predict writes.
+
+    `network` takes (size, size, channels) crops. `workers` > 1 crops in that
+    many processes while `network` predicts the chunk before
+    (`crops.crop_files`); 1 crops, then predicts, one chunk after the other.
+    Both give the same rows.
+    """
+    frames = []
+    for paths, crops in crop_files(files, size, channels, chunk, workers, progress, "predict"):
+        frame = predict_crops(network, crops, tta=tta)
+        frame.insert(0, "file", [str(p) for p in paths])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -1,4 +1,4 @@
-"""Worker processes for the CPU-bound image stages (synth, prepare)."""
+"""Worker processes for the CPU-bound image stages (synth, prepare, the crops of predict and embed)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -22,14 +23,16 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def init_image_worker(parent_pid: int, parent_started: float) -> None:
+def init_image_worker(parent_pid: int, parent_started: float, niceness: int = 0) -> None:
     """Pool initializer: die with the parent, one OpenCV thread, quiet Ctrl-C, reused image buffers.
 
     The pool already uses every core, so OpenCV's own threads only contend.
     Ctrl-C reaches the whole process group; the parent alone handles it and
-    tears the pool down.
+    tears the pool down. `niceness` lowers the worker's CPU priority.
     """
     die_with(parent_pid, parent_started)
+    if niceness:
+        os.nice(niceness)
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_image_buffers()
@@ -95,21 +98,33 @@ def worker_context(preload: str):
 
 
 def process_map(work: Callable, tasks: Iterable, workers: int, *, preload: str, what: str,
-                ordered: bool = False, chunksize: int = 1,
+                ordered: bool = False, chunksize: int = 1, ahead: int | None = None, niceness: int = 0,
                 hint: str = "out of memory?; run the command again") -> Iterator:
     """Yield `work(task)` for every task, computed in `workers` processes.
 
     Results come in task order when `ordered` (tasks sent in chunks of
-    `chunksize`), else as each finishes. Unlike `multiprocessing.Pool`, which
+    `chunksize`; or, with `ahead`, one at a time and at most `ahead` beyond
+    the one the caller waits for, so a slow caller holds at most `ahead`
+    results), else as each finishes. Unlike `multiprocessing.Pool`, which
     respawns a killed worker and waits forever for its lost task, a dead worker
     (the out-of-memory killer, say) ends the run with one error naming `what`
     and `hint`. The workers end with the calling process, even a killed one.
+    A positive `niceness` runs them at a lower CPU priority than the caller, so
+    they take the cores the caller leaves idle rather than slow it down.
     """
     parent = (os.getpid(), psutil.Process().create_time())
     with ProcessPoolExecutor(workers, mp_context=worker_context(preload), initializer=init_image_worker,
-                             initargs=parent) as pool:
+                             initargs=(*parent, niceness)) as pool:
         try:
-            if ordered:
+            if ordered and ahead:
+                pending = deque()
+                for task in tasks:
+                    pending.append(pool.submit(work, task))
+                    if len(pending) > ahead:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            elif ordered:
                 yield from pool.map(work, tasks, chunksize=chunksize)
             else:
                 for future in as_completed([pool.submit(work, task) for task in tasks]):
