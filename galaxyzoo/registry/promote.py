@@ -72,7 +72,7 @@ def promote(
     mode = resolve_mode(metric, mode)
     check_names(model_name, alias)  # a bad alias must not leave a registered version without one
     if run_id:
-        runs, where = [named_run(client, run_id, "--run")], f"run {run_id} (named by --run)"
+        runs, where = [mlflow_runs.named_run(client, run_id, "--run")], f"run {run_id} (named by --run)"
     else:
         _, runs, where = scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
     ranked = ranked_runs(client, runs, metric=metric, mode=mode, where=where, ensembles=bool(run_id))
@@ -100,16 +100,6 @@ def resolve_mode(metric: str, mode: str) -> str:
     if mode == "auto":
         return "min" if compare.lower_is_better(metric) else "max"
     return mode
-
-
-def named_run(client, run_id: str, option: str):
-    """The run `run_id`, or a GalaxyZooError naming `option` when the store has none."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_run(run_id)
-    except MlflowException:
-        raise GalaxyZooError(f"{option} {run_id}: no such run in {client.tracking_uri}") from None
 
 
 def packaged_model_uri(client, run) -> str:

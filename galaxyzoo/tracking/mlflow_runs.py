@@ -136,6 +136,16 @@ def experiment_id(client, name: str) -> str:
     return found.experiment_id
 
 
+def named_run(client, run_id: str, option: str):
+    """The run `run_id` a command option names, or a GalaxyZooError naming `option` when the store has none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise GalaxyZooError(f"{option} {run_id}: no such run in {client.tracking_uri}") from None
+
+
 def mark_experiment(client, experiment) -> None:
     """Give an experiment the project's kind and description where it has none yet.
 

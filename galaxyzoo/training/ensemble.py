@@ -98,7 +98,7 @@ def ensemble(
 def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int, metric: str, mode: str):
     """(the member runs, best first; the phrase naming where they were chosen)."""
     if run_ids:
-        runs = [promote.named_run(client, run_id, "--runs") for run_id in run_ids]
+        runs = [mlflow_runs.named_run(client, run_id, "--runs") for run_id in run_ids]
         where = "the runs named by --runs"
     else:
         _, runs, where = promote.scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
@@ -113,7 +113,8 @@ def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int,
 
 
 def _shared_configs(client, members: list, tmp: Path):
-    """(the best member's config.yaml path, every member's config), refusing members that crop differently."""
+    """(the best member's config.yaml path, every member's config), refusing members that crop differently,
+    were trained on another split or have the Dirichlet head."""
     configs, paths = [], []
     for i, run in enumerate(members):
         (tmp / f"config{i}").mkdir()
@@ -122,11 +123,10 @@ def _shared_configs(client, members: list, tmp: Path):
     best, first = configs[0], members[0]
     crops = (best.data.image_size, best.data.channels)
     split = first.data.tags.get(names.TAG_DATA_SPLIT_ID)
-    for run, cfg in zip(members, configs):
+    for run, cfg in zip(members, configs):  # the best member matches itself
         if cfg.model.head == CONCENTRATION_HEAD:  # its loss reads concentrations, the mean is fractions
             raise GalaxyZooError(f"ensemble: run {run.info.run_id} has the {CONCENTRATION_HEAD!r} head; ensembles "
                                  "average the fraction heads (sigmoid, softmax-per-question) only")
-    for run, cfg in zip(members[1:], configs[1:]):
         if (cfg.data.image_size, cfg.data.channels) != crops:
             raise GalaxyZooError(
                 f"ensemble: run {run.info.run_id} crops {cfg.data.image_size} px with {cfg.data.channels} "

@@ -37,7 +37,6 @@ from typing import Iterable
 import keras
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, hashed_sections, knobs
 from galaxyzoo.data.dataset import Dataset, load_dataset
@@ -197,10 +196,7 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
 
 def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> str:
     """The experiment id of `run_id`, after checking it can continue with `cfg`."""
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise GalaxyZooError(f"--resume {run_id}: no such run in {client.tracking_uri}") from None
+    run = mlflow_runs.named_run(client, run_id, "--resume")
     tags = run.data.tags
     if run.info.status == "FINISHED":
         raise GalaxyZooError(f"--resume {run_id}: the run already finished; start a new run instead")
