@@ -37,7 +37,7 @@ from galaxyzoo.data.crop import crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.data.ingest import list_images, listing_digest
 from galaxyzoo.system.locks import writer_lock
-from galaxyzoo.system.workers import cpu_count, process_map
+from galaxyzoo.system.workers import check_workers, process_map
 
 BLOCK_ROWS = 256
 
@@ -144,8 +144,7 @@ def prepare(
         raise GalaxyZooError(f"--channels must be 1 or 3, got {channels}")
     if size < 1:
         raise GalaxyZooError(f"--size must be a positive number of pixels, got {size}")
-    if workers is not None and workers < 1:
-        raise GalaxyZooError(f"--workers must be at least 1, got {workers}")
+    workers = check_workers(workers)
     images_dir = Path(raw_dir) / "images"
     if not images_dir.is_dir():
         raise GalaxyZooError(f"image folder {images_dir} not found; expected RAW/images/{{asset_id}}.jpg")
@@ -177,7 +176,7 @@ def _prepare(out_dir, images_dir, asset_ids, size, channels, source, workers, ov
     ]
     started = time.perf_counter()
     with tqdm(total=len(pending), unit="img", desc="prepare", disable=not progress) as bar:
-        for start, stop, status, branch, crc in _run_blocks(blocks, workers or cpu_count()):
+        for start, stop, status, branch, crc in _run_blocks(blocks, workers):
             store.mark_done(slice(start, stop), status, branch, crc)
             bar.update(stop - start)
     seconds = time.perf_counter() - started

@@ -28,7 +28,8 @@ from galaxyzoo.model.network import embedding_model
 from galaxyzoo.registry.embeddings import files_of, write_embeddings
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import EnsembleModel, embed_crops, load_packaged
-from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, check_workers, collect_images
+from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, collect_images
+from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
 
 

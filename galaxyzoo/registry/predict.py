@@ -26,7 +26,7 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
-from galaxyzoo.system.workers import cpu_count
+from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -128,13 +128,6 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
         table.to_csv(tmp, index=False)
     failed = [(f, e) for f, e in zip(table["file"], table["error"]) if e]
     return PredictSummary(len(table), failed, out)
-
-
-def check_workers(workers: int | None) -> int:
-    """`--workers`, checked; None is every core this process may use (as `prepare`'s)."""
-    if workers is not None and workers < 1:
-        raise GalaxyZooError(f"--workers must be at least 1, got {workers}")
-    return workers or cpu_count()
 
 
 def predict_paths(network, files: list[Path], size: int, channels: int, chunk: int = CHUNK, tta: bool = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import numbers
 import os
 import signal
 import threading
@@ -21,6 +22,14 @@ from galaxyzoo.errors import GalaxyZooError
 def cpu_count() -> int:
     """Cores this process may use (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_workers(workers: int | None) -> int:
+    """`--workers`, checked: a whole number of at least 1, or None for every core (`cpu_count`)."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)
+                                or workers < 1):
+        raise GalaxyZooError(f"--workers must be at least 1, got {workers!r}")
+    return workers or cpu_count()
 
 
 def init_image_worker(parent_pid: int, parent_started: float, niceness: int = 0) -> None:

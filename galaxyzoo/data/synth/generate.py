@@ -28,7 +28,7 @@ from tqdm import tqdm
 from galaxyzoo.data.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
-from galaxyzoo.system.workers import cpu_count, process_map
+from galaxyzoo.system.workers import check_workers, process_map
 from galaxyzoo.data.synth import catalogue
 from galaxyzoo.data.synth.gz2class import gz2_class
 from galaxyzoo.data.synth.morphology import sample_morphology
@@ -86,15 +86,15 @@ def generate(
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
     out = Path(out_dir).expanduser().absolute()
-    check_request(out, n, seed, workers, overwrite)
+    workers = check_request(out, n, seed, workers, overwrite)
     with make_temp_sibling(out) as tmp:
-        write_sample(tmp, n, seed, workers or cpu_count(), progress)
+        write_sample(tmp, n, seed, workers, progress)
         publish(tmp, out)
     return out
 
 
-def check_request(out: Path, n, seed, workers, overwrite: bool) -> None:
-    """Refuse bad arguments before any work starts."""
+def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
+    """Refuse bad arguments before any work starts; return the number of worker processes."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not catalogue.MIN_ROWS <= n <= MAX_N:
         raise GalaxyZooError(
             f"--n must be a whole number of galaxies from {catalogue.MIN_ROWS} (so that every real quirk fits) "
@@ -102,14 +102,14 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> None:
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise GalaxyZooError(f"--seed must be a non-negative whole number, got {seed!r}")
-    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
-        raise GalaxyZooError(f"--workers must be at least 1, got {workers!r}")
+    workers = check_workers(workers)
     if out.exists() and not out.is_dir():
         raise GalaxyZooError(f"output folder {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise GalaxyZooError(f"output folder {out} is not empty; pass --overwrite to replace it")
     if out.is_dir() and not os.access(out, os.W_OK):
         raise GalaxyZooError(f"output folder {out} is not writable")
+    return workers
 
 
 def make_temp_sibling(out: Path) -> OwnedFolder:
