@@ -1,5 +1,7 @@
 """`galaxyzoo ensemble`: log the mean of the best finished runs' predictions as one scored, packaged run."""
 
+from galaxyzoo.commands.run_choice import add_ranking_options, add_scope_options
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -9,18 +11,11 @@ def add_parser(subparsers):
         "log the mean of the best K as one MLflow run: scored on the test split like a training run and "
         "holding one packaged model, which `galaxyzoo promote --run RUN_ID` registers.",
     )
-    # The underscore spellings are what `mlflow run . -e ensemble -P experiment_name=...` appends.
-    p.add_argument("--experiment-name", "--experiment_name", default="",
-                   help="MLflow experiment to choose from (default: the one holding the latest galaxyzoo "
-                   "training)")
-    p.add_argument("--sweep-run", "--sweep_run", default="", metavar="RUN_ID",
-                   help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
+    add_scope_options(p)
     p.add_argument("--runs", nargs="+", default=[], metavar="RUN_ID",
                    help="average exactly these runs (space- or comma-separated) (wins over --sweep-run and --experiment-name)")
     p.add_argument("--top-k", "--top_k", type=int, default=3, help="how many of the best runs to average (default 3)")
-    p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
-    p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
-                   help="min: lower is better; max: higher; auto (default): max for R² metrics, else min")
+    add_ranking_options(p)
     p.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: min(train's, 512))")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run)

@@ -1,5 +1,7 @@
 """`galaxyzoo promote`: register the best run's model and point the alias `champion` at it."""
 
+from galaxyzoo.commands.run_choice import add_ranking_options, add_scope_options
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -8,18 +10,11 @@ def add_parser(subparsers):
         description="Pick the best finished run with a logged model by a metric, package its model with the crop "
         "(an MLflow pyfunc model), register it as a new version and point an alias at it.",
     )
-    # The underscore spellings are what `mlflow run . -e promote -P experiment_name=...` appends.
-    p.add_argument("--experiment-name", "--experiment_name", default="",
-                   help="MLflow experiment to choose from (default: the one holding the latest galaxyzoo "
-                   "training, e.g. Default after a bare `mlflow run . -e sweep`)")
-    p.add_argument("--sweep-run", "--sweep_run", default="", metavar="RUN_ID",
-                   help="choose among this sweep parent run's trials instead (wins over --experiment-name)")
+    add_scope_options(p)
     p.add_argument("--run", default="", metavar="RUN_ID",
                    help="register this finished run's model, e.g. an ensemble run (`galaxyzoo ensemble`), "
                    "instead of choosing one (wins over --sweep-run and --experiment-name)")
-    p.add_argument("--metric", default="val_rmse", help="final metric to rank runs by (default val_rmse)")
-    p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
-                   help="min: lower is better; max: higher; auto (default): max for R² metrics, else min")
+    add_ranking_options(p)
     p.add_argument("--model-name", default="galaxyzoo-cnn", help="registered model name (default galaxyzoo-cnn)")
     p.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
