@@ -146,6 +146,26 @@ def test_a_failed_write_keeps_the_old_csv(champion, real_images_dir, tmp_path, m
     assert out.read_text() == "earlier results\n" and [p.name for p in tmp_path.iterdir()] == ["preds.csv"]
 
 
+def test_a_killed_predict_leaves_the_old_csv_and_its_rerun_sweeps_the_temporary_folder(champion, real_images_dir,
+                                                                                       tmp_path):
+    from test_kill import assert_nothing_left, kill_when, start
+
+    uri, _ = champion
+    out = tmp_path / "preds.csv"
+    out.write_text("earlier results\n")
+    args = ["-m", "galaxyzoo", "predict", "--model", MODEL, real_images_dir, "--out", out, "--overwrite",
+            "--tracking-uri", uri]
+    proc = start(*args)
+    kill_when(proc, lambda: any(p.is_dir() for p in tmp_path.glob("preds.csv.tmp-*")))  # mid-run: its output is still temporary
+    assert_nothing_left(proc)
+    assert out.read_text() == "earlier results\n"
+    assert [p.name for p in tmp_path.glob("preds.csv.tmp-*") if p.is_dir()], "the kill left its temporary folder"
+
+    assert main([str(a) for a in args[2:]]) == 0
+    assert len(pd.read_csv(out)) == len(list(real_images_dir.glob("*.jpg")))
+    assert [p.name for p in tmp_path.iterdir()] == ["preds.csv"]  # the killed run's folder and lock are gone
+
+
 def test_served_json_has_null_not_nan_for_a_bad_image(champion, real_images_dir, monkeypatch):
     import mlflow
     from mlflow.pyfunc.scoring_server import predictions_to_json

@@ -30,7 +30,8 @@ def _predict(folder, out, *extra):
 
 
 def _left_over(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    """atomic_output's temporary folders and their locks (`<out>.tmp-XXXXXXXX[.lock]`)."""
+    return [p.name for p in folder.iterdir() if ".tmp-" in p.name]
 
 
 def test_refuses_an_existing_out_unless_overwrite(images, capsys):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +25,7 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
+from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
 
@@ -79,22 +79,25 @@ def check_out(out: Path, files: list[Path], overwrite: bool) -> None:
 
 @contextlib.contextmanager
 def atomic_output(out: Path) -> Iterator[Path]:
-    """A new temporary file beside `out`, renamed onto `out` if the block succeeds, else removed.
+    """A new temporary file, renamed onto `out` if the block succeeds, else removed.
 
-    It is created on entry, so an unwritable folder fails before any work; a
-    crash leaves `out` as it was (at worst a hidden `.<name>.<hex>.tmp` beside it).
+    The file is `out.name` inside a folder `out.tmp-XXXXXXXX` beside `out`, held
+    by this process (`tempdirs.OwnedFolder`); the folders of killed runs are swept
+    first (`remove_stale`), so a SIGKILL leaves nothing the next run keeps. It is
+    created on entry, so an unwritable folder fails before any work, and a crash
+    leaves `out` as it was.
     """
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
-        tmp.open("x").close()  # not mkstemp: its 0600 mode would become the output's
+        remove_stale(out, "tmp")
+        owned = OwnedFolder(out, "tmp")
     except OSError as exc:
         raise GalaxyZooError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
-    try:
+    with owned as folder:
+        tmp = folder / out.name
+        tmp.touch()  # not mkstemp: its 0600 mode would become the output's
         yield tmp
         os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
