@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_quality.py"
 def test_train_quality_reports_both_experiments_against_the_floor(tmp_path):
     out = tmp_path / "quality.json"
     cmd = [sys.executable, str(SCRIPT), "--n", "200", "--epochs", "1", "--workdir", str(tmp_path / "bench"),
-           "--replicates", "20", "--json", str(out)]
+           "--replicates", "20", "--json", str(out), "--set", "data.image_size=48"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
