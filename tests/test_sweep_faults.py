@@ -31,11 +31,14 @@ class Output:
     def text(self) -> str:
         return "".join(self.lines)
 
-    def wait_for(self, text: str) -> None:
-        """Until a line holds `text`; fails (with the output) if the process ends first."""
+    def wait_for(self, text: str, since: int = 0) -> None:
+        """Until a line after the first `since` lines holds `text`; fails (with the output) if the process ends first."""
+        def seen() -> bool:
+            return any(text in line for line in self.lines[since:])
+
         with self.changed:
-            self.changed.wait_for(lambda: text in self.text() or self.process.poll() is not None, timeout=900)
-            assert text in self.text(), f"never saw {text!r}:\n{self.text()[-4000:]}"
+            self.changed.wait_for(lambda: seen() or self.process.poll() is not None, timeout=900)
+            assert seen(), f"never saw {text!r}:\n{self.text()[-4000:]}"
 
     def finish(self) -> str:
         self.thread.join(900)
@@ -71,36 +74,32 @@ def _assert_whole(server, postgres, study: str, n_trials: int, log: str) -> None
 
 
 @pytest.mark.slow
-def test_worker_outlasts_a_postgresql_restart(postgres, tracking_server, tiny_sweep_file, tmp_path):  # noqa: F811
-    """PostgreSQL (the study and the tracking server's store) goes down after the first trial and
-    stays down until the worker says it is waiting for it; the worker then goes on to the end."""
-    worker = _start(tiny_sweep_file, tmp_path, tracking_server, postgres, "pg-restart", 2)
+def test_worker_outlasts_a_postgresql_and_a_tracking_server_restart(postgres, tracking_server, tiny_sweep_file,  # noqa: F811
+                                                                    tmp_path):
+    """PostgreSQL (the study and the tracking server's store) goes down after the first trial and stays
+    down until the worker says it is waiting for it; after the second trial the tracking server is
+    killed and comes back on the same port and store once the worker is retrying (MLflow's HTTP
+    retries). The worker goes on to the end, and no trial or run is lost or doubled."""
+    worker = _start(tiny_sweep_file, tmp_path, tracking_server, postgres, "restarts", 3)
     worker.wait_for("trial 0: val_rmse=")  # told: the next take needs the database
     postgres.stop()
     try:
         worker.wait_for("retrying for up to")
     finally:
         postgres.start()
+    worker.wait_for("trial 1: val_rmse=")
+    told = len(worker.lines)
+    tracking_server.stop()
+    try:
+        worker.wait_for("Retrying (", since=told)  # urllib3's warning: a request to the server is being retried
+    finally:
+        tracking_server.start()
     log = worker.finish()
     # The warning names the storage and the step that was retried: the lock's connection, or whichever
     # storage call was in flight when the database went (timing decides which).
     waits = [line for line in log.splitlines() if "retrying for up to" in line]
     assert waits and all(re.search(r"--storage postgresql\S*://\S+: (cannot connect|[a-z_]+): ", w) for w in waits), waits
-    _assert_whole(tracking_server, postgres, "pg-restart", 2, log)
-
-
-@pytest.mark.slow
-def test_worker_outlasts_a_tracking_server_restart(postgres, tracking_server, tiny_sweep_file, tmp_path):  # noqa: F811
-    """The tracking server is killed after the first trial and comes back on the same port and store once
-    the worker is retrying (MLflow's HTTP retries); no run is lost or doubled."""
-    worker = _start(tiny_sweep_file, tmp_path, tracking_server, postgres, "server-restart", 2)
-    worker.wait_for("trial 0: val_rmse=")
-    tracking_server.stop()
-    try:
-        worker.wait_for("Retrying (")  # urllib3's warning: a request to the server is being retried
-    finally:
-        tracking_server.start()
-    _assert_whole(tracking_server, postgres, "server-restart", 2, worker.finish())
+    _assert_whole(tracking_server, postgres, "restarts", 3, log)
 
 
 def test_a_lost_connection_is_retried_then_reported_on_one_line(monkeypatch, caplog):

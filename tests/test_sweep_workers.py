@@ -1,4 +1,5 @@
-"""Several sweep workers on one study, for real: a throwaway PostgreSQL, separate processes, a killed worker."""
+"""Several sweep workers on one study, for real: separate processes on one journal, a killed worker; and
+the throwaway PostgreSQL servers of the multi-machine tests (test_sweep_server, test_sweep_faults)."""
 
 import atexit
 import functools
@@ -129,22 +130,6 @@ def _finish(worker: subprocess.Popen, timeout: int = 600) -> str:
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study_on_postgresql(postgres, tiny_sweep_file, tmp_path):
-    import mlflow
-    import optuna
-
-    # MLflow gets the driver spelled out (SQLAlchemy's default for postgresql:// is psycopg 3);
-    # the sweep picks the installed driver itself.
-    storage, tracking_uri = postgres("optuna"), postgres("mlflow", "+psycopg2")
-    # The tracking server's database and experiment exist before the workers race to use them.
-    client = mlflow.MlflowClient(tracking_uri)
-    client.create_experiment("workers", artifact_location=(tmp_path / "artifacts").as_uri())
-    logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, storage, 3)
-    trials = optuna.load_study(study_name="shared", storage=postgres("optuna", "+psycopg2")).get_trials()
-    _assert_one_study(client, trials, 3, logs)
-
-
-@pytest.mark.slow
 def test_two_workers_share_one_journal_file(tiny_sweep_file, tmp_path):
     """The no-database option: the study in Optuna's JournalStorage over one file (`--storage journal:///...`)."""
     import mlflow
@@ -155,7 +140,7 @@ def test_two_workers_share_one_journal_file(tiny_sweep_file, tmp_path):
     logs = _two_workers(tiny_sweep_file, tmp_path, tracking_uri, f"journal:///{journal}", 3)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
-    _assert_one_study(mlflow.MlflowClient(tracking_uri), trials, 3, logs)
+    _assert_one_study(mlflow.MlflowClient(tracking_uri), trials, 3, logs, "workers", "shared")
     assert sorted(p.name for p in journal.parent.iterdir()) == ["study.log", "study.log.sweep.lock"]
 
 
@@ -168,8 +153,12 @@ def _two_workers(sweep_file: Path, cwd: Path, tracking_uri: str, storage: str, n
     return [_finish(w) for w in workers]
 
 
-def _assert_one_study(client, trials, n_trials: int, logs: list[str]) -> None:
-    """Exactly `n_trials` finished trials, each number once, all nested under one parent run that summarises them."""
+def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment: str, study: str) -> None:
+    """Exactly `n_trials` finished trials of `study`, each number once, all nested under one parent run
+    in `experiment` that summarises them and names both workers.
+
+    Two workers on PostgreSQL (the study, and MLflow behind a tracking server) are test_sweep_server's.
+    """
     import optuna
 
     finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
@@ -177,11 +166,10 @@ def _assert_one_study(client, trials, n_trials: int, logs: list[str]) -> None:
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
 
-    experiment = client.get_experiment_by_name("workers").experiment_id
-    runs = client.search_runs([experiment])
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     # one sweep, one parent: the second worker found the first one's by its tag
     (parent,) = [r for r in runs if "galaxyzoo.sweep" in r.data.tags]
-    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep shared", logs
+    assert parent.info.status == "FINISHED" and parent.info.run_name == f"sweep {study}", logs
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(int(r.data.tags["trial_number"]) for r in children) == sorted(numbers)
     assert {t.user_attrs["mlflow_run_id"] for t in trials} == {r.info.run_id for r in children}

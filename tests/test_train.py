@@ -264,6 +264,7 @@ def _kill_training(tiny_experiment, folder: Path, point: str, overrides: list[st
     assert left == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point, logged, checkpointed", [
     ("after-checkpoint:1", [1, 2], 2),
     # Killed after the metric log of epoch 1 but before its checkpoint: the resume trains
@@ -325,6 +326,7 @@ START_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_trainings_started_at_once_on_a_fresh_store_both_start(tmp_path):
     import time
 
