@@ -156,7 +156,8 @@ def test_a_killed_predict_leaves_the_old_csv_and_its_rerun_sweeps_the_temporary_
     args = ["-m", "galaxyzoo", "predict", "--model", MODEL, real_images_dir, "--out", out, "--overwrite",
             "--tracking-uri", uri]
     proc = start(*args)
-    kill_when(proc, lambda: any(p.is_dir() for p in tmp_path.glob("preds.csv.tmp-*")))  # mid-run: its output is still temporary
+    # mid-run: its output is still temporary
+    kill_when(proc, lambda: any(p.is_dir() for p in tmp_path.glob("preds.csv.tmp-*")))
     assert_nothing_left(proc)
     assert out.read_text() == "earlier results\n"
     assert [p.name for p in tmp_path.glob("preds.csv.tmp-*") if p.is_dir()], "the kill left its temporary folder"

@@ -32,7 +32,8 @@ class Output:
         return "".join(self.lines)
 
     def wait_for(self, text: str, since: int = 0) -> None:
-        """Until a line after the first `since` lines holds `text`; fails (with the output) if the process ends first."""
+        """Until a line after the first `since` lines holds `text`; fails (with the output) if the
+        process ends first."""
         def seen() -> bool:
             return any(text in line for line in self.lines[since:])
 

@@ -83,10 +83,7 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
 
     trials = optuna.load_study(study_name="served", storage=postgres("optuna", "+psycopg2")).get_trials()
     client = mlflow.MlflowClient(tracking_server.uri)
-    _assert_one_study(client, trials, 2, logs, "served", "served")
-    runs = client.search_runs([client.get_experiment_by_name("served").experiment_id])
-    (parent,) = [r for r in runs if "galaxyzoo.sweep" in r.data.tags]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    runs, parent, children = _assert_one_study(client, trials, 2, logs, "served", "served")
     assert len(children) == len(runs) - 1  # every run of the sweep is under its parent
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"sweep.yaml", "trials.csv"}
 

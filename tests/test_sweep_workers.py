@@ -153,9 +153,9 @@ def _two_workers(sweep_file: Path, cwd: Path, tracking_uri: str, storage: str, n
     return [_finish(w) for w in workers]
 
 
-def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment: str, study: str) -> None:
+def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment: str, study: str):
     """Exactly `n_trials` finished trials of `study`, each number once, all nested under one parent run
-    in `experiment` that summarises them and names both workers.
+    in `experiment` that summarises them and names both workers; returns (all its runs, parent, children).
 
     Two workers on PostgreSQL (the study, and MLflow behind a tracking server) are test_sweep_server's.
     """
@@ -180,6 +180,7 @@ def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment
     assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == n_trials
     workers = [k for k in parent.data.tags if k.startswith("galaxyzoo.worker.")]
     assert len(workers) == 2 and all('"state": "completed"' in parent.data.tags[k] for k in workers)
+    return runs, parent, children
 
 
 @pytest.mark.slow
