@@ -90,7 +90,7 @@ def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dic
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=40, help="upper bound; early stopping may end sooner")
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="more overrides for both experiments, e.g. data.image_size=48 for a quick check "
                              "(the figures are then not the benchmark's)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     common = ["data.source=synthetic", f"data.synthetic_n={args.n}", "data.synthetic_seed=2026",
               f"data.workdir={args.workdir}", f"train.epochs={args.epochs}", *args.set]

@@ -74,7 +74,7 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server.uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = ("--storage", postgres("optuna"), "--study-name", "served", "--n-trials", "2", "--epochs", "1",
-            "--set", "tracking.experiment_name=served tracking.plots=true")
+            "--set", "tracking.experiment_name=served")
     folders = [tmp_path / f"worker{i}" for i in range(2)]
     for folder in folders:
         folder.mkdir()
@@ -87,7 +87,8 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
     assert len(children) == len(runs) - 1  # every run of the sweep is under its parent
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"sweep.yaml", "trials.csv"}
 
-    # every complete trial's model and plots come back through the server, from its artifact store
+    # every complete trial's model comes back through the server, from its artifact store (the
+    # figures take the same path; test_train checks them, and drawing them here costs ~20 CPU-s)
     # (MLflow resolves a run's logged model with the process's tracking URI, whatever it is passed)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.uri)
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", tracking_server.uri)
@@ -95,11 +96,6 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
     assert complete, [r.data.tags["trial_state"] for r in children]
     for run in complete:
         assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
-        plots = [a.path for a in client.list_artifacts(run.info.run_id, "plots") if a.path.endswith(".png")]
-        assert plots, run.info.run_id
-        png = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=plots[0],
-                                                       dst_path=str(tmp_path / "fetched" / run.info.run_id)))
-        assert png.read_bytes()[:4] == b"\x89PNG"
         model = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model",
                                                     dst_path=str(tmp_path / "fetched" / run.info.run_id / "m"))
         assert (Path(model) / "MLmodel").is_file()

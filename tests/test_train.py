@@ -332,21 +332,19 @@ def test_two_trainings_started_at_once_on_a_fresh_store_both_start(tmp_path):
 
     script = tmp_path / "start.py"
     script.write_text(START_SCRIPT)
-    for attempt in range(2):  # without the lock, one of the two crashed on every try (3 of 3)
-        folder = tmp_path / f"try{attempt}"
-        folder.mkdir()
-        fresh = f"sqlite:///{folder / 'mlflow.db'}"  # not seeded: the two processes race to create it
-        procs = [subprocess.Popen([sys.executable, str(script), str(folder), name, fresh],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for name in ("a", "b")]
-        while not all((folder / f"ready-{n}").exists() for n in "ab") and all(p.poll() is None for p in procs):
-            time.sleep(0.01)
-        (folder / "go").touch()
-        for proc in procs:
-            _, stderr = proc.communicate(timeout=300)
-            assert proc.returncode == 0, stderr[-3000:]
-        client = _client(folder)
-        assert len(client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])) == 2
+    # Once is enough: without the lock, one of the two crashed on every try (3 of 3).
+    fresh = f"sqlite:///{tmp_path / 'mlflow.db'}"  # not seeded: the two processes race to create it
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), name, fresh],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for name in ("a", "b")]
+    while not all((tmp_path / f"ready-{n}").exists() for n in "ab") and all(p.poll() is None for p in procs):
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+    client = _client(tmp_path)
+    assert len(client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])) == 2
 
 
 def test_resume_auto_without_an_unfinished_run_starts_a_new_one(first_run, tiny_experiment):
