@@ -1,5 +1,6 @@
 """Shared fixtures: tiny data, temporary output folders, the real fixtures in tests/data/real/."""
 
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -125,17 +126,40 @@ def finished_sweep(tiny_sweep_file, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def champion(finished_sweep):
-    """The finished sweep's best trial, promoted as `models:/predict-test@champion`: (tracking URI, run id).
-
-    A packaged model for predict and embed; the tracking URI is also set as MLflow's current one.
-    """
+def promoted_champion(finished_sweep):
+    """The finished sweep's best trial, promoted as `models:/predict-test@champion`: (tracking URI, run id)."""
     import mlflow
 
     from galaxyzoo.registry import promote
 
     folder, result = finished_sweep
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
     promoted = promote.promote(mlflow.MlflowClient(uri), sweep_run=result.parent_run_id, model_name="predict-test")
     return uri, promoted.run_id
+
+
+@pytest.fixture
+def champion(promoted_champion):
+    """`promoted_champion`, with its store as MLflow's current one for this test only (so a bare
+    `models:/predict-test@champion` resolves); `_own_tracking_uri` puts the old one back."""
+    import mlflow
+
+    mlflow.set_tracking_uri(promoted_champion[0])
+    return promoted_champion
+
+
+@pytest.fixture(autouse=True)
+def _own_tracking_uri():
+    """Give MLflow's process-wide tracking URI back after each test.
+
+    `mlflow.set_tracking_uri`, and galaxyzoo's `mlflow_runs.connect` (which calls it so that
+    `mlflow.keras.log_model` logs where the run is), change it for the whole process: without
+    this, a later test on the same xdist worker that resolves `models:/...` or `runs:/...` would
+    quietly read an earlier test's store.
+    """
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    before = getattr(utils, "_tracking_uri", None)
+    yield
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if utils is not None:
+        utils._tracking_uri = before
