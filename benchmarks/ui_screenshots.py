@@ -4,13 +4,16 @@ Runs the researcher's path on a fresh store (or on `--tracking-uri`'s):
 
   1. a small Optuna sweep on the synthetic sample (`galaxyzoo sweep`, nested trial runs),
   2. `galaxyzoo promote` (the best trial to the Model Registry),
-  3. `mlflow ui` on 127.0.0.1, driven by headless Chromium through Selenium, in the "Model training"
+  3. after the promote, so the registry keeps the sweep's pick: `galaxyzoo ensemble` of the sweep's
+     top 2 trials, and a `galaxyzoo train --init-from` warm start from the best trial's model,
+  4. `mlflow ui` on 127.0.0.1, driven by headless Chromium through Selenium, in the "Model training"
      UI with the MLflow Assistant panel closed: the runs table with the sweep expanded and the
      sweep's metric and searched params as columns (1_runs_table.png), the compare view of its
      trials with parallel coordinates over the searched params against the metric
      (2_compare_trials.png) and their differing params (3_compare_params.png), the best trial's
-     page (4_best_trial.png), the registered model (5_registered_model.png) and the version with
-     its description (6_model_version.png).
+     page (4_best_trial.png), the registered model (5_registered_model.png), the version with
+     its description (6_model_version.png), and the pages of the ensemble run (7_ensemble_run.png)
+     and of the warm-started run (8_warm_start_run.png), the latest of each in the sweep's experiment.
 
 Needs Debian's `chromium` and `chromium-driver` and `selenium` (the `ui` extra). The selectors
 (button ids, CSS classes) are MLflow 3.17's UI; a later UI may need them updated.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -40,6 +44,27 @@ WIDTH, HEIGHT = 1900, 1100  # wide enough for the runs table's chosen columns
 def galaxyzoo(*args: str, env: dict[str, str], cwd: Path) -> None:
     print("$ galaxyzoo", " ".join(args), flush=True)
     subprocess.run([sys.executable, "-m", "galaxyzoo", *args], env=env, cwd=cwd, check=True)
+
+
+def ensemble_and_warm_start(client, parent, best, *, epochs: str, env: dict[str, str], cwd: Path) -> None:
+    """The sweep's top 2 trials averaged into one run, and one training warm-started from the best trial's model."""
+    from galaxyzoo.tracking.run_config import download_run_config
+
+    galaxyzoo("ensemble", "--sweep-run", parent.info.run_id, "--top-k", "2", env=env, cwd=cwd)
+    # the best trial's resolved config builds its network exactly (the only one its weights fit), but its
+    # description names the trial: a new one says what this run is
+    config = download_run_config(client, best.info.run_id, cwd)
+    description = f"The config of {best.info.run_name} of the sweep, trained further from that trial's weights."
+    galaxyzoo("train", "--experiment", str(config), "--epochs", epochs,
+              "--set", f"description={shlex.quote(description)}", "--init-from", f"runs:/{best.info.run_id}/model",
+              "--freeze-blocks", "1", env=env, cwd=cwd)
+
+
+def latest_run(client, exp_id: str, tag: str):
+    """The experiment's latest run carrying `tag`, or None."""
+    runs = client.search_runs([exp_id], filter_string=f"tags.`{tag}` != ''",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
 
 
 def free_port() -> int:
@@ -218,7 +243,7 @@ def main() -> None:
             galaxyzoo("promote", env=env, cwd=work)
 
         client = mlflow.MlflowClient(uri)
-        from galaxyzoo.tracking.names import TAG_SWEEP
+        from galaxyzoo.tracking.names import TAG_ENSEMBLE, TAG_INIT_FROM, TAG_SWEEP
 
         parents = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                      filter_string=f"tags.`{TAG_SWEEP}` != ''",
@@ -232,6 +257,9 @@ def main() -> None:
             raise SystemExit(f"{uri}: sweep run {parent.info.run_id} names no best trial (tag best_run_id)")
         # the sweep's own pick: pruned trials are FINISHED too and keep an earlier epoch's val_rmse
         best = client.get_run(parent.data.tags["best_run_id"])
+        if not args.tracking_uri:
+            ensemble_and_warm_start(client, parent, best, epochs=args.epochs, env=env, cwd=work)
+        ensemble, warm = (latest_run(client, exp_id, tag) for tag in (TAG_ENSEMBLE, TAG_INIT_FROM))
         models = client.search_registered_models()
         # the searched keys are the parent's `space.<key>` params; the metric its `sweep.metric`
         searched = sorted(k.removeprefix("space.") for k in parent.data.params if k.startswith("space."))
@@ -278,6 +306,11 @@ def main() -> None:
                 visit(driver, f"{url}/#/models/{name}/versions/{version}", wait_for=f"Version {version}",
                       height=1200)
                 save(driver, out / "6_model_version.png")
+            for run, png in ((ensemble, "7_ensemble_run.png"), (warm, "8_warm_start_run.png")):
+                if run:
+                    visit(driver, f"{url}/#/experiments/{exp_id}/runs/{run.info.run_id}", wait_for=run.info.run_name,
+                          height=2000)
+                    save(driver, out / png)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def test_an_ensemble_of_one_equals_its_member(sweep_store, real_images_dir):
     assert run.info.run_name == "ensemble of 1" and run.info.status == "FINISHED"
     assert run.data.tags["galaxyzoo.ensemble"] == "1" and run.data.tags["ensemble.members"] == sweep.best_run_id
     assert run.data.tags["data.split_id"] == member.data.tags["data.split_id"]
+    assert f"`{sweep.best_run_id}` ({member.info.run_name}, val_rmse " in run.data.tags["mlflow.note.content"]
     # the same test metrics as the training run, from the same code
     test_keys = {k for k in member.data.metrics if k.startswith("test_")}
     assert test_keys <= set(run.data.metrics)

@@ -101,5 +101,8 @@ def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path):
     assert {k: run.data.tags.get(k) for k in ("warm_start.init_from", "warm_start.freeze_blocks",
                                               "warm_start.source_run_id")} == {
         "warm_start.init_from": source, "warm_start.freeze_blocks": "2", "warm_start.source_run_id": source}
+    # the description says it too: the UI cuts long tag values short
+    assert run.data.tags["mlflow.note.content"].endswith(
+        f"Warm start from `{source}` (trained by run `{source}`), the first 2 conv blocks frozen.")
     assert run.data.tags["config_hash"] == config_hash(cfg) != config_hash(cold)
     assert not any(k.startswith("warm_start.") for k in run.data.params)  # the same params as a cold run

@@ -17,6 +17,7 @@ The ensemble run, named `ensemble of K`, holds:
 - tags: `galaxyzoo.ensemble` (K, what tells it from a training), `ensemble.members`
   (their run ids, best first), `selected_by`, `scope`, and the best member's `data.*`
   tags, with its `data.*` params: the data the ensemble was scored on;
+- a description naming each member (run id, name, ranking metric) and how they were chosen;
 - the best member's `config.yaml`;
 - the test metrics of a training run (`training.record.score_on_test`; `test_loss`
   by the best member's loss; with its `evaluate.tta`, the `_tta` twins too), the
@@ -80,6 +81,7 @@ def ensemble(
     best = members[0]
     tags = {names.TAG_ENSEMBLE: len(ids), names.TAG_ENSEMBLE_MEMBERS: ",".join(ids),
             names.TAG_SELECTED_BY: f"{mode} {metric}", names.TAG_SCOPE: where,
+            names.TAG_NOTE: _note(members, metric, mode, where),
             **{k: v for k, v in best.data.tags.items() if k.startswith("data.")}}
     with tempfile.TemporaryDirectory() as tmp:
         config_path, configs = _shared_configs(client, members, Path(tmp))
@@ -110,6 +112,13 @@ def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int,
                                  f"metric {metric!r}")
         return ranked, where
     return ranked[:top_k], where
+
+
+def _note(members: list, metric: str, mode: str, where: str) -> str:
+    """The run's description: its members, named and scored (the UI cuts the `ensemble.members` tag short)."""
+    listed = ", ".join(f"`{m.info.run_id}` ({m.info.run_name}, {metric} {m.data.metrics[metric]:.5g})"
+                       for m in members)
+    return f"Ensemble: the mean prediction of {len(members)} runs, chosen by {mode} {metric} in {where}: {listed}."
 
 
 def _shared_configs(client, members: list, tmp: Path):

@@ -245,8 +245,11 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, in
         **cfg.tracking.tags,
         **(extra or {}),
     }
-    if cfg.description:
-        tags[names.TAG_NOTE] = cfg.description
+    # the description (else a note given in tracking.tags), then a warm start's source
+    note = " ".join(filter(None, [cfg.description or tags.get(names.TAG_NOTE),
+                                  init.note(cfg.warm_start.freeze_blocks) if init else None]))
+    if note:
+        tags[names.TAG_NOTE] = note
     return tags
 
 

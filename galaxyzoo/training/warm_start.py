@@ -54,6 +54,13 @@ class InitWeights:
             tags[names.TAG_INIT_FROM_RUN] = self.source_run_id
         return tags
 
+    def note(self, freeze_blocks: int) -> str:
+        """The sentence the run's description ends with: the UI cuts long tag values short, a description not."""
+        trained_by = f" (trained by run `{self.source_run_id}`)" if self.source_run_id else ""
+        frozen = {0: "no conv block frozen", 1: "the first conv block frozen"}.get(
+            freeze_blocks, f"the first {freeze_blocks} conv blocks frozen")
+        return f"Warm start from `{self.uri}`{trained_by}, {frozen}."
+
 
 def load_init(client, cfg: ExperimentConfig) -> InitWeights:
     """Load `cfg.warm_start.init_from` and check it has the layers of `cfg`'s network.
