@@ -141,7 +141,7 @@ def promoted_champion(finished_sweep):
 @pytest.fixture
 def champion(promoted_champion):
     """`promoted_champion`, with its store as MLflow's current one for this test only (so a bare
-    `models:/predict-test@champion` resolves); `_own_tracking_uri` puts the old one back."""
+    `models:/predict-test@champion` resolves); `_own_tracking_uri` unsets it after."""
     import mlflow
 
     mlflow.set_tracking_uri(promoted_champion[0])
@@ -150,16 +150,15 @@ def champion(promoted_champion):
 
 @pytest.fixture(autouse=True)
 def _own_tracking_uri():
-    """Give MLflow's process-wide tracking URI back after each test.
+    """Unset MLflow's process-wide tracking URI after each test.
 
     `mlflow.set_tracking_uri`, and galaxyzoo's `mlflow_runs.connect` (which calls it so that
-    `mlflow.keras.log_model` logs where the run is), change it for the whole process: without
-    this, a later test on the same xdist worker that resolves `models:/...` or `runs:/...` would
-    quietly read an earlier test's store.
+    `mlflow.keras.log_model` logs where the run is), set it for the whole process, in tests and in
+    the session and module fixtures they set up: without this, a later test on the same xdist
+    worker that resolves `models:/...` or `runs:/...` would quietly read an earlier store. MLflow
+    has no public way to unset it.
     """
-    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
-    before = getattr(utils, "_tracking_uri", None)
     yield
     utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
     if utils is not None:
-        utils._tracking_uri = before
+        utils._tracking_uri = None

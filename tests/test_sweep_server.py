@@ -68,7 +68,7 @@ def _files(folder: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_sweep_file, real_images_dir,  # noqa: F811
-                                               tmp_path, monkeypatch):
+                                               tmp_path):
     import mlflow
     import optuna
 
@@ -90,8 +90,7 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
     # every complete trial's model comes back through the server, from its artifact store (the
     # figures take the same path; test_train checks them, and drawing them here costs ~20 CPU-s)
     # (MLflow resolves a run's logged model with the process's tracking URI, whatever it is passed)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.uri)
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", tracking_server.uri)
+    mlflow.set_tracking_uri(tracking_server.uri)  # for this test only (conftest's `_own_tracking_uri`)
     complete = [r for r in children if r.data.tags["trial_state"] == "complete"]
     assert complete, [r.data.tags["trial_state"] for r in children]
     for run in complete:
