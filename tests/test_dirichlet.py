@@ -80,3 +80,48 @@ def test_the_head_and_its_loss_go_together_and_add_no_param():
         from_dict({"model": {"head": "dirichlet"}}, source="x.yaml")
     with pytest.raises(GalaxyZooError, match=r"^x\.yaml: train\.loss: 'dirichlet-learned' needs model\.head 'dirichlet'"):
         from_dict({"train": {"loss": "dirichlet-learned"}}, source="x.yaml")
+
+
+def test_fit_scales_recovers_how_far_the_concentrations_are_off():
+    """Votes drawn from Dirichlet(alpha) and 40 volunteers: told alpha / 4 (too unsure) or alpha x 3 (too sure),
+    the fitted factors undo it; a question nobody answered keeps 1."""
+    rng = np.random.default_rng(0)
+    alpha = rng.uniform(1.0, 12.0, (3000, schema.N_ANSWERS))
+    counts = np.zeros_like(alpha)
+    for q in schema.QUESTIONS:
+        if q.id == "t09":
+            continue  # unvoted
+        for i in range(len(alpha)):
+            counts[i, q.slice] = rng.multinomial(40, rng.dirichlet(alpha[i, q.slice]))
+    wrong = alpha.copy()
+    wrong[:, T01] /= 4.0
+    wrong[:, T02] *= 3.0
+    scales = dict(zip((q.id for q in schema.QUESTIONS), dirichlet.fit_scales(wrong, counts)))
+    assert scales["t01"] == pytest.approx(4.0, rel=0.15)
+    assert scales["t02"] == pytest.approx(1 / 3, rel=0.15)
+    assert scales["t03"] == pytest.approx(1.0, rel=0.15) and scales["t09"] == 1.0
+    spread = dirichlet.answer_scales(list(scales.values()))
+    assert spread.shape == (schema.N_ANSWERS,) and (spread[T01] == spread[T01][0]).all()
+
+
+def test_the_calibrated_head_keeps_its_means_and_its_scales_through_save_and_load(tmp_path):
+    import keras
+
+    from galaxyzoo.model.network import OUTPUT_LAYER, build_model
+
+    keras.utils.set_random_seed(0)
+    network = build_model(input_size=16, conv_filters=(4,), dense_units=(8,), dense_dropout=(0.0,), head="dirichlet")
+    x = np.random.default_rng(1).random((3, 16, 16, 1), dtype="float32")
+    before = network.predict_on_batch(x)
+    factors = dirichlet.answer_scales(np.linspace(0.5, 3.0, len(schema.QUESTIONS)))
+    network.get_layer(OUTPUT_LAYER).calibrate(factors)
+    after = network.predict_on_batch(x)
+    np.testing.assert_allclose(after, before * factors, rtol=1e-5)
+    np.testing.assert_allclose(dirichlet.fractions(after), dirichlet.fractions(before), rtol=1e-5)
+    network.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "m.keras").predict_on_batch(x), after, rtol=1e-6)
+    # A head saved before calibration existed has no scale variable: it loads uncalibrated.
+    head = build_model(input_size=16, conv_filters=(4,), dense_units=(8,), dense_dropout=(0.0,),
+                       head="dirichlet").get_layer(OUTPUT_LAYER)
+    head.load_own_variables({})
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(head.scale), 1.0)
