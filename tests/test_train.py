@@ -418,29 +418,6 @@ def test_resume_inside_mlflow_run_is_refused(tiny_experiment, tmp_path, capsys, 
 # ---------------------------------------------------------------- heads, losses, evaluate
 
 
-def test_the_dirichlet_head_is_calibrated_on_validation_and_logged_with_its_scales(tiny_experiment, tmp_path):
-    """After its epochs the Dirichlet head gets per-question scales fitted to the validation votes; the
-    run's calibration JSON and the logged model carry the same ones."""
-    import keras
-    import mlflow
-
-    from galaxyzoo.model import dirichlet
-    from galaxyzoo.model.network import OUTPUT_LAYER
-    from galaxyzoo.tracking import names
-
-    cfg = _cfg(tiny_experiment, tmp_path, "head=dirichlet", "loss=dirichlet-learned", "train.epochs=1",
-               "tracking.system_metrics=false")
-    result = _train(cfg, tiny_experiment)
-    logged = _client(tmp_path).download_artifacts(result.run_id, names.CALIBRATION_JSON, str(tmp_path))
-    scales = json.loads(Path(logged).read_text())
-    assert list(scales) == [q.id for q in schema.QUESTIONS] and all(0 < s for s in scales.values())
-    assert any(abs(s - 1.0) > 1e-3 for s in scales.values())  # fitted, not left at 1
-    mlflow.set_tracking_uri(_uri(tmp_path))
-    model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.get_layer(OUTPUT_LAYER).scale),
-                               dirichlet.answer_scales(list(scales.values())), rtol=1e-6)
-
-
 def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_experiment, tmp_path, monkeypatch,
                                                                        capsys):
     from galaxyzoo.registry.evaluate import evaluate

@@ -81,10 +81,6 @@ class Concentrations(layers.Layer):
     A zero logit would start every answer at alpha 50.5, far surer than a
     crowd of 40 volunteers: `initial_bias` starts the head's Dense at alpha
     `INITIAL` instead, so training need not first unlearn that confidence.
-
-    After training, `calibrate` sets one factor per question (`model.dirichlet.fit_scales`)
-    that multiplies the bounded concentrations: a non-trainable weight, so the
-    saved, packaged and served model carries its calibration.
     """
 
     LOW, HIGH, INITIAL = 1.0, 100.0, 3.0
@@ -99,20 +95,8 @@ class Concentrations(layers.Layer):
         super().__init__(**kwargs)
         self.low, self.high = float(low), float(high)
 
-    def build(self, input_shape):
-        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="scale")
-
-    def load_own_variables(self, store):
-        if len(store.keys()) == 0:  # saved before calibration existed: uncalibrated, every factor 1
-            return
-        super().load_own_variables(store)
-
-    def calibrate(self, answer_scales) -> None:
-        """Set the (37,) factors (`model.dirichlet.answer_scales`); they replace, not compound, earlier ones."""
-        self.scale.assign(np.asarray(answer_scales, dtype="float32"))
-
     def call(self, logits):
-        return (self.low + (self.high - self.low) * ops.sigmoid(logits)) * self.scale
+        return self.low + (self.high - self.low) * ops.sigmoid(logits)
 
     def compute_output_shape(self, input_shape):
         return input_shape

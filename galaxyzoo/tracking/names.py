@@ -17,7 +17,6 @@ ENSEMBLE_CLASS = "galaxyzoo.registry.packaged.EnsembleModel"
 CONFIG_ARTIFACT = "config.yaml"  # the run's resolved experiment config
 CSV_LOG = "training_log.csv"  # the seed's per-epoch CSV log
 PER_QUESTION_CSV = "per_question_metrics.csv"  # the test split's table per question (train and evaluate)
-CALIBRATION_JSON = "dirichlet_calibration.json"  # the Dirichlet head's per-question scales (`fit.calibrate_concentrations`)
 METRICS_JSON = "metrics.json"  # evaluate's metrics, with the model URI and test size
 PLOTS_DIR = "plots"  # a training's figures: the files below, under this folder
 TRAINING_CURVES_PLOT = "training_curves.png"  # the seed's model_training.png

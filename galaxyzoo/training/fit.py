@@ -40,16 +40,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import keras
-import numpy as np
 
-from galaxyzoo import schema
 from galaxyzoo.config.experiment import ExperimentConfig, model_kwargs
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.model import dirichlet, losses, metrics
-from galaxyzoo.model.network import OUTPUT_LAYER, build_model, freeze_conv_blocks, outputs_concentrations
+from galaxyzoo.model import losses, metrics
+from galaxyzoo.model.network import build_model, freeze_conv_blocks, outputs_concentrations
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
-from galaxyzoo.registry.evaluate import predict_outputs
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.warm_start import InitWeights, load_init
@@ -136,27 +133,8 @@ class Fitting:
         history = self.model.fit(train_seq, validation_data=val_seq, epochs=self.cfg.train.epochs,
                                  initial_epoch=self.initial_epoch, callbacks=self.callbacks + list(extra_callbacks),
                                  verbose=_verbosity(verbose), shuffle=False)
-        if outputs_concentrations(self.model):
-            calibrate_concentrations(self.model, dataset, self.cfg.train.batch_size)
         return FitResult(self.model, history.history, self.initial_epoch, time.perf_counter() - started,
                          self.runtime)
-
-
-def calibrate_concentrations(model, dataset: Dataset, batch_size: int):
-    """Fit the Dirichlet head's per-question scales on the validation split and set them in `model`.
-
-    The scales are fitted to the uncalibrated outputs, so a warm start from a
-    calibrated model, or a resumed fit, is calibrated afresh. Returns the (11,)
-    factors (`model.dirichlet.fit_scales`).
-    """
-    head = model.get_layer(OUTPUT_LAYER)
-    head.calibrate(np.ones(head.scale.shape, dtype="float32"))
-    val = dataset.parts["val"]
-    scales = dirichlet.fit_scales(predict_outputs(model, dataset.images, val.rows, batch_size), val.counts)
-    head.calibrate(dirichlet.answer_scales(scales))
-    logger.info("Dirichlet calibration on %d validation galaxies: %s", len(val),
-                ", ".join(f"{q.id} x{s:.2f}" for q, s in zip(schema.QUESTIONS, scales)))
-    return scales
 
 
 @contextlib.contextmanager

@@ -16,11 +16,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from galaxyzoo import schema
 from galaxyzoo.config.experiment import ExperimentConfig
 from galaxyzoo.data.crop import to_unit
 from galaxyzoo.data.dataset import Dataset
-from galaxyzoo.model.network import OUTPUT_LAYER, answer_fractions, outputs_concentrations
+from galaxyzoo.model.network import answer_fractions
 from galaxyzoo.registry import evaluate, packaged
 from galaxyzoo.tracking import mlflow_runs, names, plots
 from galaxyzoo.tracking.compare import lower_is_better
@@ -75,9 +74,6 @@ def _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, histor
     table.parent.mkdir(parents=True, exist_ok=True)
     evaluation.per_question.to_csv(table, index=False)
     client.log_artifact(run_id, str(table))
-    if outputs_concentrations(model):
-        scales = keras.ops.convert_to_numpy(model.get_layer(OUTPUT_LAYER).scale)[[q.slice.start for q in schema.QUESTIONS]]
-        client.log_dict(run_id, {q.id: float(s) for q, s in zip(schema.QUESTIONS, scales)}, names.CALIBRATION_JSON)
     if (run_dir / names.CSV_LOG).is_file():
         client.log_artifact(run_id, str(run_dir / names.CSV_LOG))
     if cfg.tracking.plots:
