@@ -99,6 +99,20 @@ def test_refuses_a_metric_no_run_has(finished_sweep):
         promote.promote(client, sweep_run=result.parent_run_id, metric="val_auc")
 
 
+def test_registers_in_the_clients_store_whatever_mlflow_points_at(finished_sweep, tmp_path):
+    import mlflow
+
+    from galaxyzoo.registry import promote
+
+    folder, result = finished_sweep
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(seeded_uri(tmp_path))  # another store, as an earlier call may have left it
+    promoted = promote.promote(mlflow.MlflowClient(uri), sweep_run=result.parent_run_id, model_name="elsewhere-test")
+    version = mlflow.MlflowClient(uri).get_model_version_by_alias("elsewhere-test", "champion")
+    assert version.run_id == promoted.run_id == result.best_run_id
+    assert mlflow.MlflowClient(seeded_uri(tmp_path)).search_registered_models() == []
+
+
 def _versions(client) -> dict[str, int]:
     return {m.name: len(client.search_model_versions(f"name = '{m.name}'")) for m in client.search_registered_models()}
 

@@ -225,6 +225,9 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     import mlflow
 
     run = ranked[0]
+    # MLflow registers, and its SQL registry looks a `models:/<id>` source up, through the
+    # process-wide tracking URI, not the client's: point it at the client's store first.
+    mlflow.set_tracking_uri(client.tracking_uri)
     version = int(mlflow.register_model(model_uri, model_name).version)
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
