@@ -35,7 +35,7 @@ from galaxyzoo.data.synth.morphology import sample_morphology
 from galaxyzoo.data.synth.render import render
 from galaxyzoo.data.synth.volunteers import answer_columns, simulate_votes, true_probabilities, visibility
 
-JPEG_QUALITY = 90
+JPEG_QUALITY = 75
 MAX_N = 200_000  # asset ids below 295306 must cover galaxies, orphans and mapping-only rows
 
 _MAIN_GUARD = (

@@ -129,6 +129,12 @@ RED = (0.55, 0.78, 1.0)  # B, G, R weights of old stellar populations (bulges, e
 # Real GZ2 disks are only a little bluer than bulges: even their bluest outskirts keep R >= B.
 BLUE = (0.95, 1.0, 0.98)  # star-forming disks
 BLUER = (1.0, 0.97, 0.9)  # irregulars
+# Colour is a redness t on the BLUE (0) to RED (1) line, drawn per galaxy with wide, overlapping
+# spreads: real ellipticals and spirals overlap in colour (blue ellipticals, red passive spirals,
+# dust), so colour alone must not tell a smooth galaxy from a disk. (mean, sigma) of t:
+REDNESS = {"elliptical": (0.95, 0.4), "disk": (0.3, 0.35), "edgeon": (0.3, 0.4)}
+REDNESS_RANGE = (-0.5, 1.8)
+BULGE_REDDER = (0.45, 0.2)  # a disk's bulge is older than its disk: t_bulge = t_disk + |N(m, s)|
 
 
 def sample_morphology(rng: np.random.Generator) -> Morphology:
@@ -159,9 +165,7 @@ def sample_morphology(rng: np.random.Generator) -> Morphology:
     companions = _sample_field_stars(rng) + _sample_neighbours(rng, radius)
     if odd["merger"]:
         companions += (_sample_merger_partner(rng, radius),)
-    colour_bulge = _jitter(rng, RED)
-    disk_base = BLUER if structure["clumpiness"] > 0.4 else BLUE
-    colour_disk = colour_bulge if body == "elliptical" else _jitter(rng, disk_base)
+    colour_bulge, colour_disk = _sample_colours(rng, body, irregular=structure["clumpiness"] > 0.4)
     return Morphology(
         kind=kind,
         radius=radius,
@@ -214,8 +218,22 @@ def _clamp(x: float, low: float, high: float) -> float:
     return float(min(max(x, low), high))
 
 
-def _jitter(rng: np.random.Generator, base: tuple[float, float, float], sigma: float = 0.04) -> tuple:
-    return tuple(_clamp(b + sigma * rng.standard_normal(), 0.2, 1.2) for b in base)
+def _reddened(t: float, blue: tuple[float, float, float] = BLUE) -> tuple[float, float, float]:
+    """The colour at redness `t` on the line from `blue` (0) to RED (1), extrapolated beyond."""
+    return tuple(b + (r - b) * t for b, r in zip(blue, RED))
+
+
+def _sample_colours(rng: np.random.Generator, body: str, irregular: bool) -> tuple[tuple, tuple]:
+    """(bulge, disk) colours: one redness per galaxy, the bulge redder than the disk, one small colour
+    cast (per-channel jitter) shared by both so that it cannot undo that order."""
+    mean, sigma = REDNESS[body]
+    t = _clamp(rng.normal(mean, sigma), *REDNESS_RANGE)
+    cast = 0.04 * rng.standard_normal(3)
+    disk = tuple(_clamp(c + d, 0.2, 1.2) for c, d in zip(_reddened(t, BLUER if irregular else BLUE), cast))
+    if body == "elliptical":
+        return disk, disk
+    t_bulge = t + max(abs(rng.normal(*BULGE_REDDER)), 0.1)
+    return tuple(_clamp(c + d, 0.2, 1.2) for c, d in zip(_reddened(t_bulge), cast)), disk
 
 
 def _no_spiral(winding: str = WINDINGS[1]) -> dict:
@@ -225,7 +243,7 @@ def _no_spiral(winding: str = WINDINGS[1]) -> dict:
 
 def _sample_elliptical(rng: np.random.Generator) -> dict:
     return {
-        "axis_ratio": _clamp(rng.beta(3.5, 1.6), 0.2, 1.0),
+        "axis_ratio": _clamp(rng.beta(5.0, 1.6), 0.2, 1.0),  # real ellipticals are mostly round (t07 cigar rare)
         "sersic_n": float(rng.uniform(2.5, 6.0)),
         "bulge_fraction": 1.0,
         "bulge_shape": "rounded",
