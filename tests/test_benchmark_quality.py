@@ -28,4 +28,6 @@ def test_train_quality_reports_both_experiments_against_the_floor(tmp_path, caps
         # Vote noise and model error are independent given the truth: their squares add up.
         floor2, excess2, test2 = result["noise_floor_rmse"] ** 2, run["excess_rmse"] ** 2, run["test_rmse"] ** 2
         assert abs(test2 - floor2 - excess2) < 0.1 * test2
+        assert run["test_rmse_tta"] > result["noise_floor_rmse"] and run["test_rmse_tta"] != run["test_rmse"]
+        assert 0 < run["excess_rmse_tta"] < run["test_rmse_tta"]
     assert "x floor" in capsys.readouterr().out
