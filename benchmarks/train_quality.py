@@ -1,13 +1,19 @@
 """Model quality on the synthetic benchmark: baseline and improved against the noise floor.
 
-    python benchmarks/train_quality.py [--n 10000] [--epochs 40] [--workdir data/bench] [--set KEY=VALUE ...]
+    python benchmarks/train_quality.py [--n 10000] [--epochs 40] [--workdir data/bench] [--ensemble K]
+                                       [--set KEY=VALUE ...]
     KERAS_BACKEND=jax python benchmarks/train_quality.py ...   # e.g. on a GPU
 
 Generates (once) a synthetic GZ2 sample of N galaxies with a fixed seed, then
 trains `experiments/baseline.yaml` and `experiments/improved.yaml` on it with
 their own callbacks (no MLflow: this runs on machines without it), and scores
 both on the test split, as predicted and with test-time augmentation (the mean over the 8
-rotations and flips, `model.tta`).
+rotations and flips, `model.tta`). With `--ensemble K`, the improved experiment is
+also trained with seeds 1..K-1 and the mean of the K models is scored as well.
+
+Each training keeps its checkpoint in `WORKDIR/bench-runs/<experiment>-<config hash>/`
+and continues from it when run again (after a kill, or to add ensemble members to
+a finished run): a finished training is only scored again.
 
 The noise floor comes from `truth.csv`: the generator knows each galaxy's
 true answer probabilities and visibility, so `volunteers.expected_targets`
@@ -63,16 +69,19 @@ def build_data(experiment: str, overrides: list[str]) -> None:
     workspace.build_for(load_experiment(ROOT / "experiments" / experiment, overrides).data)
 
 
-def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dict:
-    """Fit one experiment with its callbacks (checkpoint and CSV log in `run_dir`); test metrics."""
-    from galaxyzoo.config.experiment import load_experiment
+def train_and_score(experiment: str, overrides: list[str], workdir: Path) -> dict:
+    """Fit one experiment with its callbacks, or continue its checkpoint; test metrics."""
+    from galaxyzoo.config.experiment import config_hash, load_experiment
     from galaxyzoo.data.dataset import load_dataset
     from galaxyzoo.registry import evaluate
+    from galaxyzoo.training import callbacks
     from galaxyzoo.training.fit import fit, make_loss
 
     cfg = load_experiment(ROOT / "experiments" / experiment, overrides)
+    # Keyed by what the model depends on, so a changed --set never continues another config's training.
+    run_dir = workdir / "bench-runs" / f"{experiment.removesuffix('.yaml')}-{config_hash(cfg)}"
     dataset = load_dataset(cfg.data, with_counts=make_loss(cfg.train).needs_counts)
-    result = fit(cfg, dataset, run_dir, verbose=2)
+    result = fit(cfg, dataset, run_dir, resume=(run_dir / callbacks.STATE_FILE).is_file(), verbose=2)
     test = dataset.parts["test"]
     y_pred = evaluate.predict(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
     y_tta = evaluate.predict(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size, tta=True)
@@ -80,8 +89,9 @@ def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dic
     scores_tta = evaluate.evaluate_predictions(test.targets, y_tta, batch_size=cfg.train.batch_size).metrics
     return {
         "experiment": experiment,
-        "epochs": result.epochs,
-        "train_images_per_s": result.epochs * len(dataset.parts["train"]) / result.seconds,
+        "epochs": result.initial_epoch + result.epochs,
+        # None when every epoch was trained by an earlier call (this one only scored it)
+        "train_images_per_s": result.epochs * len(dataset.parts["train"]) / result.seconds if result.epochs else None,
         "test_rmse": scores["rmse"],
         "test_rmse_tta": scores_tta["rmse"],
         "test_r2_flat": scores["r2_flat"],
@@ -95,6 +105,21 @@ def train_and_score(experiment: str, overrides: list[str], run_dir: Path) -> dic
     }
 
 
+def ensemble_of(members: list[dict]) -> dict:
+    """The mean of the members' predictions (and of their TTA predictions), scored like a model."""
+    from galaxyzoo.model import metrics
+
+    targets = members[0]["test_targets"]
+    y_pred = np.mean([m["y_pred"] for m in members], axis=0)
+    y_tta = np.mean([m["y_tta"] for m in members], axis=0)
+    scores = metrics.evaluate_arrays(targets, y_pred)
+    return {**members[0], "experiment": f"ensemble of {len(members)}",
+            "epochs": members[0]["epochs"], "train_images_per_s": None,
+            "test_rmse": scores["rmse"], "test_r2_flat": scores["r2_flat"],
+            "test_rmse_cumulative": scores["rmse_cumulative"],
+            "test_rmse_tta": metrics.evaluate_arrays(targets, y_tta)["rmse"], "y_pred": y_pred, "y_tta": y_tta}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -102,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", default="data/bench")
     parser.add_argument("--replicates", type=int, default=100, help="re-votes per test galaxy for the noise floor")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="K",
+                        help="also score the mean of K improved models (seeds 0..K-1)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="more overrides for both experiments, e.g. data.image_size=48 for a quick check "
                              "(the figures are then not the benchmark's)")
@@ -116,11 +143,12 @@ def main(argv: list[str] | None = None) -> None:
         load_experiment(ROOT / "experiments" / experiment, common)
     for experiment in experiments:
         build_data(experiment, common)
-    results = []
-    for experiment in experiments:
-        run_dir = Path(args.workdir) / "bench-runs" / experiment.removesuffix(".yaml")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        results.append(train_and_score(experiment, common, run_dir))
+    workdir = Path(args.workdir)
+    results = [train_and_score(experiment, common, workdir) for experiment in experiments]
+    if args.ensemble > 1:
+        members = [results[-1]] + [train_and_score("improved.yaml", [*common, f"train.seed={seed}"], workdir)
+                                   for seed in range(1, args.ensemble)]
+        results.append(ensemble_of(members))
     # Each experiment has its own crop store (improved is colour); raw data and split are shared.
     first = results[0]
     floor, expected = noise_floor(first["workspace"].raw, first["test_targets"], first["test_ids"], args.replicates)
@@ -136,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'experiment':<15}{'epochs':>7}{'img/s':>9}{'test RMSE':>11}{'x floor':>9}{'excess':>9}"
           f"{'r2_flat':>9}{'RMSE cum.':>11}{'TTA RMSE':>10}{'x floor':>9}")
     for r in results:
-        print(f"{r['experiment']:<15}{r['epochs']:>7}{r['train_images_per_s']:>9.0f}{r['test_rmse']:>11.4f}"
+        speed = "-" if r["train_images_per_s"] is None else f"{r['train_images_per_s']:.0f}"
+        print(f"{r['experiment']:<15}{r['epochs']:>7}{speed:>9}{r['test_rmse']:>11.4f}"
               f"{r['test_rmse'] / floor:>9.3f}{r['excess_rmse']:>9.4f}{r['test_r2_flat']:>9.4f}"
               f"{r['test_rmse_cumulative']:>11.4f}{r['test_rmse_tta']:>10.4f}{r['test_rmse_tta'] / floor:>9.3f}")
     if args.json:
