@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="more overrides for both experiments, e.g. data.image_size=48 for a quick check "
                              "(the figures are then not the benchmark's)")
     args = parser.parse_args(argv)
+    if args.ensemble < 1:
+        parser.error(f"--ensemble must be at least 1 (one model: no ensemble), got {args.ensemble}")
 
     common = ["data.source=synthetic", f"data.synthetic_n={args.n}", "data.synthetic_seed=2026",
               f"data.workdir={args.workdir}", f"train.epochs={args.epochs}", *args.set]

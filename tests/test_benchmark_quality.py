@@ -42,3 +42,13 @@ def test_train_quality_reports_both_experiments_against_the_floor(tmp_path, caps
     assert [r["train_images_per_s"] for r in again["runs"]] == [None, None, None]
     assert [r["epochs"] for r in again["runs"]] == [1, 1, 1]
     assert [r["test_rmse"] for r in again["runs"]] == pytest.approx([r["test_rmse"] for r in result["runs"]], rel=1e-6)
+
+
+def test_an_ensemble_of_no_models_is_refused_before_any_work(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("train_quality", SCRIPT)
+    train_quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_quality)
+    with pytest.raises(SystemExit) as stop:
+        train_quality.main(["--ensemble", "0", "--workdir", str(tmp_path / "bench")])
+    assert stop.value.code == 2 and "--ensemble must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()
