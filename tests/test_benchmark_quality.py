@@ -9,12 +9,17 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_quality.py"
 
 
+def _load():
+    """The script as a module, run in this process: a subprocess would add ~12 s of imports."""
+    spec = importlib.util.spec_from_file_location("train_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
 def test_train_quality_reports_both_experiments_against_the_floor(tmp_path, capsys):
-    # In this process: a subprocess would add ~12 s of imports for nothing the test checks.
-    spec = importlib.util.spec_from_file_location("train_quality", SCRIPT)
-    train_quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_quality)
+    train_quality = _load()
     out = tmp_path / "quality.json"
     train_quality.main(["--n", "200", "--epochs", "1", "--workdir", str(tmp_path / "bench"), "--replicates", "20",
                         "--json", str(out), "--ensemble", "2", "--set", "data.image_size=48"])
@@ -45,9 +50,7 @@ def test_train_quality_reports_both_experiments_against_the_floor(tmp_path, caps
 
 
 def test_an_ensemble_of_no_models_is_refused_before_any_work(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("train_quality", SCRIPT)
-    train_quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_quality)
+    train_quality = _load()
     with pytest.raises(SystemExit) as stop:
         train_quality.main(["--ensemble", "0", "--workdir", str(tmp_path / "bench")])
     assert stop.value.code == 2 and "--ensemble must be at least 1" in capsys.readouterr().err
