@@ -68,8 +68,9 @@ class Handler(BaseHTTPRequestHandler):
             state.drop_halfway.discard(name)
             state.unavailable = state.unavailable_after_drop
             body = body[: len(body) // 2]
-        self.wfile.write(body)
+        # Recorded before the write: the client may read the body and return before this thread goes on.
         record["status"], record["sent"] = status, len(body)
+        self.wfile.write(body)
 
     def _reply(self, record, status, headers=None):
         record["status"] = status
