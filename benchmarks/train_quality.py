@@ -85,39 +85,34 @@ def train_and_score(experiment: str, overrides: list[str], workdir: Path) -> dic
     test = dataset.parts["test"]
     y_pred = evaluate.predict(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
     y_tta = evaluate.predict(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size, tta=True)
-    scores = evaluate.evaluate_predictions(test.targets, y_pred, batch_size=cfg.train.batch_size).metrics
-    scores_tta = evaluate.evaluate_predictions(test.targets, y_tta, batch_size=cfg.train.batch_size).metrics
     return {
         "experiment": experiment,
         "epochs": result.initial_epoch + result.epochs,
         # None when every epoch was trained by an earlier call (this one only scored it)
         "train_images_per_s": result.epochs * len(dataset.parts["train"]) / result.seconds if result.epochs else None,
-        "test_rmse": scores["rmse"],
-        "test_rmse_tta": scores_tta["rmse"],
-        "test_r2_flat": scores["r2_flat"],
-        "test_rmse_cumulative": scores["rmse_cumulative"],
         "runtime": result.runtime,
         "workspace": dataset.workspace,
         "test_ids": test.asset_ids,
         "test_targets": test.targets,
-        "y_pred": y_pred,
-        "y_tta": y_tta,
+        **scored(test.targets, y_pred, y_tta),
     }
+
+
+def scored(targets: np.ndarray, y_pred: np.ndarray, y_tta: np.ndarray) -> dict:
+    """The test figures of one model's (or ensemble's) predictions, plain and with TTA, and the predictions."""
+    from galaxyzoo.model import metrics
+
+    scores = metrics.evaluate_arrays(targets, y_pred)
+    return {"test_rmse": scores["rmse"], "test_rmse_tta": metrics.evaluate_arrays(targets, y_tta)["rmse"],
+            "test_r2_flat": scores["r2_flat"], "test_rmse_cumulative": scores["rmse_cumulative"],
+            "y_pred": y_pred, "y_tta": y_tta}
 
 
 def ensemble_of(members: list[dict]) -> dict:
     """The mean of the members' predictions (and of their TTA predictions), scored like a model."""
-    from galaxyzoo.model import metrics
-
-    targets = members[0]["test_targets"]
-    y_pred = np.mean([m["y_pred"] for m in members], axis=0)
-    y_tta = np.mean([m["y_tta"] for m in members], axis=0)
-    scores = metrics.evaluate_arrays(targets, y_pred)
-    return {**members[0], "experiment": f"ensemble of {len(members)}",
-            "epochs": members[0]["epochs"], "train_images_per_s": None,
-            "test_rmse": scores["rmse"], "test_r2_flat": scores["r2_flat"],
-            "test_rmse_cumulative": scores["rmse_cumulative"],
-            "test_rmse_tta": metrics.evaluate_arrays(targets, y_tta)["rmse"], "y_pred": y_pred, "y_tta": y_tta}
+    return {**members[0], "experiment": f"ensemble of {len(members)}", "train_images_per_s": None,
+            **scored(members[0]["test_targets"], np.mean([m["y_pred"] for m in members], axis=0),
+                     np.mean([m["y_tta"] for m in members], axis=0))}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -218,9 +218,9 @@ def _clamp(x: float, low: float, high: float) -> float:
     return float(min(max(x, low), high))
 
 
-def _reddened(t: float, blue: tuple[float, float, float] = BLUE) -> tuple[float, float, float]:
-    """The colour at redness `t` on the line from `blue` (0) to RED (1), extrapolated beyond."""
-    return tuple(b + (r - b) * t for b, r in zip(blue, RED))
+def _reddened(t: float, cast: np.ndarray, blue: tuple[float, float, float] = BLUE) -> tuple[float, float, float]:
+    """The colour at redness `t` on the line from `blue` (0) to RED (1), extrapolated beyond, plus `cast`."""
+    return tuple(_clamp(b + (r - b) * t + d, 0.2, 1.2) for b, r, d in zip(blue, RED, cast))
 
 
 def _sample_colours(rng: np.random.Generator, body: str, irregular: bool) -> tuple[tuple, tuple]:
@@ -229,11 +229,10 @@ def _sample_colours(rng: np.random.Generator, body: str, irregular: bool) -> tup
     mean, sigma = REDNESS[body]
     t = _clamp(rng.normal(mean, sigma), *REDNESS_RANGE)
     cast = 0.04 * rng.standard_normal(3)
-    disk = tuple(_clamp(c + d, 0.2, 1.2) for c, d in zip(_reddened(t, BLUER if irregular else BLUE), cast))
+    disk = _reddened(t, cast, BLUER if irregular else BLUE)
     if body == "elliptical":
         return disk, disk
-    t_bulge = t + max(abs(rng.normal(*BULGE_REDDER)), 0.1)
-    return tuple(_clamp(c + d, 0.2, 1.2) for c, d in zip(_reddened(t_bulge), cast)), disk
+    return _reddened(t + max(abs(rng.normal(*BULGE_REDDER)), 0.1), cast), disk
 
 
 def _no_spiral(winding: str = WINDINGS[1]) -> dict:
