@@ -155,7 +155,7 @@ def test_model_kwargs_are_build_model_arguments_and_follow_the_data():
     cfg = load_experiment(EXPERIMENTS / "baseline.yaml", ["image_size=64", "channels=3"])
     kwargs = model_kwargs(cfg)
     assert set(kwargs) == {
-        "input_size", "channels", "conv_filters", "kernel_size", "conv_dropout",
+        "input_size", "channels", "conv_filters", "kernel_size", "convs_per_block", "conv_dropout",
         "dense_units", "dense_dropout", "batch_norm", "head",
     }  # fmt: skip
     assert (kwargs["input_size"], kwargs["channels"]) == (64, 3)
@@ -191,7 +191,10 @@ BAD_VALUES = [
     ("data: {test_size: 0}", "data.test_size: must be in (0, 1), got 0.0"),
     ("data: {test_size: 1.5}", "data.test_size: must be in (0, 1)"),
     ("data: {val_size: -0.1}", "data.val_size: must be in [0, 1)"),
-    ("data: {image_size: 16}", "model.conv_filters: 3 conv blocks with kernel 3 shrink a 16px image"),
+    ("data: {image_size: 16}", "model.conv_filters: 3 conv blocks of 1 conv(s) with kernel 3 shrink a 16px image"),
+    ("model: {convs_per_block: 3}\ndata: {image_size: 32}", "model.conv_filters: 3 conv blocks of 3 conv(s)"),
+    ("model: {convs_per_block: 0}", "model.convs_per_block: must be at least 1"),
+    ("train: {callbacks: {cosine_decay: {min_factor: 1.0}}}", "train.callbacks.cosine_decay.min_factor: must be in [0, 1)"),
     ("data: {source: ''}", "data.source: must not be empty"),
     (
         "data: {val_size: 0}\ntrain: {callbacks: {early_stopping: {monitor: val_loss}}}",
@@ -325,7 +328,7 @@ def test_knobs_are_the_training_settings_only():
     params = knobs(cfg)
     assert set(params) == {k for k in flatten(cfg) if not k.startswith(("warm_start.", "evaluate.", "tracking."))
                            and k not in ("name", "description", "data.workdir")}
-    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) <= 42
+    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 45
     assert cfg.tracking.system_metrics is True  # on unless switched off
     assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \
         .system_metrics is False
@@ -346,6 +349,10 @@ def test_config_hash_is_stable_and_tracks_training_settings(tmp_path):
     # An unused warm_start section leaves the hash as it was before the section existed; a used one changes it.
     assert h == "f3fc95777c22"
     assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", ["init_from=runs:/x/model"])) != h
+    # So do settings added later, at their defaults; changed, they count.
+    for added in ("model.convs_per_block=2", "train.callbacks.cosine_decay.enabled=true",
+                  "train.callbacks.cosine_decay.min_factor=0.1"):
+        assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", [added])) != h, added
     assert len({config_hash(load_experiment(EXPERIMENTS / f"{n}.yaml")) for n in SHIPPED}) == 3
 
 

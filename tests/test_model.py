@@ -58,6 +58,28 @@ def test_batch_norm_variant():
     assert model.predict(np.zeros((2, 24, 24, 1)), verbose=0).shape == (2, 37)
 
 
+def test_blocks_of_two_convs_shrink_twice_and_freeze_as_one_block():
+    from galaxyzoo.model.network import freeze_conv_blocks
+
+    model = build_model(input_size=24, conv_filters=(4, 8), convs_per_block=2, batch_norm=True,
+                        dense_units=(8,), dense_dropout=(0.0,))
+    convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == ["conv1", "conv1_2", "conv2", "conv2_2"]
+    # 24 -> conv 22 -> conv 20 -> pool 10 -> conv 8 -> conv 6 -> pool 3: 3 * 3 * 8 features.
+    assert model.get_layer("flatten").output.shape[-1] == 72
+    # The first conv normalises before its relu; the block's last one after the pool.
+    assert model.get_layer("conv1_bn").input is model.get_layer("conv1").output
+    assert model.get_layer("pool1").input is model.get_layer("conv1_2").output
+    assert model.get_layer("conv1_2_bn").input is model.get_layer("pool1").output
+    freeze_conv_blocks(model, 1)
+    frozen = {layer.name for layer in model.layers if not layer.trainable}
+    assert {"conv1", "conv1_2", "conv1_bn", "conv1_2_bn"} <= frozen
+    assert not frozen & {"conv2", "conv2_2", "conv2_bn", "conv2_2_bn", "dense1", "answers"}
+    # One conv per block is the original network, layer for layer.
+    assert [layer.name for layer in build_model(**SMALL).layers] == [
+        layer.name for layer in build_model(convs_per_block=1, **SMALL).layers]
+
+
 def test_invalid_knobs_are_rejected_clearly():
     with pytest.raises(ValueError, match=r"dense_dropout needs one rate per dense layer: dense_units has 2"):
         build_model(dense_dropout=(0.2,))
@@ -65,6 +87,10 @@ def test_invalid_knobs_are_rejected_clearly():
         build_model(head="softmax")
     with pytest.raises(ValueError, match="input_size 16 is too small for 3 conv blocks"):
         build_model(input_size=16)
+    with pytest.raises(ValueError, match="input_size 24 is too small for 2 conv blocks of 4 conv"):
+        build_model(input_size=24, conv_filters=(4, 8), convs_per_block=4)
+    with pytest.raises(ValueError, match="convs_per_block must be a positive integer"):
+        build_model(convs_per_block=0)
     with pytest.raises(ValueError, match="conv_dropout rates must be in"):
         build_model(conv_dropout=1.0)
     with pytest.raises(ValueError, match="channels must be a positive integer"):

@@ -16,6 +16,21 @@ def test_step_schedule_multiplies_every_n_epochs_from_the_first_step():
     assert lrs[20] == pytest.approx(0.64)
 
 
+def test_cosine_schedule_follows_the_half_cosine_and_keeps_a_plateau_cut():
+    epochs, low = 10, 0.1
+    rates = [1e-3]
+    for epoch in range(1, epochs):
+        rates.append(cb.cosine_schedule(epoch, rates[-1], epochs=epochs, min_factor=low))
+    curve = [low + (1 - low) * 0.5 * (1 + np.cos(np.pi * e / epochs)) for e in range(epochs)]
+    assert rates == pytest.approx([1e-3 * c for c in curve], rel=1e-5)
+    assert rates[-1] > 1e-3 * low  # the floor is reached at `epochs`, after the last epoch
+    # A plateau halving the rate at epoch 4 stays in force: the cosine continues from half the curve.
+    cut = rates[:4] + [rates[4] / 2]
+    for epoch in range(5, epochs):
+        cut.append(cb.cosine_schedule(epoch, cut[-1], epochs=epochs, min_factor=low))
+    assert cut[4:] == pytest.approx([r / 2 for r in rates[4:]], rel=1e-5)
+
+
 def test_truncate_csv_log_keeps_the_epochs_before_the_resume_point(tmp_path):
     path = tmp_path / "training_log.csv"
     path.write_text("epoch,loss\n0,0.3\n1,0.2\n2,0.1\n")
@@ -87,3 +102,27 @@ def test_mlflow_logger_numbers_steps_as_the_console_and_skips_the_ones_a_resume_
     rates = [(k, s) for k, s, _ in client.logged if k.endswith("lr")]
     assert rates == [("lr", 1), ("log10_lr", 1), ("lr", 2), ("log10_lr", 2)]
     assert [v for k, _, v in client.logged if k == "log10_lr"] == pytest.approx([-3.0, -4.0])
+
+
+def test_cosine_decay_trains_along_its_curve_and_a_resume_continues_it(tiny_experiment, tmp_path):
+    import keras
+
+    from galaxyzoo.config.experiment import load_experiment
+    from galaxyzoo.data.dataset import load_dataset
+    from galaxyzoo.training.fit import fit
+
+    cfg = load_experiment(tiny_experiment, [
+        "epochs=4", "learning_rate=0.01", "train.callbacks.cosine_decay.enabled=true",
+        "train.callbacks.cosine_decay.min_factor=0.2", "train.callbacks.lr_step.enabled=false",
+        "train.callbacks.reduce_lr_on_plateau.enabled=false"])
+    dataset = load_dataset(cfg.data, with_counts=False, progress=False)
+    curve = [0.01 * (0.2 + 0.8 * 0.5 * (1 + np.cos(np.pi * e / 4))) for e in range(4)]
+    assert fit(cfg, dataset, tmp_path / "straight", verbose=0).history["lr"] == pytest.approx(curve, rel=1e-5)
+
+    class StopAfterTwoEpochs(keras.callbacks.Callback):  # after the checkpoint of epoch 2, like a kill
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    fit(cfg, dataset, tmp_path / "resumed", callbacks=[StopAfterTwoEpochs()], verbose=0)
+    resumed = fit(cfg, dataset, tmp_path / "resumed", resume=True, verbose=0)
+    assert resumed.initial_epoch == 2 and resumed.history["lr"] == pytest.approx(curve[2:], rel=1e-5)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -117,6 +118,7 @@ class ModelConfig:
 
     conv_filters: tuple[int, ...] = setting((32, 64, 128), not_empty, at_least(1))
     kernel_size: int = setting(3, at_least(1))
+    convs_per_block: int = setting(1, at_least(1))  # unpadded convs before each block's 2x2 pool
     conv_dropout: float = setting(0.2, unit_interval(open_low=False))
     dense_units: tuple[int, ...] = setting((128, 64), None, at_least(1))
     dense_dropout: tuple[float, ...] = setting((0.2, 0.0), None, unit_interval(open_low=False))
@@ -152,6 +154,18 @@ class LrStepConfig:
 
 
 @dataclass(frozen=True)
+class CosineDecayConfig:
+    """Lower the learning rate along half a cosine over `train.epochs`, to `min_factor` of it.
+
+    Applied as a factor per epoch, so it composes with the other two schedules:
+    a plateau's reduction stays in force and the cosine continues from there.
+    """
+
+    enabled: bool = setting(False)
+    min_factor: float = setting(0.0, unit_interval(open_low=False))
+
+
+@dataclass(frozen=True)
 class ReduceLrOnPlateauConfig:
     enabled: bool = setting(True)
     monitor: str = setting("loss", one_of(*MONITORS))
@@ -170,6 +184,7 @@ class CallbacksConfig:
     checkpoint: bool = setting(True)  # save the model after every epoch
     early_stopping: EarlyStoppingConfig = setting(EarlyStoppingConfig())
     lr_step: LrStepConfig = setting(LrStepConfig())
+    cosine_decay: CosineDecayConfig = setting(CosineDecayConfig())
     reduce_lr_on_plateau: ReduceLrOnPlateauConfig = setting(ReduceLrOnPlateauConfig())
     csv_logger: CsvLoggerConfig = setting(CsvLoggerConfig())
 
@@ -372,16 +387,13 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
             f"has {len(model.dense_dropout)} values but model.dense_units has "
             f"{len(model.dense_units)} layers (one dropout rate per hidden dense layer)",
         )
-    # The seed's conv blocks: an unpadded k x k convolution, then 2x2 max pooling.
-    side = data.image_size
-    for _ in model.conv_filters:
-        side = (side - model.kernel_size + 1) // 2
-        if side < 1:
-            fail(
-                "model.conv_filters",
-                f"{len(model.conv_filters)} conv blocks with kernel {model.kernel_size} shrink a "
-                f"{data.image_size}px image (data.image_size) to nothing; use fewer blocks or larger images",
-            )
+    if feature_side(data.image_size, len(model.conv_filters), model.kernel_size, model.convs_per_block) < 1:
+        fail(
+            "model.conv_filters",
+            f"{len(model.conv_filters)} conv blocks of {model.convs_per_block} conv(s) with kernel "
+            f"{model.kernel_size} shrink a {data.image_size}px image (data.image_size) to nothing; "
+            "use fewer blocks or convs per block, or larger images",
+        )
     if data.val_size == 0:
         callbacks = train.callbacks
         for name in ("early_stopping", "reduce_lr_on_plateau"):
@@ -499,6 +511,11 @@ _BlockDumper.add_representer(
 )
 
 
+# Keys added after runs were recorded, and the default at which they change nothing.
+_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1,
+                          "train.callbacks.cosine_decay": to_dict(CosineDecayConfig())}
+
+
 def hashed_sections(cfg: ExperimentConfig) -> tuple[str, ...]:
     """The sections that determine the trained model: `data`, `model`, `train`, and `warm_start`
     when it is used (a cold start hashes as it did before the section existed)."""
@@ -510,11 +527,32 @@ def config_hash(cfg: ExperimentConfig) -> str:
 
     The name, description, evaluate and tracking settings are left out, so two
     experiment files that train the same thing share a hash; a warm and a cold
-    start of one file do not.
+    start of one file do not. Settings added since runs were first recorded
+    (`_HASHED_UNLESS_DEFAULT`) count only when changed, so an older run keeps its
+    hash, and with it its resume and its checkpoint folder.
     """
     payload = {part: to_dict(getattr(cfg, part)) for part in hashed_sections(cfg)}
+    for dotted, default in _HASHED_UNLESS_DEFAULT.items():
+        *path, key = dotted.split(".")
+        section = functools.reduce(dict.__getitem__, path, payload)
+        if section[key] == default:
+            del section[key]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def feature_side(image_size: int, blocks: int, kernel_size: int, convs_per_block: int) -> int:
+    """The side of the conv stack's last feature map, below 1 when the image is too small.
+
+    Each of the seed's conv blocks is unpadded k x k convolutions, each taking k - 1
+    pixels off the side, then a 2x2 max pool that halves it (rounding down).
+    """
+    side = image_size
+    for _ in range(blocks):
+        side = (side - convs_per_block * (kernel_size - 1)) // 2
+        if side < 1:
+            return side
+    return side
 
 
 def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -33,7 +33,8 @@ import numpy as np
 from keras import layers, ops
 
 from galaxyzoo import schema
-from galaxyzoo.config.experiment import CONCENTRATION_HEAD, HEADS  # one list for the config's validation and the builder
+# One list of heads and one shrinkage rule for the config's validation and the builder.
+from galaxyzoo.config.experiment import CONCENTRATION_HEAD, HEADS, feature_side
 from galaxyzoo.model import dirichlet
 
 # The head's layer names, which saved models carry: `embedding_model` cuts the network before them.
@@ -111,6 +112,7 @@ def build_model(
     channels: int = 1,
     conv_filters: Sequence[int] = (32, 64, 128),
     kernel_size: int = 3,
+    convs_per_block: int = 1,
     conv_dropout: float = 0.2,
     dense_units: Sequence[int] = (128, 64),
     dense_dropout: Sequence[float] = (0.2, 0.0),
@@ -120,18 +122,19 @@ def build_model(
 ) -> keras.Model:
     """Build (uncompiled) the CNN for `(input_size, input_size, channels)` crops in [0, 1].
 
-    Each conv block is Conv2D (`kernel_size`, valid padding, relu) then a 2x2
-    max-pool; `conv_dropout` follows the last block, then Flatten, the hidden
+    Each conv block is `convs_per_block` Conv2D (`kernel_size`, valid padding,
+    relu; one in the original) then a 2x2 max-pool; `conv_dropout` follows the last block, then Flatten, the hidden
     Dense relu layers (`dense_units`, each followed by its `dense_dropout`;
     a rate of 0 adds no layer) and the 37-unit head. With `batch_norm`, convs
     and hidden dense layers lose their bias and get BatchNormalization before
     the relu (in conv blocks after the pool, see `_conv_block`).
     """
-    _check_args(input_size, channels, conv_filters, kernel_size, conv_dropout, dense_units, dense_dropout, head)
+    _check_args(input_size, channels, conv_filters, kernel_size, convs_per_block, conv_dropout, dense_units,
+                dense_dropout, head)
     inputs = keras.Input(shape=(input_size, input_size, channels), name="image")
     x = inputs
     for i, filters in enumerate(conv_filters, start=1):
-        x = _conv_block(x, filters, kernel_size, batch_norm, i)
+        x = _conv_block(x, filters, kernel_size, convs_per_block, batch_norm, i)
     if conv_dropout > 0:
         x = layers.Dropout(conv_dropout, name="conv_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
@@ -184,31 +187,37 @@ def embedding_model(model: keras.Model) -> keras.Model:
 def freeze_conv_blocks(model: keras.Model, n: int) -> None:
     """Make the first `n` conv blocks untrainable (a warm start keeps their copied weights).
 
-    A block is `conv{i}` and, with batch norm, `conv{i}_bn`; a frozen
+    Block i's layers are named `conv{i}` and `conv{i}_...` (its later convs
+    `conv{i}_2`, ..., and with batch norm their `_bn`); a frozen
     BatchNormalization also keeps its moving statistics (Keras runs it in
     inference mode). Call it before `compile`, which fixes what trains.
     """
     blocks = {f"conv{i}" for i in range(1, n + 1)}
     for layer in model.layers:
-        if layer.name in blocks or layer.name.removesuffix("_bn") in blocks:
+        if layer.name.split("_")[0] in blocks:
             layer.trainable = False
 
 
-def _conv_block(x, filters: int, kernel_size: int, batch_norm: bool, i: int):
-    """Conv2D + relu, then a 2x2 max-pool; with batch norm: conv, pool, BatchNormalization, relu.
+def _conv_block(x, filters: int, kernel_size: int, convs: int, batch_norm: bool, i: int):
+    """`convs` Conv2D + relu, then a 2x2 max-pool; with batch norm the last conv is conv, pool,
+    BatchNormalization, relu (the others conv, BatchNormalization, relu).
 
     Max-pooling commutes with relu and with BatchNormalization's per-channel
     increasing affine map, so normalising after the pool is the usual
     conv-BN-relu-pool block with its statistics taken over the pooled map. It
     normalises a quarter of the values: before the pool, BatchNormalization
     made the improved model 4x slower on a 2-core CPU (docs/model.md).
+    The first conv keeps the name `conv{i}`, so one-conv blocks are named as before.
     """
+    names = [f"conv{i}"] + [f"conv{i}_{j}" for j in range(2, convs + 1)]
+    for name in names[:-1]:
+        x = _relu_layer(x, layers.Conv2D, filters, batch_norm, name, kernel_size=kernel_size)
     if not batch_norm:
-        x = _relu_layer(x, layers.Conv2D, filters, False, f"conv{i}", kernel_size=kernel_size)
+        x = _relu_layer(x, layers.Conv2D, filters, False, names[-1], kernel_size=kernel_size)
         return layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = layers.Conv2D(filters, kernel_size, use_bias=False, name=f"conv{i}")(x)
+    x = layers.Conv2D(filters, kernel_size, use_bias=False, name=names[-1])(x)
     x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    return _normalised_relu(x, f"conv{i}")
+    return _normalised_relu(x, names[-1])
 
 
 def _relu_layer(x, layer_class, units: int, batch_norm: bool, name: str, **kwargs):
@@ -227,11 +236,13 @@ def _normalised_relu(x, name: str):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def _check_args(input_size, channels, conv_filters, kernel_size, conv_dropout, dense_units, dense_dropout, head):
+def _check_args(input_size, channels, conv_filters, kernel_size, convs_per_block, conv_dropout, dense_units,
+                dense_dropout, head):
     """Reject knob values Keras would fail on later with a less readable error."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
-    for label, value in (("input_size", input_size), ("channels", channels), ("kernel_size", kernel_size)):
+    for label, value in (("input_size", input_size), ("channels", channels), ("kernel_size", kernel_size),
+                         ("convs_per_block", convs_per_block)):
         if not _is_positive_int(value):
             raise ValueError(f"{label} must be a positive integer, got {value!r}")
     if not conv_filters or not all(_is_positive_int(f) for f in conv_filters):
@@ -246,14 +257,11 @@ def _check_args(input_size, channels, conv_filters, kernel_size, conv_dropout, d
     for label, rate in [("conv_dropout", conv_dropout), *(("dense_dropout", r) for r in dense_dropout)]:
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{label} rates must be in [0, 1), got {rate!r}")
-    size = input_size
-    for _ in conv_filters:
-        size = (size - kernel_size + 1) // 2  # valid conv, then 2x2 pool
-        if size < 1:
-            raise ValueError(
-                f"input_size {input_size} is too small for {len(conv_filters)} conv blocks with "
-                f"kernel_size {kernel_size}: the feature map shrinks to nothing"
-            )
+    if feature_side(input_size, len(conv_filters), kernel_size, convs_per_block) < 1:
+        raise ValueError(
+            f"input_size {input_size} is too small for {len(conv_filters)} conv blocks of {convs_per_block} "
+            f"conv(s) with kernel_size {kernel_size}: the feature map shrinks to nothing"
+        )
 
 
 def _is_positive_int(value) -> bool:

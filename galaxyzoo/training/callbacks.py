@@ -7,6 +7,7 @@ callbacks in list order at every hook):
 |---|---|---|
 | `StopOnNonFiniteLoss` | always | Keras's `TerminateOnNaN`, raising a one-line error at the first NaN/inf loss |
 | `LearningRateScheduler` | `lr_step` | multiply the rate by `factor` every `every` epochs (at epoch start) |
+| `LearningRateScheduler` | `cosine_decay` | multiply the rate by the epoch's step down a half cosine over `train.epochs` |
 | `ReduceLROnPlateau` | `reduce_lr_on_plateau` | divide the rate when `monitor` stalls |
 | `EarlyStopping` | `early_stopping` | stop when `monitor` stalls |
 | `LearningRateLogger` | always | put the epoch's rate in the logs as `lr` |
@@ -50,12 +51,13 @@ _RESUMED_ATTRIBUTES = {
 }
 
 
-def build_callbacks(callbacks_cfg, *, run_dir: Path, resume: bool, data: str = "the training data",
+def build_callbacks(train_cfg, *, run_dir: Path, resume: bool, data: str = "the training data",
                     metrics_logger: MlflowMetricsLogger | None = None) -> tuple[list, dict[str, str]]:
     """The callbacks for one training and a description of each for MLflow params.
 
     Args:
-        callbacks_cfg: `config.experiment.CallbacksConfig`.
+        train_cfg: `config.experiment.TrainConfig`: its `callbacks`, and the
+            `epochs` the cosine decay spans.
         run_dir: the run's local folder (checkpoint and CSV log live here).
         resume: continuing a run: restore the callbacks' state from the checkpoint.
         data: what a non-finite loss blames, e.g. the labels DB's path.
@@ -67,12 +69,16 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, resume: bool, data: str = "
     Returns `(callbacks, params)`: `params` maps `callback.<name>` to the
     callback's class and settings, e.g. `EarlyStopping(monitor=loss, mode=min, patience=7, ...)`.
     """
-    cfg = callbacks_cfg
+    cfg = train_cfg.callbacks
     named: list[tuple[str, Any, dict[str, Any]]] = [("terminate_on_nan", StopOnNonFiniteLoss(data), {})]
     if cfg.lr_step.enabled:
         settings = {"factor": cfg.lr_step.factor, "every": cfg.lr_step.every}
         schedule = functools.partial(step_schedule, **settings)
         named.append(("lr_step", keras.callbacks.LearningRateScheduler(schedule), settings))
+    if cfg.cosine_decay.enabled:
+        settings = {"epochs": train_cfg.epochs, "min_factor": cfg.cosine_decay.min_factor}
+        schedule = functools.partial(cosine_schedule, **settings)
+        named.append(("cosine_decay", keras.callbacks.LearningRateScheduler(schedule), settings))
     if cfg.reduce_lr_on_plateau.enabled:
         c = cfg.reduce_lr_on_plateau
         settings = {"monitor": c.monitor, "mode": "min", "factor": c.factor, "patience": c.patience}
@@ -101,6 +107,21 @@ def build_callbacks(callbacks_cfg, *, run_dir: Path, resume: bool, data: str = "
 def step_schedule(epoch: int, lr: float, *, factor: float, every: int) -> float:
     """The seed's step decay: multiply the rate by `factor` at epochs `every`, `2 * every`, ..."""
     return lr * factor if epoch > 0 and epoch % every == 0 else lr
+
+
+def cosine_schedule(epoch: int, lr: float, *, epochs: int, min_factor: float) -> float:
+    """Cosine decay as a factor per epoch: `lr` times the curve's ratio between this epoch and the last.
+
+    With no other schedule, epoch e trains at `learning_rate * curve(e)`, where
+    `curve` (Keras's `CosineDecay` of 1) falls from 1 at epoch 0 to `min_factor`
+    at `epochs`. A factor rather than a rate, so a `ReduceLROnPlateau` cut (or a
+    step) is kept, and a resume continues from the checkpoint's rate.
+    """
+    if epoch == 0:
+        return lr
+    curve = keras.optimizers.schedules.CosineDecay(1.0, decay_steps=epochs, alpha=min_factor)
+    now, before = (float(keras.ops.convert_to_numpy(curve(e))) for e in (epoch, epoch - 1))
+    return lr * now / before
 
 
 def _describe(callback, settings: dict[str, Any]) -> str:

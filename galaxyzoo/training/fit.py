@@ -158,7 +158,7 @@ def fitting(cfg: ExperimentConfig, loss, run_dir: Path, *, resume: bool = False,
             model = compile_model(cfg, loss)
             if init is not None:
                 init.apply(model)
-        callbacks, params = cb.build_callbacks(cfg.train.callbacks, run_dir=run_dir, resume=resume, data=data,
+        callbacks, params = cb.build_callbacks(cfg.train, run_dir=run_dir, resume=resume, data=data,
                                                metrics_logger=metrics_logger)
         yield Fitting(cfg, model, run_dir, callbacks, params, runtime)
 
