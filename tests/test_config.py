@@ -177,6 +177,7 @@ BAD_VALUES = [
     ("train: {callbacks: {lr_step: {factor: 1.5}}}", "train.callbacks.lr_step.factor: must be in (0, 1)"),
     ("train: {callbacks: {checkpoint: 1}}", "train.callbacks.checkpoint: expected true or false, got 1"),
     ("train: {augment: {enabled: true, rot90: false, flip: false, shift_px: 0}}", "train.augment.enabled"),
+    ("train: {augment: {zoom: 1.5}}", "train.augment.zoom: must be in [0, 1)"),
     ("train: {augment: {shift_px: 60}}", "train.augment.shift_px: must be less than half"),
     ("model: {conv_dropout: 1.0}", "model.conv_dropout: must be in [0, 1), got 1.0"),
     ("model: {dense_dropout: [0.2, -0.1]}", "model.dense_dropout[1]: must be in [0, 1)"),
@@ -328,7 +329,7 @@ def test_knobs_are_the_training_settings_only():
     params = knobs(cfg)
     assert set(params) == {k for k in flatten(cfg) if not k.startswith(("warm_start.", "evaluate.", "tracking."))
                            and k not in ("name", "description", "data.workdir")}
-    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 45
+    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 46
     assert cfg.tracking.system_metrics is True  # on unless switched off
     assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \
         .system_metrics is False
@@ -351,7 +352,7 @@ def test_config_hash_is_stable_and_tracks_training_settings(tmp_path):
     assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", ["init_from=runs:/x/model"])) != h
     # So do settings added later, at their defaults; changed, they count.
     for added in ("model.convs_per_block=2", "train.callbacks.cosine_decay.enabled=true",
-                  "train.callbacks.cosine_decay.min_factor=0.1"):
+                  "train.callbacks.cosine_decay.min_factor=0.1", "train.augment.zoom=0.2"):
         assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", [added])) != h, added
     assert len({config_hash(load_experiment(EXPERIMENTS / f"{n}.yaml")) for n in SHIPPED}) == 3
 

@@ -89,6 +89,34 @@ def test_augmentation_preserves_content_and_varies():
     assert shifted.sum() <= x.sum()
 
 
+def _disk_radii(batch: np.ndarray) -> np.ndarray:
+    """The equivalent radius of each image's bright region, in pixels."""
+    return np.sqrt((batch[..., 0] > 127).reshape(len(batch), -1).sum(axis=1) / np.pi)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_zoom_scales_about_the_centre_within_its_bounds(channels):
+    size, radius = 48, 10.0
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    disk = np.where(np.hypot(yy, xx) <= radius, 255, 0).astype(np.uint8)
+    x = np.repeat(np.repeat(disk[None, :, :, None], 64, axis=0), channels, axis=3)
+    out = augment_batch(x, np.random.default_rng(3), Augment(rot90=False, flip=False, zoom=0.5))
+    assert out.shape == x.shape and out.dtype == np.uint8
+    scales = _disk_radii(out) / _disk_radii(x)
+    assert np.all((scales > 1 / 1.5 - 0.05) & (scales < 1.5 + 0.05))
+    assert scales.min() < 0.8 and scales.max() > 1.25  # both ways, not just a nudge
+    assert (scales < 1).mean() == pytest.approx(0.5, abs=0.2)  # log-uniform: as often smaller as larger
+    # still centred: the zoomed disk's centroid stays at the image centre
+    weights = out[..., 0].astype(float)
+    assert np.allclose((weights * yy).sum(axis=(1, 2)) / weights.sum(axis=(1, 2)), 0, atol=0.3)
+    # the same generator gives the same views; zoom 0 draws nothing, so the other augmentations are unchanged
+    again = augment_batch(x, np.random.default_rng(3), Augment(rot90=False, flip=False, zoom=0.5))
+    assert np.array_equal(out, again)
+    noise = np.random.default_rng(0).integers(0, 255, (16, 8, 8, 1), dtype=np.uint8)
+    assert np.array_equal(augment_batch(noise, np.random.default_rng(1), Augment(shift_px=2)),
+                          augment_batch(noise, np.random.default_rng(1), Augment(shift_px=2, zoom=0.0)))
+
+
 def test_empty_split_is_a_clear_error():
     with pytest.raises(GalaxyZooError, match="empty"):
         GalaxySequence(_store(), np.array([], dtype=int), np.zeros((0, 37), np.float32))

@@ -134,6 +134,7 @@ class AugmentConfig:
     rot90: bool = setting(True)
     flip: bool = setting(True)
     shift_px: int = setting(4, at_least(0))
+    zoom: float = setting(0.0, unit_interval(open_low=False))  # scale by up to 1 + zoom either way
 
 
 @dataclass(frozen=True)
@@ -419,8 +420,8 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
         fail("train.loss", f"{CONCENTRATION_LOSS!r} needs model.head {CONCENTRATION_HEAD!r} (it reads the outputs "
                            f"as Dirichlet concentrations), got model.head {model.head!r}")
     aug = train.augment
-    if aug.enabled and not (aug.rot90 or aug.flip or aug.shift_px):
-        fail("train.augment.enabled", "is true but rot90, flip and shift_px are all off")
+    if aug.enabled and not (aug.rot90 or aug.flip or aug.shift_px or aug.zoom):
+        fail("train.augment.enabled", "is true but rot90, flip, shift_px and zoom are all off")
     if aug.shift_px >= data.image_size // 2:
         half = f"half of data.image_size ({data.image_size})"
         fail("train.augment.shift_px", f"must be less than {half}, got {aug.shift_px}")
@@ -512,7 +513,7 @@ _BlockDumper.add_representer(
 
 
 # Keys added after runs were recorded, and the default at which they change nothing.
-_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1,
+_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "train.augment.zoom": 0.0,
                           "train.callbacks.cosine_decay": to_dict(CosineDecayConfig())}
 
 
