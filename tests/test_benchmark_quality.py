@@ -1,25 +1,15 @@
 """The quality benchmark script runs end to end on a tiny sample and reports consistent figures."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_quality.py"
-
-
-def _load():
-    """The script as a module, run in this process: a subprocess would add ~12 s of imports."""
-    spec = importlib.util.spec_from_file_location("train_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load
 
 
 @pytest.mark.slow
 def test_train_quality_reports_both_experiments_against_the_floor(tmp_path, capsys):
-    train_quality = _load()
+    train_quality = load("train_quality")
     out = tmp_path / "quality.json"
     train_quality.main(["--n", "200", "--epochs", "1", "--workdir", str(tmp_path / "bench"), "--replicates", "20",
                         "--json", str(out), "--ensemble", "2", "--set", "data.image_size=48"])
@@ -50,7 +40,7 @@ def test_train_quality_reports_both_experiments_against_the_floor(tmp_path, caps
 
 
 def test_an_ensemble_of_no_models_is_refused_before_any_work(tmp_path, capsys):
-    train_quality = _load()
+    train_quality = load("train_quality")
     with pytest.raises(SystemExit) as stop:
         train_quality.main(["--ensemble", "0", "--workdir", str(tmp_path / "bench")])
     assert stop.value.code == 2 and "--ensemble must be at least 1" in capsys.readouterr().err

@@ -1,21 +1,10 @@
 """The sim-to-real benchmark's figures on a hand-made case, and its refusal of a bad override."""
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
+from benchmark_scripts import load
 from galaxyzoo.errors import GalaxyZooError
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sim_to_real.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("sim_to_real", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 SMOOTH, FEATURES = "t01_smooth_or_features_a01_smooth", "t01_smooth_or_features_a02_features_or_disk"
@@ -32,7 +21,7 @@ def test_gz1_figures_rank_and_decide_on_the_right_answers():
         EDGE_ON: [0.0, 0.0, 0.1, 0.9, 0.0, 0.2, None], ODD: [0.1, 0.1, 0.1, 0.1, 0.9, 0.1, None],
         MERGER: [0.1, 0.1, 0.1, 0.1, 0.8, 0.2, None],
         "error": [None] * 6 + ["not a readable image"]})
-    figures = _load().gz1_figures(predictions, labels)
+    figures = load("sim_to_real").gz1_figures(predictions, labels)
     # features - smooth: ellipticals -0.6, 0.1; disks 0.4, 0.6, 0.05 -> 5 of the 6 pairs ranked right
     assert figures["smooth_vs_features_auc"] == pytest.approx(5 / 6)
     # "features > smooth": one elliptical of two called featured, every disk featured
@@ -44,5 +33,5 @@ def test_gz1_figures_rank_and_decide_on_the_right_answers():
 
 def test_a_bad_override_is_refused_before_any_data_is_built(tmp_path):
     with pytest.raises(GalaxyZooError, match="train.augment.zoom"):
-        _load().main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w"), "--set", "train.augment.zoom=2"])
+        load("sim_to_real").main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w"), "--set", "train.augment.zoom=2"])
     assert not (tmp_path / "w" / "synthetic-n10000-seed0").exists()
