@@ -11,8 +11,9 @@ the real references under `--real`:
   and the mix of `gz2_class` first letters (A / E / S);
 - the images (the real GZ2 JPEGs of `--gz2-images`, default `../gz2/sample_images`
   beside `--real`, and `gz1_sdss/images`): crop-branch mix, sky level and noise,
-  the galaxy's size in the frame, its concentration and colour, and the number of
-  other sources (compact ones, mostly stars, and extended ones) in the frame.
+  the galaxy's size in the frame, its concentration and colour, the wings of its radial
+  gray profile (`wing2`, `wing3`: the level at 2 and 3 half-peak radii over the peak) and
+  the number of other sources (compact ones, mostly stars, and extended ones) in the frame.
 
 The real catalogue rows are the head of the file, not a random sample: a KS of a few
 hundredths between it and any other GZ2 subset is expected. Targets: mean KS <= 0.08,
@@ -42,6 +43,7 @@ FEATURES = "t01_smooth_or_features_a02_features_or_disk_debiased"
 MIN_SOURCE_AREA = 12  # px above the crop's threshold: a faint star's core at the real images' seeing
 COMPACT_RADIUS = 4.0  # px, equivalent radius at the threshold below which a source counts as compact
 SKY_BAND = 40  # px along each border measured for the sky
+PEAK_SEARCH = 40  # px, side of the central square where the galaxy's peak is looked for
 
 
 # ---------------------------------------------------------------- catalogue
@@ -92,8 +94,33 @@ def image_statistics(path: Path) -> dict | None:
     noise = float(border_gray[empty].std()) if empty.any() else np.nan
     stats = {"branch": choose_branch(box, height, width), "sky_b": sky[0], "sky_g": sky[1], "sky_r": sky[2],
              "sky_noise": noise}
-    stats.update(_central_and_others(bgr, gray, float(np.median(border_gray))))
+    sky_level = float(np.median(border_gray))
+    stats.update(_central_and_others(bgr, gray, sky_level))
+    stats.update(profile_wings(gray, sky_level))
     return stats
+
+
+def profile_wings(gray: np.ndarray, sky: float) -> dict:
+    """How far the central galaxy's light reaches, in the stretched image a network sees.
+
+    The mean gray level in rings about the brightest (smoothed) pixel near the
+    frame's centre, less the sky, is read at 2 and 3 times the radius where it
+    falls to half the peak. A Sersic index that is too high shows here as
+    glowing wings, although the concentration of the light may agree.
+    """
+    height, width = gray.shape
+    smoothed = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.5)
+    half = PEAK_SEARCH // 2
+    window = smoothed[height // 2 - half:height // 2 + half, width // 2 - half:width // 2 + half]
+    y, x = np.unravel_index(int(np.argmax(window)), window.shape)
+    rows, cols = np.indices(gray.shape)
+    ring = np.hypot(rows - (y + height // 2 - half), cols - (x + width // 2 - half)).astype(np.int64).ravel()
+    profile = np.bincount(ring, gray.ravel().astype(np.float64)) / np.maximum(np.bincount(ring), 1) - sky
+    if profile[0] <= 0:
+        return {"wing2": np.nan, "wing3": np.nan}
+    r50 = max(int(np.argmax(profile < profile[0] / 2)), 1)
+    wings = np.interp([2 * r50, 3 * r50], np.arange(profile.size), profile) / profile[0]
+    return {"wing2": float(wings[0]), "wing3": float(wings[1])}
 
 
 def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float) -> dict:
@@ -132,8 +159,8 @@ def image_table(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame([s for s in map(image_statistics, paths) if s is not None])
 
 
-IMAGE_MEASURES = ("sky_b", "sky_g", "sky_r", "sky_noise", "size", "concentration", "colour_gr",
-                  "n_compact", "n_extended")
+IMAGE_MEASURES = ("sky_b", "sky_g", "sky_r", "sky_noise", "size", "concentration", "wing2", "wing3",
+                  "colour_gr", "n_compact", "n_extended")
 
 
 def image_report(sets: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -167,8 +194,8 @@ def plot(path: Path, sets: dict[str, pd.DataFrame], ks: pd.DataFrame) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measures = ("sky_noise", "size", "concentration", "colour_gr", "n_compact", "n_extended")
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    measures = ("sky_noise", "size", "concentration", "wing2", "colour_gr", "n_compact", "n_extended")
+    fig, axes = plt.subplots(3, 4, figsize=(16, 10))
     for ax, measure in zip(axes.ravel(), measures):
         values = [t[measure].dropna() for t in sets.values()]
         low, high = np.nanpercentile(np.concatenate(values), [1, 99])
@@ -176,9 +203,9 @@ def plot(path: Path, sets: dict[str, pd.DataFrame], ks: pd.DataFrame) -> None:
             ax.hist(v.clip(low, high), bins=30, range=(low, high), histtype="step", density=True, label=name)
         ax.set_title(measure)
     axes[0, 0].legend(fontsize=8)
-    axes[1, 2].remove()
-    axes[1, 3].remove()
-    ax = fig.add_subplot(2, 4, (7, 8))
+    for ax in axes.ravel()[len(measures):]:
+        ax.remove()
+    ax = fig.add_subplot(3, 4, (9, 12))
     ax.bar(range(len(ks)), ks["ks"])
     ax.axhline(KS_MAX_TARGET, color="red", lw=0.8)
     ax.axhline(KS_MEAN_TARGET, color="orange", lw=0.8)

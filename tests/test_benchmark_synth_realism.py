@@ -1,0 +1,30 @@
+"""The realism benchmark's radial-profile wings on hand-made galaxies with known profiles."""
+
+import numpy as np
+import pytest
+
+from benchmark_scripts import load
+
+
+def _gaussian_galaxy(sigma: float, peak: float = 180.0, sky: float = 5.0, centre=(210, 214)) -> np.ndarray:
+    rows, cols = np.indices((424, 424))
+    r2 = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2
+    return np.round(sky + peak * np.exp(-r2 / (2 * sigma**2))).astype(np.uint8)
+
+
+def test_wings_of_a_gaussian_profile_are_its_analytic_levels():
+    # half the peak at r50 = sigma sqrt(2 ln 2); there exp(-r^2 / 2 sigma^2) is 2^-(r / r50)^2
+    wings = load("synth_realism").profile_wings(_gaussian_galaxy(sigma=12.0), sky=5.0)
+    assert wings["wing2"] == pytest.approx(2.0**-4, abs=0.012)  # r50 is read to a whole pixel
+    assert wings["wing3"] == pytest.approx(2.0**-9, abs=0.006)
+
+
+def test_a_wider_halo_shows_as_brighter_wings_and_an_empty_frame_has_none():
+    realism = load("synth_realism")
+    core = _gaussian_galaxy(sigma=6.0, peak=150.0)
+    halo = _gaussian_galaxy(sigma=30.0, peak=30.0)
+    with_halo = realism.profile_wings(np.minimum(core.astype(int) + halo - 5, 255).astype(np.uint8), sky=5.0)
+    without = realism.profile_wings(core, sky=5.0)
+    assert with_halo["wing2"] > 2 * without["wing2"] and with_halo["wing3"] > 2 * without["wing3"]
+    empty = realism.profile_wings(np.full((424, 424), 5, np.uint8), sky=5.0)
+    assert np.isnan(empty["wing2"]) and np.isnan(empty["wing3"])
