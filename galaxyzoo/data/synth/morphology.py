@@ -112,7 +112,7 @@ STAR_FLUX_MEDIAN = 1.0e4
 # Sersic index of the rendered light, not of a fitted 2-D model: the radial gray profile of the
 # stretched, seeing-blurred composite is what a network sees. Indices of 2.5-6 (the fitted values of
 # real ellipticals) gave every synthetic galaxy glowing wings: at twice the half-peak radius the
-# gray level was 0.25 of the peak against 0.19 in the 100 real GZ2 images, and a model trained on
+# gray level was 0.24 of the peak against 0.19 in the 100 real GZ2 images, and a model trained on
 # them took real ellipticals, whose profiles fall as steeply as disks', for disks (docs/synthetic.md).
 ELLIPTICAL_SERSIC_N = (0.6, 2.5)
 BULGE_SERSIC_N = (0.6, 1.6, 1.0)  # a bulge's index: uniform(low, high) + slope * B/T
