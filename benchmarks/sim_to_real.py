@@ -4,6 +4,7 @@
         [--n 10000] [--epochs 15] [--experiment improved.yaml] [--workdir data/sim2real] [--bf16]
         [--set KEY=VALUE ...]
     .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss --model-uri runs:/<id>/packaged_model
+        [--probe]
 
 Trains the experiment on a synthetic sample of `--n` galaxies with the package's
 own API (`data.workspace.build_for`, `training.run.train`, MLflow in a local SQLite
@@ -21,6 +22,13 @@ carry no GZ2 vote fractions, so the figures are rankings and decisions:
 - balanced accuracy of "features > smooth" on the same galaxies;
 - edge-on vs face-on spiral AUC, score t02 yes;
 - merger vs rest AUC, score t06 odd yes x t08 merger.
+
+`--probe` then asks what moves the network's smooth fraction: it shows the
+same network real ellipticals and spirals, and freshly rendered synthetic
+ellipticals and disks, each changed one way at a time (scale, blur, noise,
+stretch, colour removed), and prints the mean predicted smooth of each set
+under each change. A change that moves the real galaxies' but not the
+synthetic ones' names a nuisance the renderer and the sky do not share.
 
 `--set` changes the experiment further (e.g. `train.augment.zoom=0.3`), as
 `train --set` does. `--bf16` trains with `train.precision=bfloat16` (Keras' mixed_bfloat16 policy),
@@ -65,6 +73,86 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
     }
 
 
+def _scaled(image, factor: float):
+    """The frame scaled by `factor` about its centre (a galaxy larger or smaller in it)."""
+    import cv2
+    import numpy as np
+
+    h, w = image.shape[:2]
+    matrix = np.float32([[factor, 0, (1 - factor) * (w - 1) / 2], [0, factor, (1 - factor) * (h - 1) / 2]])
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _probes() -> dict:
+    """Image changes, BGR uint8 frame to BGR uint8 frame, before the crop."""
+    import cv2
+    import numpy as np
+
+    def gamma(g):
+        return lambda image: (255 * (image / 255.0) ** g).round().astype(np.uint8)
+
+    def noise(image):
+        rng = np.random.default_rng(image.size)
+        return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+
+    return {"as is": lambda image: image,
+            "scaled x0.75": lambda image: _scaled(image, 0.75), "scaled x1.33": lambda image: _scaled(image, 1.33),
+            "blur 1.5 px": lambda image: cv2.GaussianBlur(image, (0, 0), 1.5), "noise 4 levels": noise,
+            "gamma 0.7": gamma(0.7), "gamma 1.4": gamma(1.4),
+            "grey": lambda image: cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)}
+
+
+def synthetic_frames(kinds: tuple[str, ...], per_kind: int, seed: int) -> dict[str, list]:
+    """`per_kind` freshly rendered frames of each morphology kind, through the JPEG codec as written."""
+    import numpy as np
+
+    from galaxyzoo.data.crop import decode_image
+    from galaxyzoo.data.synth.generate import encode_jpeg
+    from galaxyzoo.data.synth.morphology import sample_morphology
+    from galaxyzoo.data.synth.render import render
+
+    rng = np.random.default_rng(seed)
+    frames: dict[str, list] = {kind: [] for kind in kinds}
+    while min(map(len, frames.values())) < per_kind:
+        m = sample_morphology(rng)
+        if len(frames.get(m.kind, [None] * per_kind)) < per_kind:
+            frames[m.kind].append(decode_image(encode_jpeg(render(m, rng)), 3))
+    return frames
+
+
+def probe_table(smooth, sets: dict[str, list]) -> pd.DataFrame:
+    """The mean of `smooth` (a list of BGR frames -> one smooth fraction each) over each set, under each probe."""
+    return pd.DataFrame({name: [float(smooth([change(f) for f in frames]).mean()) for change in _probes().values()]
+                         for name, frames in sets.items()}, index=list(_probes()))
+
+
+def probe(model_uri: str, real: Path, per_set: int = 200, seed: int = 11) -> pd.DataFrame:
+    """`probe_table` for a packaged model: real GZ1 ellipticals and spirals, synthetic ellipticals and disks."""
+    import cv2
+    import numpy as np
+
+    from galaxyzoo.data.crop import crop_image, to_unit
+    from galaxyzoo.registry.crops import Crops
+    from galaxyzoo.registry.packaged import load_packaged, predict_crops
+
+    packaged = load_packaged(model_uri).unwrap_python_model()
+
+    def smooth(frames):
+        cropped = [crop_image(frame, packaged.size, packaged.channels) for frame in frames]
+        crops = Crops(to_unit(np.stack([c for c, _ in cropped])), list(range(len(frames))),
+                      [b for _, b in cropped], [""] * len(frames))
+        return predict_crops(packaged.network, crops)["t01_smooth_or_features_a01_smooth"].to_numpy()
+
+    labels = pd.read_csv(real / "labels.csv")
+
+    def real_frames(classes):
+        return [cv2.imread(str(real / "images" / f)) for f in labels.loc[labels["gz1_class"].isin(classes), "image"][:per_set]]
+
+    synthetic = synthetic_frames(("elliptical", "disk"), per_set, seed)
+    return probe_table(smooth, {"real elliptical": real_frames(["elliptical"]), "real spiral": real_frames(FACE_ON),
+                                "synthetic elliptical": synthetic["elliptical"], "synthetic disk": synthetic["disk"]})
+
+
 def train_packaged(args, uri: str) -> str:
     """Build the synthetic data, train the experiment, package it; returns the packaged model's URI."""
     from galaxyzoo.data import workspace
@@ -104,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="more overrides of the experiment, e.g. train.augment.zoom=0.3")
     parser.add_argument("--model-uri", help="score this packaged model instead of training one")
+    parser.add_argument("--probe", action="store_true",
+                        help="also print the mean predicted smooth of real and synthetic galaxies under image changes")
     args = parser.parse_args(argv)
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         target = TARGETS.get(name)
         verdict = "" if target is None else f"  (target >= {target}: {'met' if value >= target else 'NOT met'})"
         print(f"{name:40s} {value:.3f}{verdict}")
+    if args.probe:
+        print("mean predicted smooth, each set changed one way (before the crop):")
+        print(probe(model_uri, args.real).round(3).to_string())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The sim-to-real benchmark's figures on a hand-made case, and its refusal of a bad override."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,3 +36,26 @@ def test_a_bad_override_is_refused_before_any_data_is_built(tmp_path):
     with pytest.raises(GalaxyZooError, match="train.augment.zoom"):
         load("sim_to_real").main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w"), "--set", "train.augment.zoom=2"])
     assert not (tmp_path / "w" / "synthetic-n10000-seed0").exists()
+
+
+def test_probe_table_shows_each_set_under_each_change():
+    sim_to_real = load("sim_to_real")
+    frames = sim_to_real.synthetic_frames(("elliptical", "disk"), per_kind=2, seed=3)
+    assert {k: len(v) for k, v in frames.items()} == {"elliptical": 2, "disk": 2}
+    assert all(f.shape == (424, 424, 3) and f.dtype == np.uint8 for f in frames["disk"])
+    assert np.array_equal(frames["disk"][1], sim_to_real.synthetic_frames(("elliptical", "disk"), 2, seed=3)["disk"][1])
+
+    # A stand-in network whose "smooth" is how much redder than blue the centre is: grey zeroes it.
+    def redness(batch):
+        return np.array([float(f[200:224, 200:224, 2].mean() - f[200:224, 200:224, 0].mean()) for f in batch])
+
+    red = np.zeros((424, 424, 3), np.uint8)
+    red[150:274, 150:274] = (40, 90, 200)
+    table = sim_to_real.probe_table(redness, {"red": [red], "synthetic": frames["elliptical"]})
+    assert list(table.columns) == ["red", "synthetic"] and table.index[0] == "as is"
+    assert table.loc["as is", "red"] == pytest.approx(160)
+    assert table.loc["grey", "red"] == pytest.approx(0, abs=1)
+    for g in (0.7, 1.4):  # the stretch changes each channel's level by the power law
+        assert table.loc[f"gamma {g}", "red"] == pytest.approx(round(255 * (200 / 255) ** g) - round(255 * (40 / 255) ** g))
+    assert table.loc["scaled x0.75", "red"] == pytest.approx(160)  # the centre stays red when it shrinks
+    assert table.loc["as is", "synthetic"] == pytest.approx(redness(frames["elliptical"]).mean())

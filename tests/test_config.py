@@ -69,6 +69,8 @@ def test_improved_and_quickstart_only_change_what_they_state():
     assert improved.train.callbacks.early_stopping.restore_best_weights is True
     assert improved.train.callbacks.reduce_lr_on_plateau.monitor == "val_loss"
     assert improved.train.augment.enabled and improved.train.augment.rot90 and improved.train.augment.flip
+    assert (improved.train.augment.blur, improved.train.augment.gamma, improved.train.augment.colour,
+            improved.train.augment.noise) == (1.0, 0.4, 0.15, 0.03)  # the domain randomisation
     assert improved.model.batch_norm is True
     assert improved.model.conv_filters == (32, 64, 128, 256)
     assert improved.train.callbacks.lr_step.enabled is False
@@ -178,6 +180,10 @@ BAD_VALUES = [
     ("train: {callbacks: {checkpoint: 1}}", "train.callbacks.checkpoint: expected true or false, got 1"),
     ("train: {augment: {enabled: true, rot90: false, flip: false, shift_px: 0}}", "train.augment.enabled"),
     ("train: {augment: {zoom: 1.5}}", "train.augment.zoom: must be in [0, 1)"),
+    ("train: {augment: {blur: -1}}", "train.augment.blur: must be in [0.0, 4.0], got -1"),
+    ("train: {augment: {noise: 0.5}}", "train.augment.noise: must be in [0.0, 0.2], got 0.5"),
+    ("train: {augment: {gamma: 1}}", "train.augment.gamma: must be in [0, 1)"),
+    ("train: {augment: {colour: dull}}", "train.augment.colour: expected a number, got 'dull'"),
     ("train: {augment: {shift_px: 60}}", "train.augment.shift_px: must be less than half"),
     ("model: {conv_dropout: 1.0}", "model.conv_dropout: must be in [0, 1), got 1.0"),
     ("model: {dense_dropout: [0.2, -0.1]}", "model.dense_dropout[1]: must be in [0, 1)"),
@@ -329,7 +335,7 @@ def test_knobs_are_the_training_settings_only():
     params = knobs(cfg)
     assert set(params) == {k for k in flatten(cfg) if not k.startswith(("warm_start.", "evaluate.", "tracking."))
                            and k not in ("name", "description", "data.workdir")}
-    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 46
+    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 50
     assert cfg.tracking.system_metrics is True  # on unless switched off
     assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \
         .system_metrics is False
@@ -352,7 +358,8 @@ def test_config_hash_is_stable_and_tracks_training_settings(tmp_path):
     assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", ["init_from=runs:/x/model"])) != h
     # So do settings added later, at their defaults; changed, they count.
     for added in ("model.convs_per_block=2", "train.callbacks.cosine_decay.enabled=true",
-                  "train.callbacks.cosine_decay.min_factor=0.1", "train.augment.zoom=0.2"):
+                  "train.callbacks.cosine_decay.min_factor=0.1", "train.augment.zoom=0.2",
+                  "train.augment.blur=1", "train.augment.gamma=0.3", "train.augment.colour=0.1", "train.augment.noise=0.02"):
         assert config_hash(load_experiment(EXPERIMENTS / "baseline.yaml", [added])) != h, added
     assert len({config_hash(load_experiment(EXPERIMENTS / f"{n}.yaml")) for n in SHIPPED}) == 3
 

@@ -1,5 +1,6 @@
 import os
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,45 @@ def test_zoom_scales_about_the_centre_within_its_bounds(channels):
     noise = np.random.default_rng(0).integers(0, 255, (16, 8, 8, 1), dtype=np.uint8)
     assert np.array_equal(augment_batch(noise, np.random.default_rng(1), Augment(shift_px=2)),
                           augment_batch(noise, np.random.default_rng(1), Augment(shift_px=2, zoom=0.0)))
+
+
+def test_photometric_views_vary_seeing_stretch_colour_and_noise_each_within_its_bounds():
+    size = 32
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    blob = (200 * np.exp(-(yy**2 + xx**2) / 40) + 20).astype(np.uint8)
+    x = np.repeat(np.repeat(blob[None, :, :, None], 64, axis=0), 3, axis=3)
+    plain = Augment(rot90=False, flip=False)
+
+    def views(**settings):
+        return augment_batch(x, np.random.default_rng(7), replace(plain, **settings)).astype(float)
+
+    # blur: the peak falls, the total light stays
+    blurred = views(blur=2.0)
+    assert blurred[:, 16, 16, 0].min() < 200 and blurred[:, 16, 16, 0].max() <= x[0, 16, 16, 0]
+    assert np.allclose(blurred.sum(axis=(1, 2)), x[0].astype(float).sum(axis=(0, 1)), rtol=0.02)
+    # gamma: a monotonic curve through 0 and 1, brightening some views and darkening others
+    stretched = views(gamma=0.5)[..., 0]
+    level = stretched[:, 16, 20] / 255
+    start = x[0, 16, 20, 0] / 255
+    assert level.min() < start - 0.02 and level.max() > start + 0.02
+    assert np.all((level >= start**1.5 - 0.01) & (level <= start ** (1 / 1.5) + 0.01))
+    assert np.all(stretched[:, 16, 16] > stretched[:, 16, 20]) and np.all(stretched[:, 16, 20] > stretched[:, 16, 26])
+    # colour: each channel scaled on its own, within 1 + colour either way
+    gains = views(colour=0.2)[:, 16, 16, :] / x[0, 16, 16, :]
+    assert np.all((gains > 1 / 1.2 - 0.01) & (gains < 1.2 + 0.01))
+    assert np.ptp(gains, axis=1).max() > 0.1  # the channels move apart, not only together
+    # noise: zero-mean, at most `noise` of the full scale
+    noisy = views(noise=0.05) - x
+    assert abs(noisy.mean()) < 0.5 and 0 < noisy.std(axis=(1, 2, 3)).max() < 0.05 * 255 * 1.1
+    # a setting at 0 draws nothing, so the geometric views are the ones they were
+    geometric = Augment(shift_px=2)
+    assert np.array_equal(augment_batch(x, np.random.default_rng(1), geometric),
+                          augment_batch(x, np.random.default_rng(1), replace(geometric, blur=0.0, noise=0.0)))
+    # all together: uint8 in, uint8 out, and the same generator gives the same views
+    both = replace(plain, blur=1.0, gamma=0.3, colour=0.1, noise=0.02)
+    out = augment_batch(x, np.random.default_rng(2), both)
+    assert out.dtype == np.uint8 and np.array_equal(out, augment_batch(x, np.random.default_rng(2), both))
+    assert Augment(rot90=False, flip=False, noise=0.01).enabled
 
 
 def test_empty_split_is_a_clear_error():

@@ -7,8 +7,10 @@ import numpy as np
 
 from galaxyzoo.data import workspace
 from galaxyzoo.config.experiment import load_experiment
+from galaxyzoo.data.crop import to_unit
 from galaxyzoo.data.dataset import load_dataset
 from galaxyzoo.data.split import PARTS
+from galaxyzoo.data.stream import Augment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,3 +35,18 @@ def test_galaxies_without_a_usable_crop_are_left_out_and_reported(tmp_path, capl
     test = dataset.parts["test"]
     assert test.counts.shape == test.targets.shape == (len(test), 37)
     assert np.array_equal(dataset.store.asset_ids[test.rows], test.asset_ids)
+
+
+def test_fit_sequences_augment_the_training_batches_as_the_config_says(tmp_path):
+    cfg = load_experiment(REPO / "experiments" / "quickstart.yaml",
+                          [f"data.workdir={tmp_path}", "data.synthetic_n=60", "data.image_size=32", "augment=true",
+                           "train.augment.zoom=0.2", "train.augment.blur=1.0", "train.augment.gamma=0.4",
+                           "train.augment.colour=0.15", "train.augment.noise=0.03"])
+    workspace.build_for(cfg.data, progress=False)
+    train_seq, val_seq = load_dataset(cfg.data, with_counts=False).fit_sequences(cfg.train, workers=1)
+    assert train_seq.augment == Augment(rot90=True, flip=True, shift_px=4, zoom=0.2, blur=1.0, gamma=0.4,
+                                        colour=0.15, noise=0.03)
+    assert val_seq.augment is None  # validation sees the crops as they are
+    x, _ = train_seq[0]
+    plain = train_seq.images[train_seq.rows[train_seq.order[: len(x)]]]
+    assert x.shape == plain.shape and not np.array_equal(x, to_unit(plain))

@@ -50,6 +50,10 @@ def above(low: float) -> Check:
     return lambda v: None if v > low else f"must be greater than {low}, got {v!r}"
 
 
+def between(low: float, high: float) -> Check:
+    return lambda v: None if low <= v <= high else f"must be in [{low}, {high}], got {v!r}"
+
+
 def unit_interval(*, open_low: bool) -> Check:
     bounds = "(0, 1)" if open_low else "[0, 1)"
     return lambda v: None if (0 < v if open_low else 0 <= v) and v < 1 else f"must be in {bounds}, got {v!r}"

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from galaxyzoo.config.engine import (
-    Source, StrictLoader, above, at_least, build, identifier_problem, not_empty, one_of, read_mapping,
+    Source, StrictLoader, above, at_least, between, build, identifier_problem, not_empty, one_of, read_mapping,
     schema_keys, setting, show, suggest, to_dict, to_yaml, unit_interval, yaml_problem,
 )
 from galaxyzoo.errors import GalaxyZooError
@@ -135,6 +135,11 @@ class AugmentConfig:
     flip: bool = setting(True)
     shift_px: int = setting(4, at_least(0))
     zoom: float = setting(0.0, unit_interval(open_low=False))  # scale by up to 1 + zoom either way
+    # Domain randomisation of the imaging (stream.photometric_views): seeing, stretch, colour, noise.
+    blur: float = setting(0.0, between(0.0, 4.0))  # extra Gaussian blur, sigma up to this many pixels
+    gamma: float = setting(0.0, unit_interval(open_low=False))  # intensity ** (1 + gamma) either way
+    colour: float = setting(0.0, unit_interval(open_low=False))  # each channel's gain by up to 1 + colour either way
+    noise: float = setting(0.0, between(0.0, 0.2))  # added Gaussian noise, sigma up to this share of full scale
 
 
 @dataclass(frozen=True)
@@ -420,8 +425,8 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
         fail("train.loss", f"{CONCENTRATION_LOSS!r} needs model.head {CONCENTRATION_HEAD!r} (it reads the outputs "
                            f"as Dirichlet concentrations), got model.head {model.head!r}")
     aug = train.augment
-    if aug.enabled and not (aug.rot90 or aug.flip or aug.shift_px or aug.zoom):
-        fail("train.augment.enabled", "is true but rot90, flip, shift_px and zoom are all off")
+    if aug.enabled and not any(v for k, v in to_dict(aug).items() if k != "enabled"):
+        fail("train.augment.enabled", f"is true but {', '.join(k for k in to_dict(aug) if k != 'enabled')} are all off")
     if aug.shift_px >= data.image_size // 2:
         half = f"half of data.image_size ({data.image_size})"
         fail("train.augment.shift_px", f"must be less than {half}, got {aug.shift_px}")
@@ -513,7 +518,8 @@ _BlockDumper.add_representer(
 
 
 # Keys added after runs were recorded, and the default at which they change nothing.
-_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "train.augment.zoom": 0.0,
+_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "train.augment.zoom": 0.0, "train.augment.blur": 0.0,
+                          "train.augment.gamma": 0.0, "train.augment.colour": 0.0, "train.augment.noise": 0.0,
                           "train.callbacks.cosine_decay": to_dict(CosineDecayConfig())}
 
 

@@ -16,7 +16,7 @@ training or an evaluation runs.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,7 @@ class Dataset:
         `workers` background threads prefetch each sequence's batches while the model trains.
         """
         aug = train_cfg.augment
-        augment = Augment(rot90=aug.rot90, flip=aug.flip, shift_px=aug.shift_px, zoom=aug.zoom) if aug.enabled else None
+        augment = Augment(**{k: v for k, v in asdict(aug).items() if k != "enabled"}) if aug.enabled else None
         train_seq = self.sequence("train", batch_size=train_cfg.batch_size, shuffle=True, augment=augment,
                                   seed=train_cfg.seed, workers=workers)
         train_seq.set_epoch(initial_epoch)

@@ -28,16 +28,25 @@ from galaxyzoo.errors import GalaxyZooError
 
 @dataclass(frozen=True)
 class Augment:
-    """Label-preserving augmentations: galaxies have no preferred orientation."""
+    """Label-preserving augmentations: galaxies have no preferred orientation, and the
+    survey's seeing, stretch, colour balance and noise are not part of the morphology."""
 
     rot90: bool = True
     flip: bool = True
     shift_px: int = 0  # largest shift in pixels along each axis (zero-filled)
     zoom: float = 0.0  # largest relative change of scale (see `augment_batch`)
+    blur: float = 0.0  # largest extra Gaussian blur sigma, pixels
+    gamma: float = 0.0  # largest relative change of the stretch's exponent
+    colour: float = 0.0  # largest relative change of each channel's gain
+    noise: float = 0.0  # largest added Gaussian noise sigma, in units of the full scale (255)
+
+    @property
+    def photometric(self) -> bool:
+        return self.blur > 0 or self.gamma > 0 or self.colour > 0 or self.noise > 0
 
     @property
     def enabled(self) -> bool:
-        return self.rot90 or self.flip or self.shift_px > 0 or self.zoom > 0
+        return self.rot90 or self.flip or self.shift_px > 0 or self.zoom > 0 or self.photometric
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, augment: Augment) -> 
     extent at scales a factor 2 apart, and real samples frame galaxies less
     alike than the synthetic one. Off (0), nothing is drawn for it, so the
     random stream of the other augmentations is the one it always was.
+
+    The photometric ones (`photometric_views`) follow, for the whole batch.
     """
     out = np.empty_like(x)
     for i, image in enumerate(x):
@@ -93,7 +104,35 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, augment: Augment) -> 
             dy, dx = rng.integers(-augment.shift_px, augment.shift_px + 1, size=2)
             image = _shift(image, int(dy), int(dx))
         out[i] = image
-    return out
+    return photometric_views(out, rng, augment) if augment.photometric else out
+
+
+def photometric_views(x: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """Each uint8 image of a (B, H, W, C) batch as another survey might have imaged it.
+
+    Domain randomisation: a network trained on rendered galaxies meets real ones
+    whose seeing, asinh stretch, colour balance and noise the renderer only
+    approximates, so each is varied at random, in this order (that of the
+    imaging chain): a Gaussian blur of sigma uniform in [0, blur] px; the
+    intensity raised to a power log-uniform in [1/(1 + gamma), 1 + gamma];
+    each channel's gain log-uniform in [1/(1 + colour), 1 + colour]; Gaussian
+    noise of sigma uniform in [0, noise] of the full scale. A setting at 0 draws
+    nothing. None moves a galaxy's light or changes its shape, so the votes stay.
+    """
+    batch, channels = len(x), x.shape[-1]
+    out = x.astype(np.float32) * np.float32(1 / 255)
+    if augment.blur > 0:
+        for i, sigma in enumerate(rng.uniform(0.0, augment.blur, batch)):
+            if sigma > 0.1:  # below that OpenCV's kernel is one pixel wide
+                out[i] = cv2.GaussianBlur(out[i], (0, 0), float(sigma)).reshape(out[i].shape)
+    if augment.gamma > 0:
+        out **= np.exp(rng.uniform(-1.0, 1.0, (batch, 1, 1, 1)) * np.log1p(augment.gamma)).astype(np.float32)
+    if augment.colour > 0:
+        out *= np.exp(rng.uniform(-1.0, 1.0, (batch, 1, 1, channels)) * np.log1p(augment.colour)).astype(np.float32)
+    if augment.noise > 0:
+        sigma = rng.uniform(0.0, augment.noise, (batch, 1, 1, 1)).astype(np.float32)
+        out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
+    return np.clip(np.rint(out * np.float32(255)), 0, 255).astype(x.dtype)
 
 
 def _zoom(image: np.ndarray, scale: float) -> np.ndarray:
