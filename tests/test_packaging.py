@@ -85,3 +85,14 @@ def test_cli_help_does_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_train_refuses_a_bad_override_before_loading_keras_or_mlflow():
+    code = (
+        "import sys; from galaxyzoo.cli import main; "
+        "print(main(['train', '--experiment', 'experiments/improved.yaml', '--set', 'train.augment.noise=abc'])); "
+        "print(','.join(m for m in ('tensorflow', 'keras', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split("\n")[:2] == ["2", ""]  # exit code 2, and nothing heavy loaded
+    assert "train.augment.noise: expected a number, got 'abc'" in out.stderr

@@ -83,10 +83,13 @@ def run(args) -> int:
     import os
 
     from galaxyzoo.config.experiment import load_experiment
+
+    # A bad experiment file or override is refused before Keras and MLflow load (10 s on 2 cores).
+    cfg = load_experiment(args.experiment, overrides_from_args(args) + warm_start_overrides(args))
+
     from galaxyzoo.tracking.mlflow_runs import run_id_from_env
     from galaxyzoo.training.run import train
 
-    cfg = load_experiment(args.experiment, overrides_from_args(args) + warm_start_overrides(args))
     result = train(cfg, experiment_file=os.path.normpath(args.experiment), resume=args.resume.strip() or None,
                    project_run_id=run_id_from_env())
     shown = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in ("test_rmse", "test_r2_flat", "test_rmse_cumulative"))
