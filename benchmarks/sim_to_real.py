@@ -73,30 +73,24 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
     }
 
 
-def _scaled(image, factor: float):
-    """The frame scaled by `factor` about its centre (a galaxy larger or smaller in it)."""
-    import cv2
-    import numpy as np
-
-    h, w = image.shape[:2]
-    matrix = np.float32([[factor, 0, (1 - factor) * (w - 1) / 2], [0, factor, (1 - factor) * (h - 1) / 2]])
-    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT_101)
-
-
 def _probes() -> dict:
     """Image changes, BGR uint8 frame to BGR uint8 frame, before the crop."""
     import cv2
     import numpy as np
 
+    from galaxyzoo.data.stream import zoom_about_centre
+
+    rng = np.random.default_rng(0)
+
     def gamma(g):
         return lambda image: (255 * (image / 255.0) ** g).round().astype(np.uint8)
 
     def noise(image):
-        rng = np.random.default_rng(image.size)
-        return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+        return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).round().astype(np.uint8)
 
     return {"as is": lambda image: image,
-            "scaled x0.75": lambda image: _scaled(image, 0.75), "scaled x1.33": lambda image: _scaled(image, 1.33),
+            "scaled x0.75": lambda image: zoom_about_centre(image, 0.75),
+            "scaled x1.33": lambda image: zoom_about_centre(image, 1.33),
             "blur 1.5 px": lambda image: cv2.GaussianBlur(image, (0, 0), 1.5), "noise 4 levels": noise,
             "gamma 0.7": gamma(0.7), "gamma 1.4": gamma(1.4),
             "grey": lambda image: cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)}
@@ -108,22 +102,26 @@ def synthetic_frames(kinds: tuple[str, ...], per_kind: int, seed: int) -> dict[s
 
     from galaxyzoo.data.crop import decode_image
     from galaxyzoo.data.synth.generate import encode_jpeg
-    from galaxyzoo.data.synth.morphology import sample_morphology
+    from galaxyzoo.data.synth.morphology import KINDS, sample_morphology
     from galaxyzoo.data.synth.render import render
 
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"no such morphology kinds: {sorted(unknown)}; expected some of {KINDS}")
     rng = np.random.default_rng(seed)
     frames: dict[str, list] = {kind: [] for kind in kinds}
     while min(map(len, frames.values())) < per_kind:
         m = sample_morphology(rng)
-        if len(frames.get(m.kind, [None] * per_kind)) < per_kind:
+        if m.kind in frames and len(frames[m.kind]) < per_kind:
             frames[m.kind].append(decode_image(encode_jpeg(render(m, rng)), 3))
     return frames
 
 
 def probe_table(smooth, sets: dict[str, list]) -> pd.DataFrame:
     """The mean of `smooth` (a list of BGR frames -> one smooth fraction each) over each set, under each probe."""
-    return pd.DataFrame({name: [float(smooth([change(f) for f in frames]).mean()) for change in _probes().values()]
-                         for name, frames in sets.items()}, index=list(_probes()))
+    probes = _probes()
+    return pd.DataFrame({name: [float(smooth([change(f) for f in frames]).mean()) for change in probes.values()]
+                         for name, frames in sets.items()}, index=list(probes))
 
 
 def probe(model_uri: str, real: Path, per_set: int = 200, seed: int = 11) -> pd.DataFrame:

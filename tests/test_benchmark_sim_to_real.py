@@ -44,6 +44,8 @@ def test_probe_table_shows_each_set_under_each_change():
     assert {k: len(v) for k, v in frames.items()} == {"elliptical": 2, "disk": 2}
     assert all(f.shape == (424, 424, 3) and f.dtype == np.uint8 for f in frames["disk"])
     assert np.array_equal(frames["disk"][1], sim_to_real.synthetic_frames(("elliptical", "disk"), 2, seed=3)["disk"][1])
+    with pytest.raises(ValueError, match="spiral"):  # a kind the sampler never draws would never end the loop
+        sim_to_real.synthetic_frames(("spiral",), 1, seed=3)
 
     # A stand-in network whose "smooth" is how much redder than blue the centre is: grey zeroes it.
     def redness(batch):

@@ -136,10 +136,10 @@ class AugmentConfig:
     shift_px: int = setting(4, at_least(0))
     zoom: float = setting(0.0, unit_interval(open_low=False))  # scale by up to 1 + zoom either way
     # Domain randomisation of the imaging (stream.photometric_views): seeing, stretch, colour, noise.
-    blur: float = setting(0.0, between(0.0, 4.0))  # extra Gaussian blur, sigma up to this many pixels
+    blur: float = setting(0.0, between(0, 4))  # extra Gaussian blur, sigma up to this many pixels
     gamma: float = setting(0.0, unit_interval(open_low=False))  # intensity ** (1 + gamma) either way
     colour: float = setting(0.0, unit_interval(open_low=False))  # each channel's gain by up to 1 + colour either way
-    noise: float = setting(0.0, between(0.0, 0.2))  # added Gaussian noise, sigma up to this share of full scale
+    noise: float = setting(0.0, between(0, 0.2))  # added Gaussian noise, sigma up to this share of full scale
 
 
 @dataclass(frozen=True)

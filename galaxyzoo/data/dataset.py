@@ -70,6 +70,7 @@ class Dataset:
         `workers` background threads prefetch each sequence's batches while the model trains.
         """
         aug = train_cfg.augment
+        # `Augment` takes the config's augment keys by name, all but the switch (tests/test_train_data.py).
         augment = Augment(**{k: v for k, v in asdict(aug).items() if k != "enabled"}) if aug.enabled else None
         train_seq = self.sequence("train", batch_size=train_cfg.batch_size, shuffle=True, augment=augment,
                                   seed=train_cfg.seed, workers=workers)

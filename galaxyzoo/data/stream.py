@@ -95,7 +95,7 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, augment: Augment) -> 
     out = np.empty_like(x)
     for i, image in enumerate(x):
         if augment.zoom > 0:
-            image = _zoom(image, float(np.exp(rng.uniform(-1.0, 1.0) * np.log1p(augment.zoom))))
+            image = zoom_about_centre(image, float(np.exp(rng.uniform(-1.0, 1.0) * np.log1p(augment.zoom))))
         if augment.rot90:
             image = np.rot90(image, k=int(rng.integers(4)), axes=(0, 1))
         if augment.flip and rng.random() < 0.5:
@@ -115,15 +115,19 @@ def photometric_views(x: np.ndarray, rng: np.random.Generator, augment: Augment)
     approximates, so each is varied at random, in this order (that of the
     imaging chain): a Gaussian blur of sigma uniform in [0, blur] px; the
     intensity raised to a power log-uniform in [1/(1 + gamma), 1 + gamma];
-    each channel's gain log-uniform in [1/(1 + colour), 1 + colour]; Gaussian
-    noise of sigma uniform in [0, noise] of the full scale. A setting at 0 draws
-    nothing. None moves a galaxy's light or changes its shape, so the votes stay.
+    each channel's gain log-uniform in [1/(1 + colour), 1 + colour] (of a
+    one-channel crop, its brightness); Gaussian noise of sigma uniform in
+    [0, noise] of the full scale. The result is rounded and clipped to 0-255 as
+    an 8-bit image is, so on black sky the noise lifts the mean a little, as
+    the real JPEGs' clipped sky noise does. A setting at 0 draws nothing. None
+    moves a galaxy's light; a blur of up to a pixel or so softens what volunteers
+    would still see, so the votes stay.
     """
     batch, channels = len(x), x.shape[-1]
     out = x.astype(np.float32) * np.float32(1 / 255)
     if augment.blur > 0:
         for i, sigma in enumerate(rng.uniform(0.0, augment.blur, batch)):
-            if sigma > 0.1:  # below that OpenCV's kernel is one pixel wide
+            if sigma > 0.1:  # a tenth of a pixel changes nothing worth the blur's time
                 out[i] = cv2.GaussianBlur(out[i], (0, 0), float(sigma)).reshape(out[i].shape)
     if augment.gamma > 0:
         out **= np.exp(rng.uniform(-1.0, 1.0, (batch, 1, 1, 1)) * np.log1p(augment.gamma)).astype(np.float32)
@@ -135,7 +139,8 @@ def photometric_views(x: np.ndarray, rng: np.random.Generator, augment: Augment)
     return np.clip(np.rint(out * np.float32(255)), 0, 255).astype(x.dtype)
 
 
-def _zoom(image: np.ndarray, scale: float) -> np.ndarray:
+def zoom_about_centre(image: np.ndarray, scale: float) -> np.ndarray:
+    """`image` scaled by `scale` about its centre, the edges filled by reflection."""
     h, w = image.shape[:2]
     matrix = np.float32([[scale, 0, (1 - scale) * (w - 1) / 2], [0, scale, (1 - scale) * (h - 1) / 2]])
     zoomed = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
