@@ -80,8 +80,10 @@ def test_a_network_of_another_architecture_is_refused_in_one_line(tiny_experimen
     assert "warm_start.freeze_blocks: is 1 but warm_start.init_from is null" in capsys.readouterr().err
 
 
-def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path):
+def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path, monkeypatch):
     """The one training through MLflow: from a run's logged model, resolved to that run."""
+    import tempfile
+
     import mlflow
     import mlflow.keras
 
@@ -96,7 +98,12 @@ def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path):
         mlflow.keras.log_model(build_model(**model_kwargs(cold)), name="model", pip_requirements=[])
     source = source_run.info.run_id
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", f"init_from={source}", "freeze_blocks=2"])
+    # MLflow downloads the source into a new temporary folder to load it: none may be left behind.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = train(cfg, experiment_file=str(tiny_experiment), runs_dir=tmp_path / "runs", verbose=0, progress=False)
+    assert list(scratch.iterdir()) == []
     run = client.get_run(result.run_id)
     assert {k: run.data.tags.get(k) for k in ("warm_start.init_from", "warm_start.freeze_blocks",
                                               "warm_start.source_run_id")} == {
@@ -106,3 +113,4 @@ def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path):
         f"Warm start from `{source}` (trained by run `{source}`), the first 2 conv blocks frozen.")
     assert run.data.tags["config_hash"] == config_hash(cfg) != config_hash(cold)
     assert not any(k.startswith("warm_start.") for k in run.data.params)  # the same params as a cold run
+

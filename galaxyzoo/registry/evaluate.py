@@ -18,6 +18,7 @@ numbers.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -131,8 +132,6 @@ def evaluate(
     results are also logged to that run. The model
     is loaded before any data is built, so a bad URI fails at once.
     """
-    import mlflow.keras
-
     import galaxyzoo.model.network  # noqa: F401  registers the custom layers (softmax head) before loading
     from galaxyzoo.data.dataset import load_dataset
 
@@ -148,13 +147,14 @@ def evaluate(
         model_uri.check_run_exists(client, run_id, model)
     uri = model_uri.network_uri(uri, run_id)  # what the test split scores
     if run_id is not None:
-        cfg = load_experiment(download_run_config(client, run_id), list(overrides))
+        with tempfile.TemporaryDirectory(prefix="galaxyzoo-config-") as tmp:
+            cfg = load_experiment(download_run_config(client, run_id, tmp), list(overrides))
     elif experiment_file:
         cfg = load_experiment(experiment_file, list(overrides))
     else:
         raise GalaxyZooError(f"--model {uri}: not logged by a run, so pass --experiment with its training config")
     try:
-        keras_model = mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
+        keras_model = model_uri.load_keras(uri)
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"
         raise GalaxyZooError(f"--model {uri}: cannot load a Keras model ({type(exc).__name__}: {exc})") from None
     expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)

@@ -23,6 +23,20 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow spells a run id
 LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")  # and an MLflow 3 logged model's id
 
 
+def load_keras(uri: str):
+    """The uncompiled Keras model at `uri`, read from a download that is removed once it is loaded.
+
+    Left to itself MLflow downloads a model into a new temporary folder and never
+    removes it: one more in /tmp for every warm start and every evaluate.
+    """
+    import tempfile
+
+    import mlflow.keras
+
+    with tempfile.TemporaryDirectory(prefix="galaxyzoo-model-") as dst:
+        return mlflow.keras.load_model(uri, dst_path=dst, load_model_kwargs={"compile": False})
+
+
 def keras_model_uri(run_id: str) -> str:
     """`runs:/<run_id>/model`: the Keras model the training run logged."""
     return f"runs:/{run_id}/{names.MODEL_NAME}"

@@ -68,15 +68,13 @@ def load_init(client, cfg: ExperimentConfig) -> InitWeights:
     A source that cannot be found or loaded, or whose network differs, is a
     one-line `GalaxyZooError` naming it.
     """
-    import mlflow.keras
-
     given = cfg.warm_start.init_from
     uri = model_uri.model_uri_for(given)
     run_id = model_uri.source_run_id(client, uri, option=OPTION)
     if run_id is not None:
         model_uri.check_run_exists(client, run_id, given, option=OPTION)
     try:
-        source = mlflow.keras.load_model(model_uri.network_uri(uri, run_id), load_model_kwargs={"compile": False})
+        source = model_uri.load_keras(model_uri.network_uri(uri, run_id))
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise GalaxyZooError(f"{OPTION} {given}: cannot load a Keras model ({type(exc).__name__}: {problem})") \
