@@ -60,7 +60,7 @@ from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.registry.crops import Crops, crop_all
 from galaxyzoo.tracking import mlflow_runs, names
-from galaxyzoo.tracking.model_uri import keras_model_uri
+from galaxyzoo.tracking.model_uri import keras_model_uri, load_keras
 from galaxyzoo.tracking.run_config import download_run_config
 
 INPUT_COLUMN = "image"
@@ -134,9 +134,7 @@ def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
 def load_network(keras_uri: str, cfg, origin: str):
     """The Keras network at `keras_uri` (uncompiled), checked against `cfg`'s crops and computing in
     the precision this machine would train `cfg` in (`model.precision`); `origin` names it in errors."""
-    import mlflow.keras  # the custom head layers are registered by importing model.network, above
-
-    network = mlflow.keras.load_model(keras_uri, load_model_kwargs={"compile": False})
+    network = load_keras(keras_uri)  # the custom head layers are registered by importing model.network, above
     expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
     if tuple(network.input_shape[1:]) != expected:
         raise ValueError(f"{origin}: network input {network.input_shape[1:]} does not match the config's "
@@ -301,11 +299,16 @@ def _requirements() -> list[str]:
 
 
 def load_packaged(model_uri: str):
-    """Load a packaged model (`promote` registers one), refusing a bare Keras model clearly."""
+    """Load a packaged model (`promote` registers one), refusing a bare Keras model clearly.
+
+    Its network and config are in memory once `load_context` has run, so MLflow's download of
+    the model goes into a temporary folder of ours, removed then (MLflow's own stays in /tmp).
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        with tempfile.TemporaryDirectory(prefix="galaxyzoo-model-") as dst:
+            model = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
     except MlflowException as exc:
         raise GalaxyZooError(f"cannot load model {model_uri!r}: {exc.message}") from None
     except (ModuleNotFoundError, AttributeError) as exc:  # its pickle names a class this layout has not
