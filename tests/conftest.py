@@ -12,18 +12,6 @@ from stores import seeded_uri
 REAL = Path(__file__).resolve().parent / "data" / "real"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _temporary_files_in_pytests_folder(tmp_path_factory):
-    """The suite's temporary files go into pytest's own folder, which pytest prunes, not into /tmp:
-    `client.download_artifacts` without a destination, for one, never removes its copy."""
-    import tempfile
-
-    before = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
-    yield
-    tempfile.tempdir = before
-
-
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """tests/data/real/: the 231-column list, 40 real GZ2 JPEGs, 300 real gz2_hart16 rows."""
