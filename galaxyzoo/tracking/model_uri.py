@@ -26,13 +26,17 @@ LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")  # and an MLflow 3 logged model'
 def load_keras(uri: str):
     """The uncompiled Keras model at `uri`, read from a download that is removed once it is loaded.
 
-    Left to itself MLflow downloads a model into a new temporary folder and never
-    removes it: one more in /tmp for every warm start and every evaluate.
+    Left to itself MLflow downloads a model from a store into a new temporary folder
+    and never removes it: one more in /tmp for every warm start and every evaluate.
+    A local folder (a packaged model's own artifact, say) it reads in place, uncopied.
     """
     import tempfile
+    from urllib.parse import urlparse
 
     import mlflow.keras
 
+    if not urlparse(uri).scheme:
+        return mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
     with tempfile.TemporaryDirectory(prefix="galaxyzoo-model-") as dst:
         return mlflow.keras.load_model(uri, dst_path=dst, load_model_kwargs={"compile": False})
 
