@@ -57,7 +57,7 @@ def test_rows_follow_the_inputs_and_equal_the_sub_model(champion, real_images_di
     features = table[[f"e{i}" for i in range(n)]].to_numpy()
     assert np.isnan(features[3:]).all() and (table.loc[:2, "error"] == "").all()
     # The same crop and scaling as predict, then the training run's network up to its head.
-    network = mlflow.keras.load_model(f"runs:/{run_id}/model")
+    network = mlflow.keras.load_model(f"runs:/{run_id}/model", dst_path=str(tmp_path))
     crops = np.stack([preprocess(p.read_bytes(), 32, 1)[0] for p in expected[:3]])
     np.testing.assert_allclose(features[:3], embedding_model(network).predict(crops, verbose=0), atol=1e-5)
 

@@ -60,7 +60,7 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     assert out.loc[6, "error"].startswith("not a readable image") and np.isnan(out.loc[6, "t06_odd_a14_yes"])
     assert "not base64" in out.loc[7, "error"]
     # the same numbers as the training run's Keras model on the same crops
-    network = mlflow.keras.load_model(f"runs:/{run_id}/model")
+    network = mlflow.keras.load_model(f"runs:/{run_id}/model", dst_path=str(tmp_path))
     crops = np.stack([preprocess(f.read_bytes(), 32, 1)[0] for f in files])
     np.testing.assert_allclose(fractions, network.predict(crops, verbose=0), atol=1e-6)
 

@@ -310,8 +310,9 @@ def test_mlflow_run_sweep_then_promote(tiny_sweep_file, tmp_path, capsys):
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
     def mlflow_run(entry_point: str, *params: str) -> None:
+        # --storage-dir: where `mlflow run` makes its folder for `path` params (else a new one in /tmp, left there)
         command = [str(Path(sys.executable).parent / "mlflow"), "run", str(REPO), "-e", entry_point,
-                   "--env-manager", "local", "--experiment-name", "sweeps"]
+                   "--env-manager", "local", "--experiment-name", "sweeps", "--storage-dir", str(tmp_path)]
         for param in params:
             command += ["-P", param]
         done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -74,7 +74,7 @@ def first_run(tiny_experiment, tmp_path_factory):
 # ---------------------------------------------------------------- what a run records
 
 
-def test_run_logs_the_knobs_as_params_and_versions_data_runtime_as_tags(first_run):
+def test_run_logs_the_knobs_as_params_and_versions_data_runtime_as_tags(first_run, tmp_path):
     from galaxyzoo.config.experiment import knobs
 
     folder, cfg, result = first_run
@@ -94,7 +94,7 @@ def test_run_logs_the_knobs_as_params_and_versions_data_runtime_as_tags(first_ru
     assert int(tags["data.n_train"]) + int(tags["data.n_val"]) + int(tags["data.n_test"]) > 100
     assert tags["runtime.precision"] == "float32" and tags["runtime.distribution"] == "none"
     # The callbacks as built, in the config artifact
-    text = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
+    text = Path(client.download_artifacts(result.run_id, "config.yaml", str(tmp_path))).read_text()
     early = next(line for line in text.splitlines() if "callback.early_stopping:" in line)
     assert "EarlyStopping(" in early and "monitor=loss" in early and "patience=7" in early
     assert "factor=0.1" in text and "every=10" in text and "append=True" in text
@@ -126,7 +126,7 @@ def test_run_tags_make_runs_comparable(first_run, tiny_experiment):
     assert tags["mlflow.runName"] == "tiny"
 
 
-def test_run_artifacts_log_plots_table_config_and_model(first_run):
+def test_run_artifacts_log_plots_table_config_and_model(first_run, tmp_path):
     import mlflow
 
     folder, cfg, result = first_run
@@ -136,22 +136,23 @@ def test_run_artifacts_log_plots_table_config_and_model(first_run):
                 "plots/test_crops.png", *(f"plots/pred_vs_true/{q.id}.png" for q in schema.QUESTIONS)}
     assert expected <= paths
 
-    config_file = client.download_artifacts(result.run_id, "config.yaml")
+    config_file = client.download_artifacts(result.run_id, "config.yaml", str(tmp_path))
     assert config_hash(load_experiment(config_file)) == config_hash(cfg)
-    with open(client.download_artifacts(result.run_id, "training_log.csv")) as fh:
+    with open(client.download_artifacts(result.run_id, "training_log.csv", str(tmp_path))) as fh:
         rows = list(csv.DictReader(fh))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert {"loss", "lr", "r2_flat", "rmse", "val_loss"} <= set(rows[0])
     assert "learning_rate" not in rows[0]  # Keras's own key is replaced by the seed's `lr`
-    with open(client.download_artifacts(result.run_id, "per_question_metrics.csv")) as fh:
+    with open(client.download_artifacts(result.run_id, "per_question_metrics.csv", str(tmp_path))) as fh:
         table = list(csv.DictReader(fh))
     assert [r["question"] for r in table] == [q.id for q in schema.QUESTIONS]
 
-    info = mlflow.models.get_model_info(f"runs:/{result.run_id}/model")
+    model_dir = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model", dst_path=str(tmp_path))
+    info = mlflow.models.get_model_info(model_dir)
     assert "keras" in info.flavors
     assert tuple(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 32, 32, 1)
     assert info.saved_input_example_info is not None
-    model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
+    model = mlflow.keras.load_model(model_dir)
     assert model.predict(np.zeros((2, 32, 32, 1), np.float32), verbose=0).shape == (2, 37)
     # The checkpoint served only a resume; the finished run's folder is gone.
     assert not Path(client.get_run(result.run_id).data.tags["checkpoint_dir"]).exists()
@@ -296,7 +297,7 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
     last = _steps(client, run.info.run_id, "loss")[-1]
     for key in (*FINAL, "best_val_rmse"):
         assert _steps(client, run.info.run_id, key) == [last], key  # at the last epoch, once
-    with open(client.download_artifacts(run.info.run_id, "training_log.csv")) as fh:
+    with open(client.download_artifacts(run.info.run_id, "training_log.csv", str(tmp_path))) as fh:
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["0", "1", "2"]
 
     # The resumed history is the one an uninterrupted training writes: weights, optimizer

@@ -32,8 +32,9 @@ def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experim
     import mlflow
 
     uri = seeded_uri(tmp_path)
+    # --storage-dir: where `mlflow run` makes its folder for `path` params (else a new one in /tmp, left there)
     cmd = [str(BIN / "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local", "--experiment-name", "e2e",
-           "-P", f"experiment={tiny_experiment}", "-P", "epochs=2",
+           "--storage-dir", str(tmp_path), "-P", f"experiment={tiny_experiment}", "-P", "epochs=2",
            "-P", f"set=seed=1,workdir={tiny_workdir}"]
     done = subprocess.run(cmd, cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
                           timeout=600)
@@ -60,5 +61,5 @@ def test_mlflow_run_main_records_params_metrics_artifacts_and_model(tiny_experim
     # (the figures under plots/ are test_train's: they cost ~11 s a run)
     assert {"config.yaml", "training_log.csv", "per_question_metrics.csv"} <= artifacts
     mlflow.set_tracking_uri(uri)
-    model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
+    model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path))
     assert model.output_shape == (None, 37)

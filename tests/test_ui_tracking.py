@@ -38,7 +38,7 @@ def ui_run(tiny_experiment, tmp_path_factory):
     return mlflow.MlflowClient(_uri(folder)), cfg, result
 
 
-def test_params_are_the_config_knobs_and_the_rest_is_tagged(ui_run):
+def test_params_are_the_config_knobs_and_the_rest_is_tagged(ui_run, tmp_path):
     client, cfg, result = ui_run
     run = client.get_run(result.run_id)
     params, tags = run.data.params, run.data.tags
@@ -57,7 +57,7 @@ def test_params_are_the_config_knobs_and_the_rest_is_tagged(ui_run):
     assert tags["data.workdir"] == cfg.data.workdir and tags["tracking.experiment_name"] == "galaxyzoo"
     assert sum(int(tags[f"data.n_{p}"]) for p in ("train", "val", "test")) > 100
     # the callbacks as built are in the config artifact, which still loads as the config
-    config_file = client.download_artifacts(result.run_id, "config.yaml")
+    config_file = client.download_artifacts(result.run_id, "config.yaml", str(tmp_path))
     text = Path(config_file).read_text()
     assert "EarlyStopping(" in text and "EpochCheckpoint(" in text
     assert config_hash(load_experiment(config_file)) == config_hash(cfg)
