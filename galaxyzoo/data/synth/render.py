@@ -54,10 +54,14 @@ from galaxyzoo.data.synth.morphology import Companion, Morphology, bulge_axis_ra
 _STRETCH_SOFTENING = 9.8
 _STRETCH_GAIN = 38.0
 _SKY_OFFSET = (0.4, 0.9, 0.9)  # residual sky per channel B, G, R: real GZ2 skies are dark, not blue
-# Object light that adds one unit of noise variance. Real galaxies are grainy and speckled in
-# colour (the g, r, i exposures are independent), so their photon noise is per channel.
-_PHOTON_GAIN = 3.0
-_SHOT_GRAIN = 1.6  # the colour speckle is coarser than the sky grain (JPEG chroma subsampling)
+# Object light that adds one unit of noise variance. Real galaxies are grainier than their sky,
+# about twice its fine-scale gray texture at gray levels 15-60, and little of that grain is
+# colour: the JPEGs' chroma subsampling and coarse chroma tables smooth it away. So the photon
+# noise is on the sky noise's grid and mostly common to the three channels.
+_PHOTON_GAIN = 1.75
+# Noise shared by the three channels, and each one's own: (common, own), common^2 + own^2 = 1.
+_SKY_MIX = (0.96, 0.28)  # channel correlation ~0.92
+_SHOT_MIX = (0.95, 0.312)
 _PITCH_DEG = {"tight": 12.0, "medium": 20.0, "loose": 32.0}
 _YOUNG_TINT = (1.15, 1.0, 0.88)  # young stars in arms and knots: bluer than the disk
 _EDGEON_DUST = (0.5, (0.8, 1.0, 1.2))  # light kept and colour tint of a disk seen through its dust
@@ -703,8 +707,9 @@ _NOISE_GAIN = _coarse_noise_gain(_NOISE_BLUR)
 def _sky(light: np.ndarray, zoom: float, rng) -> np.ndarray:
     """What to add to the `light` canvas: residual sky, noise, faint field sources.
 
-    The noise has unit sigma per channel on empty sky, plus independent
-    photon noise of variance light / _PHOTON_GAIN in each channel under objects. It is made on a
+    The noise has unit sigma per channel on empty sky, plus photon noise of
+    variance light / _PHOTON_GAIN in each channel under objects, mostly shared by
+    the channels (`_SHOT_MIX`). It is made on a
     grid `zoom` times coarser (the SDSS pixels) and interpolated up, because GZ2
     cutouts are resampled SDSS frames, so neighbouring pixels share their noise; that also
     keeps it cheap. Most of the sky noise is common to the three channels, as the JPEG
@@ -714,23 +719,30 @@ def _sky(light: np.ndarray, zoom: float, rng) -> np.ndarray:
     """
     size = light.shape[0]
     coarse = max(8, int(round(size / zoom)))
-    raw = np.frombuffer(rng.bytes(coarse * coarse * 4), np.uint8).reshape(coarse, coarse, 4)
-    common, own = 0.96, 0.28  # 0.96^2 + 0.28^2 = 1; channel correlation ~0.92
-    scale = 1 / (math.sqrt((256**2 - 1) / 12) * _NOISE_GAIN)  # uniform bytes -> unit sigma after upsampling
-    mix = np.zeros((3, 5), np.float32)
-    mix[:, 0] = common * scale
-    mix[[0, 1, 2], [1, 2, 3]] = own * scale
-    mix[:, 4] = -127.5 * (common + own) * scale
-    noise = cv2.transform(raw.astype(np.float32), mix)
+    noise = _channel_noise(coarse, _SKY_MIX, rng)
     photons = cv2.resize(light, (coarse, coarse), interpolation=cv2.INTER_LINEAR)
-    side = max(4, int(round(coarse / _SHOT_GRAIN)))
-    shot = np.frombuffer(rng.bytes(side * side * 3), np.uint8).reshape(side, side, 3).astype(np.float32)
-    shot = cv2.resize((shot - np.float32(127.5)) * np.float32(scale), (coarse, coarse), interpolation=cv2.INTER_LINEAR)
-    noise += shot * cv2.sqrt(cv2.max(photons, 0) * np.float32(1 / _PHOTON_GAIN))
+    noise += _channel_noise(coarse, _SHOT_MIX, rng) * cv2.sqrt(cv2.max(photons, 0) * np.float32(1 / _PHOTON_GAIN))
     _add_field_sources(noise, rng)
     _add_sky_residuals(noise, rng)
     noise = cv2.GaussianBlur(noise, (0, 0), _NOISE_BLUR)
     return cv2.resize(noise, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _channel_noise(side: int, mix: tuple[float, float], rng) -> np.ndarray:
+    """(side, side, 3) noise for `_sky`, of unit sigma once blurred and upsampled there.
+
+    Each channel is `common` times one shared plane plus `own` times a plane of
+    its own (`mix` = (common, own)). Uniform bytes are the cheapest random
+    numbers, and after the blur their sum is Gaussian enough.
+    """
+    common, own = mix
+    scale = 1 / (math.sqrt((256**2 - 1) / 12) * _NOISE_GAIN)
+    matrix = np.zeros((3, 5), np.float32)
+    matrix[:, 0] = common * scale
+    matrix[[0, 1, 2], [1, 2, 3]] = own * scale
+    matrix[:, 4] = -127.5 * (common + own) * scale
+    raw = np.frombuffer(rng.bytes(side * side * 4), np.uint8).reshape(side, side, 4)
+    return cv2.transform(raw.astype(np.float32), matrix)
 
 
 def _add_sky_residuals(coarse_noise: np.ndarray, rng) -> None:
