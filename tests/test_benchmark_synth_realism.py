@@ -1,4 +1,4 @@
-"""The realism benchmark's radial-profile wings on hand-made galaxies with known profiles."""
+"""The realism benchmark's image measures on hand-made images: radial-profile wings, faint-light texture."""
 
 import numpy as np
 import pytest

@@ -54,14 +54,16 @@ from galaxyzoo.data.synth.morphology import Companion, Morphology, bulge_axis_ra
 _STRETCH_SOFTENING = 9.8
 _STRETCH_GAIN = 38.0
 _SKY_OFFSET = (0.4, 0.9, 0.9)  # residual sky per channel B, G, R: real GZ2 skies are dark, not blue
-# Object light that adds one unit of noise variance. Real galaxies are grainier than their sky,
-# about twice its fine-scale gray texture at gray levels 15-60, and little of that grain is
-# colour: the JPEGs' chroma subsampling and coarse chroma tables smooth it away. So the photon
-# noise is on the sky noise's grid and mostly common to the three channels.
+# Object light that adds one unit of noise variance. In the 100 real GZ2 images a galaxy's faint
+# light (gray 15-60) is about twice as grainy as their sky at the finest scale (band-pass sigma
+# 0.35-0.7 px: 1.15 against 0.55 gray levels), and little of that grain is colour (red - green
+# 0.45). Independent per-channel noise gave the reverse even through our own JPEG encoding, so
+# the photon noise is on the sky noise's grid and mostly shared by the channels: an empirical match
+# (synth_realism.py's `grain` and `chroma_grain`; docs/synthetic.md).
 _PHOTON_GAIN = 1.75
 # Noise shared by the three channels, and each one's own: (common, own), common^2 + own^2 = 1.
 _SKY_MIX = (0.96, 0.28)  # channel correlation ~0.92
-_SHOT_MIX = (0.95, 0.312)
+_SHOT_MIX = (0.95, 0.312)  # 0.9998: the settings the benchmarks measured
 _PITCH_DEG = {"tight": 12.0, "medium": 20.0, "loose": 32.0}
 _YOUNG_TINT = (1.15, 1.0, 0.88)  # young stars in arms and knots: bluer than the disk
 _EDGEON_DUST = (0.5, (0.8, 1.0, 1.2))  # light kept and colour tint of a disk seen through its dust
@@ -708,11 +710,11 @@ def _sky(light: np.ndarray, zoom: float, rng) -> np.ndarray:
     """What to add to the `light` canvas: residual sky, noise, faint field sources.
 
     The noise has unit sigma per channel on empty sky, plus photon noise of
-    variance light / _PHOTON_GAIN in each channel under objects, mostly shared by
-    the channels (`_SHOT_MIX`). It is made on a
-    grid `zoom` times coarser (the SDSS pixels) and interpolated up, because GZ2
-    cutouts are resampled SDSS frames, so neighbouring pixels share their noise; that also
-    keeps it cheap. Most of the sky noise is common to the three channels, as the JPEG
+    variance light / _PHOTON_GAIN in each channel under objects, mostly shared
+    by the channels (`_SHOT_MIX`). It is made on a grid `zoom` times coarser
+    (the SDSS pixels) and interpolated up, because GZ2 cutouts are resampled
+    SDSS frames, so neighbouring pixels share their noise; that also keeps it
+    cheap. Most of the sky noise is common to the three channels, as the JPEG
     chroma subsampling of the real images leaves it. Faint background galaxies
     and stars go onto the same coarse grid, where the blur and interpolation
     make them seeing-sized blobs for free.
