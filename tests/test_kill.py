@@ -17,9 +17,14 @@ from galaxyzoo.data.store import ROW_DTYPE
 DEADLINE_S = 120  # bounds on waits for a state (never assertions on time)
 
 
-def start(*args) -> subprocess.Popen:
-    """Run a command in a session of its own, so its process group is everything it started."""
+def start(tmp: Path, *args) -> subprocess.Popen:
+    """Run a command in a session of its own, so its process group is everything it started.
+
+    Its TMPDIR is `tmp`: killed, it cannot remove its own temporary files (multiprocessing's
+    fork-server socket folder), and those must not pile up in /tmp.
+    """
     return subprocess.Popen([sys.executable, *map(str, args)], start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(tmp)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -66,10 +71,10 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_killed_caller_takes_its_workers_fork_server_and_resource_tracker_with_it():
+def test_a_killed_caller_takes_its_workers_fork_server_and_resource_tracker_with_it(tmp_path):
     code = ("import time; from galaxyzoo.system.workers import process_map\n"
             "list(process_map(time.sleep, [3600, 3600], 2, preload='galaxyzoo.system.workers', what='test'))")
-    proc = start("-c", code)
+    proc = start(tmp_path, "-c", code)
     kill_when(proc, lambda: workers_started(proc, 2))
     assert_nothing_left(proc)
 
@@ -78,7 +83,7 @@ def test_a_killed_caller_takes_its_workers_fork_server_and_resource_tracker_with
 def test_killed_synth_leaves_no_process_and_its_rerun_is_an_uninterrupted_run(tmp_path):
     out = tmp_path / "killed" / "sample"
     args = ["--n", 120, "--seed", 3, "--workers", 2]
-    proc = start("-m", "galaxyzoo.cli", "synth", "--out", out, *args)
+    proc = start(tmp_path, "-m", "galaxyzoo.cli", "synth", "--out", out, *args)
     kill_when(proc, lambda: len(list(out.parent.glob("sample.tmp-*/images/*.jpg"))) >= 3)
     assert_nothing_left(proc)
     assert [p.name for p in out.parent.glob("sample.tmp-*") if p.is_dir()], "the kill left its temporary folder"
@@ -99,7 +104,7 @@ def test_killed_prepare_leaves_no_process_and_its_rerun_is_an_uninterrupted_run(
         rows = out / "rows.bin"
         return rows.exists() and (np.fromfile(rows, dtype=ROW_DTYPE)["status"] != 0).any()
 
-    proc = start("-m", "galaxyzoo.cli", "prepare", "--out", out, *args)
+    proc = start(tmp_path, "-m", "galaxyzoo.cli", "prepare", "--out", out, *args)
     kill_when(proc, lambda: workers_started(proc, 2) and some_rows_done())
     assert_nothing_left(proc)
 
