@@ -115,8 +115,12 @@ def texture(bgr: np.ndarray, gray: np.ndarray) -> dict:
     if faint.sum() < 100:
         return {"grain": np.nan, "chroma_grain": np.nan}
     planes = {"grain": gray.astype(np.float32), "chroma_grain": bgr[..., 2].astype(np.float32) - bgr[..., 1]}
-    return {name: float((cv2.GaussianBlur(p, (0, 0), 0.75) - cv2.GaussianBlur(p, (0, 0), 1.5))[faint].std())
-            for name, p in planes.items()}
+    return {name: float(band_pass(p)[faint].std()) for name, p in planes.items()}
+
+
+def band_pass(plane: np.ndarray) -> np.ndarray:
+    """`texture`'s band-pass of a float32 plane: Gaussian sigma 0.75 px less sigma 1.5 px."""
+    return cv2.GaussianBlur(plane, (0, 0), 0.75) - cv2.GaussianBlur(plane, (0, 0), 1.5)
 
 
 def profile_wings(gray: np.ndarray, sky: float) -> dict:

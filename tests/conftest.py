@@ -148,6 +148,21 @@ def champion(promoted_champion):
     return promoted_champion
 
 
+@pytest.fixture
+def own_tempdir(tmp_path, monkeypatch) -> Path:
+    """An empty folder that Python's `tempfile` uses for this test instead of /tmp.
+
+    MLflow downloads a model or artifact it loads into a new `tempfile.mkdtemp()` folder; a test
+    that checks this folder is still empty afterwards checks that nothing was left behind.
+    """
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _own_tracking_uri():
     """Unset MLflow's process-wide tracking URI after each test.

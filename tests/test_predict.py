@@ -234,15 +234,10 @@ def test_mlflow_models_serve_gives_the_same_results(champion, real_images_dir, t
     assert list(served["most_likely_path"]) == list(expected["most_likely_path"])
 
 
-def test_loading_the_model_leaves_no_download_behind(champion, real_images_dir, tmp_path, monkeypatch):
+def test_loading_the_model_leaves_no_download_behind(champion, real_images_dir, tmp_path, own_tempdir):
     """MLflow copies a run's model into a new temporary folder to load it; none may pile up in /tmp."""
-    import tempfile
-
     uri, run_id = champion
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     files = sorted(real_images_dir.glob("*.jpg"))[:2]
     summary = predict.predict_files(f"runs:/{run_id}/packaged_model", files, tmp_path / "p.csv", progress=False,
                                     tracking_uri=uri, workers=1)
-    assert summary.total == 2 and not summary.failed and list(scratch.iterdir()) == []
+    assert summary.total == 2 and not summary.failed and list(own_tempdir.iterdir()) == []

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -421,7 +420,7 @@ def test_resume_inside_mlflow_run_is_refused(tiny_experiment, tmp_path, capsys, 
 
 
 def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_experiment, tmp_path, monkeypatch,
-                                                                       capsys):
+                                                                       capsys, own_tempdir):
     from galaxyzoo.registry.evaluate import evaluate
 
     cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial",
@@ -437,11 +436,10 @@ def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_exp
     assert run.data.metrics["test_rmse_tta"] != run.data.metrics["test_rmse"]
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp_path))
-    scratch = tmp_path / "tmp"  # MLflow downloads the model and config to load them: nothing may stay behind
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # MLflow downloads the model and config to load them: nothing may stay behind
+    before = sorted(own_tempdir.iterdir())
     scored = evaluate(result.run_id, progress=False)  # a bare run id: its model, its config
-    assert list(scratch.iterdir()) == []
+    assert sorted(own_tempdir.iterdir()) == before
     assert scored.run_id == result.run_id and scored.n == int(run.data.tags["data.n_test"])
     t05 = next(q for q in schema.QUESTIONS if q.id == "t05")
     for key in ("rmse", "r2_flat", "r2_mean_columns", "rmse_cumulative", f"rmse_t05_{t05.slug}", "rmse_tta"):

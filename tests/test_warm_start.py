@@ -80,10 +80,8 @@ def test_a_network_of_another_architecture_is_refused_in_one_line(tiny_experimen
     assert "warm_start.freeze_blocks: is 1 but warm_start.init_from is null" in capsys.readouterr().err
 
 
-def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path, monkeypatch):
+def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path, own_tempdir):
     """The one training through MLflow: from a run's logged model, resolved to that run."""
-    import tempfile
-
     import mlflow
     import mlflow.keras
 
@@ -99,11 +97,8 @@ def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path, monkey
     source = source_run.info.run_id
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", f"init_from={source}", "freeze_blocks=2"])
     # MLflow downloads the source into a new temporary folder to load it: none may be left behind.
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = train(cfg, experiment_file=str(tiny_experiment), runs_dir=tmp_path / "runs", verbose=0, progress=False)
-    assert list(scratch.iterdir()) == []
+    assert list(own_tempdir.iterdir()) == []
     run = client.get_run(result.run_id)
     assert {k: run.data.tags.get(k) for k in ("warm_start.init_from", "warm_start.freeze_blocks",
                                               "warm_start.source_run_id")} == {
