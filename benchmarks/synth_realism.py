@@ -14,7 +14,9 @@ the real references under `--real`:
   the galaxy's size in the frame, its concentration and colour, the wings of its radial
   gray profile (`wing2`, `wing3`: the level at 2 and 3 half-peak radii over the peak),
   the number of other sources (compact ones, mostly stars, and extended ones) in the frame,
-  and the fine texture of faint light (`grain`, `chroma_grain`: see `texture`).
+  the fine texture of faint light (`grain`, `chroma_grain`: see `texture`), how lopsided
+  the faint light is (`faint_asymmetry`), and how the colour varies across the galaxy
+  (`fringe`, `colour_gradient`: see `colour_structure`).
 
 The real catalogue rows are the head of the file, not a random sample: a KS of a few
 hundredths between it and any other GZ2 subset is expected. Targets: mean KS <= 0.08,
@@ -99,6 +101,7 @@ def image_statistics(path: Path) -> dict | None:
     sky_level = float(np.median(border_gray))
     stats.update(_central_and_others(bgr, gray, sky_level))
     stats.update(profile_wings(gray, sky_level))
+    stats.update(faint_asymmetry(gray, sky_level))
     stats.update(texture(bgr, gray))
     return stats
 
@@ -131,19 +134,44 @@ def profile_wings(gray: np.ndarray, sky: float) -> dict:
     falls to half the peak. A Sersic index that is too high shows here as
     glowing wings, although the concentration of the light may agree.
     """
-    height, width = gray.shape
-    smoothed = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.5)
-    half = PEAK_SEARCH // 2
-    window = smoothed[height // 2 - half:height // 2 + half, width // 2 - half:width // 2 + half]
-    y, x = np.unravel_index(int(np.argmax(window)), window.shape)
+    _, (y, x) = _central_peak(gray)
     rows, cols = np.indices(gray.shape)
-    ring = np.hypot(rows - (y + height // 2 - half), cols - (x + width // 2 - half)).astype(np.int64).ravel()
+    ring = np.hypot(rows - y, cols - x).astype(np.int64).ravel()
     profile = np.bincount(ring, gray.ravel().astype(np.float64)) / np.maximum(np.bincount(ring), 1) - sky
     if profile[0] <= 0:
         return {"wing2": np.nan, "wing3": np.nan}
     r50 = max(int(np.argmax(profile < profile[0] / 2)), 1)
     wings = np.interp([2 * r50, 3 * r50], np.arange(profile.size), profile) / profile[0]
     return {"wing2": float(wings[0]), "wing3": float(wings[1])}
+
+
+def faint_asymmetry(gray: np.ndarray, sky: float) -> dict:
+    """How lopsided the central galaxy's faint light is (`faint_asymmetry`).
+
+    The gray image (Gaussian sigma 1.5 px) is turned by 180 degrees about the
+    galaxy's peak; over the pixels of the galaxy (its connected light above
+    gray 15) at gray levels `FAINT_LIGHT`, the absolute difference is summed
+    over the light above the sky. 0 for a perfectly point-symmetric galaxy.
+    """
+    smoothed, (y, x) = _central_peak(gray)
+    turned = cv2.warpAffine(smoothed, np.float32([[-1, 0, 2 * x], [0, -1, 2 * y]]), smoothed.shape[::-1],
+                            flags=cv2.INTER_NEAREST, borderValue=float(sky))
+    _, labels = cv2.connectedComponents((smoothed > FAINT_LIGHT[0]).astype(np.uint8))
+    faint = (labels == labels[y, x]) & (smoothed < FAINT_LIGHT[1]) & (labels > 0)
+    light = (smoothed - np.float32(sky))[faint].sum()
+    if faint.sum() < 30 or light <= 0:
+        return {"faint_asymmetry": np.nan}
+    return {"faint_asymmetry": float(np.abs(smoothed - turned)[faint].sum() / light)}
+
+
+def _central_peak(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """(gray smoothed by a sigma 1.5 px Gaussian, (row, column) of its maximum near the frame's centre)."""
+    height, width = gray.shape
+    smoothed = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.5)
+    half = PEAK_SEARCH // 2
+    window = smoothed[height // 2 - half:height // 2 + half, width // 2 - half:width // 2 + half]
+    y, x = np.unravel_index(int(np.argmax(window)), window.shape)
+    return smoothed, (int(y + height // 2 - half), int(x + width // 2 - half))
 
 
 def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float) -> dict:
@@ -154,7 +182,8 @@ def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float) -> dict:
     centre = np.array([gray.shape[1] / 2, gray.shape[0] / 2])
     areas = table[1:, cv2.CC_STAT_AREA]
     big = np.flatnonzero(areas >= MIN_SOURCE_AREA) + 1
-    out = {"size": np.nan, "concentration": np.nan, "colour_gr": np.nan, "n_compact": 0, "n_extended": 0}
+    out = {"size": np.nan, "concentration": np.nan, "colour_gr": np.nan, "n_compact": 0, "n_extended": 0,
+           "fringe": np.nan, "colour_gradient": np.nan}
     if big.size == 0:
         return out
     main = big[np.argmin(np.hypot(*(centroids[big] - centre).T))]
@@ -175,7 +204,36 @@ def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float) -> dict:
     pixels = bgr[inside].astype(np.float64)
     g, red = pixels[:, 1].mean(), pixels[:, 2].mean()
     out["colour_gr"] = float(-2.5 * np.log10(max(g, 1.0) / max(red, 1.0)))  # stretched "g - r"
+    out.update(colour_structure(bgr, inside, sky))
     return out
+
+
+def colour_structure(bgr: np.ndarray, inside: np.ndarray, sky: float) -> dict:
+    """How the colour of a source varies across it: `fringe` and `colour_gradient`.
+
+    `fringe` is the distance in pixels between the light centroids of the blue
+    and the red plane over the source (`inside`); registration errors between
+    the bands and lopsided star formation move it. `colour_gradient` is blue
+    less red over the gray level, in the ring between 0.5 and 0.8 of the
+    source's radius less within 0.3 of it: positive where the outskirts are
+    bluer than the core (a disk around a bulge, or the blue band's wider seeing).
+    """
+    light = np.clip(cv2.GaussianBlur(bgr.astype(np.float32), (0, 0), 1.5) - np.float32(sky), 0, None)
+    light[~inside] = 0
+    total = light.sum(axis=(0, 1))
+    if inside.sum() < 50 or total.min() <= 0:
+        return {"fringe": np.nan, "colour_gradient": np.nan}
+    rows, cols = np.indices(inside.shape)
+    centroids = np.stack([(light * rows[..., None]).sum(axis=(0, 1)), (light * cols[..., None]).sum(axis=(0, 1))]) / total
+    gray = light.mean(axis=2)
+    cy, cx = np.average(rows, weights=gray), np.average(cols, weights=gray)
+    r = np.hypot(rows - cy, cols - cx) / np.sqrt(inside.sum() / np.pi)
+
+    def blue_less_red(where):
+        return (light[..., 0][where].sum() - light[..., 2][where].sum()) / max(gray[where].sum(), 1e-6)
+
+    return {"fringe": float(np.hypot(*(centroids[:, 0] - centroids[:, 2]))),
+            "colour_gradient": float(blue_less_red(inside & (r >= 0.5) & (r < 0.8)) - blue_less_red(inside & (r < 0.3)))}
 
 
 def image_table(paths: list[Path]) -> pd.DataFrame:
@@ -183,7 +241,8 @@ def image_table(paths: list[Path]) -> pd.DataFrame:
 
 
 IMAGE_MEASURES = ("sky_b", "sky_g", "sky_r", "sky_noise", "size", "concentration", "wing2", "wing3",
-                  "colour_gr", "n_compact", "n_extended", "grain", "chroma_grain")
+                  "colour_gr", "fringe", "colour_gradient", "faint_asymmetry", "n_compact", "n_extended", "grain",
+                  "chroma_grain")
 
 
 def image_report(sets: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -45,3 +45,43 @@ def test_texture_tells_gray_grain_from_colour_grain_and_reads_only_faint_light()
     # bright light (above the faint band) is not read at all
     bright = texture(grey + np.uint8(100), grey[..., 1] + np.uint8(100))
     assert np.isnan(bright["grain"]) and np.isnan(bright["chroma_grain"])
+
+
+def _coloured_galaxy(blue_shift: float = 0.0, blue_halo: float = 0.0) -> np.ndarray:
+    """A white Gaussian galaxy; its blue plane moved `blue_shift` px along x, plus a wider blue halo."""
+    rows, cols = np.indices((424, 424)).astype(np.float64)
+    r2 = (rows - 212) ** 2 + (cols - 212) ** 2
+    light = 150 * np.exp(-r2 / (2 * 20.0**2))
+    blue = 150 * np.exp(-(r2 + 2 * blue_shift * (cols - 212) + blue_shift**2) / (2 * 20.0**2))
+    blue = blue + blue_halo * np.exp(-r2 / (2 * 40.0**2))
+    return np.round(np.stack([blue, light, light], axis=2) + 5).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+def test_fringe_is_the_offset_between_the_blue_and_red_light(shift):
+    realism = load("synth_realism")
+    image = _coloured_galaxy(blue_shift=shift)
+    inside = image.mean(axis=2) > 7  # nearly all the light: a tight footprint pulls the centroids together
+    measured = realism.colour_structure(image, inside, sky=5.0)
+    assert measured["fringe"] == pytest.approx(shift, abs=0.15)
+    assert abs(measured["colour_gradient"]) < 0.02  # a shift alone makes no ring bluer on average
+
+
+def test_colour_gradient_is_positive_for_bluer_outskirts_and_needs_a_source():
+    realism = load("synth_realism")
+    image = _coloured_galaxy(blue_halo=20.0)
+    measured = realism.colour_structure(image, image.mean(axis=2) > 30, sky=5.0)
+    assert measured["colour_gradient"] > 0.05 and measured["fringe"] < 0.1  # 0.09 here
+    tiny = realism.colour_structure(image, np.zeros((424, 424), bool), sky=5.0)
+    assert np.isnan(tiny["fringe"]) and np.isnan(tiny["colour_gradient"])
+
+
+def test_faint_asymmetry_is_zero_for_a_symmetric_galaxy_and_grows_with_a_lopsided_halo():
+    faint_asymmetry = load("synth_realism").faint_asymmetry
+    round_galaxy = _gaussian_galaxy(sigma=20.0)
+    assert faint_asymmetry(round_galaxy, sky=5.0)["faint_asymmetry"] < 0.02
+    rows, cols = np.indices((424, 424))
+    lobe = 25 * np.exp(-((rows - 210) ** 2 + (cols - 264) ** 2) / (2 * 15.0**2))  # faint light on one side
+    lopsided = np.clip(round_galaxy + np.round(lobe), 0, 255).astype(np.uint8)
+    assert faint_asymmetry(lopsided, sky=5.0)["faint_asymmetry"] > 0.2
+    assert np.isnan(faint_asymmetry(np.full((424, 424), 5, np.uint8), sky=5.0)["faint_asymmetry"])

@@ -337,8 +337,9 @@ def test_image_statistics_predict_the_labels(tmp_path):
     # and the generator's ellipticals are now the less peaked (docs/synthetic.md, "Profile wings").
     assert rho(table, "asymmetry", "t01_smooth_or_features_a01_smooth_debiased") < -0.3
     smooth = table[table["t01_smooth_or_features_a01_smooth_debiased"] > 0.5]
-    # (0.39 on these 266 galaxies since the photon noise got grainier, as real galaxies' is; the
-    # rank correlation's standard error here is ~0.06)
-    assert rho(smooth, "elongation", "t07_rounded_a18_cigar_shaped_debiased") > 0.35
+    # (0.39 on these 266 galaxies since the photon noise got grainier, 0.35 since the outskirts got
+    # lumpy and the bands offset, as real galaxies' are; the rank correlation's standard error here
+    # is ~0.06)
+    assert rho(smooth, "elongation", "t07_rounded_a18_cigar_shaped_debiased") > 0.3
     disks = table[table["t01_smooth_or_features_a02_features_or_disk_debiased"] > 0.5]
     assert rho(disks, "elongation", "t02_edgeon_a04_yes_debiased") > 0.4

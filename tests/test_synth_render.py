@@ -210,20 +210,22 @@ def test_spiral_arms_modulate_the_disk_around_its_centre(n_arms, winding):
     plain = _morph(radius=25.0, axis_ratio=1.0, bulge_fraction=0.1)
     spiral = replace(plain, n_arms=n_arms, winding=winding, arm_strength=1.0)
     for radius in (22.0, 30.0):
-        contrast = [_azimuthal_contrast(render(m, np.random.default_rng(8)), radius) for m in (plain, spiral)]
-        assert contrast[1] > 2 * contrast[0], (radius, contrast)
+        # the median of 6 renders: one render's arm phases and noise move its contrast by +-40 %
+        contrast = [np.median([_azimuthal_contrast(render(m, np.random.default_rng(seed)), radius) for seed in range(8, 14)])
+                    for m in (plain, spiral)]
+        assert contrast[1] > 1.6 * contrast[0], (radius, contrast)
 
 
 def test_field_holds_visible_strongly_coloured_sources():
     # real SDSS fields show a handful of visible, strongly coloured sources around the galaxy: by this
     # count ~8.6 red and ~0.8 blue ones per frame of the 100 real GZ2 images, ~5.4 and ~1.4 per written
-    # (JPEG) synthetic frame. On these raw renders the photon noise, now mostly shared by the channels,
-    # evens out the faint peaks' colour: 13 red here, 24 with the per-channel noise (whose speckle the
-    # JPEG smoothed: 5.3 per written frame). So the bar is one per frame.
+    # (JPEG) synthetic frame. On raw renders the photon noise, mostly shared by the channels, evens
+    # out the faint peaks' colour, and the g band's wider seeing lowers blue peaks (`_band_mismatch`):
+    # 43 red and 7 blue over these 24 frames (before the bands' own seeing: 13 and 6 over 12).
     yy, xx = np.mgrid[:SIZE, :SIZE]
     far = np.hypot(xx - CENTRE, yy - CENTRE) > 40
     red = blue = 0
-    for seed in range(12):
+    for seed in range(24):
         image = render(_morph(radius=10.0), np.random.default_rng(seed))
         gray = cv2.GaussianBlur(_gray(image), (3, 3), 0)
         peaks = (gray == cv2.dilate(gray, np.ones((7, 7), np.uint8))) & (gray > 60) & far
@@ -231,16 +233,18 @@ def test_field_holds_visible_strongly_coloured_sources():
             b, _, r = image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3).astype(float).mean(axis=0)
             red += r > 1.6 * b
             blue += b > 1.2 * r
-    assert red >= 12 and blue >= 4, (red, blue)
+    assert red >= 24 and blue >= 3, (red, blue)
 
 
 def test_dust_lane_darkens_the_midplane_of_an_edgeon_disk():
     m = _morph(kind="edgeon", radius=25.0, axis_ratio=0.15, bulge_fraction=0.2, position_angle=0.0)
-    clear = _gray(render(m, np.random.default_rng(9)))
-    dusty = _gray(render(replace(m, dust_lane=True), np.random.default_rng(9)))
     centre = int(round(CENTRE))
     midplane = slice(centre - 1, centre + 2), slice(centre + 10, centre + 40)
-    assert dusty[midplane].mean() < 0.85 * clear[midplane].mean()
+    # the median of 8 pairs: the lane sits a little off the midplane at random, and the draws after
+    # it (the bands' seeing, the stretch) differ between the two renders; one pair ranged 0.61-1.02
+    kept = [_gray(render(replace(m, dust_lane=True), np.random.default_rng(seed)))[midplane].mean()
+            / _gray(render(m, np.random.default_rng(seed)))[midplane].mean() for seed in range(9, 17)]
+    assert np.median(kept) < 0.85, kept
 
 
 def _autocorrelation(gray: np.ndarray, lag: int) -> float:
@@ -310,3 +314,57 @@ def test_galaxy_light_adds_grain_that_is_mostly_gray_not_colour():
     # (before: grain 1.2 over a sky of 0.87, chroma 1.4; now 1.56, 0.89 and 0.83)
     assert np.median(grain) > 1.5 * np.median(sky_grain), (grain, sky_grain)
     assert np.median(chroma) < 0.65 * np.median(grain), (chroma, grain)
+
+
+def test_bands_are_offset_and_blurred_against_each_other_as_in_an_sdss_composite():
+    # Real GZ2 composites register g and i to r within a fraction of an SDSS pixel (benchmarks/
+    # synth_realism.py `fringe`: 1.3 image px between the blue and red light); one plane for all
+    # three bands gave 0.2. A white star shows it best: any colour offset is the bands'.
+    offsets = []
+    for seed in range(8):
+        image = render(_morph(kind="star", radius=2.4, flux=3000.0, colour_bulge=(1.0, 1.0, 1.0)),
+                       np.random.default_rng(seed)).astype(np.float64)
+        near = image[200:225, 200:225] - np.median(image[:40, :40], axis=(0, 1))
+        rows, cols = np.indices(near.shape[:2])
+        weights = np.clip(near, 0, None)
+        centroids = [np.array([(rows * w).sum(), (cols * w).sum()]) / w.sum() for w in np.moveaxis(weights, 2, 0)]
+        offsets.append(np.hypot(*(centroids[0] - centroids[2])))
+    assert 0.4 < np.median(offsets) < 3.0, offsets
+
+
+def test_outskirts_are_bluer_than_the_core_and_more_so_in_disks():
+    # Bulge and disk of one colour: any gradient is the renderer's own, as in real galaxies
+    # (synth_realism `colour_gradient`: real GZ2 0.07, ellipticals 0.02, spirals 0.20).
+    structure = load("synth_realism").colour_structure
+    grey = (1.0, 1.0, 1.0)
+
+    def gradient(**kind):
+        values = []
+        for seed in range(8):
+            image = render(_morph(radius=25.0, colour_bulge=grey, colour_disk=grey, **kind), np.random.default_rng(seed))
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            _, labels = cv2.connectedComponents((cv2.GaussianBlur(gray, (5, 5), 0) > 30).astype(np.uint8))
+            inside = labels == labels[212, 212]
+            values.append(structure(image, inside, float(np.median(gray[:40])))["colour_gradient"])
+        return np.median(values)
+
+    disk, elliptical = gradient(bulge_fraction=0.2), gradient(kind="elliptical", bulge_fraction=1.0)
+    assert disk > 0.05 and disk > elliptical + 0.04, (disk, elliptical)
+
+
+def test_the_faint_outskirts_are_lopsided_but_the_core_is_not():
+    # Real galaxies' faint light is far from point-symmetric (synth_realism `faint_asymmetry`), while
+    # their cores are as symmetric as analytic profiles. Over these 16 renders the median was 0.20
+    # (quartiles 0.19-0.24) without the outskirts' lumps, 0.31 with them.
+    realism = load("synth_realism")
+    faint, core = [], []
+    for seed in range(16):
+        image = render(_morph(kind="elliptical", radius=20.0, bulge_fraction=1.0, sersic_n=2.0), np.random.default_rng(seed))
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        sky = float(np.median(gray[:40]))
+        faint.append(realism.faint_asymmetry(gray, sky)["faint_asymmetry"])
+        bright = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.5)[192:233, 192:233] - sky
+        core.append(np.abs(bright - bright[::-1, ::-1]).sum() / bright.sum())
+    assert np.median(faint) > 0.26, faint
+    # (0.04; the same lumps at full strength over the whole galaxy gave 0.11)
+    assert np.median(core) < 0.07, core

@@ -68,6 +68,18 @@ _PITCH_DEG = {"tight": 12.0, "medium": 20.0, "loose": 32.0}
 _YOUNG_TINT = (1.15, 1.0, 0.88)  # young stars in arms and knots: bluer than the disk
 _EDGEON_DUST = (0.5, (0.8, 1.0, 1.2))  # light kept and colour tint of a disk seen through its dust
 _FAINT_LIMIT = 0.15  # sky sigma; light below this is left outside a component's box
+# A galaxy's outskirts are bluer than its core: per galaxy, the natural log of its g/i light ratio
+# rises by `slope` per e-fold of radius, slope ~ normal(mean, sigma) + disk * (1 - B/T). Matched to
+# the real images' `colour_gradient` (docs/synthetic.md, "Colour fringes, colour gradients and
+# lopsided outskirts", as are the two settings below).
+_COLOUR_GRADIENT = {"mean": 0.035, "sigma": 0.06, "disk": 0.09}
+_OUTSKIRT_LUMPS = (0.2, 0.8)  # `_lumpy` strength range of every galaxy's outskirts (`faint_asymmetry`)
+# Each band's seeing against r's (B, R = g, i): the atmosphere's lambda^-0.2, times the seeing's
+# change in the minutes between the bands' exposures (log sigma). And g's and i's registration
+# error against r, per axis, in SDSS pixels: matched to the real GZ2 images' offsets between
+# their colour planes (`fringe`).
+_BAND_SEEING = ((1.055, 0.96), 0.1)
+_BAND_SHIFT = 0.28
 
 
 def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarray:
@@ -97,6 +109,7 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
         _add_companion(canvas, comp, m.flux, centre, psf, rng)
     for comp in _field_population(size, m.radius if m.kind != "star" else 5.0, rng):
         _add_companion(canvas, comp, 1.0, centre, psf, rng)
+    _band_mismatch(canvas, m.zoom * size / 424, psf, rng)
     _subtract_sky_estimate(canvas)
     cv2.add(canvas, _sky(canvas, m.zoom * size / 424, rng), dst=canvas)
     return _asinh_stretch(canvas, rng)
@@ -287,6 +300,10 @@ def _add_main_galaxy(canvas: np.ndarray, m: Morphology, cx: float, cy: float, ps
         _inclined_disk(old, disk, young, grid, u, v, f_disk, disk_re, q, m, rng)
     if m.disturbance > 0 or m.clumpiness > 0:
         _lumpy((disk, young), max(m.disturbance, m.clumpiness), 6, rng)
+    # No galaxy's outer isophotes are perfect ellipses: real faint light is more lopsided than
+    # analytic profiles' (`faint_asymmetry`), yet too faint for volunteers to call it disturbed.
+    rho4 = ((u * u + (v * np.float32(1 / max(q, 0.3))) ** 2) * np.float32(0.25 / m.radius**2)) ** 2
+    _lumpy((old, disk, young), float(rng.uniform(*_OUTSKIRT_LUMPS)), 6, rng, where=rho4 / (1 + rho4))
     if m.clumpiness > 0:
         young += _clumps(grid, m, m.flux * 0.3 * m.clumpiness, disk_re, q, rng)
     if m.merger:
@@ -306,7 +323,19 @@ def _add_main_galaxy(canvas: np.ndarray, m: Morphology, cx: float, cy: float, ps
         _unit_colour(disk_colour * np.asarray(_YOUNG_TINT)),
     ], axis=1)  # rows B, G, R; columns old, disk, young
     layers = cv2.GaussianBlur(cv2.merge([old, disk, young]), (0, 0), psf / step)
-    grid.paste(canvas, cv2.transform(layers, colours))
+    slope = rng.normal(_COLOUR_GRADIENT["mean"], _COLOUR_GRADIENT["sigma"]) + _COLOUR_GRADIENT["disk"] * (1 - bt)
+    grid.paste(canvas, cv2.transform(layers, colours) * _bluer_outskirts(u, v, q, m.radius, slope))
+
+
+def _bluer_outskirts(u, v, q, r_e, slope) -> np.ndarray:
+    """(H, W, 3) BGR factors: blue up and red down by half of `slope` per e-fold of elliptical radius.
+
+    The radius is in units of the half-light radius `r_e`, held between 0.2
+    and 6 so that neither the core nor the far outskirts take extreme colours.
+    """
+    rho = cv2.sqrt(u * u + (v / np.float32(max(q, 0.3))) ** 2) * np.float32(1 / r_e)
+    log_rho = cv2.log(np.clip(rho, 0.2, 6.0)) * np.float32(slope / 2)
+    return cv2.merge([cv2.exp(log_rho), np.ones_like(log_rho), cv2.exp(-log_rho)])
 
 
 def _bulge(u, v, total, r_e, n, q, shape, soft) -> np.ndarray:
@@ -458,10 +487,15 @@ def _disturbed(u, v, disturbance, radius, rng):
     return u - shift * np.float32(math.cos(phi)), v - shift * np.float32(math.sin(phi))
 
 
-def _lumpy(layers, strength, cells, rng) -> None:
-    """Multiply layers by a smooth random field of `cells` x `cells` lumps: patchy light."""
+def _lumpy(layers, strength, cells, rng, where=None) -> None:
+    """Multiply layers by a smooth random field of `cells` x `cells` lumps: patchy light.
+
+    `where` (the layers' shape, 0..1) scales the lumps' strength from place to place.
+    """
     h, w = layers[0].shape
     field = cv2.resize(rng.normal(0, 1, (cells, cells)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    if where is not None:
+        field *= where
     lumps = cv2.exp(field * np.float32(0.8 * strength))
     for layer in layers:
         layer *= lumps
@@ -675,6 +709,31 @@ def _add_artifact(canvas, m: Morphology, cx, cy, psf, rng) -> None:
 
 
 # ---------------------------------------------------------------- sky and stretch
+
+
+def _band_mismatch(canvas: np.ndarray, zoom: float, psf: float, rng) -> None:
+    """Blur and shift the g and i light against r's, as the bands' own seeing and registration do.
+
+    SDSS takes g, r and i minutes apart through different air, and the colour
+    composite registers them to a fraction of a pixel: every source gets faint
+    colour fringes (a bluer halo where g's seeing is the wider, a blue and a red
+    edge where the bands are offset). `psf` is the sharpest band's seeing, so
+    a band only ever gets wider.
+    """
+    (g_ratio, i_ratio), jitter = _BAND_SEEING
+    widths = np.array([g_ratio, 1.0, i_ratio]) * np.exp(rng.normal(0.0, jitter, 3))
+    widths /= widths.min()
+    shifts = rng.normal(0.0, _BAND_SHIFT * zoom, (3, 2))  # g's and i's offsets from r (row 1 unused)
+    planes = list(cv2.split(canvas))
+    for c, plane in enumerate(planes):
+        extra = psf * math.sqrt(widths[c] ** 2 - 1.0)
+        if extra > 0.05:
+            plane = cv2.GaussianBlur(plane, (0, 0), extra)
+        if c != 1:
+            move = np.float32([[1, 0, shifts[c, 0]], [0, 1, shifts[c, 1]]])
+            plane = cv2.warpAffine(plane, move, plane.shape[::-1], flags=cv2.INTER_LINEAR)
+        planes[c] = plane
+    cv2.merge(planes, dst=canvas)
 
 
 def _subtract_sky_estimate(canvas: np.ndarray) -> None:
