@@ -99,7 +99,7 @@ def image_statistics(path: Path) -> dict | None:
     stats = {"branch": choose_branch(box, height, width), "sky_b": sky[0], "sky_g": sky[1], "sky_r": sky[2],
              "sky_noise": noise}
     sky_level = float(np.median(border_gray))
-    stats.update(_central_and_others(bgr, gray, sky_level))
+    stats.update(_central_and_others(bgr, gray, sky_level, sky if empty.any() else sky_level))
     stats.update(profile_wings(gray, sky_level))
     stats.update(faint_asymmetry(gray, sky_level))
     stats.update(texture(bgr, gray))
@@ -150,14 +150,18 @@ def faint_asymmetry(gray: np.ndarray, sky: float) -> dict:
 
     The gray image (Gaussian sigma 1.5 px) is turned by 180 degrees about the
     galaxy's peak; over the pixels of the galaxy (its connected light above
-    gray 15) at gray levels `FAINT_LIGHT`, the absolute difference is summed
-    over the light above the sky. 0 for a perfectly point-symmetric galaxy.
+    gray 15) at gray levels `FAINT_LIGHT` whose mirror image is in the frame,
+    the absolute difference is summed over the light above the sky. 0 for a
+    perfectly point-symmetric galaxy.
     """
     smoothed, (y, x) = _central_peak(gray)
-    turned = cv2.warpAffine(smoothed, np.float32([[-1, 0, 2 * x], [0, -1, 2 * y]]), smoothed.shape[::-1],
-                            flags=cv2.INTER_NEAREST, borderValue=float(sky))
+    half_turn = np.float32([[-1, 0, 2 * x], [0, -1, 2 * y]])
+    turned = cv2.warpAffine(smoothed, half_turn, smoothed.shape[::-1], flags=cv2.INTER_NEAREST)
+    # pixels whose mirror image falls outside the frame have nothing to be compared with
+    mirrored = cv2.warpAffine(np.ones(smoothed.shape, np.uint8), half_turn, smoothed.shape[::-1],
+                              flags=cv2.INTER_NEAREST) > 0
     _, labels = cv2.connectedComponents((smoothed > FAINT_LIGHT[0]).astype(np.uint8))
-    faint = (labels == labels[y, x]) & (smoothed < FAINT_LIGHT[1]) & (labels > 0)
+    faint = (labels == labels[y, x]) & (smoothed < FAINT_LIGHT[1]) & (labels > 0) & mirrored
     light = (smoothed - np.float32(sky))[faint].sum()
     if faint.sum() < 30 or light <= 0:
         return {"faint_asymmetry": np.nan}
@@ -174,8 +178,11 @@ def _central_peak(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return smoothed, (int(y + height // 2 - half), int(x + width // 2 - half))
 
 
-def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float) -> dict:
-    """Size, concentration and colour of the central source, and counts of the others."""
+def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float, channel_sky) -> dict:
+    """Size, concentration and colour of the central source, and counts of the others.
+
+    `sky` is the gray sky level, `channel_sky` the sky of each of B, G and R (or one level for all).
+    """
     blurred = cv2.GaussianBlur(gray, (5, 5), 0)
     mask = (blurred > THRESHOLD).astype(np.uint8)
     count, labels, table, centroids = cv2.connectedComponentsWithStats(mask)
@@ -204,36 +211,42 @@ def _central_and_others(bgr: np.ndarray, gray: np.ndarray, sky: float) -> dict:
     pixels = bgr[inside].astype(np.float64)
     g, red = pixels[:, 1].mean(), pixels[:, 2].mean()
     out["colour_gr"] = float(-2.5 * np.log10(max(g, 1.0) / max(red, 1.0)))  # stretched "g - r"
-    out.update(colour_structure(bgr, inside, sky))
+    out.update(colour_structure(bgr, inside, channel_sky))
     return out
 
 
-def colour_structure(bgr: np.ndarray, inside: np.ndarray, sky: float) -> dict:
+def colour_structure(bgr: np.ndarray, inside: np.ndarray, sky) -> dict:
     """How the colour of a source varies across it: `fringe` and `colour_gradient`.
 
     `fringe` is the distance in pixels between the light centroids of the blue
     and the red plane over the source (`inside`); registration errors between
     the bands and lopsided star formation move it. `colour_gradient` is blue
-    less red over the gray level, in the ring between 0.5 and 0.8 of the
-    source's radius less within 0.3 of it: positive where the outskirts are
-    bluer than the core (a disk around a bulge, or the blue band's wider seeing).
+    less red over the mean of the three planes, in the ring between 0.5 and 0.8
+    of the source's radius less within 0.3 of it: positive where the outskirts
+    are bluer than the core (a disk around a bulge, or the blue band's wider
+    seeing). `sky` is subtracted per plane (B, G, R), or one level from all:
+    real skies are darkest in blue, which would otherwise redden faint rings.
     """
-    light = np.clip(cv2.GaussianBlur(bgr.astype(np.float32), (0, 0), 1.5) - np.float32(sky), 0, None)
+    sky = np.broadcast_to(np.asarray(sky, np.float32), (3,))
+    light = np.clip(cv2.GaussianBlur(bgr.astype(np.float32), (0, 0), 1.5) - sky, 0, None)
     light[~inside] = 0
     total = light.sum(axis=(0, 1))
     if inside.sum() < 50 or total.min() <= 0:
         return {"fringe": np.nan, "colour_gradient": np.nan}
     rows, cols = np.indices(inside.shape)
-    centroids = np.stack([(light * rows[..., None]).sum(axis=(0, 1)), (light * cols[..., None]).sum(axis=(0, 1))]) / total
+    centroids = np.stack([(light * rows[..., None]).sum(axis=(0, 1)),
+                          (light * cols[..., None]).sum(axis=(0, 1))]) / total
     gray = light.mean(axis=2)
     cy, cx = np.average(rows, weights=gray), np.average(cols, weights=gray)
     r = np.hypot(rows - cy, cols - cx) / np.sqrt(inside.sum() / np.pi)
 
     def blue_less_red(where):
-        return (light[..., 0][where].sum() - light[..., 2][where].sum()) / max(gray[where].sum(), 1e-6)
+        level = gray[where].sum()
+        return (light[..., 0][where].sum() - light[..., 2][where].sum()) / level if level > 0 else np.nan
 
+    ring, core = inside & (r >= 0.5) & (r < 0.8), inside & (r < 0.3)
     return {"fringe": float(np.hypot(*(centroids[:, 0] - centroids[:, 2]))),
-            "colour_gradient": float(blue_less_red(inside & (r >= 0.5) & (r < 0.8)) - blue_less_red(inside & (r < 0.3)))}
+            "colour_gradient": float(blue_less_red(ring) - blue_less_red(core))}
 
 
 def image_table(paths: list[Path]) -> pd.DataFrame:

@@ -61,9 +61,9 @@ def _coloured_galaxy(blue_shift: float = 0.0, blue_halo: float = 0.0) -> np.ndar
 def test_fringe_is_the_offset_between_the_blue_and_red_light(shift):
     realism = load("synth_realism")
     image = _coloured_galaxy(blue_shift=shift)
-    inside = image.mean(axis=2) > 7  # nearly all the light: a tight footprint pulls the centroids together
+    inside = image.mean(axis=2) > 5.5  # all the light: a tight footprint pulls the centroids together
     measured = realism.colour_structure(image, inside, sky=5.0)
-    assert measured["fringe"] == pytest.approx(shift, abs=0.15)
+    assert measured["fringe"] == pytest.approx(shift, abs=0.15)  # 1.96 for 2
     assert abs(measured["colour_gradient"]) < 0.02  # a shift alone makes no ring bluer on average
 
 
@@ -71,7 +71,8 @@ def test_colour_gradient_is_positive_for_bluer_outskirts_and_needs_a_source():
     realism = load("synth_realism")
     image = _coloured_galaxy(blue_halo=20.0)
     measured = realism.colour_structure(image, image.mean(axis=2) > 30, sky=5.0)
-    assert measured["colour_gradient"] > 0.05 and measured["fringe"] < 0.1  # 0.09 here
+    assert measured["colour_gradient"] > 0.05  # 0.09 here
+    assert measured["fringe"] < 0.1
     tiny = realism.colour_structure(image, np.zeros((424, 424), bool), sky=5.0)
     assert np.isnan(tiny["fringe"]) and np.isnan(tiny["colour_gradient"])
 
