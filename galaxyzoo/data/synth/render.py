@@ -731,7 +731,7 @@ def _band_mismatch(canvas: np.ndarray, zoom: float, psf: float, rng) -> None:
     planes = list(cv2.split(canvas))
     for c, plane in enumerate(planes):
         extra = psf * math.sqrt(widths[c] ** 2 - 1.0)
-        if extra > 0.05:  # the sharpest band, or one within a few per cent of it
+        if extra > 0.05:  # the sharpest band, and any within a few per cent of it, stay as drawn
             plane = cv2.GaussianBlur(plane, (0, 0), extra)
         if c != 1:
             move = np.float32([[1, 0, shifts[c, 0]], [0, 1, shifts[c, 1]]])
