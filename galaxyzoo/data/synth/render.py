@@ -96,6 +96,7 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
     ```
     """
     psf = m.seeing * size / 424
+    zoom = m.zoom * size / 424  # image pixels per SDSS pixel at this size
     canvas = np.zeros((size, size, 3), np.float32)
     centre = (size - 1) / 2
     cx, cy = centre + m.centre_dx, centre + m.centre_dy
@@ -109,9 +110,9 @@ def render(m: Morphology, rng: np.random.Generator, size: int = 424) -> np.ndarr
         _add_companion(canvas, comp, m.flux, centre, psf, rng)
     for comp in _field_population(size, m.radius if m.kind != "star" else 5.0, rng):
         _add_companion(canvas, comp, 1.0, centre, psf, rng)
-    _band_mismatch(canvas, m.zoom * size / 424, psf, rng)
+    _band_mismatch(canvas, zoom, psf, rng)
     _subtract_sky_estimate(canvas)
-    cv2.add(canvas, _sky(canvas, m.zoom * size / 424, rng), dst=canvas)
+    cv2.add(canvas, _sky(canvas, zoom, rng), dst=canvas)
     return _asinh_stretch(canvas, rng)
 
 
