@@ -127,13 +127,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="more overrides for both experiments, e.g. data.image_size=48 for a quick check "
                              "(the figures are then not the benchmark's)")
+    parser.add_argument("--experiments", nargs="+", default=["baseline", "improved"],
+                        choices=["baseline", "improved"],
+                        help="which to train and score, e.g. only improved for a --set of its own "
+                             "(the floor needs neither)")
     args = parser.parse_args(argv)
     if args.ensemble < 1:
         parser.error(f"--ensemble must be at least 1 (one model: no ensemble), got {args.ensemble}")
+    if args.ensemble > 1 and "improved" not in args.experiments:
+        parser.error("--ensemble averages improved models: add improved to --experiments")
 
     common = ["data.source=synthetic", f"data.synthetic_n={args.n}", "data.synthetic_seed=2026",
               f"data.workdir={args.workdir}", f"train.epochs={args.epochs}", *args.set]
-    experiments = ("baseline.yaml", "improved.yaml")
+    experiments = [f"{name}.yaml" for name in dict.fromkeys(args.experiments)]
     from galaxyzoo.config.experiment import load_experiment
 
     for experiment in experiments:  # both refuse a bad override before any data is built

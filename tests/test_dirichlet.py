@@ -49,8 +49,10 @@ def test_coverage_on_a_hand_made_case():
     """Three galaxies; t01 and t02 checked by hand, every other question unvoted.
 
     t02 (2 answers) has alpha (1, 1): Beta(1, 1) is uniform, the true interval [0.05, 0.95], and with n = 4
-    votes the beta-binomial is uniform on 0..4, so its 5th and 95th percentiles are 0 and 4 votes.
-    t01 (3 answers) has alpha (2, 1, 1) for galaxy 0 only, Beta(2, 2) then Beta(1, 3) twice.
+    votes the beta-binomial is uniform on 0..4, so its 5th and 95th percentiles are 0 and 4 votes. Its CDF
+    steps are 0.2 wide: 0 or 4 votes keep 0.15 of theirs inside [0.05, 0.95] (0.75), 1-3 votes all of it.
+    t01 (3 answers) has alpha (2, 1, 1) for galaxy 0 only, Beta(2, 2) then Beta(1, 3) twice: BetaBinomial(4, 2, 2)
+    gives 4 votes the step [6/7, 1] (0.65 of it inside), BetaBinomial(4, 1, 3) gives 0 votes [0, 3/7] (1 - 0.35 / 3).
     """
     alpha = np.ones((3, schema.N_ANSWERS))
     alpha[0, T01] = [2.0, 1.0, 1.0]
@@ -64,13 +66,61 @@ def test_coverage_on_a_hand_made_case():
     assert list(table.columns) == list(dirichlet.COVERAGE_COLUMNS)[1:]
     assert table.loc["t02", "galaxies"] == 3 and table.loc["t01", "galaxies"] == 1
     assert table.loc["t02", "true_coverage"] == pytest.approx(2 / 6)
-    assert table.loc["t02", "vote_coverage"] == 1.0
+    assert table.loc["t02", "vote_interval_coverage"] == 1.0
+    assert table.loc["t02", "vote_coverage"] == pytest.approx((4 + 2 * 0.75) / 6)
     assert table.loc["t01", "true_coverage"] == pytest.approx(2 / 3)
-    assert table.loc["t01", "vote_coverage"] == 1.0
+    assert table.loc["t01", "vote_interval_coverage"] == 1.0
+    assert table.loc["t01", "vote_coverage"] == pytest.approx((0.65 + 2 * (1 - 0.35 / 3)) / 3)
     assert table.loc["t03", "galaxies"] == 0 and np.isnan(table.loc["t03", "true_coverage"])
     low, high = dirichlet.vote_intervals(alpha, counts)
     np.testing.assert_allclose([low[0, 0], high[0, 0], low[0, 1], high[0, 1]], [0.0, 1.0, 0.0, 0.75])
     assert np.isnan(low[:, schema.QUESTION_BY_ID["t03"].slice]).all()
+
+
+def _crowds(rng, alpha, votes_per_galaxy):
+    """True probabilities drawn from each question's Dirichlet(alpha), and `votes_per_galaxy` votes from them."""
+    true = np.empty_like(alpha)
+    counts = np.empty_like(alpha)
+    for q in schema.QUESTIONS:
+        for i, a in enumerate(alpha[:, q.slice]):
+            true[i, q.slice] = rng.dirichlet(a)
+            counts[i, q.slice] = rng.multinomial(votes_per_galaxy, true[i, q.slice])
+    return true, counts
+
+
+def test_a_calibrated_head_scores_the_level_and_the_inclusive_intervals_more():
+    """Truths drawn from the predicted Dirichlets and votes from the truths: what a calibrated head sees.
+
+    One answer of each question is nearly decided (alpha 0.2 against 2 for the others): 30 votes then
+    give it 0 votes most of the time, so nothing falls below its whole-count interval and the inclusive
+    intervals overshoot. The randomised PIT (`vote_coverage`) stays at the level.
+    """
+    rng = np.random.default_rng(0)
+    alpha = np.full((150, schema.N_ANSWERS), 2.0)
+    alpha[:, [q.start for q in schema.QUESTIONS]] = 0.2
+    true, counts = _crowds(rng, alpha, 30)
+    table = dirichlet.coverage(alpha, true, counts)
+    assert table["true_coverage"].mean() == pytest.approx(0.90, abs=0.015)
+    assert table["vote_coverage"].mean() == pytest.approx(0.90, abs=0.015)
+    assert table["vote_interval_coverage"].mean() > 0.93
+    # Five times surer than it should be: too narrow on both measures, for every question.
+    overconfident = dirichlet.coverage(alpha * 5, true, counts)
+    assert (overconfident["vote_coverage"] < table["vote_coverage"] - 0.05).all()
+    assert (overconfident["true_coverage"] < table["true_coverage"] - 0.2).all()
+
+
+def test_votes_from_the_truth_itself_score_the_level():
+    rng = np.random.default_rng(1)
+    alpha = np.full((300, schema.N_ANSWERS), 2.0)
+    true, counts = _crowds(rng, alpha, 30)
+    best = dirichlet.truth_vote_coverage(true, counts)
+    assert list(best.columns) == ["question", "slug", "galaxies", "vote_coverage", "vote_interval_coverage"]
+    assert (best["galaxies"] == 300).all()
+    assert best["vote_coverage"].mean() == pytest.approx(0.90, abs=0.015)
+    assert (best["vote_interval_coverage"] >= best["vote_coverage"]).all()
+    # The truth shifted by a fifth of a vote share: no longer what the crowds voted from.
+    shifted = np.abs(true - 0.2)
+    assert dirichlet.truth_vote_coverage(shifted, counts)["vote_coverage"].mean() < 0.7
 
 
 def test_the_head_and_its_loss_go_together_and_add_no_param():
