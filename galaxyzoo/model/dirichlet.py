@@ -19,10 +19,10 @@ sampled. An observed vote fraction `k / n` has a second source of spread, the
 BetaBinomial(n, alpha_i, alpha0 - alpha_i) (`vote_intervals`).
 
 A vote count is discrete, so "inside the 90 % interval" needs care: the
-smallest interval of whole counts that holds 90 % of the chances holds more,
-up to all of them where an answer is nearly decided (40 votes at p = 0.03
-give 0 votes 30 % of the time, so the 5th percentile is 0 and nothing falls
-below it). Votes drawn from the truth itself land inside such intervals 94-99 %
+equal-tailed interval of whole counts (its 5th to 95th percentile) holds at
+least 90 % of the chances, and nearly all of them where an answer is nearly
+decided (35 votes at p = 0.03 give 0 votes a third of the time, so the 5th
+percentile is 0 and nothing falls below it). Votes drawn from the truth itself land inside such intervals 94-99 %
 of the time on the synthetic benchmark. `coverage` therefore scores the votes
 with the randomised probability integral transform of Czado, Gneiting and
 Held (2009, "Predictive model assessment for count data"): a count k stands
@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from galaxyzoo import schema
+from galaxyzoo.model.metrics import answer_arrays
 
 LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
 COVERAGE_COLUMNS = ("question", "slug", "galaxies", "true_coverage", "vote_coverage", "vote_interval_coverage")
@@ -74,7 +75,7 @@ def vote_intervals(alpha: np.ndarray, counts: np.ndarray, level: float = LEVEL) 
     The beta-binomial is discrete: its interval holds at least `level` of the votes' chances.
     """
     n = question_totals(counts)
-    low, high = _central(stats.betabinom(np.maximum(n, 1), *_beta_parameters(alpha)), level)
+    low, high = _central(_vote_predictive(alpha, n), level)
     unvoted = n == 0
     return np.where(unvoted, np.nan, low / np.maximum(n, 1)), np.where(unvoted, np.nan, high / np.maximum(n, 1))
 
@@ -94,12 +95,11 @@ def coverage(alpha: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, leve
       `vote_intervals`, bounds inclusive: at least `level` for a calibrated
       head, and more where answers are nearly decided.
     """
-    alpha, true_probs, counts = _answer_tables(alpha=alpha, true_probs=true_probs, counts=counts)
+    alpha, true_probs, counts = answer_arrays(alpha=alpha, true_probs=true_probs, counts=counts)
     low, high = intervals(alpha, level)
     n = question_totals(counts)
-    votes = stats.betabinom(np.maximum(n, 1), *_beta_parameters(alpha))  # `_per_question` drops n = 0
     return _per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
-                         **_vote_measures(votes, counts, level))
+                         **_vote_measures(_vote_predictive(alpha, n), counts, level))
 
 
 def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
@@ -109,11 +109,21 @@ def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float
     head can do, so this is what calibration looks like on the same galaxies
     (`vote_coverage` near `level`, `vote_interval_coverage` above it).
     `true_coverage` is left out: an exact truth is always inside its own point.
+    Raises ValueError for a truth that is not a probability table.
     """
-    probs, counts = _answer_tables(true_probs=true_probs, counts=counts)
+    probs, counts = answer_arrays(true_probs=true_probs, counts=counts)
+    totals = question_totals(probs)
+    if not (np.isfinite(probs).all() and (probs >= 0).all() and (totals > 0).all()):
+        raise ValueError("true_probs must be finite and >= 0, with every question's answers summing to more than 0")
     n = question_totals(counts)
-    votes = stats.binom(np.maximum(n, 1), np.clip(probs / question_totals(probs), 0.0, 1.0))
-    return _per_question(n, **_vote_measures(votes, counts, level)).drop(columns="true_coverage")
+    # truth.csv rounds each probability to 6 decimals, so a question's sum can miss 1 by a few 1e-6.
+    votes = stats.binom(np.maximum(n, 1), np.clip(probs / totals, 0.0, 1.0))
+    return _per_question(n, **_vote_measures(votes, counts, level))
+
+
+def _vote_predictive(alpha: np.ndarray, n: np.ndarray):
+    """The frozen BetaBinomial(n, a, b) of each answer's votes; n = 0 stands in as 1 (those rows are dropped)."""
+    return stats.betabinom(np.maximum(n, 1), *_beta_parameters(alpha))
 
 
 def _vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndarray]:
@@ -137,16 +147,7 @@ def _per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
         rows.append({"question": q.id, "slug": q.slug, "galaxies": int(voted.sum()),
                      **{name: float(np.mean(m[voted, q.slice])) if voted.any() else float("nan")
                         for name, m in measures.items()}})
-    return pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))
-
-
-def _answer_tables(**tables) -> list[np.ndarray]:
-    """The named arrays as float64, checked to be (N, 37) and of one shape."""
-    arrays = [np.asarray(t, dtype=np.float64) for t in tables.values()]
-    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2 or arrays[0].shape[1] != schema.N_ANSWERS:
-        raise ValueError(f"expected {', '.join(tables)} of one shape (N, {schema.N_ANSWERS}), got "
-                         f"{', '.join(str(a.shape) for a in arrays)}")
-    return arrays
+    return pd.DataFrame(rows, columns=["question", "slug", "galaxies", *measures])
 
 
 def _central(distribution, level: float) -> tuple[np.ndarray, np.ndarray]:

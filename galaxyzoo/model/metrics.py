@@ -89,15 +89,21 @@ def _keras_metric_classes():
     return TargetRMSE, FlatR2
 
 
+def answer_arrays(**named) -> list[np.ndarray]:
+    """The named arrays as float64 (N, 37), N >= 1, all of one shape, or a ValueError saying what is off."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in named.values()]
+    first = arrays[0]
+    if first.ndim != 2 or first.shape[1] != schema.N_ANSWERS or len(first) == 0 or \
+            any(a.shape != first.shape for a in arrays):
+        names = ", ".join(named)
+        raise ValueError(f"expected {names} of the same shape (N >= 1, {schema.N_ANSWERS}), "
+                         f"got {' and '.join(str(a.shape) for a in arrays)}")
+    return arrays
+
+
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    """Both arrays as float64 (N, 37), N >= 1, or a ValueError saying what is off."""
-    t = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    if t.ndim != 2 or t.shape[1] != schema.N_ANSWERS or t.shape != p.shape or len(t) == 0:
-        raise ValueError(
-            f"expected y_true and y_pred of the same shape (N >= 1, {schema.N_ANSWERS}), "
-            f"got {t.shape} and {p.shape}"
-        )
+    """Both arrays as float64 (N, 37), N >= 1 (`answer_arrays`)."""
+    t, p = answer_arrays(y_true=y_true, y_pred=y_pred)
     return t, p
 
 
