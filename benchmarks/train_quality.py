@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(args.workdir)
     results = [train_and_score(experiment, common, workdir) for experiment in experiments]
     if args.ensemble > 1:
-        members = [next(r for r in results if r["experiment"] == "improved.yaml")] + [train_and_score("improved.yaml", [*common, f"train.seed={seed}"], workdir)
-                                   for seed in range(1, args.ensemble)]
+        seed0 = next(r for r in results if r["experiment"] == "improved.yaml")
+        members = [seed0] + [train_and_score("improved.yaml", [*common, f"train.seed={seed}"], workdir)
+                             for seed in range(1, args.ensemble)]
         results.append(ensemble_of(members))
     # Each experiment has its own crop store (improved is colour); raw data and split are shared.
     first = results[0]

@@ -22,8 +22,9 @@ A vote count is discrete, so "inside the 90 % interval" needs care: the
 equal-tailed interval of whole counts (its 5th to 95th percentile) holds at
 least 90 % of the chances, and nearly all of them where an answer is nearly
 decided (35 votes at p = 0.03 give 0 votes a third of the time, so the 5th
-percentile is 0 and nothing falls below it). Votes drawn from the truth itself land inside such intervals 94-99 %
-of the time on the synthetic benchmark. `coverage` therefore scores the votes
+percentile is 0 and nothing falls below it). Votes drawn from the truth
+itself land inside such intervals 94-99 % of the time on the synthetic
+benchmark. `coverage` therefore scores the votes
 with the randomised probability integral transform of Czado, Gneiting and
 Held (2009, "Predictive model assessment for count data"): a count k stands
 for a point drawn evenly from its step [F(k - 1), F(k)] of the predictive CDF,
@@ -122,7 +123,10 @@ def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float
 
 
 def _vote_predictive(alpha: np.ndarray, n: np.ndarray):
-    """The frozen BetaBinomial(n, a, b) of each answer's votes; n = 0 stands in as 1 (those rows are dropped)."""
+    """The frozen BetaBinomial(n, a, b) of each answer's votes.
+
+    n = 0 stands in as 1, so every entry is defined; callers drop those entries or set them to NaN.
+    """
     return stats.betabinom(np.maximum(n, 1), *_beta_parameters(alpha))
 
 
