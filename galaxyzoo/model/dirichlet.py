@@ -155,7 +155,7 @@ def _per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
 
 
 def _central(distribution, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """The central `level` interval of a frozen SciPy distribution: its (1 - level) / 2 and (1 + level) / 2 quantiles."""
+    """The central `level` interval of a frozen SciPy distribution, from its (1 - level) / 2 quantile up."""
     tail = (1.0 - level) / 2
     return distribution.ppf(tail), distribution.ppf(1.0 - tail)
 
