@@ -139,8 +139,10 @@ def _vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndar
     overlap = np.clip(np.minimum(at, 1.0 - tail) - np.maximum(below, tail), 0.0, None)
     # A count the prediction gave no chance at all (step 0) is outside.
     share = np.divide(overlap, step, out=np.zeros_like(step), where=step > 0)
-    low, high = _central(votes, level)
-    return {"vote_coverage": share, "vote_interval_coverage": (low <= counts) & (counts <= high)}
+    # k lies in [ppf(tail), ppf(1 - tail)] exactly when F(k) >= tail and F(k - 1) < 1 - tail: the same
+    # interval test as `vote_intervals`, read off the CDF already in hand (a discrete ppf is a search).
+    inside = (at >= tail) & (below < 1.0 - tail)
+    return {"vote_coverage": share, "vote_interval_coverage": inside}
 
 
 def _per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
