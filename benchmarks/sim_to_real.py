@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss \\
         [--n 10000] [--epochs 15] [--experiment improved.yaml] [--workdir data/sim2real] [--bf16]
-        [--set KEY=VALUE ...]
+        [--train-seeds 0 1 2] [--set KEY=VALUE ...]
     .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss --model-uri runs:/<id>/packaged_model
         [--probe]
 
@@ -13,6 +13,13 @@ logged (`registry.promote.packaged_model_uri`) and predicts every real JPEG thro
 it (`registry.predict.predict_files`, the `galaxyzoo predict` path). `--model-uri`
 skips the training and scores a packaged model already logged in that store.
 
+Two trainings that differ only in their seed land 0.03-0.05 apart in AUC, more
+than most changes of the generator move them. `--train-seeds` trains one model
+per seed (`train.seed`) on the same data and prints each one's figures, their
+mean and their spread, so that a change can be judged against that noise in one
+run, and the figures of the mean of their predictions (what `galaxyzoo ensemble`
+would package). Each model's predictions go to `WORKDIR/gz1_predictions-seed<K>.csv`.
+
 The real images only get predicted: nothing is trained or tuned on them. Their
 GZ1 classes (`labels.csv`: elliptical, spiral_cw, spiral_acw, edge_on, merger)
 carry no GZ2 vote fractions, so the figures are rankings and decisions:
@@ -22,6 +29,14 @@ carry no GZ2 vote fractions, so the figures are rankings and decisions:
 - balanced accuracy of "features > smooth" on the same galaxies;
 - edge-on vs face-on spiral AUC, score t02 yes;
 - merger vs rest AUC, score t06 odd yes x t08 merger.
+
+A check of the labels follows (`edge_on_label_check`): GZ1's edge-on button also
+took spirals whose winding direction was unclear, so some `edge_on` galaxies are
+face-on disks, which in GZ2 terms are not edge-on. It measures each real disk's
+axis ratio in its image (second moments of the light inside the crop's own
+outline of the galaxy) and prints the share of round `edge_on` galaxies, the AUC
+that the axis ratio alone reaches, and the network's AUC with only the `edge_on`
+galaxies that look elongated. These are measurements of the labels, not targets.
 
 `--probe` then asks what moves the network's smooth fraction: it shows the
 same network real ellipticals and spirals, and freshly rendered synthetic
@@ -71,6 +86,59 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
                                                       "t01_smooth_or_features_a01_smooth"].mean()),
         "images": float(len(table)),
     }
+
+
+ROUND, ELONGATED = 0.6, 0.5  # image axis ratios: above ROUND a disk is far from edge-on, below ELONGATED it may be
+
+
+def axis_ratio(gray) -> float:
+    """b/a of the central galaxy in a grayscale frame: the second moments of the light inside
+    the crop's outline of it (`crop.galaxy_contour`); NaN where the crop finds no galaxy."""
+    import cv2
+    import numpy as np
+
+    from galaxyzoo.data.crop import galaxy_contour
+
+    contour = galaxy_contour(gray)
+    if contour is None:
+        return float("nan")
+    inside = np.zeros_like(gray)
+    cv2.drawContours(inside, [contour], -1, 255, cv2.FILLED)
+    m = cv2.moments(np.where(inside > 0, gray, 0).astype(np.float32))
+    spread = np.linalg.eigvalsh(np.array([[m["mu20"], m["mu11"]], [m["mu11"], m["mu02"]]]))
+    return float(np.sqrt(max(spread[0], 0.0) / spread[1]))
+
+
+def disk_shapes(labels: pd.DataFrame, images: Path) -> pd.DataFrame:
+    """`image`, `gz1_class` and the image's axis ratio `q` of every real disk (GZ1 spiral or edge-on) whose
+    frame in `images` shows the crop a galaxy."""
+    import cv2
+
+    disks = labels.loc[labels["gz1_class"].isin(DISKS), ["image", "gz1_class"]].copy()
+    disks["q"] = [axis_ratio(cv2.imread(str(images / name), cv2.IMREAD_GRAYSCALE)) for name in disks["image"]]
+    return disks.dropna(subset=["q"])
+
+
+def edge_on_label_check(shapes: pd.DataFrame) -> dict[str, float]:
+    """How far the GZ1 `edge_on` class itself is from edge-on (see the module's docstring), from
+    `disk_shapes`: the share of its galaxies that look round, and the edge-on AUC of b/a alone."""
+    from sklearn.metrics import roc_auc_score
+
+    edge_on = shapes["gz1_class"] == "edge_on"
+    return {"edge_on_class_round_share": float((shapes.loc[edge_on, "q"] > ROUND).mean()),
+            "edgeon_vs_faceon_auc_axis_ratio_alone": roc_auc_score(edge_on, 1 - shapes["q"])}
+
+
+def elongated_edge_on_auc(predictions: pd.DataFrame, shapes: pd.DataFrame) -> float:
+    """The edge-on AUC (score t02 yes) with only the `edge_on` galaxies that look elongated (b/a < ELONGATED)
+    against every face-on spiral, over the disks of `disk_shapes` that the model read."""
+    from sklearn.metrics import roc_auc_score
+
+    read = predictions.loc[predictions["error"].isna()].assign(image=lambda t: t["file"].map(lambda f: Path(f).name))
+    table = shapes.merge(read[["image", "t02_edgeon_a04_yes"]], on="image")
+    edge_on = table["gz1_class"] == "edge_on"
+    kept = ~edge_on | (table["q"] < ELONGATED)
+    return roc_auc_score(edge_on[kept], table.loc[kept, "t02_edgeon_a04_yes"])
 
 
 def _probes() -> dict:
@@ -151,31 +219,78 @@ def probe(model_uri: str, real: Path, per_set: int = 200, seed: int = 11) -> pd.
                                 "synthetic elliptical": synthetic["elliptical"], "synthetic disk": synthetic["disk"]})
 
 
-def train_packaged(args, uri: str) -> str:
-    """Build the synthetic data, train the experiment, package it; returns the packaged model's URI."""
-    from galaxyzoo.data import workspace
+def experiment_configs(args, uri: str) -> list:
+    """The experiment's config for each of `--train-seeds`, refused (GalaxyZooError) before any data is built."""
     from galaxyzoo.config.experiment import load_experiment
 
-    path = ROOT / "experiments" / args.experiment
-    overrides = ["data.source=synthetic", f"data.synthetic_n={args.n}", f"data.synthetic_seed={args.seed}", f"data.workdir={args.workdir}",
-                 f"train.epochs={args.epochs}", f"tracking.tracking_uri={uri}", *args.set]
+    overrides = ["data.source=synthetic", f"data.synthetic_n={args.n}", f"data.synthetic_seed={args.seed}",
+                 f"data.workdir={args.workdir}", f"train.epochs={args.epochs}", f"tracking.tracking_uri={uri}",
+                 *args.set]
     if args.bf16:
         overrides.append("train.precision=bfloat16")
-    cfg = load_experiment(path, overrides)
+    return [load_experiment(ROOT / "experiments" / args.experiment, [*overrides, f"train.seed={seed}"])
+            for seed in args.train_seeds]
+
+
+def train_packaged(configs: list, experiment: str, uri: str) -> list[str]:
+    """Build the synthetic data, train each config, package it; returns the packaged models' URIs."""
+    from galaxyzoo.data import workspace
+
     start = time.perf_counter()
-    workspace.build_for(cfg.data)  # forks worker processes: before Keras starts its threads
+    workspace.build_for(configs[0].data)  # forks worker processes: before Keras starts its threads
     print(f"data built in {time.perf_counter() - start:.0f} s", flush=True)
 
     from galaxyzoo.registry import promote
     from galaxyzoo.tracking import mlflow_runs
     from galaxyzoo.training import run
 
-    start = time.perf_counter()
-    result = run.train(cfg, experiment_file=str(path), run_name=f"sim2real-n{args.n}", verbose=2)
-    print(f"trained {result.epochs} epochs in {time.perf_counter() - start:.0f} s; synthetic test "
-          f"RMSE {result.metrics.get('test_rmse', float('nan')):.4f}", flush=True)
     client = mlflow_runs.connect(uri)
-    return promote.packaged_model_uri(client, client.get_run(result.run_id))  # training logged it
+    uris = []
+    for cfg in configs:
+        start = time.perf_counter()
+        result = run.train(cfg, experiment_file=str(ROOT / "experiments" / experiment),
+                           run_name=f"sim2real-n{cfg.data.synthetic_n}-seed{cfg.train.seed}", verbose=2)
+        print(f"training seed {cfg.train.seed}: {result.epochs} epochs in {time.perf_counter() - start:.0f} s; "
+              f"synthetic test RMSE {result.metrics.get('test_rmse', float('nan')):.4f}", flush=True)
+        uris.append(promote.packaged_model_uri(client, client.get_run(result.run_id)))  # training logged it
+    return uris
+
+
+def figures_of(predictions: pd.DataFrame, labels: pd.DataFrame, shapes: pd.DataFrame) -> dict[str, float]:
+    """The four figures of one table of predictions of the real images, and the edge-on AUC on the
+    edge-ons that look it (`elongated_edge_on_auc`)."""
+    return {**gz1_figures(predictions, labels),
+            "edgeon_vs_faceon_auc_elongated_edge_on": elongated_edge_on_auc(predictions, shapes)}
+
+
+def mean_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """What an ensemble of the models predicts (`galaxyzoo ensemble` averages its members' fractions):
+    the first table with each answer's column replaced by its mean over `tables`, which must list the
+    same files in the same order."""
+    from galaxyzoo import schema
+
+    files = tables[0]["file"].tolist()
+    if any(t["file"].tolist() != files for t in tables[1:]):
+        raise ValueError("the prediction tables do not list the same files in the same order")
+    answers = [a.stem for a in schema.ANSWERS]
+    return tables[0].assign(**{a: sum(t[a] for t in tables) / len(tables) for a in answers})
+
+
+def report(figures: pd.DataFrame, ensemble: dict[str, float] | None = None) -> str:
+    """One line per figure: each model's value, then (for several models) their mean and spread,
+    the `ensemble`'s value if given, and the verdict on the mean (on the value, for one model)."""
+    table = figures.T
+    if len(figures) > 1:
+        table = table.assign(mean=figures.mean(), sd=figures.std(ddof=1))
+    if ensemble is not None:
+        table = table.assign(ensemble=pd.Series(ensemble))
+    judged = "mean" if len(figures) > 1 else table.columns[0]
+    lines = [f"{'':40s}" + "".join(f"{str(c):>9s}" for c in table.columns)]
+    for name, row in table.iterrows():
+        target = TARGETS.get(name)
+        verdict = "" if target is None else f"  (target >= {target}: {'met' if row[judged] >= target else 'NOT met'})"
+        lines.append(f"{name:40s}" + "".join(f"{v:9.3f}" for v in row) + verdict)
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,31 +304,52 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bf16", action="store_true", help="train under mixed_bfloat16 (faster on a CPU)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="more overrides of the experiment, e.g. train.augment.zoom=0.3")
+    parser.add_argument("--train-seeds", nargs="+", type=int, metavar="K",
+                        help="train one model per seed and report each, their mean and spread (default: 0)")
     parser.add_argument("--model-uri", help="score this packaged model instead of training one")
     parser.add_argument("--probe", action="store_true",
                         help="also print the mean predicted smooth of real and synthetic galaxies under image changes")
     args = parser.parse_args(argv)
+    if any("train.seed=" in item for item in args.set):
+        parser.error("give training seeds with --train-seeds, not --set train.seed")
+    if args.model_uri and args.train_seeds:
+        parser.error("--model-uri scores a model already trained: it takes no --train-seeds")
+    args.train_seeds = list(dict.fromkeys(args.train_seeds or [0]))
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{args.workdir / 'mlflow.db'}"
-    model_uri = args.model_uri or train_packaged(args, uri)
+    if args.model_uri:
+        models = {"model": args.model_uri}
+    else:
+        configs = experiment_configs(args, uri)
+        models = dict(zip([f"seed {k}" for k in args.train_seeds], train_packaged(configs, args.experiment, uri)))
 
     from galaxyzoo.registry import predict
 
-    out = args.workdir / "gz1_predictions.csv"
-    predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri)
-    predictions = pd.read_csv(out)
-    figures = gz1_figures(predictions, pd.read_csv(args.real / "labels.csv"))
-    print(f"model: {model_uri}; {int(figures.pop('images'))} real images")
-    branches = predictions["crop_branch"].value_counts(normalize=True)
-    print("crop branches of the real images: " + ", ".join(f"{b} {100 * s:.0f}%" for b, s in branches.items()))
-    for name, value in figures.items():
-        target = TARGETS.get(name)
-        verdict = "" if target is None else f"  (target >= {target}: {'met' if value >= target else 'NOT met'})"
-        print(f"{name:40s} {value:.3f}{verdict}")
+    labels = pd.read_csv(args.real / "labels.csv")
+    shapes = disk_shapes(labels, args.real / "images")
+    figures, tables = {}, []
+    for name, model_uri in models.items():
+        suffix = "" if args.model_uri else "-" + name.replace(" ", "")
+        out = args.workdir / f"gz1_predictions{suffix}.csv"
+        predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri)
+        tables.append(pd.read_csv(out))
+        figures[name] = figures_of(tables[-1], labels, shapes)
+        print(f"{name}: {model_uri}; {int(figures[name].pop('images'))} real images; predictions in {out}")
+    ensemble = None
+    if len(tables) > 1:  # the mean of the models' predictions, as `galaxyzoo ensemble` would package them
+        ensemble = figures_of(mean_predictions(tables), labels, shapes)
+        ensemble.pop("images")
+    check = edge_on_label_check(shapes)
+    print(f"GZ1 labels: {100 * check['edge_on_class_round_share']:.0f} % of the edge-on class look round (image "
+          f"b/a > {ROUND}); the image's b/a alone ranks edge-on above face-on with AUC "
+          f"{check['edgeon_vs_faceon_auc_axis_ratio_alone']:.3f}. The last row below keeps only the edge-ons "
+          f"under b/a {ELONGATED}.")
+    print(report(pd.DataFrame(figures).T, ensemble))
     if args.probe:
-        print("mean predicted smooth, each set changed one way (before the crop):")
-        print(probe(model_uri, args.real).round(3).to_string())
+        for name, model_uri in models.items():
+            print(f"{name}: mean predicted smooth, each set changed one way (before the crop):")
+            print(probe(model_uri, args.real).round(3).to_string())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from benchmark_scripts import load
+from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
 
 
@@ -61,3 +62,77 @@ def test_probe_table_shows_each_set_under_each_change():
         assert table.loc[f"gamma {g}", "red"] == pytest.approx(round(255 * (200 / 255) ** g) - round(255 * (40 / 255) ** g))
     assert table.loc["scaled x0.75", "red"] == pytest.approx(160)  # the centre stays red when it shrinks
     assert table.loc["as is", "synthetic"] == pytest.approx(redness(frames["elliptical"]).mean())
+
+
+def test_the_edge_on_label_check_measures_shapes_and_leaves_round_edge_ons_out(tmp_path):
+    import cv2
+
+    def frame(name, axes, angle=30):
+        image = np.zeros((424, 424), np.uint8)
+        cv2.ellipse(image, (212, 212), axes, angle, 0, 360, 180, cv2.FILLED)
+        cv2.imwrite(str(tmp_path / name), image)
+        return image
+
+    sim_to_real = load("sim_to_real")
+    assert sim_to_real.axis_ratio(frame("thin.jpeg", (90, 30))) == pytest.approx(1 / 3, abs=0.02)
+    assert sim_to_real.axis_ratio(frame("round.jpeg", (60, 60))) == pytest.approx(1, abs=0.02)
+    assert np.isnan(sim_to_real.axis_ratio(np.zeros((424, 424), np.uint8)))  # no galaxy: no shape
+    for name in ("s1.jpeg", "s2.jpeg", "e_round.jpeg"):
+        frame(name, (60, 58))
+    frame("e_thin.jpeg", (90, 25), angle=120)
+    labels = pd.DataFrame({"image": ["s1.jpeg", "s2.jpeg", "e_thin.jpeg", "e_round.jpeg", "gone.jpeg", "el.jpeg"],
+                           "gz1_class": ["spiral_cw", "spiral_acw", "edge_on", "edge_on", "edge_on", "elliptical"]})
+    predictions = pd.DataFrame({"file": [f"x/{name}" for name in labels["image"]],
+                                EDGE_ON: [0.1, 0.2, 0.9, 0.05, 0.0, 0.0],
+                                "error": [None] * 4 + ["not a readable image", None]})
+    frame("gone.jpeg", (90, 20))  # elongated, but the model could not read it
+    shapes = sim_to_real.disk_shapes(labels, tmp_path)
+    assert shapes["image"].tolist() == ["s1.jpeg", "s2.jpeg", "e_thin.jpeg", "e_round.jpeg", "gone.jpeg"]
+    check = sim_to_real.edge_on_label_check(shapes.iloc[:4])
+    assert check["edge_on_class_round_share"] == 0.5  # of the two edge-ons, one is round
+    # b/a alone: the thin edge-on beats both spirals, the round one ties with both
+    assert check["edgeon_vs_faceon_auc_axis_ratio_alone"] == pytest.approx(0.75)
+    # the round edge-on (t02 0.05, below both spirals) is left out, and the unread one; the thin one ranks first
+    assert sim_to_real.elongated_edge_on_auc(predictions, shapes) == 1.0
+
+
+def test_several_training_seeds_are_reported_with_their_mean_and_the_verdict_on_it():
+    sim_to_real = load("sim_to_real")
+    figures = pd.DataFrame({"smooth_vs_features_auc": [0.94, 0.97], "merger_vs_rest_auc": [0.80, 0.86],
+                            "mean_smooth_of_ellipticals": [0.5, 0.7]}, index=["seed 0", "seed 1"])
+    lines = sim_to_real.report(figures).splitlines()
+    assert lines[0].split() == ["seed", "0", "seed", "1", "mean", "sd"]
+    auc, merger, smooth = lines[1:]
+    # judged on the mean: 0.955 meets 0.95 although seed 0 alone does not; 0.83 misses 0.85
+    assert auc.split()[1:4] == ["0.940", "0.970", "0.955"] and auc.endswith("(target >= 0.95: met)")
+    assert merger.split()[3] == "0.830" and merger.endswith("(target >= 0.85: NOT met)")
+    assert smooth.split()[4] == f"{np.std([0.5, 0.7], ddof=1):.3f}" and "target" not in smooth
+    # one model: its value alone, judged as it is
+    single = sim_to_real.report(figures.iloc[:1]).splitlines()
+    assert single[0].split() == ["seed", "0"] and single[1].endswith("(target >= 0.95: NOT met)")
+    # the ensemble's column is shown after the spread; the verdict stays on the mean
+    with_ensemble = sim_to_real.report(figures, {"smooth_vs_features_auc": 0.96, "merger_vs_rest_auc": 0.9,
+                                                 "mean_smooth_of_ellipticals": 0.6}).splitlines()
+    assert with_ensemble[0].split()[-1] == "ensemble" and with_ensemble[2].split()[5] == "0.900"
+    assert with_ensemble[2].endswith("(target >= 0.85: NOT met)")  # the ensemble's 0.90 is not what is judged
+
+
+def test_the_mean_of_the_models_predictions_averages_every_answer_of_the_same_files():
+    sim_to_real = load("sim_to_real")
+    answers = [a.stem for a in schema.ANSWERS]
+    one = pd.DataFrame({"file": ["a.jpeg", "b.jpeg"], **{a: [0.2, 0.4] for a in answers}, "error": [None, None]})
+    two = one.assign(**{a: [0.4, 0.0] for a in answers})
+    mean = sim_to_real.mean_predictions([one, two])
+    assert list(mean.columns) == list(one.columns) and mean["file"].tolist() == ["a.jpeg", "b.jpeg"]
+    np.testing.assert_allclose(mean[answers].to_numpy(), np.tile([[0.3], [0.2]], len(answers)))
+    with pytest.raises(ValueError, match="same files"):
+        sim_to_real.mean_predictions([one, two.iloc[::-1]])
+
+
+@pytest.mark.parametrize("args, message", [(["--set", "train.seed=3"], "not --set train.seed"),
+                                           (["--model-uri", "runs:/x/m", "--train-seeds", "1"], "no --train-seeds")])
+def test_training_seeds_come_only_from_train_seeds(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        load("sim_to_real").main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w"), *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

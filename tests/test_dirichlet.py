@@ -72,6 +72,12 @@ def test_coverage_on_a_hand_made_case():
     assert table.loc["t01", "vote_interval_coverage"] == 1.0
     assert table.loc["t01", "vote_coverage"] == pytest.approx((0.65 + 2 * (1 - 0.35 / 3)) / 3)
     assert table.loc["t03", "galaxies"] == 0 and np.isnan(table.loc["t03", "true_coverage"])
+    # Standard errors over galaxies: t02's per-galaxy true shares are 1, 0, 0 (sd 1/sqrt(3), over sqrt(3));
+    # its vote shares 1, 0.75, 1 (0 and 4 votes keep 0.75 of their steps); t01 has one galaxy: no error.
+    assert table.loc["t02", "true_coverage_se"] == pytest.approx(1 / 3)
+    assert table.loc["t02", "vote_coverage_se"] == pytest.approx(np.std([1, 0.75, 1], ddof=1) / np.sqrt(3))
+    assert table.loc["t02", "vote_interval_coverage_se"] == 0.0
+    assert np.isnan(table.loc["t01", "true_coverage_se"]) and np.isnan(table.loc["t03", "vote_coverage_se"])
     low, high = dirichlet.vote_intervals(alpha, counts)
     np.testing.assert_allclose([low[0, 0], high[0, 0], low[0, 1], high[0, 1]], [0.0, 1.0, 0.0, 0.75])
     assert np.isnan(low[:, schema.QUESTION_BY_ID["t03"].slice]).all()
@@ -114,7 +120,8 @@ def test_votes_from_the_truth_itself_score_the_level():
     alpha = np.full((300, schema.N_ANSWERS), 2.0)
     true, counts = _crowds(rng, alpha, 30)
     best = dirichlet.truth_vote_coverage(true, counts)
-    assert list(best.columns) == ["question", "slug", "galaxies", "vote_coverage", "vote_interval_coverage"]
+    assert list(best.columns) == ["question", "slug", "galaxies", "vote_coverage", "vote_interval_coverage",
+                                  "vote_coverage_se", "vote_interval_coverage_se"]
     assert (best["galaxies"] == 300).all()
     assert best["vote_coverage"].mean() == pytest.approx(0.90, abs=0.015)
     assert best["vote_interval_coverage"].mean() > 0.93

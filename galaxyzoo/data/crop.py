@@ -69,14 +69,19 @@ def nearest_contour(contours, centre: tuple[float, float]) -> np.ndarray | None:
     return best
 
 
-def galaxy_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Bounding box (x, y, w, h) of the central galaxy in a grayscale image, or None."""
+def galaxy_contour(gray: np.ndarray) -> np.ndarray | None:
+    """The outline of the central galaxy in a grayscale image (steps 1-3 above), or None."""
     blurred = cv2.GaussianBlur(gray, _BLUR_KERNEL, 0)
     _, mask = cv2.threshold(blurred, THRESHOLD, 255, cv2.THRESH_BINARY)
     mask = cv2.dilate(mask, _DILATE_KERNEL)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     height, width = gray.shape
-    contour = nearest_contour(contours, (width / 2, height / 2))
+    return nearest_contour(contours, (width / 2, height / 2))
+
+
+def galaxy_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h) of the central galaxy in a grayscale image, or None."""
+    contour = galaxy_contour(gray)
     return None if contour is None else cv2.boundingRect(contour)
 
 

@@ -45,7 +45,8 @@ from galaxyzoo import schema
 from galaxyzoo.model.metrics import answer_arrays
 
 LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
-COVERAGE_COLUMNS = ("question", "slug", "galaxies", "true_coverage", "vote_coverage", "vote_interval_coverage")
+COVERAGE_COLUMNS = ("question", "slug", "galaxies", "true_coverage", "vote_coverage", "vote_interval_coverage",
+                    "true_coverage_se", "vote_coverage_se", "vote_interval_coverage_se")
 
 
 def question_totals(x: np.ndarray) -> np.ndarray:
@@ -94,7 +95,8 @@ def coverage(alpha: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, leve
       the randomised PIT (module docstring): a calibrated head gives `level`;
     - `vote_interval_coverage` tests the observed fraction `k / n` against
       `vote_intervals`, bounds inclusive: at least `level` for a calibrated
-      head, and more where answers are nearly decided.
+      head, and more where answers are nearly decided;
+    - each `*_se` is that share's standard error over the galaxies (`_per_question`).
     """
     alpha, true_probs, counts = answer_arrays(alpha=alpha, true_probs=true_probs, counts=counts)
     low, high = intervals(alpha, level)
@@ -146,14 +148,24 @@ def _vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndar
 
 
 def _per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
-    """The coverage table: each (N, 37) measure averaged per question over the galaxies whose question got votes."""
+    """The coverage table: each (N, 37) measure averaged per question over the galaxies whose question got
+    votes, and its standard error (`<measure>_se`).
+
+    A galaxy's answers share its image and its crowd, so they are not independent draws; galaxies are.
+    Each galaxy's mean over the question's answers is one draw, and the share is the mean of those
+    (every galaxy has the same answers), so its standard error is their sd / sqrt(galaxies).
+    """
     rows = []
     for q in schema.QUESTIONS:
         voted = n[:, q.start] > 0
-        rows.append({"question": q.id, "slug": q.slug, "galaxies": int(voted.sum()),
-                     **{name: float(np.mean(m[voted, q.slice])) if voted.any() else float("nan")
-                        for name, m in measures.items()}})
-    return pd.DataFrame(rows, columns=["question", "slug", "galaxies", *measures])
+        row = {"question": q.id, "slug": q.slug, "galaxies": int(voted.sum())}
+        for name, m in measures.items():
+            per_galaxy = m[voted, q.slice].mean(axis=1)
+            row[name] = float(per_galaxy.mean()) if per_galaxy.size else float("nan")
+            row[f"{name}_se"] = float(per_galaxy.std(ddof=1) / np.sqrt(per_galaxy.size)) if per_galaxy.size > 1 \
+                else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["question", "slug", "galaxies", *measures, *(f"{m}_se" for m in measures)])
 
 
 def _central(distribution, level: float) -> tuple[np.ndarray, np.ndarray]:
