@@ -13,12 +13,14 @@ logged (`registry.promote.packaged_model_uri`) and predicts every real JPEG thro
 it (`registry.predict.predict_files`, the `galaxyzoo predict` path). `--model-uri`
 skips the training and scores a packaged model already logged in that store.
 
-Two trainings that differ only in their seed land 0.03-0.05 apart in AUC, more
-than most changes of the generator move them. `--train-seeds` trains one model
-per seed (`train.seed`) on the same data and prints each one's figures, their
-mean and their spread, so that a change can be judged against that noise in one
-run, and the figures of the mean of their predictions (what `galaxyzoo ensemble`
-would package). Each model's predictions go to `WORKDIR/gz1_predictions-seed<K>.csv`.
+Two trainings that differ only in their seed land up to 0.03 apart (sd 0.003-0.023
+over three seeds, docs/synthetic.md), as much as most changes of the generator
+move them. `--train-seeds` trains one model per seed (`train.seed`) on the same
+data and prints each one's figures, their mean and their spread, so that a
+change can be judged against that noise in one run, and the figures of the mean
+of their predictions (the fractions `galaxyzoo ensemble` would give). Each
+model's predictions go to `WORKDIR/gz1_predictions-<config hash>.csv`, so runs
+of other settings keep theirs.
 
 The real images only get predicted: nothing is trained or tuned on them. Their
 GZ1 classes (`labels.csv`: elliptical, spiral_cw, spiral_acw, edge_on, merger)
@@ -30,13 +32,15 @@ carry no GZ2 vote fractions, so the figures are rankings and decisions:
 - edge-on vs face-on spiral AUC, score t02 yes;
 - merger vs rest AUC, score t06 odd yes x t08 merger.
 
-A check of the labels follows (`edge_on_label_check`): GZ1's edge-on button also
-took spirals whose winding direction was unclear, so some `edge_on` galaxies are
-face-on disks, which in GZ2 terms are not edge-on. It measures each real disk's
+A check of the labels comes with them (`edge_on_label_check`): GZ1's edge-on button
+also took spirals whose winding direction was unclear, so some `edge_on` galaxies
+are face-on disks, which in GZ2 terms are not edge-on. It measures each real disk's
 axis ratio in its image (second moments of the light inside the crop's own
-outline of the galaxy) and prints the share of round `edge_on` galaxies, the AUC
-that the axis ratio alone reaches, and the network's AUC with only the `edge_on`
-galaxies that look elongated. These are measurements of the labels, not targets.
+outline of the galaxy), prints the share of `edge_on` galaxies that look round
+(b/a > ROUND) and the edge-on AUC that the axis ratio alone reaches with and
+without them, and adds a row: each model's edge-on AUC without them. Removing
+them raises any score that follows the shape, so read that row against the axis
+ratio's own, not against the target.
 
 `--probe` then asks what moves the network's smooth fraction: it shows the
 same network real ellipticals and spirals, and freshly rendered synthetic
@@ -69,8 +73,7 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
     """The four sim-to-real figures from `galaxyzoo predict`'s CSV and the GZ1 labels."""
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-    table = labels.merge(predictions.assign(image=predictions["file"].map(lambda f: Path(f).name)), on="image")
-    table = table[table["error"].isna()]  # an empty error field: the image was read and cropped
+    table = labels.merge(_read(predictions), on="image")
     features = table["t01_smooth_or_features_a02_features_or_disk"] - table["t01_smooth_or_features_a01_smooth"]
     smooth_or_disk = table["gz1_class"].isin(("elliptical", *DISKS))
     is_disk = table["gz1_class"].isin(DISKS)[smooth_or_disk]
@@ -88,18 +91,19 @@ def gz1_figures(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, fl
     }
 
 
-ROUND, ELONGATED = 0.6, 0.5  # image axis ratios: above ROUND a disk is far from edge-on, below ELONGATED it may be
+ROUND = 0.6  # image axis ratio above which a disk is far from edge-on (face-on spirals: median 0.72)
 
 
 def axis_ratio(gray) -> float:
     """b/a of the central galaxy in a grayscale frame: the second moments of the light inside
-    the crop's outline of it (`crop.galaxy_contour`); NaN where the crop finds no galaxy."""
+    the crop's outline of it (`crop.galaxy_contour`); NaN where the crop finds no galaxy or there
+    is no frame (None)."""
     import cv2
     import numpy as np
 
     from galaxyzoo.data.crop import galaxy_contour
 
-    contour = galaxy_contour(gray)
+    contour = None if gray is None else galaxy_contour(gray)  # gray None: cv2.imread could not read it
     if contour is None:
         return float("nan")
     inside = np.zeros_like(gray)
@@ -121,24 +125,39 @@ def disk_shapes(labels: pd.DataFrame, images: Path) -> pd.DataFrame:
 
 def edge_on_label_check(shapes: pd.DataFrame) -> dict[str, float]:
     """How far the GZ1 `edge_on` class itself is from edge-on (see the module's docstring), from
-    `disk_shapes`: the share of its galaxies that look round, and the edge-on AUC of b/a alone."""
+    `disk_shapes`: the share of its galaxies that look round, and the edge-on AUC of b/a alone over all
+    the disks and without those round `edge_on` galaxies (the yardstick for `edge_on_auc_without_round`)."""
     from sklearn.metrics import roc_auc_score
 
-    edge_on = shapes["gz1_class"] == "edge_on"
+    edge_on, kept = _edge_on_and_kept(shapes)
     return {"edge_on_class_round_share": float((shapes.loc[edge_on, "q"] > ROUND).mean()),
-            "edgeon_vs_faceon_auc_axis_ratio_alone": roc_auc_score(edge_on, 1 - shapes["q"])}
+            "edgeon_vs_faceon_auc_axis_ratio_alone": roc_auc_score(edge_on, 1 - shapes["q"]),
+            "edgeon_vs_faceon_auc_axis_ratio_alone_without_round": roc_auc_score(edge_on[kept],
+                                                                                 1 - shapes.loc[kept, "q"])}
 
 
-def elongated_edge_on_auc(predictions: pd.DataFrame, shapes: pd.DataFrame) -> float:
-    """The edge-on AUC (score t02 yes) with only the `edge_on` galaxies that look elongated (b/a < ELONGATED)
-    against every face-on spiral, over the disks of `disk_shapes` that the model read."""
+def edge_on_auc_without_round(predictions: pd.DataFrame, shapes: pd.DataFrame) -> float:
+    """The edge-on AUC (score t02 yes) without the `edge_on` galaxies that look round (b/a > ROUND),
+    over the disks of `disk_shapes` that the model read."""
     from sklearn.metrics import roc_auc_score
 
-    read = predictions.loc[predictions["error"].isna()].assign(image=lambda t: t["file"].map(lambda f: Path(f).name))
-    table = shapes.merge(read[["image", "t02_edgeon_a04_yes"]], on="image")
-    edge_on = table["gz1_class"] == "edge_on"
-    kept = ~edge_on | (table["q"] < ELONGATED)
+    table = shapes.merge(_read(predictions)[["image", "t02_edgeon_a04_yes"]], on="image")
+    edge_on, kept = _edge_on_and_kept(table)
     return roc_auc_score(edge_on[kept], table.loc[kept, "t02_edgeon_a04_yes"])
+
+
+def _edge_on_and_kept(shapes: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Which disks are GZ1 `edge_on`, and which to keep: all but the round-looking `edge_on` ones."""
+    edge_on = shapes["gz1_class"] == "edge_on"
+    return edge_on, ~edge_on | (shapes["q"] <= ROUND)
+
+
+def _read(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `galaxyzoo predict`'s CSV whose image was read and cropped (an empty error field),
+    with the file's name as `image`, the key of `labels.csv`."""
+    read = predictions.loc[predictions["error"].isna()].copy()  # consolidated: assigning to a fragmented frame warns
+    read["image"] = read["file"].map(lambda f: Path(f).name)
+    return read
 
 
 def _probes() -> dict:
@@ -257,31 +276,35 @@ def train_packaged(configs: list, experiment: str, uri: str) -> list[str]:
 
 
 def figures_of(predictions: pd.DataFrame, labels: pd.DataFrame, shapes: pd.DataFrame) -> dict[str, float]:
-    """The four figures of one table of predictions of the real images, and the edge-on AUC on the
-    edge-ons that look it (`elongated_edge_on_auc`)."""
+    """`gz1_figures` of one table of predictions of the real images, and its edge-on AUC without the
+    round-looking `edge_on` galaxies (`edge_on_auc_without_round`)."""
     return {**gz1_figures(predictions, labels),
-            "edgeon_vs_faceon_auc_elongated_edge_on": elongated_edge_on_auc(predictions, shapes)}
+            "edgeon_vs_faceon_auc_without_round_edge_on": edge_on_auc_without_round(predictions, shapes)}
 
 
 def mean_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """What an ensemble of the models predicts (`galaxyzoo ensemble` averages its members' fractions):
-    the first table with each answer's column replaced by its mean over `tables`, which must list the
-    same files in the same order."""
+    """The fractions an ensemble of the models gives (`galaxyzoo ensemble` averages its members'):
+    `file`, each answer's mean over `tables` and `error` (a file any model failed on keeps its error).
+    The tables must list the same files in the same order."""
     from galaxyzoo import schema
 
     files = tables[0]["file"].tolist()
     if any(t["file"].tolist() != files for t in tables[1:]):
         raise ValueError("the prediction tables do not list the same files in the same order")
     answers = [a.stem for a in schema.ANSWERS]
-    return tables[0].assign(**{a: sum(t[a] for t in tables) / len(tables) for a in answers})
+    error = tables[0]["error"]
+    for t in tables[1:]:
+        error = error.fillna(t["error"])
+    return pd.DataFrame({"file": files, **{a: sum(t[a] for t in tables) / len(tables) for a in answers},
+                         "error": error})
 
 
 def report(figures: pd.DataFrame, ensemble: dict[str, float] | None = None) -> str:
     """One line per figure: each model's value, then (for several models) their mean and spread,
     the `ensemble`'s value if given, and the verdict on the mean (on the value, for one model)."""
     table = figures.T
-    if len(figures) > 1:
-        table = table.assign(mean=figures.mean(), sd=figures.std(ddof=1))
+    if len(figures) > 1:  # a figure one model could not give is no mean: NaN, and not met
+        table = table.assign(mean=figures.mean(skipna=False), sd=figures.std(ddof=1, skipna=False))
     if ensemble is not None:
         table = table.assign(ensemble=pd.Series(ensemble))
     judged = "mean" if len(figures) > 1 else table.columns[0]
@@ -316,38 +339,43 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--model-uri scores a model already trained: it takes no --train-seeds")
     args.train_seeds = list(dict.fromkeys(args.train_seeds or [0]))
     args.workdir = args.workdir.resolve()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{args.workdir / 'mlflow.db'}"
+    configs = [] if args.model_uri else experiment_configs(args, uri)  # a bad --set fails before anything is built
+    if not ((args.real / "labels.csv").is_file() and (args.real / "images").is_dir()):
+        parser.error(f"--real {args.real}: expected labels.csv and images/ there (the gz1_sdss folder)")
+    labels = pd.read_csv(args.real / "labels.csv")
+    shapes = disk_shapes(labels, args.real / "images")  # before the training, which takes long
+    args.workdir.mkdir(parents=True, exist_ok=True)
     if args.model_uri:
-        models = {"model": args.model_uri}
+        models = {"model": (args.model_uri, args.workdir / "gz1_predictions.csv")}
     else:
-        configs = experiment_configs(args, uri)
-        models = dict(zip([f"seed {k}" for k in args.train_seeds], train_packaged(configs, args.experiment, uri)))
+        from galaxyzoo.config.experiment import config_hash
+
+        uris = train_packaged(configs, args.experiment, uri)
+        models = {f"seed {cfg.train.seed}": (model_uri, args.workdir / f"gz1_predictions-{config_hash(cfg)}.csv")
+                  for cfg, model_uri in zip(configs, uris)}
 
     from galaxyzoo.registry import predict
 
-    labels = pd.read_csv(args.real / "labels.csv")
-    shapes = disk_shapes(labels, args.real / "images")
     figures, tables = {}, []
-    for name, model_uri in models.items():
-        suffix = "" if args.model_uri else "-" + name.replace(" ", "")
-        out = args.workdir / f"gz1_predictions{suffix}.csv"
+    for name, (model_uri, out) in models.items():
         predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri)
         tables.append(pd.read_csv(out))
         figures[name] = figures_of(tables[-1], labels, shapes)
         print(f"{name}: {model_uri}; {int(figures[name].pop('images'))} real images; predictions in {out}")
     ensemble = None
-    if len(tables) > 1:  # the mean of the models' predictions, as `galaxyzoo ensemble` would package them
+    if len(tables) > 1:  # the fractions of an ensemble of the models
         ensemble = figures_of(mean_predictions(tables), labels, shapes)
         ensemble.pop("images")
     check = edge_on_label_check(shapes)
     print(f"GZ1 labels: {100 * check['edge_on_class_round_share']:.0f} % of the edge-on class look round (image "
-          f"b/a > {ROUND}); the image's b/a alone ranks edge-on above face-on with AUC "
-          f"{check['edgeon_vs_faceon_auc_axis_ratio_alone']:.3f}. The last row below keeps only the edge-ons "
-          f"under b/a {ELONGATED}.")
+          f"b/a > {ROUND}). The image's b/a alone ranks edge-on above face-on with AUC "
+          f"{check['edgeon_vs_faceon_auc_axis_ratio_alone']:.3f}, and with "
+          f"{check['edgeon_vs_faceon_auc_axis_ratio_alone_without_round']:.3f} without those round ones: the "
+          "yardstick for the last row below, which leaves them out too.")
     print(report(pd.DataFrame(figures).T, ensemble))
     if args.probe:
-        for name, model_uri in models.items():
+        for name, (model_uri, _) in models.items():
             print(f"{name}: mean predicted smooth, each set changed one way (before the crop):")
             print(probe(model_uri, args.real).round(3).to_string())
 

@@ -25,7 +25,7 @@ head that knew each truth (Binomial(n, p)): what calibration looks like on
 these galaxies. Only galaxies whose question got votes count. Target: each
 within 0.85-0.95. Each share comes with its standard error over the test
 galaxies (`*_se`); a question whose share lies outside the target band by more
-than two of them is outside for a reason other than which galaxies were drawn.
+than two of them is unlikely to be outside by the draw of test galaxies alone.
 
 The training keeps its checkpoint in `WORKDIR/bench-runs/dirichlet-<experiment>-<config
 hash>/` and continues from it when run again, so a killed run resumes and a
@@ -82,8 +82,10 @@ def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dic
 
 def within_band(shares: pd.DataFrame, margin=0.0, band=(0.85, 0.95)) -> pd.Series:
     """Per column, how many questions' shares lie within `band`, widened on both sides by `margin`
-    (a number, or an array of the table's shape: e.g. two standard errors per share)."""
+    (a number, or an array of the table's shape: e.g. two standard errors per share). A NaN margin
+    (no standard error: one galaxy) widens nothing."""
     low, high = band
+    margin = np.nan_to_num(margin)
     return ((shares >= low - margin) & (shares <= high + margin)).sum()
 
 

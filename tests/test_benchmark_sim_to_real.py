@@ -77,23 +77,30 @@ def test_the_edge_on_label_check_measures_shapes_and_leaves_round_edge_ons_out(t
     assert sim_to_real.axis_ratio(frame("thin.jpeg", (90, 30))) == pytest.approx(1 / 3, abs=0.02)
     assert sim_to_real.axis_ratio(frame("round.jpeg", (60, 60))) == pytest.approx(1, abs=0.02)
     assert np.isnan(sim_to_real.axis_ratio(np.zeros((424, 424), np.uint8)))  # no galaxy: no shape
+    assert np.isnan(sim_to_real.axis_ratio(None))  # what cv2.imread gives for an unreadable file
     for name in ("s1.jpeg", "s2.jpeg", "e_round.jpeg"):
         frame(name, (60, 58))
     frame("e_thin.jpeg", (90, 25), angle=120)
-    labels = pd.DataFrame({"image": ["s1.jpeg", "s2.jpeg", "e_thin.jpeg", "e_round.jpeg", "gone.jpeg", "el.jpeg"],
-                           "gz1_class": ["spiral_cw", "spiral_acw", "edge_on", "edge_on", "edge_on", "elliptical"]})
-    predictions = pd.DataFrame({"file": [f"x/{name}" for name in labels["image"]],
-                                EDGE_ON: [0.1, 0.2, 0.9, 0.05, 0.0, 0.0],
-                                "error": [None] * 4 + ["not a readable image", None]})
+    frame("e_mid.jpeg", (80, 44))  # b/a 0.55: not round by ROUND = 0.6, so kept
     frame("gone.jpeg", (90, 20))  # elongated, but the model could not read it
+    (tmp_path / "broken.jpeg").write_bytes(b"\xff\xd8")  # no frame at all: no shape, left out
+    images = ["s1.jpeg", "s2.jpeg", "e_thin.jpeg", "e_round.jpeg", "e_mid.jpeg", "gone.jpeg", "broken.jpeg", "el.jpeg"]
+    classes = ["spiral_cw", "spiral_acw"] + ["edge_on"] * 5 + ["elliptical"]
+    labels = pd.DataFrame({"image": images, "gz1_class": classes})
+    predictions = pd.DataFrame({"file": [f"x/{name}" for name in images],
+                                EDGE_ON: [0.1, 0.3, 0.9, 0.05, 0.2, 0.0, 0.0, 0.0],
+                                "error": [None] * 5 + ["not a readable image"] * 2 + [None]})
     shapes = sim_to_real.disk_shapes(labels, tmp_path)
-    assert shapes["image"].tolist() == ["s1.jpeg", "s2.jpeg", "e_thin.jpeg", "e_round.jpeg", "gone.jpeg"]
+    assert shapes["image"].tolist() == images[:6]
+    assert shapes["q"].iloc[4] == pytest.approx(0.55, abs=0.02)
     check = sim_to_real.edge_on_label_check(shapes.iloc[:4])
     assert check["edge_on_class_round_share"] == 0.5  # of the two edge-ons, one is round
-    # b/a alone: the thin edge-on beats both spirals, the round one ties with both
+    # b/a alone: the thin edge-on beats both spirals, the round one ties with both; without the round one, 1
     assert check["edgeon_vs_faceon_auc_axis_ratio_alone"] == pytest.approx(0.75)
-    # the round edge-on (t02 0.05, below both spirals) is left out, and the unread one; the thin one ranks first
-    assert sim_to_real.elongated_edge_on_auc(predictions, shapes) == 1.0
+    assert check["edgeon_vs_faceon_auc_axis_ratio_alone_without_round"] == 1.0
+    # Left out: the round edge-on (t02 0.05, below both spirals) and the unread ones. Kept: the thin one (above
+    # both spirals) and the b/a 0.55 one (0.2: above 0.1, below 0.3), so 3 of 4 pairs are ranked right.
+    assert sim_to_real.edge_on_auc_without_round(predictions, shapes) == pytest.approx(0.75)
 
 
 def test_several_training_seeds_are_reported_with_their_mean_and_the_verdict_on_it():
@@ -115,6 +122,9 @@ def test_several_training_seeds_are_reported_with_their_mean_and_the_verdict_on_
                                                  "mean_smooth_of_ellipticals": 0.6}).splitlines()
     assert with_ensemble[0].split()[-1] == "ensemble" and with_ensemble[2].split()[5] == "0.900"
     assert with_ensemble[2].endswith("(target >= 0.85: NOT met)")  # the ensemble's 0.90 is not what is judged
+    # a figure one seed could not give has no mean, and is not met
+    gap = sim_to_real.report(figures.assign(smooth_vs_features_auc=[0.97, np.nan])).splitlines()[1]
+    assert gap.split()[3] == "nan" and gap.endswith("NOT met)")
 
 
 def test_the_mean_of_the_models_predictions_averages_every_answer_of_the_same_files():
@@ -122,9 +132,10 @@ def test_the_mean_of_the_models_predictions_averages_every_answer_of_the_same_fi
     answers = [a.stem for a in schema.ANSWERS]
     one = pd.DataFrame({"file": ["a.jpeg", "b.jpeg"], **{a: [0.2, 0.4] for a in answers}, "error": [None, None]})
     two = one.assign(**{a: [0.4, 0.0] for a in answers})
-    mean = sim_to_real.mean_predictions([one, two])
-    assert list(mean.columns) == list(one.columns) and mean["file"].tolist() == ["a.jpeg", "b.jpeg"]
+    mean = sim_to_real.mean_predictions([one, two.assign(error=[None, "not a readable image"])])
+    assert list(mean.columns) == ["file", *answers, "error"] and mean["file"].tolist() == ["a.jpeg", "b.jpeg"]
     np.testing.assert_allclose(mean[answers].to_numpy(), np.tile([[0.3], [0.2]], len(answers)))
+    assert mean["error"].isna().tolist() == [True, False]  # a file one model failed on stays failed
     with pytest.raises(ValueError, match="same files"):
         sim_to_real.mean_predictions([one, two.iloc[::-1]])
 
@@ -132,7 +143,15 @@ def test_the_mean_of_the_models_predictions_averages_every_answer_of_the_same_fi
 @pytest.mark.parametrize("args, message", [(["--set", "train.seed=3"], "not --set train.seed"),
                                            (["--model-uri", "runs:/x/m", "--train-seeds", "1"], "no --train-seeds")])
 def test_training_seeds_come_only_from_train_seeds(tmp_path, capsys, args, message):
+    # refused before --real is looked at (an empty folder here) and before the workdir is made
     with pytest.raises(SystemExit) as exit_info:
         load("sim_to_real").main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w"), *args])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_real_folder_without_labels_and_images_is_refused_before_any_training(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load("sim_to_real").main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w")])
+    assert exit_info.value.code == 2 and "expected labels.csv and images/" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
