@@ -162,8 +162,8 @@ def _per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
         for name, m in measures.items():
             per_galaxy = m[voted, q.slice].mean(axis=1)
             row[name] = float(per_galaxy.mean()) if per_galaxy.size else float("nan")
-            row[f"{name}_se"] = float(per_galaxy.std(ddof=1) / np.sqrt(per_galaxy.size)) if per_galaxy.size > 1 \
-                else float("nan")
+            se = per_galaxy.std(ddof=1) / np.sqrt(per_galaxy.size) if per_galaxy.size > 1 else np.nan
+            row[f"{name}_se"] = float(se)
         rows.append(row)
     return pd.DataFrame(rows, columns=["question", "slug", "galaxies", *measures, *(f"{m}_se" for m in measures)])
 
