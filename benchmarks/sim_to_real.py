@@ -308,11 +308,12 @@ def report(figures: pd.DataFrame, ensemble: dict[str, float] | None = None) -> s
     if ensemble is not None:
         table = table.assign(ensemble=pd.Series(ensemble))
     judged = "mean" if len(figures) > 1 else table.columns[0]
-    lines = [f"{'':40s}" + "".join(f"{str(c):>9s}" for c in table.columns)]
+    width = max(len(name) for name in table.index) + 1
+    lines = [" " * width + "".join(f"{str(c):>9s}" for c in table.columns)]
     for name, row in table.iterrows():
         target = TARGETS.get(name)
         verdict = "" if target is None else f"  (target >= {target}: {'met' if row[judged] >= target else 'NOT met'})"
-        lines.append(f"{name:40s}" + "".join(f"{v:9.3f}" for v in row) + verdict)
+        lines.append(f"{name:{width}s}" + "".join(f"{v:9.3f}" for v in row) + verdict)
     return "\n".join(lines)
 
 
