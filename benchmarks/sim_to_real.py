@@ -364,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
         tables.append(pd.read_csv(out))
         figures[name] = figures_of(tables[-1], labels, shapes)
         print(f"{name}: {model_uri}; {int(figures[name].pop('images'))} real images; predictions in {out}")
+    branches = tables[0]["crop_branch"].value_counts(normalize=True)  # the crop is the same for every model
+    print("crop branches of the real images: " + ", ".join(f"{b} {100 * s:.0f}%" for b, s in branches.items()))
     ensemble = None
     if len(tables) > 1:  # the fractions of an ensemble of the models
         ensemble = figures_of(mean_predictions(tables), labels, shapes)
