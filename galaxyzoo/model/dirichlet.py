@@ -45,8 +45,6 @@ from galaxyzoo import schema
 from galaxyzoo.model.metrics import answer_arrays
 
 LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
-COVERAGE_COLUMNS = ("question", "slug", "galaxies", "true_coverage", "vote_coverage", "vote_interval_coverage",
-                    "true_coverage_se", "vote_coverage_se", "vote_interval_coverage_se")
 
 
 def question_totals(x: np.ndarray) -> np.ndarray:
