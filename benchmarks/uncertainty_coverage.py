@@ -52,13 +52,16 @@ from train_quality import build_data  # noqa: E402  (the data stages fork: build
 DIRICHLET = ["model.head=dirichlet", "train.loss=dirichlet-learned"]
 
 
-def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dict:
-    """Fit `experiment` with `overrides`, or continue its checkpoint; the test split's coverage tables and RMSE."""
-    from galaxyzoo import schema
+def dirichlet_overrides(n: int, epochs: int, workdir: str, bf16: bool) -> list[str]:
+    """The experiment's overrides: the Dirichlet head on `train_quality.py`'s synthetic sample of `n` (seed 2026)."""
+    return ["data.source=synthetic", f"data.synthetic_n={n}", "data.synthetic_seed=2026", f"data.workdir={workdir}",
+            f"train.epochs={epochs}", *DIRICHLET, *(["train.precision=bfloat16"] if bf16 else [])]
+
+
+def trained(experiment: str, overrides: list[str], workdir: Path):
+    """Fit `experiment` with `overrides`, or continue its checkpoint: (its config, the training's result, its data)."""
     from galaxyzoo.config.experiment import config_hash, load_experiment
     from galaxyzoo.data.dataset import load_dataset
-    from galaxyzoo.model import dirichlet, metrics
-    from galaxyzoo.registry import evaluate
     from galaxyzoo.training import callbacks
     from galaxyzoo.training.fit import fit
 
@@ -67,10 +70,26 @@ def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dic
     run_dir = workdir / "bench-runs" / f"dirichlet-{experiment.removesuffix('.yaml')}-{config_hash(cfg)}"
     dataset = load_dataset(cfg.data, with_counts=True)
     result = fit(cfg, dataset, run_dir, resume=(run_dir / callbacks.STATE_FILE).is_file(), verbose=2)
+    return cfg, result, dataset
+
+
+def true_probabilities(dataset, part) -> np.ndarray:
+    """(N, 37): the probabilities the volunteers voted from (`truth.csv`), for `part`'s galaxies in its order."""
+    from galaxyzoo import schema
+
+    truth = pd.read_csv(dataset.workspace.raw / "truth.csv").set_index("asset_id").loc[part.asset_ids]
+    return truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
+
+
+def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dict:
+    """Fit `experiment` with `overrides`, or continue its checkpoint; the test split's coverage tables and RMSE."""
+    from galaxyzoo.model import dirichlet, metrics
+    from galaxyzoo.registry import evaluate
+
+    cfg, result, dataset = trained(experiment, overrides, workdir)
     test = dataset.parts["test"]
     alpha = evaluate.predict_outputs(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
-    truth = pd.read_csv(dataset.workspace.raw / "truth.csv").set_index("asset_id").loc[test.asset_ids]
-    true_probs = truth[[f"{a.stem}_true" for a in schema.ANSWERS]].to_numpy()
+    true_probs = true_probabilities(dataset, test)
     table = dirichlet.coverage(alpha, true_probs, test.counts)
     best = dirichlet.truth_vote_coverage(true_probs, test.counts)
     table["best_vote_coverage"] = best["vote_coverage"]
@@ -100,9 +119,7 @@ def main() -> None:
     args = parser.parse_args()
 
     experiment, n, epochs = ("quickstart.yaml", 600, 3) if args.quick else ("improved.yaml", args.n, args.epochs)
-    overrides = ["data.source=synthetic", f"data.synthetic_n={n}", "data.synthetic_seed=2026",
-                 f"data.workdir={args.workdir}", f"train.epochs={epochs}", *DIRICHLET,
-                 *(["train.precision=bfloat16"] if args.bf16 else [])]
+    overrides = dirichlet_overrides(n, epochs, args.workdir, args.bf16)
     build_data(experiment, overrides)
     r = train_and_cover(experiment, overrides, Path(args.workdir))
 

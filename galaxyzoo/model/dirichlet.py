@@ -94,13 +94,13 @@ def coverage(alpha: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, leve
     - `vote_interval_coverage` tests the observed fraction `k / n` against
       `vote_intervals`, bounds inclusive: at least `level` for a calibrated
       head, and more where answers are nearly decided;
-    - each `*_se` is that share's standard error over the galaxies (`_per_question`).
+    - each `*_se` is that share's standard error over the galaxies (`per_question`).
     """
     alpha, true_probs, counts = answer_arrays(alpha=alpha, true_probs=true_probs, counts=counts)
     low, high = intervals(alpha, level)
     n = question_totals(counts)
-    return _per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
-                         **_vote_measures(_vote_predictive(alpha, n), counts, level))
+    return per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
+                        **vote_measures(_vote_predictive(alpha, n), counts, level))
 
 
 def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
@@ -119,7 +119,7 @@ def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float
     n = question_totals(counts)
     # truth.csv rounds each probability to 6 decimals, so a question's sum can miss 1 by a few 1e-6.
     votes = stats.binom(np.maximum(n, 1), np.clip(probs / totals, 0.0, 1.0))
-    return _per_question(n, **_vote_measures(votes, counts, level))
+    return per_question(n, **vote_measures(votes, counts, level))
 
 
 def _vote_predictive(alpha: np.ndarray, n: np.ndarray):
@@ -130,9 +130,10 @@ def _vote_predictive(alpha: np.ndarray, n: np.ndarray):
     return stats.betabinom(np.maximum(n, 1), *_beta_parameters(alpha))
 
 
-def _vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndarray]:
+def vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndarray]:
     """Per (galaxy, answer): the randomised PIT's share inside the central band, and whether the count
-    lies inside the inclusive interval of whole counts, under the frozen predictive `votes`."""
+    lies inside the inclusive interval of whole counts, under the predictive `votes` (anything with a
+    vectorised `cdf`: a frozen SciPy distribution, or a mixture of them)."""
     tail = (1.0 - level) / 2
     below, at = votes.cdf(counts - 1), votes.cdf(counts)
     step = at - below
@@ -145,9 +146,10 @@ def _vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndar
     return {"vote_coverage": share, "vote_interval_coverage": inside}
 
 
-def _per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
+def per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
     """The coverage table: each (N, 37) measure averaged per question over the galaxies whose question got
-    votes, and its standard error (`<measure>_se`).
+    votes (`n`: each answer's question's vote total, `question_totals(counts)`), and its standard error
+    (`<measure>_se`).
 
     A galaxy's answers share its image and its crowd, so they are not independent draws; galaxies are.
     Each galaxy's mean over the question's answers is one draw, and the share is the mean of those

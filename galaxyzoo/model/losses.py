@@ -74,7 +74,7 @@ def lgamma(x):
     return stirling - ops.where(small, ops.log(product), 0.0)
 
 
-def _question_sums(x):
+def question_sums(x):
     """(..., 37) -> (..., 11): the sum of each question's answers.
 
     Slices rather than a product with a 0/1 matrix: GPUs may run matrix
@@ -133,7 +133,7 @@ class VoteWeightedMSE(_GalaxyZooLoss):
 
     def call(self, y_true, y_pred):
         targets, counts = self._split(y_true)
-        question_votes = _per_answer(_question_sums(counts))
+        question_votes = _per_answer(question_sums(counts))
         root_votes = ops.sum(counts[..., _T01], axis=-1, keepdims=True)
         weights = ops.clip(question_votes / ops.maximum(root_votes, 1.0), 0.0, 1.0)
         return ops.mean(weights * ops.square(y_pred - targets), axis=-1)
@@ -199,7 +199,7 @@ def per_question_fractions(x):
     Turns the `"dirichlet"` head's concentrations into answer fractions (the
     Dirichlet's mean) inside a graph; `model.dirichlet.fractions` is the NumPy twin.
     """
-    return x / _per_answer(_question_sums(x))
+    return x / _per_answer(question_sums(x))
 
 
 def _dirichlet_multinomial_nll(counts, alpha):
@@ -207,11 +207,19 @@ def _dirichlet_multinomial_nll(counts, alpha):
 
     Questions without votes contribute exactly 0.
     """
-    n = _question_sums(counts)  # (batch, 11)
-    total_alpha = _question_sums(alpha)
+    return -ops.sum(ops.where(question_sums(counts) > 0, dirichlet_multinomial_log_prob(counts, alpha), 0.0), axis=-1)
+
+
+def dirichlet_multinomial_log_prob(counts, alpha):
+    """(..., 37) vote counts and concentrations -> (..., 11): each question's log-likelihood of its votes.
+
+    The formula of `DirichletMultinomialNLL`; a question without votes gives 0
+    up to rounding (callers that sum mask it with `question_sums(counts) > 0`).
+    """
+    n = question_sums(counts)
+    total_alpha = question_sums(alpha)
     answer_terms = lgamma(counts + alpha) - lgamma(alpha) - lgamma(counts + 1.0)
-    log_prob = lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + _question_sums(answer_terms)
-    return ops.sum(ops.where(n > 0, -log_prob, 0.0), axis=-1)
+    return lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + question_sums(answer_terms)
 
 
 # Each name of config's LOSSES -> its class and the parameters it takes.

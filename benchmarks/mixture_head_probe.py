@@ -1,0 +1,226 @@
+"""Probe: would a mixture of Dirichlets per question fit the Dirichlet head's intervals to the truth?
+
+    python benchmarks/mixture_head_probe.py --workdir data/bench --bf16 [--components 1 2 3] [--high 100 1000]
+
+The Dirichlet head's 90 % intervals hold the true probability of t02 and t03
+98 % and 97 % of the time: too wide (docs/benchmarks.md, "Why t02 and t03 stay
+too wide for the true probability"). Its errors are a sharp peak and a heavy
+tail, and one Dirichlet per galaxy must cover both. A mixture of K Dirichlets
+per question, weighted per galaxy, can hold both. This probe asks whether it
+would before anything is built into the package. It takes the finished
+network of `uncertainty_coverage.py` (the same options, trained first if
+missing), freezes it, and fits new heads on its features (the input of its
+head, `model.network.embedding_model`):
+
+- for each `--components` K and each `--high`, K concentrations per answer in
+  (1, high) (`model.network.Concentrations`; the network's own bound is 100)
+  and K weights per question (a softmax);
+- trained on the training galaxies' vote counts by the mixture's
+  Dirichlet-multinomial likelihood, and stopped on the validation galaxies';
+- K = 1 with high 100 is the network's own head fitted again: the control.
+
+For each head it prints the test galaxies' coverage per question, as
+`uncertainty_coverage.py` measures it (`true`: the truth inside the central
+90 % interval of the mixture of Betas; `votes`: the randomised PIT of the count
+under the mixture of beta-binomials), and how many questions lie within the
+target's 0.85-0.95. Nothing is trained on the test galaxies, and their truth is
+used only to score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_quality import build_data  # noqa: E402  (the data stages fork: build them before Keras loads)
+from uncertainty_coverage import dirichlet_overrides, true_probabilities, trained, within_band  # noqa: E402
+
+BAND = (0.85, 0.95)
+
+
+class MixtureOfVotes:
+    """The predictive distribution of each answer's votes under a mixture of Dirichlets: the weighted sum of
+    the components' BetaBinomial(n, a, b). Only `cdf` is needed (`model.dirichlet.vote_measures`)."""
+
+    def __init__(self, alpha: np.ndarray, weights: np.ndarray, n: np.ndarray):
+        from scipy import stats
+
+        self.weights = weights
+        self.components = [stats.betabinom(np.maximum(n, 1), a, b) for a, b in _beta_parameters(alpha)]
+
+    def cdf(self, k: np.ndarray) -> np.ndarray:
+        return sum(w * c.cdf(k) for w, c in zip(self.weights, self.components))
+
+
+def mixture_intervals(alpha: np.ndarray, weights: np.ndarray, level: float = 0.9, steps: int = 50):
+    """(low, high), each (N, 37): the central `level` interval of each answer's probability under the mixture.
+
+    `alpha` (K, N, 37) are the components' concentrations and `weights` (K, N, 37) each answer's
+    question's weight of the component. A mixture of Betas has no closed-form quantile, so each is found
+    by bisection of its CDF: `steps` halvings of [0, 1] leave it within 2**-steps.
+    """
+    from scipy import stats
+
+    betas = [stats.beta(a, b) for a, b in _beta_parameters(alpha)]
+
+    def quantile(p: float) -> np.ndarray:
+        low, high = np.zeros(alpha.shape[1:]), np.ones(alpha.shape[1:])
+        for _ in range(steps):
+            mid = (low + high) / 2
+            below = sum(w * beta.cdf(mid) for w, beta in zip(weights, betas)) < p
+            low, high = np.where(below, mid, low), np.where(below, high, mid)
+        return (low + high) / 2
+
+    tail = (1.0 - level) / 2
+    return quantile(tail), quantile(1.0 - tail)
+
+
+def mixture_coverage(alpha: np.ndarray, weights: np.ndarray, true_probs: np.ndarray, counts: np.ndarray,
+                     level: float = 0.9) -> pd.DataFrame:
+    """`model.dirichlet.coverage` for a mixture: `alpha` and `weights` (K, N, 37) as in `mixture_intervals`."""
+    from galaxyzoo.model import dirichlet
+
+    low, high = mixture_intervals(alpha, weights, level)
+    n = dirichlet.question_totals(counts)
+    return dirichlet.per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
+                                  **dirichlet.vote_measures(MixtureOfVotes(alpha, weights, n), counts, level))
+
+
+def mixture_nll(counts, outputs, components: int):
+    """(batch,) negative log-likelihood of the vote `counts` (batch, 37) under the mixture in `outputs`:
+    (batch, K * 37) concentrations, then (batch, K * 11) log-weights; unvoted questions count 0."""
+    from keras import ops
+
+    from galaxyzoo import schema
+    from galaxyzoo.model.losses import dirichlet_multinomial_log_prob, question_sums
+
+    q, n = len(schema.QUESTIONS), schema.N_ANSWERS
+    alpha = ops.reshape(outputs[:, : components * n], (-1, components, n))
+    log_weights = ops.reshape(outputs[:, components * n:], (-1, components, q))
+    per_component = dirichlet_multinomial_log_prob(ops.expand_dims(counts, 1), alpha)  # (batch, K, 11)
+    log_prob = ops.logsumexp(log_weights + per_component, axis=1)
+    return -ops.sum(ops.where(question_sums(counts) > 0, log_prob, 0.0), axis=-1)
+
+
+def mixture_head(features: int, components: int, high: float, init: tuple[np.ndarray, np.ndarray]):
+    """features -> (K * 37 concentrations, K * 11 log-weights). Each component starts from the network's
+    own head (`init`: its logits layer's kernel and bias), shifted apart so that the K differ."""
+    import keras
+    from keras import layers, ops
+
+    from galaxyzoo import schema
+    from galaxyzoo.model.network import Concentrations
+
+    kernel, bias = init
+    rng = np.random.default_rng(0)
+    shifts = np.arange(components) - (components - 1) / 2
+    inputs = keras.Input((features,))
+    logits = layers.Dense(components * schema.N_ANSWERS, kernel_initializer=keras.initializers.Constant(
+        np.concatenate([kernel + rng.normal(0, 0.05, kernel.shape) for _ in shifts], axis=1)),
+        bias_initializer=keras.initializers.Constant(np.concatenate([bias + 0.5 * s for s in shifts])))(inputs)
+    alpha = Concentrations(high=high)(logits)
+    weight_logits = layers.Reshape((components, len(schema.QUESTIONS)))(
+        layers.Dense(components * len(schema.QUESTIONS), kernel_initializer="zeros")(inputs))
+    log_weights = layers.Flatten()(layers.Lambda(lambda x: ops.log_softmax(x, axis=1))(weight_logits))
+    return keras.Model(inputs, layers.Concatenate()([alpha, log_weights]))
+
+
+def fit_head(parts: dict, components: int, high: float, init, seed: int = 0, epochs: int = 300):
+    """A mixture head fitted on `parts["train"]` (features, counts), stopped on `parts["val"]`'s loss."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = mixture_head(parts["train"][0].shape[1], components, high, init)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=lambda y, p: mixture_nll(y, p, components))
+    stop = keras.callbacks.EarlyStopping(patience=15, restore_best_weights=True)
+    history = model.fit(*parts["train"], validation_data=parts["val"], batch_size=256, epochs=epochs,
+                        callbacks=[stop], verbose=0)
+    return model, min(history.history["val_loss"])
+
+
+def split_outputs(outputs: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
+    """A mixture head's (N, K * 48) outputs -> `alpha` and per-answer `weights`, each (K, N, 37)."""
+    from galaxyzoo import schema
+
+    n, q = schema.N_ANSWERS, len(schema.QUESTIONS)
+    alpha = outputs[:, : components * n].reshape(-1, components, n).transpose(1, 0, 2)
+    log_weights = outputs[:, components * n:].reshape(-1, components, q).transpose(1, 0, 2)
+    return alpha.astype(np.float64), np.exp(log_weights.astype(np.float64))[:, :, schema.QUESTION_OF_ANSWER]
+
+
+def _beta_parameters(alpha: np.ndarray):
+    """Each component's marginal Beta(a, b) per answer, for `alpha` (K, N, 37)."""
+    from galaxyzoo.model import dirichlet
+
+    return [(a, dirichlet.question_totals(a) - a) for a in np.asarray(alpha, dtype=np.float64)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=40, help="the network's, as uncertainty_coverage.py's")
+    parser.add_argument("--workdir", default="data/bench")
+    parser.add_argument("--bf16", action="store_true", help="the network trained under mixed_bfloat16")
+    parser.add_argument("--components", nargs="+", type=int, default=[1, 2, 3], metavar="K")
+    parser.add_argument("--high", nargs="+", type=float, default=[100.0, 1000.0],
+                        help="upper bounds of the concentrations (the network's own: 100)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of each head's start and batches")
+    args = parser.parse_args(argv)
+    if min(args.components) < 1 or min(args.high) <= 1:
+        parser.error("--components must be >= 1 and --high > 1 (the concentrations' lower bound)")
+
+    overrides = dirichlet_overrides(args.n, args.epochs, args.workdir, args.bf16)
+    build_data("improved.yaml", overrides)
+
+    from galaxyzoo.model import dirichlet
+    from galaxyzoo.model.network import LOGITS_LAYER, embedding_model
+    from galaxyzoo.registry import evaluate
+
+    cfg, result, dataset = trained("improved.yaml", overrides, Path(args.workdir))
+    features = embedding_model(result.model)
+    parts = {name: (evaluate.predict_outputs(features, dataset.images, p.rows, batch_size=cfg.train.batch_size),
+                    p.counts.astype(np.float32)) for name, p in dataset.parts.items()}
+    scored = {name: (dataset.parts[name], true_probabilities(dataset, dataset.parts[name])) for name in ("val", "test")}
+
+    def coverage_of(table_of) -> dict[str, pd.DataFrame]:
+        """`table_of(part name, part, its truth)` for the validation and the test galaxies."""
+        return {part_name: table_of(part_name, part, truth) for part_name, (part, truth) in scored.items()}
+
+    init = result.model.get_layer(LOGITS_LAYER).get_weights()
+    tables = {"the network's head": coverage_of(lambda _, part, truth: dirichlet.coverage(
+        evaluate.predict_outputs(result.model, dataset.images, part.rows, batch_size=cfg.train.batch_size),
+        truth, part.counts))}
+    for high in args.high:
+        for k in args.components:
+            for seed in args.seeds:
+                head, val_loss = fit_head(parts, k, high, init, seed)
+                name = f"K={k}, high {high:g}, seed {seed} (val NLL {val_loss:.2f})"
+                tables[name] = coverage_of(lambda part_name, part, truth: mixture_coverage(
+                    *split_outputs(head.predict(parts[part_name][0], verbose=0), k), truth, part.counts))
+                print(f"fitted {name}", flush=True)
+    print(report(tables))
+
+
+def report(tables: dict[str, dict[str, pd.DataFrame]]) -> str:
+    """Per head: how many questions' `true` and `votes` coverage lie within BAND on the validation and
+    the test galaxies, then the test galaxies' shares per question."""
+    lines = []
+    for name, by_part in tables.items():
+        counts = []
+        for part, table in by_part.items():
+            within = within_band(table.set_index("question")[["true_coverage", "vote_coverage"]], band=BAND)
+            counts.append(f"{part} true {within['true_coverage']}, votes {within['vote_coverage']}")
+        lines.append(f"{name}: questions within {BAND[0]}-{BAND[1]} of {len(table)}: " + "; ".join(counts))
+        test = by_part["test"].set_index("question")
+        lines.append("  test " + " ".join(f"{q} {t:.3f}/{v:.3f}" for q, t, v in
+                                          zip(test.index, test["true_coverage"], test["vote_coverage"])))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
