@@ -2,16 +2,16 @@
 
     .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss \\
         [--n 10000] [--epochs 15] [--experiment improved.yaml] [--workdir data/sim2real] [--bf16]
-        [--train-seeds 0 1 2] [--set KEY=VALUE ...]
-    .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss --model-uri runs:/<id>/packaged_model
-        [--probe]
+        [--train-seeds 0 1 2] [--set KEY=VALUE ...] [--tta]
+    .venv/bin/python benchmarks/sim_to_real.py --real ../shared/real/gz1_sdss --model-uri runs:/<id>/packaged_model ...
+        [--tta] [--probe]
 
 Trains the experiment on a synthetic sample of `--n` galaxies with the package's
 own API (`data.workspace.build_for`, `training.run.train`, MLflow in a local SQLite
 store under `--workdir`), takes the packaged model (crop + network) the training
 logged (`registry.promote.packaged_model_uri`) and predicts every real JPEG through
 it (`registry.predict.predict_files`, the `galaxyzoo predict` path). `--model-uri`
-skips the training and scores a packaged model already logged in that store.
+skips the training and scores packaged models already logged in that store.
 
 Two trainings that differ only in their seed land up to 0.03 apart (sd 0.003-0.023
 over three seeds, docs/synthetic.md), as much as most changes of the generator
@@ -19,8 +19,13 @@ move them. `--train-seeds` trains one model per seed (`train.seed`) on the same
 data and prints each one's figures, their mean and their spread, so that a
 change can be judged against that noise in one run, and the figures of the mean
 of their predictions (the fractions `galaxyzoo ensemble` would give). Each
-model's predictions go to `WORKDIR/gz1_predictions-<config hash>.csv`, so runs
-of other settings keep theirs.
+model's predictions go to `WORKDIR/gz1_predictions-<config hash>.csv`
+(`gz1_predictions-model<i>.csv` for the i-th `--model-uri`), so runs of other
+settings keep theirs. Several `--model-uri`s are reported like several seeds.
+`--tta` predicts the real images as `galaxyzoo predict --tta` does (each the
+mean over the 8 rotations and flips of its crop), into `...-tta.csv`; to score
+models already trained that way, give their `--model-uri`s (every run of the
+benchmark trains afresh).
 
 The real images only get predicted: nothing is trained or tuned on them. Their
 GZ1 classes (`labels.csv`: elliptical, spiral_cw, spiral_acw, edge_on, merger)
@@ -330,14 +335,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="more overrides of the experiment, e.g. train.augment.zoom=0.3")
     parser.add_argument("--train-seeds", nargs="+", type=int, metavar="K",
                         help="train one model per seed and report each, their mean and spread (default: 0)")
-    parser.add_argument("--model-uri", help="score this packaged model instead of training one")
+    parser.add_argument("--model-uri", nargs="+", metavar="URI",
+                        help="score these packaged models instead of training any")
+    parser.add_argument("--tta", action="store_true",
+                        help="predict each real image as the mean over the 8 rotations and flips of its crop")
     parser.add_argument("--probe", action="store_true",
                         help="also print the mean predicted smooth of real and synthetic galaxies under image changes")
     args = parser.parse_args(argv)
     if any("train.seed=" in item for item in args.set):
         parser.error("give training seeds with --train-seeds, not --set train.seed")
     if args.model_uri and args.train_seeds:
-        parser.error("--model-uri scores a model already trained: it takes no --train-seeds")
+        parser.error("--model-uri scores models already trained: it takes no --train-seeds")
     args.train_seeds = list(dict.fromkeys(args.train_seeds or [0]))
     args.workdir = args.workdir.resolve()
     uri = f"sqlite:///{args.workdir / 'mlflow.db'}"
@@ -347,20 +355,22 @@ def main(argv: list[str] | None = None) -> None:
     labels = pd.read_csv(args.real / "labels.csv")
     shapes = disk_shapes(labels, args.real / "images")  # before the training, which takes long
     args.workdir.mkdir(parents=True, exist_ok=True)
+    suffix = "-tta.csv" if args.tta else ".csv"
     if args.model_uri:
-        models = {"model": (args.model_uri, args.workdir / "gz1_predictions.csv")}
+        models = {f"model {i}": (model_uri, args.workdir / f"gz1_predictions-model{i}{suffix}")
+                  for i, model_uri in enumerate(args.model_uri, start=1)}
     else:
         from galaxyzoo.config.experiment import config_hash
 
         uris = train_packaged(configs, args.experiment, uri)
-        models = {f"seed {cfg.train.seed}": (model_uri, args.workdir / f"gz1_predictions-{config_hash(cfg)}.csv")
+        models = {f"seed {cfg.train.seed}": (model_uri, args.workdir / f"gz1_predictions-{config_hash(cfg)}{suffix}")
                   for cfg, model_uri in zip(configs, uris)}
 
     from galaxyzoo.registry import predict
 
     figures, tables = {}, []
     for name, (model_uri, out) in models.items():
-        predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri)
+        predict.predict_files(model_uri, [args.real / "images"], out, overwrite=True, tracking_uri=uri, tta=args.tta)
         tables.append(pd.read_csv(out))
         figures[name] = figures_of(tables[-1], labels, shapes)
         print(f"{name}: {model_uri}; {int(figures[name].pop('images'))} real images; predictions in {out}")

@@ -155,3 +155,40 @@ def test_a_real_folder_without_labels_and_images_is_refused_before_any_training(
         load("sim_to_real").main(["--real", str(tmp_path), "--workdir", str(tmp_path / "w")])
     assert exit_info.value.code == 2 and "expected labels.csv and images/" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_several_packaged_models_are_scored_with_tta_into_their_own_files(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    from galaxyzoo.registry import predict
+
+    real = tmp_path / "real"
+    (real / "images").mkdir(parents=True)
+    classes = ["elliptical", "spiral_cw", "spiral_acw", "edge_on", "merger"]
+    for i in range(len(classes)):
+        image = np.zeros((424, 424), np.uint8)
+        cv2.ellipse(image, (212, 212), (80, 30 + 10 * i), 0, 0, 360, 180, cv2.FILLED)
+        cv2.imwrite(str(real / "images" / f"{i}.jpeg"), image)
+    pd.DataFrame({"image": [f"{i}.jpeg" for i in range(len(classes))], "gz1_class": classes}).to_csv(
+        real / "labels.csv", index=False)
+    calls = []
+
+    def fake_predict_files(model_uri, folders, out, overwrite, tracking_uri, tta):
+        calls.append((model_uri, out.name, tta))
+        files = sorted((folders[0]).glob("*.jpeg"))
+        smooth = [0.9, 0.2, 0.3, 0.1, 0.4] if model_uri == "runs:/a/m" else [0.6, 0.4, 0.3, 0.2, 0.5]
+        table = {a.stem: [0.1] * len(files) for a in schema.ANSWERS}
+        table.update({SMOOTH: smooth, FEATURES: [1 - s for s in smooth]})
+        pd.DataFrame({"file": [str(f) for f in files], "crop_branch": "center212", **table,
+                      "error": [None] * len(files)}).to_csv(out, index=False)
+
+    monkeypatch.setattr(predict, "predict_files", fake_predict_files)
+    load("sim_to_real").main(["--real", str(real), "--workdir", str(tmp_path / "w"),
+                              "--model-uri", "runs:/a/m", "runs:/b/m", "--tta"])
+    assert calls == [("runs:/a/m", "gz1_predictions-model1-tta.csv", True),
+                     ("runs:/b/m", "gz1_predictions-model2-tta.csv", True)]
+    report = capsys.readouterr().out
+    header = next(line for line in report.splitlines() if line.split()[:2] == ["model", "1"])
+    assert header.split()[-3:] == ["mean", "sd", "ensemble"]
+    smooth_row = next(line for line in report.splitlines() if line.startswith("mean_smooth_of_ellipticals"))
+    assert smooth_row.split()[1:4] == ["0.900", "0.600", "0.750"]
