@@ -48,10 +48,10 @@ class MixtureOfVotes:
     the components' BetaBinomial(n, a, b). Only `cdf` is needed (`model.dirichlet.vote_measures`)."""
 
     def __init__(self, alpha: np.ndarray, weights: np.ndarray, n: np.ndarray):
-        from scipy import stats
+        from galaxyzoo.model import dirichlet
 
         self.weights = weights
-        self.components = [stats.betabinom(np.maximum(n, 1), a, b) for a, b in _beta_parameters(alpha)]
+        self.components = [dirichlet.vote_predictive(a, n) for a in alpha]
 
     def cdf(self, k: np.ndarray) -> np.ndarray:
         return sum(w * c.cdf(k) for w, c in zip(self.weights, self.components))
@@ -66,7 +66,9 @@ def mixture_intervals(alpha: np.ndarray, weights: np.ndarray, level: float = 0.9
     """
     from scipy import stats
 
-    betas = [stats.beta(a, b) for a, b in _beta_parameters(alpha)]
+    from galaxyzoo.model import dirichlet
+
+    betas = [stats.beta(*dirichlet.beta_parameters(a)) for a in alpha]
 
     def quantile(p: float) -> np.ndarray:
         low, high = np.zeros(alpha.shape[1:]), np.ones(alpha.shape[1:])
@@ -107,9 +109,10 @@ def mixture_nll(counts, outputs, components: int):
     return -ops.sum(ops.where(question_sums(counts) > 0, log_prob, 0.0), axis=-1)
 
 
-def mixture_head(features: int, components: int, high: float, init: tuple[np.ndarray, np.ndarray]):
-    """features -> (K * 37 concentrations, K * 11 log-weights). Each component starts from the network's
-    own head (`init`: its logits layer's kernel and bias), shifted apart so that the K differ."""
+def mixture_head(features: int, components: int, high: float, init: tuple[np.ndarray, np.ndarray], seed: int = 0):
+    """features -> (K * 37 concentrations, K * 11 log-weights), component after component. Each component
+    starts from the network's own head (`init`: its logits layer's kernel and bias), jittered by `seed`'s
+    draw and shifted apart, so that the K differ; the weights start equal."""
     import keras
     from keras import layers, ops
 
@@ -117,7 +120,9 @@ def mixture_head(features: int, components: int, high: float, init: tuple[np.nda
     from galaxyzoo.model.network import Concentrations
 
     kernel, bias = init
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
+    # Identical components would get identical gradients and never part: a small jitter of the kernel
+    # and a spread of half a logit in the bias (about x1.6 in concentration) set them apart.
     shifts = np.arange(components) - (components - 1) / 2
     inputs = keras.Input((features,))
     logits = layers.Dense(components * schema.N_ANSWERS, kernel_initializer=keras.initializers.Constant(
@@ -131,11 +136,14 @@ def mixture_head(features: int, components: int, high: float, init: tuple[np.nda
 
 
 def fit_head(parts: dict, components: int, high: float, init, seed: int = 0, epochs: int = 300):
-    """A mixture head fitted on `parts["train"]` (features, counts), stopped on `parts["val"]`'s loss."""
+    """A mixture head fitted on `parts["train"]` (features, counts), stopped on `parts["val"]`'s loss;
+    `seed` sets its start (`mixture_head`) and the order of its batches."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = mixture_head(parts["train"][0].shape[1], components, high, init)
+    model = mixture_head(parts["train"][0].shape[1], components, high, init, seed)
+    # A linear head on fixed features: Adam's default rate, and patience for the slow, noisy fall of the
+    # validation likelihood (an epoch is only 27 batches).
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=lambda y, p: mixture_nll(y, p, components))
     stop = keras.callbacks.EarlyStopping(patience=15, restore_best_weights=True)
     history = model.fit(*parts["train"], validation_data=parts["val"], batch_size=256, epochs=epochs,
@@ -153,13 +161,6 @@ def split_outputs(outputs: np.ndarray, components: int) -> tuple[np.ndarray, np.
     return alpha.astype(np.float64), np.exp(log_weights.astype(np.float64))[:, :, schema.QUESTION_OF_ANSWER]
 
 
-def _beta_parameters(alpha: np.ndarray):
-    """Each component's marginal Beta(a, b) per answer, for `alpha` (K, N, 37)."""
-    from galaxyzoo.model import dirichlet
-
-    return [(a, dirichlet.question_totals(a) - a) for a in np.asarray(alpha, dtype=np.float64)]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -171,8 +172,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="upper bounds of the concentrations (the network's own: 100)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of each head's start and batches")
     args = parser.parse_args(argv)
-    if min(args.components) < 1 or min(args.high) <= 1:
-        parser.error("--components must be >= 1 and --high > 1 (the concentrations' lower bound)")
+    if min(args.components) < 1:
+        parser.error("--components must be >= 1")
+    if not all(1 < high < np.inf for high in args.high):
+        parser.error("--high must be finite and > 1 (the concentrations' lower bound)")
+    if min(args.seeds) < 0:
+        parser.error("--seeds must be >= 0")
 
     overrides = dirichlet_overrides(args.n, args.epochs, args.workdir, args.bf16)
     build_data("improved.yaml", overrides)
@@ -215,9 +220,10 @@ def report(tables: dict[str, dict[str, pd.DataFrame]]) -> str:
         for part, table in by_part.items():
             within = within_band(table.set_index("question")[["true_coverage", "vote_coverage"]], band=BAND)
             counts.append(f"{part} true {within['true_coverage']}, votes {within['vote_coverage']}")
-        lines.append(f"{name}: questions within {BAND[0]}-{BAND[1]} of {len(table)}: " + "; ".join(counts))
         test = by_part["test"].set_index("question")
-        lines.append("  test " + " ".join(f"{q} {t:.3f}/{v:.3f}" for q, t, v in
+        lines.append(f"{name}: questions within {BAND[0]}-{BAND[1]} of {len(test)}: " + "; ".join(counts))
+        # four digits: a share printed as 0.850 may lie on either side of the band's edge
+        lines.append("  test " + " ".join(f"{q} {t:.4f}/{v:.4f}" for q, t, v in
                                           zip(test.index, test["true_coverage"], test["vote_coverage"])))
     return "\n".join(lines)
 

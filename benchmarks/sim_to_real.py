@@ -20,8 +20,8 @@ data and prints each one's figures, their mean and their spread, so that a
 change can be judged against that noise in one run, and the figures of the mean
 of their predictions (the fractions `galaxyzoo ensemble` would give). Each
 model's predictions go to `WORKDIR/gz1_predictions-<config hash>.csv`
-(`gz1_predictions-model<i>.csv` for the i-th `--model-uri`), so runs of other
-settings keep theirs. Several `--model-uri`s are reported like several seeds.
+(`gz1_predictions-<the URI as a name>.csv` for a `--model-uri`), so runs of other
+settings and models keep theirs. Several `--model-uri`s are reported like several seeds.
 `--tta` predicts the real images as `galaxyzoo predict --tta` does (each the
 mean over the 8 rotations and flips of its crop), into `...-tta.csv`; to score
 models already trained that way, give their `--model-uri`s (every run of the
@@ -62,6 +62,7 @@ about 2.6x faster on a CPU with AMX.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -304,6 +305,12 @@ def mean_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
                          "error": error})
 
 
+def uri_file_stem(model_uri: str) -> str:
+    """A model URI as a file name's part: each run of characters other than letters, digits, `_` and `.`
+    becomes one `-` (`runs:/ab12/packaged_model` -> `runs-ab12-packaged_model`)."""
+    return re.sub(r"[^\w.]+", "-", model_uri).strip("-")
+
+
 def report(figures: pd.DataFrame, ensemble: dict[str, float] | None = None) -> str:
     """One line per figure: each model's value, then (for several models) their mean and spread,
     the `ensemble`'s value if given, and the verdict on the mean (on the value, for one model)."""
@@ -357,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     suffix = "-tta.csv" if args.tta else ".csv"
     if args.model_uri:
-        models = {f"model {i}": (model_uri, args.workdir / f"gz1_predictions-model{i}{suffix}")
+        models = {f"model {i}": (model_uri, args.workdir / f"gz1_predictions-{uri_file_stem(model_uri)}{suffix}")
                   for i, model_uri in enumerate(args.model_uri, start=1)}
     else:
         from galaxyzoo.config.experiment import config_hash

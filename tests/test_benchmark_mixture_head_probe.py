@@ -1,4 +1,5 @@
-"""The mixture-head probe's coverage and likelihood against the single Dirichlet's, which they must reduce to."""
+"""The mixture-head probe: its coverage and likelihood reduce to the single Dirichlet's, its weights act per
+question, and its head lays out its outputs as the code that reads them expects."""
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,21 @@ def test_a_mixture_of_one_or_of_two_equal_halves_covers_as_the_single_dirichlet(
     np.testing.assert_allclose(high, exact_high, atol=1e-12)
 
 
-def test_a_mixture_of_a_sharp_and_a_broad_component_narrows_the_interval_of_a_sure_answer():
+def test_each_question_follows_its_own_weights():
+    probe = load("mixture_head_probe")
+    alpha, true_probs, counts = _galaxies(seed=1)
+    other = alpha[::-1].copy()  # another galaxy's concentrations: a different coverage
+    first = np.isin(schema.QUESTION_OF_ANSWER, [0, 2, 4, 6, 8, 10])  # t01, t03, ... all on the first component
+    weights = np.stack([np.broadcast_to(first, alpha.shape), np.broadcast_to(~first, alpha.shape)]).astype(float)
+    mixed = probe.mixture_coverage(np.stack([alpha, other]), weights, true_probs, counts)
+    from_first, from_other = (dirichlet.coverage(a, true_probs, counts) for a in (alpha, other))
+    for i, q in enumerate(schema.QUESTIONS):
+        expected = from_first if i % 2 == 0 else from_other
+        np.testing.assert_allclose(mixed.loc[i, COLUMNS].to_numpy(float), expected.loc[i, COLUMNS].to_numpy(float),
+                                   atol=1e-9, err_msg=q.id)
+
+
+def test_a_mixture_of_a_sharp_and_a_broad_component_has_an_interval_between_theirs():
     probe = load("mixture_head_probe")
     sharp = np.full((1, schema.N_ANSWERS), 1.0)
     sharp[0, schema.QUESTIONS[1].slice] = (30.0, 970.0)  # t02 yes at 0.03, sure
@@ -47,7 +62,7 @@ def test_a_mixture_of_a_sharp_and_a_broad_component_narrows_the_interval_of_a_su
     yes = schema.QUESTIONS[1].start
     broad_low, broad_high = dirichlet.intervals(broad)
     sharp_low, sharp_high = dirichlet.intervals(sharp)
-    # the 10 % broad component moves the 95th percentile to about its median, far below its own 95th
+    # the 10 % broad component lifts the 95th percentile above the sharp one's, but far below its own
     assert sharp_high[0, yes] < high[0, yes] < broad_high[0, yes]
     assert low[0, yes] == pytest.approx(sharp_low[0, yes], abs=0.003)
 
@@ -67,6 +82,37 @@ def test_the_mixture_likelihood_of_one_component_is_the_learned_dirichlet_loss()
     np.testing.assert_allclose(np.asarray(probe.mixture_nll(counts.astype("float32"), halves, 2)), expected, rtol=1e-5)
 
 
+def test_the_mixture_likelihood_weighs_each_question_by_its_own_weights():
+    from scipy.special import logsumexp
+
+    from galaxyzoo.model.losses import dirichlet_multinomial_log_prob
+
+    probe = load("mixture_head_probe")
+    alpha, _, counts = _galaxies(5, seed=2)
+    other = alpha[::-1].copy()
+    q = len(schema.QUESTIONS)
+    w = np.linspace(0.1, 0.9, q)  # a different weight of the first component for each question
+    outputs = np.concatenate([alpha, other, np.tile(np.log(w), (5, 1)), np.tile(np.log(1 - w), (5, 1))], axis=1)
+    per_component = np.stack([np.asarray(dirichlet_multinomial_log_prob(counts.astype("float32"), a.astype("float32")))
+                              for a in (alpha, other)])  # (2, 5, 11)
+    voted = np.stack([counts[:, qq.slice].sum(axis=1) > 0 for qq in schema.QUESTIONS], axis=1)
+    expected = -np.where(voted, logsumexp(per_component + np.log(np.stack([w, 1 - w]))[:, None, :], axis=0), 0).sum(1)
+    np.testing.assert_allclose(np.asarray(probe.mixture_nll(counts.astype("float32"), outputs.astype("float32"), 2)),
+                               expected, rtol=1e-5)
+
+
+def test_the_built_head_lays_out_its_outputs_as_split_outputs_reads_them():
+    probe = load("mixture_head_probe")
+    n = schema.N_ANSWERS
+    bias = np.linspace(-2.0, 2.0, n)
+    head = probe.mixture_head(4, 2, 100.0, (np.zeros((4, n)), bias), seed=1)
+    alpha, weights = probe.split_outputs(np.asarray(head.predict(np.zeros((3, 4), "float32"), verbose=0)), 2)
+    assert alpha.shape == weights.shape == (2, 3, n)
+    for k, shift in enumerate((-0.25, 0.25)):  # a zero input leaves the biases: the network's, half a logit apart
+        np.testing.assert_allclose(alpha[k], np.tile(1 + 99 / (1 + np.exp(-(bias + shift))), (3, 1)), rtol=1e-5)
+    np.testing.assert_allclose(weights, 0.5, rtol=1e-6)  # the weights start equal
+
+
 def test_split_outputs_gives_each_component_its_concentrations_and_its_questions_weights():
     probe = load("mixture_head_probe")
     n, q = schema.N_ANSWERS, len(schema.QUESTIONS)
@@ -79,9 +125,12 @@ def test_split_outputs_gives_each_component_its_concentrations_and_its_questions
     np.testing.assert_allclose(weights[1], 0.75)
 
 
-@pytest.mark.parametrize("args", [["--components", "0"], ["--high", "1"]])
-def test_a_bad_component_count_or_bound_is_refused_before_any_data_is_built(tmp_path, capsys, args):
+@pytest.mark.parametrize("args, message", [(["--components", "0"], "--components must be >= 1"),
+                                           (["--high", "1"], "--high must be finite and > 1"),
+                                           (["--high", "nan"], "--high must be finite and > 1"),
+                                           (["--seeds", "-1"], "--seeds must be >= 0")])
+def test_bad_options_are_refused_before_any_data_is_built(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         load("mixture_head_probe").main(["--workdir", str(tmp_path / "w"), *args])
-    assert exit_info.value.code == 2 and "--components must be" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "w").exists()

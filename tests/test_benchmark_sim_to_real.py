@@ -185,8 +185,10 @@ def test_several_packaged_models_are_scored_with_tta_into_their_own_files(tmp_pa
     monkeypatch.setattr(predict, "predict_files", fake_predict_files)
     load("sim_to_real").main(["--real", str(real), "--workdir", str(tmp_path / "w"),
                               "--model-uri", "runs:/a/m", "runs:/b/m", "--tta"])
-    assert calls == [("runs:/a/m", "gz1_predictions-model1-tta.csv", True),
-                     ("runs:/b/m", "gz1_predictions-model2-tta.csv", True)]
+    # named after the model, so another model's run keeps its own file
+    assert calls == [("runs:/a/m", "gz1_predictions-runs-a-m-tta.csv", True),
+                     ("runs:/b/m", "gz1_predictions-runs-b-m-tta.csv", True)]
+    assert load("sim_to_real").uri_file_stem("models:/m-c4156/../x y") == "models-m-c4156-..-x-y"
     report = capsys.readouterr().out
     header = next(line for line in report.splitlines() if line.split()[:2] == ["model", "1"])
     assert header.split()[-3:] == ["mean", "sd", "ensemble"]

@@ -65,7 +65,7 @@ def fractions(alpha: np.ndarray) -> np.ndarray:
 
 def intervals(alpha: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """(low, high), each (N, 37): the central `level` interval of each answer's true probability."""
-    return _central(stats.beta(*_beta_parameters(alpha)), level)
+    return _central(stats.beta(*beta_parameters(alpha)), level)
 
 
 def vote_intervals(alpha: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +75,7 @@ def vote_intervals(alpha: np.ndarray, counts: np.ndarray, level: float = LEVEL) 
     The beta-binomial is discrete: its interval holds at least `level` of the votes' chances.
     """
     n = question_totals(counts)
-    low, high = _central(_vote_predictive(alpha, n), level)
+    low, high = _central(vote_predictive(alpha, n), level)
     unvoted = n == 0
     return np.where(unvoted, np.nan, low / np.maximum(n, 1)), np.where(unvoted, np.nan, high / np.maximum(n, 1))
 
@@ -100,7 +100,7 @@ def coverage(alpha: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, leve
     low, high = intervals(alpha, level)
     n = question_totals(counts)
     return per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
-                        **vote_measures(_vote_predictive(alpha, n), counts, level))
+                        **vote_measures(vote_predictive(alpha, n), counts, level))
 
 
 def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
@@ -122,12 +122,12 @@ def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float
     return per_question(n, **vote_measures(votes, counts, level))
 
 
-def _vote_predictive(alpha: np.ndarray, n: np.ndarray):
+def vote_predictive(alpha: np.ndarray, n: np.ndarray):
     """The frozen BetaBinomial(n, a, b) of each answer's votes.
 
     n = 0 stands in as 1, so every entry is defined; callers drop those entries or set them to NaN.
     """
-    return stats.betabinom(np.maximum(n, 1), *_beta_parameters(alpha))
+    return stats.betabinom(np.maximum(n, 1), *beta_parameters(alpha))
 
 
 def vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndarray]:
@@ -174,7 +174,7 @@ def _central(distribution, level: float) -> tuple[np.ndarray, np.ndarray]:
     return distribution.ppf(tail), distribution.ppf(1.0 - tail)
 
 
-def _beta_parameters(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def beta_parameters(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each answer's marginal Beta(a, b): a = alpha_i, b = alpha0 - alpha_i."""
     alpha = np.asarray(alpha, dtype=np.float64)
     return alpha, question_totals(alpha) - alpha
