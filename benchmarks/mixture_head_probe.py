@@ -1,6 +1,7 @@
 """Probe: would a mixture of Dirichlets per question fit the Dirichlet head's intervals to the truth?
 
     python benchmarks/mixture_head_probe.py --workdir data/bench --bf16 [--components 1 2 3] [--high 100 1000]
+        [--seeds 0 1 2]
 
 The Dirichlet head's 90 % intervals hold the true probability of t02 and t03
 98 % and 97 % of the time: too wide (docs/benchmarks.md, "Why t02 and t03 stay
@@ -19,12 +20,14 @@ head, `model.network.embedding_model`):
   Dirichlet-multinomial likelihood, and stopped on the validation galaxies';
 - K = 1 with high 100 is the network's own head fitted again: the control.
 
-For each head it prints the test galaxies' coverage per question, as
+For each head (one per `--seeds` too: the seed jitters its start and orders
+its batches) it prints how many questions' coverage lies within the target's
+0.85-0.95 on the validation and on the test galaxies, as
 `uncertainty_coverage.py` measures it (`true`: the truth inside the central
 90 % interval of the mixture of Betas; `votes`: the randomised PIT of the count
-under the mixture of beta-binomials), and how many questions lie within the
-target's 0.85-0.95. Nothing is trained on the test galaxies, and their truth is
-used only to score.
+under the mixture of beta-binomials), and the test galaxies' shares per
+question. The truth is only scored, never trained on; the validation galaxies'
+truth is there to choose a head by, the test galaxies' to measure it.
 """
 
 from __future__ import annotations
