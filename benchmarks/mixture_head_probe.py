@@ -109,6 +109,7 @@ def mixture_nll(counts, outputs, components: int):
     log_weights = ops.reshape(outputs[:, components * n:], (-1, components, q))
     per_component = dirichlet_multinomial_log_prob(ops.expand_dims(counts, 1), alpha)  # (batch, K, 11)
     log_prob = ops.logsumexp(log_weights + per_component, axis=1)
+    # An unvoted question's terms are 0, but the log of its weights' sum is 0 only up to rounding.
     return -ops.sum(ops.where(question_sums(counts) > 0, log_prob, 0.0), axis=-1)
 
 

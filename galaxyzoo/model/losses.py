@@ -207,19 +207,20 @@ def _dirichlet_multinomial_nll(counts, alpha):
 
     Questions without votes contribute exactly 0.
     """
-    return -ops.sum(ops.where(question_sums(counts) > 0, dirichlet_multinomial_log_prob(counts, alpha), 0.0), axis=-1)
+    return -ops.sum(dirichlet_multinomial_log_prob(counts, alpha), axis=-1)
 
 
 def dirichlet_multinomial_log_prob(counts, alpha):
     """(..., 37) vote counts and concentrations -> (..., 11): each question's log-likelihood of its votes.
 
-    The formula of `DirichletMultinomialNLL`; a question without votes gives 0
-    up to rounding (callers that sum mask it with `question_sums(counts) > 0`).
+    The formula of `DirichletMultinomialNLL`. A question without votes gives
+    exactly 0 (its log-gamma terms would cancel only up to rounding).
     """
     n = question_sums(counts)
     total_alpha = question_sums(alpha)
     answer_terms = lgamma(counts + alpha) - lgamma(alpha) - lgamma(counts + 1.0)
-    return lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + question_sums(answer_terms)
+    log_prob = lgamma(n + 1.0) + lgamma(total_alpha) - lgamma(n + total_alpha) + question_sums(answer_terms)
+    return ops.where(n > 0, log_prob, 0.0)
 
 
 # Each name of config's LOSSES -> its class and the parameters it takes.
