@@ -13,11 +13,14 @@ network of `uncertainty_coverage.py` (the same options, trained first if
 missing), freezes it, and fits new heads on its features (the input of its
 head, `model.network.embedding_model`):
 
-- for each `--components` K and each `--high`, K concentrations per answer in
-  (1, high) (`model.network.Concentrations`; the network's own bound is 100)
-  and K weights per question (a softmax);
+- for each `--components` K and each `--high`, the package's Dirichlet head
+  with K components per question and that ceiling (`model.network.Concentrations`,
+  `model.dirichlet_components` and `model.concentration_ceiling`; the network's
+  own head: K = 1, 100): K concentrations per answer in (1, high) and K
+  weights per question (a softmax);
 - trained on the training galaxies' vote counts by the mixture's
-  Dirichlet-multinomial likelihood, and stopped on the validation galaxies';
+  Dirichlet-multinomial likelihood (the `"dirichlet-learned"` loss), and
+  stopped on the validation galaxies';
 - K = 1 with high 100 is the network's own head fitted again: the control.
 
 For each head (one per `--seeds` too: the seed jitters its start and orders
@@ -46,79 +49,13 @@ from uncertainty_coverage import dirichlet_overrides, true_probabilities, traine
 BAND = (0.85, 0.95)
 
 
-class MixtureOfVotes:
-    """The predictive distribution of each answer's votes under a mixture of Dirichlets: the weighted sum of
-    the components' BetaBinomial(n, a, b). Only `cdf` is needed (`model.dirichlet.vote_measures`)."""
-
-    def __init__(self, alpha: np.ndarray, weights: np.ndarray, n: np.ndarray):
-        from galaxyzoo.model import dirichlet
-
-        self.weights = weights
-        self.components = [dirichlet.vote_predictive(a, n) for a in alpha]
-
-    def cdf(self, k: np.ndarray) -> np.ndarray:
-        return sum(w * c.cdf(k) for w, c in zip(self.weights, self.components))
-
-
-def mixture_intervals(alpha: np.ndarray, weights: np.ndarray, level: float = 0.9, steps: int = 50):
-    """(low, high), each (N, 37): the central `level` interval of each answer's probability under the mixture.
-
-    `alpha` (K, N, 37) are the components' concentrations and `weights` (K, N, 37) each answer's
-    question's weight of the component. A mixture of Betas has no closed-form quantile, so each is found
-    by bisection of its CDF: `steps` halvings of [0, 1] leave it within 2**-steps.
-    """
-    from scipy import stats
-
-    from galaxyzoo.model import dirichlet
-
-    betas = [stats.beta(*dirichlet.beta_parameters(a)) for a in alpha]
-
-    def quantile(p: float) -> np.ndarray:
-        low, high = np.zeros(alpha.shape[1:]), np.ones(alpha.shape[1:])
-        for _ in range(steps):
-            mid = (low + high) / 2
-            below = sum(w * beta.cdf(mid) for w, beta in zip(weights, betas)) < p
-            low, high = np.where(below, mid, low), np.where(below, high, mid)
-        return (low + high) / 2
-
-    tail = (1.0 - level) / 2
-    return quantile(tail), quantile(1.0 - tail)
-
-
-def mixture_coverage(alpha: np.ndarray, weights: np.ndarray, true_probs: np.ndarray, counts: np.ndarray,
-                     level: float = 0.9) -> pd.DataFrame:
-    """`model.dirichlet.coverage` for a mixture: `alpha` and `weights` (K, N, 37) as in `mixture_intervals`."""
-    from galaxyzoo.model import dirichlet
-
-    low, high = mixture_intervals(alpha, weights, level)
-    n = dirichlet.question_totals(counts)
-    return dirichlet.per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
-                                  **dirichlet.vote_measures(MixtureOfVotes(alpha, weights, n), counts, level))
-
-
-def mixture_nll(counts, outputs, components: int):
-    """(batch,) negative log-likelihood of the vote `counts` (batch, 37) under the mixture in `outputs`:
-    (batch, K * 37) concentrations, then (batch, K * 11) log-weights; unvoted questions count 0."""
-    from keras import ops
-
-    from galaxyzoo import schema
-    from galaxyzoo.model.losses import dirichlet_multinomial_log_prob, question_sums
-
-    q, n = len(schema.QUESTIONS), schema.N_ANSWERS
-    alpha = ops.reshape(outputs[:, : components * n], (-1, components, n))
-    log_weights = ops.reshape(outputs[:, components * n:], (-1, components, q))
-    per_component = dirichlet_multinomial_log_prob(ops.expand_dims(counts, 1), alpha)  # (batch, K, 11)
-    log_prob = ops.logsumexp(log_weights + per_component, axis=1)
-    # An unvoted question's terms are 0, but the log of its weights' sum is 0 only up to rounding.
-    return -ops.sum(ops.where(question_sums(counts) > 0, log_prob, 0.0), axis=-1)
-
-
 def mixture_head(features: int, components: int, high: float, init: tuple[np.ndarray, np.ndarray], seed: int = 0):
-    """features -> (K * 37 concentrations, K * 11 log-weights), component after component. Each component
-    starts from the network's own head (`init`: its logits layer's kernel and bias), jittered by `seed`'s
-    draw and shifted apart, so that the K differ; the weights start equal."""
+    """features -> the package's Dirichlet head of `components` per question (`model.network.Concentrations`,
+    the layout of `model.dirichlet`). Each component starts from the network's own head (`init`: its logits
+    layer's kernel and bias), jittered by `seed`'s draw and shifted apart, so that the K differ; the weights
+    start equal."""
     import keras
-    from keras import layers, ops
+    from keras import layers
 
     from galaxyzoo import schema
     from galaxyzoo.model.network import Concentrations
@@ -128,41 +65,32 @@ def mixture_head(features: int, components: int, high: float, init: tuple[np.nda
     # Identical components would get identical gradients and never part: a small jitter of the kernel
     # and a spread of half a logit in the bias (about x1.6 in concentration) set them apart.
     shifts = np.arange(components) - (components - 1) / 2
+    weights = components * len(schema.QUESTIONS) if components > 1 else 0
+    kernels = [kernel + rng.normal(0, 0.05, kernel.shape) for _ in shifts] + [np.zeros((features, weights))]
+    biases = [bias + 0.5 * s for s in shifts] + [np.zeros(weights)]
     inputs = keras.Input((features,))
-    logits = layers.Dense(components * schema.N_ANSWERS, kernel_initializer=keras.initializers.Constant(
-        np.concatenate([kernel + rng.normal(0, 0.05, kernel.shape) for _ in shifts], axis=1)),
-        bias_initializer=keras.initializers.Constant(np.concatenate([bias + 0.5 * s for s in shifts])))(inputs)
-    alpha = Concentrations(high=high)(logits)
-    weight_logits = layers.Reshape((components, len(schema.QUESTIONS)))(
-        layers.Dense(components * len(schema.QUESTIONS), kernel_initializer="zeros")(inputs))
-    log_weights = layers.Flatten()(layers.Lambda(lambda x: ops.log_softmax(x, axis=1))(weight_logits))
-    return keras.Model(inputs, layers.Concatenate()([alpha, log_weights]))
+    logits = layers.Dense(kernel.shape[1] * components + weights,
+                          kernel_initializer=keras.initializers.Constant(np.concatenate(kernels, axis=1)),
+                          bias_initializer=keras.initializers.Constant(np.concatenate(biases)))(inputs)
+    return keras.Model(inputs, Concentrations(high=high, components=components)(logits))
 
 
 def fit_head(parts: dict, components: int, high: float, init, seed: int = 0, epochs: int = 300):
-    """A mixture head fitted on `parts["train"]` (features, counts), stopped on `parts["val"]`'s loss;
+    """A mixture head fitted on `parts["train"]` (features, targets then counts), stopped on `parts["val"]`'s loss;
     `seed` sets its start (`mixture_head`) and the order of its batches."""
     import keras
+
+    from galaxyzoo.model.losses import get_loss
 
     keras.utils.set_random_seed(seed)
     model = mixture_head(parts["train"][0].shape[1], components, high, init, seed)
     # A linear head on fixed features: Adam's default rate, and patience for the slow, noisy fall of the
     # validation likelihood (an epoch is only 27 batches).
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=lambda y, p: mixture_nll(y, p, components))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("dirichlet-learned"))
     stop = keras.callbacks.EarlyStopping(patience=15, restore_best_weights=True)
     history = model.fit(*parts["train"], validation_data=parts["val"], batch_size=256, epochs=epochs,
                         callbacks=[stop], verbose=0)
     return model, min(history.history["val_loss"])
-
-
-def split_outputs(outputs: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
-    """A mixture head's (N, K * 48) outputs -> `alpha` and per-answer `weights`, each (K, N, 37)."""
-    from galaxyzoo import schema
-
-    n, q = schema.N_ANSWERS, len(schema.QUESTIONS)
-    alpha = outputs[:, : components * n].reshape(-1, components, n).transpose(1, 0, 2)
-    log_weights = outputs[:, components * n:].reshape(-1, components, q).transpose(1, 0, 2)
-    return alpha.astype(np.float64), np.exp(log_weights.astype(np.float64))[:, :, schema.QUESTION_OF_ANSWER]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,8 +120,10 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg, result, dataset = trained("improved.yaml", overrides, Path(args.workdir))
     features = embedding_model(result.model)
+    # The learned loss reads the counts from the second half of (N, 74) targets-then-counts.
     parts = {name: (evaluate.predict_outputs(features, dataset.images, p.rows, batch_size=cfg.train.batch_size),
-                    p.counts.astype(np.float32)) for name, p in dataset.parts.items()}
+                    np.concatenate([p.targets, p.counts], axis=1).astype(np.float32))
+             for name, p in dataset.parts.items()}
     scored = {name: (dataset.parts[name], true_probabilities(dataset, dataset.parts[name])) for name in ("val", "test")}
 
     def coverage_of(table_of) -> dict[str, pd.DataFrame]:
@@ -209,8 +139,8 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 head, val_loss = fit_head(parts, k, high, init, seed)
                 name = f"K={k}, high {high:g}, seed {seed} (val NLL {val_loss:.2f})"
-                tables[name] = coverage_of(lambda part_name, part, truth: mixture_coverage(
-                    *split_outputs(head.predict(parts[part_name][0], verbose=0), k), truth, part.counts))
+                tables[name] = coverage_of(lambda part_name, part, truth: dirichlet.coverage(
+                    head.predict(parts[part_name][0], verbose=0), truth, part.counts))
                 print(f"fitted {name}", flush=True)
     print(report(tables))
 

@@ -1,10 +1,12 @@
 """Calibration of the Dirichlet head: how often the truth lies inside its 90 % intervals, per question.
 
     python benchmarks/uncertainty_coverage.py [--n 10000] [--epochs 40] [--workdir data/bench] [--bf16]
+        [--set model.dirichlet_components=2 model.concentration_ceiling=1000 train.seed=1]
     python benchmarks/uncertainty_coverage.py --quick      # ~1-2 min on 2 cores: a smoke test, not a result
 
 Trains `experiments/improved.yaml` with the Dirichlet head and its loss
-(`model.head=dirichlet train.loss=dirichlet-learned`) on the synthetic sample
+(`model.head=dirichlet train.loss=dirichlet-learned`, then any `--set`: a
+mixture head, its ceiling, another seed) on the synthetic sample
 of `benchmarks/train_quality.py` (the same N, seed 2026 and epochs by default,
 so the two share their data), without MLflow, and predicts each test galaxy's
 concentrations. The synthetic sample knows the answer probabilities every
@@ -12,8 +14,9 @@ volunteer voted from (`truth.csv`), so coverage is checked against the truth
 itself, which no real catalogue allows (`model.dirichlet.coverage`):
 
 - `true`: the share of (galaxy, answer) pairs whose true probability lies in
-  the 5th-95th percentile interval of its Beta marginal;
-- `votes`: the observed vote count against the beta-binomial for the n votes
+  the 5th-95th percentile interval of its Beta marginal (a mixture's: its
+  components' Betas, weighted);
+- `votes`: the observed vote count against the beta-binomial (weighted likewise) for the n votes
   the question got, by the randomised probability integral transform (a count
   is inside by the share of its CDF step within [0.05, 0.95]; calibrated: 0.90);
 - `votes, interval`: the share whose vote fraction k/n lies inside the
@@ -88,15 +91,23 @@ def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dic
 
     cfg, result, dataset = trained(experiment, overrides, workdir)
     test = dataset.parts["test"]
-    alpha = evaluate.predict_outputs(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+    outputs = evaluate.predict_outputs(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
     true_probs = true_probabilities(dataset, test)
-    table = dirichlet.coverage(alpha, true_probs, test.counts)
+    table = dirichlet.coverage(outputs, true_probs, test.counts)
     best = dirichlet.truth_vote_coverage(true_probs, test.counts)
     table["best_vote_coverage"] = best["vote_coverage"]
     table["best_vote_interval_coverage"] = best["vote_interval_coverage"]
     return {"epochs": result.initial_epoch + result.epochs, "n_test": len(test), "table": table,
-            "test_rmse": metrics.rmse(test.targets, dirichlet.fractions(alpha)),
-            "median_concentration": float(np.median(dirichlet.question_totals(alpha)))}
+            "test_rmse": metrics.rmse(test.targets, dirichlet.fractions(outputs)),
+            "median_concentration": float(np.median(mean_concentration(outputs)))}
+
+
+def mean_concentration(outputs: np.ndarray) -> np.ndarray:
+    """(N, 37): each answer's question's concentration alpha0, for a mixture its components' weighted mean."""
+    from galaxyzoo.model import dirichlet
+
+    alpha, weights = dirichlet.components(outputs)
+    return sum(w * dirichlet.question_totals(a) for a, w in zip(alpha, weights))
 
 
 def within_band(shares: pd.DataFrame, margin=0.0, band=(0.85, 0.95)) -> pd.Series:
@@ -116,10 +127,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="quickstart network, 600 galaxies, 3 epochs")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--bf16", action="store_true", help="train under mixed_bfloat16 (faster on a CPU that has it)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="more config overrides, e.g. model.dirichlet_components=2 train.seed=1")
     args = parser.parse_args()
 
     experiment, n, epochs = ("quickstart.yaml", 600, 3) if args.quick else ("improved.yaml", args.n, args.epochs)
-    overrides = dirichlet_overrides(n, epochs, args.workdir, args.bf16)
+    overrides = dirichlet_overrides(n, epochs, args.workdir, args.bf16) + args.set
     build_data(experiment, overrides)
     r = train_and_cover(experiment, overrides, Path(args.workdir))
 

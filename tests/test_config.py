@@ -158,7 +158,7 @@ def test_model_kwargs_are_build_model_arguments_and_follow_the_data():
     kwargs = model_kwargs(cfg)
     assert set(kwargs) == {
         "input_size", "channels", "conv_filters", "kernel_size", "convs_per_block", "conv_dropout",
-        "dense_units", "dense_dropout", "batch_norm", "head",
+        "dense_units", "dense_dropout", "batch_norm", "head", "dirichlet_components", "concentration_ceiling",
     }  # fmt: skip
     assert (kwargs["input_size"], kwargs["channels"]) == (64, 3)
     assert kwargs["conv_filters"] == [32, 64, 128] and isinstance(kwargs["dense_dropout"], list)
@@ -335,7 +335,7 @@ def test_knobs_are_the_training_settings_only():
     params = knobs(cfg)
     assert set(params) == {k for k in flatten(cfg) if not k.startswith(("warm_start.", "evaluate.", "tracking."))
                            and k not in ("name", "description", "data.workdir")}
-    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 50
+    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 52
     assert cfg.tracking.system_metrics is True  # on unless switched off
     assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \
         .system_metrics is False

@@ -133,9 +133,13 @@ def test_votes_from_the_truth_itself_score_the_level():
 
 def test_coverage_refuses_tables_that_do_not_fit():
     alpha = np.ones((2, schema.N_ANSWERS))
-    with pytest.raises(ValueError, match=r"alpha, true_probs, counts of the same shape \(N >= 1, 37\), "
-                                         r"got \(2, 37\) and \(2, 37\) and \(2, 36\)"):
+    with pytest.raises(ValueError, match=r"true_probs, counts of the same shape \(N >= 1, 37\), "
+                                         r"got \(2, 37\) and \(2, 36\)"):
         dirichlet.coverage(alpha, alpha, alpha[:, :36])
+    with pytest.raises(ValueError, match=r"expected outputs for the 2 galaxies of true_probs and counts, got 3"):
+        dirichlet.coverage(np.ones((3, schema.N_ANSWERS)), alpha, alpha)
+    with pytest.raises(ValueError, match=r"got 36 columns"):
+        dirichlet.coverage(alpha[:, :36], alpha, alpha)
     bad = np.full((2, schema.N_ANSWERS), 0.5)
     bad[0, T02] = 0.0  # a question whose answers sum to 0: no probabilities to vote from
     with pytest.raises(ValueError, match="true_probs must be finite and >= 0"):

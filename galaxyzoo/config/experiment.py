@@ -124,6 +124,9 @@ class ModelConfig:
     dense_dropout: tuple[float, ...] = setting((0.2, 0.0), None, unit_interval(open_low=False))
     batch_norm: bool = setting(False)
     head: str = setting("sigmoid", one_of(*HEADS))
+    # The "dirichlet" head only: Dirichlets per question (a mixture from 2), and their concentrations' bound.
+    dirichlet_components: int = setting(1, between(1, 8))
+    concentration_ceiling: float = setting(100.0, between(10.0, 100_000.0))
 
 
 @dataclass(frozen=True)
@@ -424,6 +427,11 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
                                f"Dirichlet concentrations, not fractions), got train.loss {train.loss!r}")
         fail("train.loss", f"{CONCENTRATION_LOSS!r} needs model.head {CONCENTRATION_HEAD!r} (it reads the outputs "
                            f"as Dirichlet concentrations), got model.head {model.head!r}")
+    if model.head != CONCENTRATION_HEAD:
+        for key, default in (("dirichlet_components", 1), ("concentration_ceiling", 100.0)):
+            if getattr(model, key) != default:
+                fail(f"model.{key}", f"only the {CONCENTRATION_HEAD!r} head has one (model.head is {model.head!r}), "
+                                     f"so leave it at {default:g}")
     aug = train.augment
     if aug.enabled and not any(v for k, v in to_dict(aug).items() if k != "enabled"):
         fail("train.augment.enabled", f"is true but {', '.join(k for k in to_dict(aug) if k != 'enabled')} are all off")
@@ -518,7 +526,8 @@ _BlockDumper.add_representer(
 
 
 # Keys added after runs were recorded, and the default at which they change nothing.
-_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "train.augment.zoom": 0.0, "train.augment.blur": 0.0,
+_HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "model.dirichlet_components": 1,
+                          "model.concentration_ceiling": 100.0, "train.augment.zoom": 0.0, "train.augment.blur": 0.0,
                           "train.augment.gamma": 0.0, "train.augment.colour": 0.0, "train.augment.noise": 0.0,
                           "train.callbacks.cosine_decay": to_dict(CosineDecayConfig())}
 

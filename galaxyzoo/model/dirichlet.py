@@ -2,19 +2,25 @@
 
 The `"dirichlet"` head (`model.network`) outputs, per galaxy, 37 concentrations
 `alpha`: for each question a Dirichlet distribution over its answer
-probabilities. Everything downstream reads them through this module:
+probabilities. With `model.dirichlet_components` K of 2 or more it outputs a
+mixture of K Dirichlets per question instead: K x 37 concentrations, component
+after component, then K x 11 weights (each question's K weights sum to 1), so
+`K * 48` columns (`components` splits them). Everything downstream reads both
+layouts through this module:
 
 ```python
 from galaxyzoo.model import dirichlet
-y = dirichlet.fractions(alpha)                 # (N, 37): the mean, alpha / its question's sum
-low, high = dirichlet.intervals(alpha)         # 5th and 95th percentiles of each answer's probability
-table = dirichlet.coverage(alpha, true_probs, counts)   # per question: how often the truth lies inside
+y = dirichlet.fractions(outputs)               # (N, 37): the mean, alpha / its question's sum
+low, high = dirichlet.intervals(outputs)       # 5th and 95th percentiles of each answer's probability
+table = dirichlet.coverage(outputs, true_probs, counts)   # per question: how often the truth lies inside
 best = dirichlet.truth_vote_coverage(true_probs, counts)  # what a head that knew the truth would score
 ```
 
 Each answer's marginal under Dirichlet(alpha) is Beta(alpha_i, alpha0 - alpha_i),
 alpha0 the sum over its question, so percentiles are exact (scipy), not
-sampled. An observed vote fraction `k / n` has a second source of spread, the
+sampled. A mixture's marginal is the weighted sum of its components' Betas,
+whose percentiles have no closed form: `Mixture` finds them by bisection of
+the CDF, to within 2**-30. An observed vote fraction `k / n` has a second source of spread, the
 `n` volunteers' own draws: its predictive distribution is the beta-binomial
 BetaBinomial(n, alpha_i, alpha0 - alpha_i) (`vote_intervals`).
 
@@ -45,6 +51,7 @@ from galaxyzoo import schema
 from galaxyzoo.model.metrics import answer_arrays
 
 LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
+_MIXTURE_STRIDE = schema.N_ANSWERS + len(schema.QUESTIONS)  # one component's concentrations and weights
 
 
 def question_totals(x: np.ndarray) -> np.ndarray:
@@ -54,33 +61,70 @@ def question_totals(x: np.ndarray) -> np.ndarray:
     return sums[:, schema.QUESTION_OF_ANSWER]
 
 
-def fractions(alpha: np.ndarray) -> np.ndarray:
-    """(N, 37) concentrations -> the Dirichlet means, alpha / its question's sum, as float32.
+def n_components(width: int) -> int:
+    """The number of Dirichlets per question in a head's output of `width` columns: 1 for 37, K for K * 48.
+
+    Raises ValueError for any other width.
+    """
+    if width == schema.N_ANSWERS:
+        return 1
+    k, rest = divmod(width, _MIXTURE_STRIDE)
+    if rest or k < 2:
+        raise ValueError(f"a Dirichlet head outputs {schema.N_ANSWERS} concentrations or K * {_MIXTURE_STRIDE} "
+                         f"columns for a mixture of K >= 2, got {width} columns")
+    return k
+
+
+def mixture_width(components: int) -> int:
+    """The output width of a head of `components` Dirichlets per question (`n_components`' inverse)."""
+    return schema.N_ANSWERS if components == 1 else components * _MIXTURE_STRIDE
+
+
+def components(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A head's (N, 37) or (N, K * 48) outputs -> `alpha` and each answer's weight, both (K, N, 37) float64.
+
+    An answer's weight is its question's weight of the component; one Dirichlet has weight 1.
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.ndim != 2:
+        raise ValueError(f"expected a head's outputs of shape (N, columns), got {outputs.shape}")
+    k, n = n_components(outputs.shape[1]), schema.N_ANSWERS
+    if k == 1:
+        return outputs[None], np.ones((1, *outputs.shape))
+    alpha = outputs[:, : k * n].reshape(-1, k, n).transpose(1, 0, 2)
+    weights = outputs[:, k * n:].reshape(-1, k, len(schema.QUESTIONS)).transpose(1, 0, 2)
+    return alpha, weights[:, :, schema.QUESTION_OF_ANSWER]
+
+
+def fractions(outputs: np.ndarray) -> np.ndarray:
+    """A head's outputs -> the (N, 37) mean answer probabilities, as float32: alpha / its question's sum,
+    for a mixture the weighted sum of its components' means.
 
     Every question sums to 1, as with the softmax head.
     """
-    alpha = np.asarray(alpha, dtype=np.float64)
-    return (alpha / question_totals(alpha)).astype(np.float32)
+    alpha, weights = components(outputs)
+    return sum(w * a / question_totals(a) for a, w in zip(alpha, weights)).astype(np.float32)
 
 
-def intervals(alpha: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+def intervals(outputs: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """(low, high), each (N, 37): the central `level` interval of each answer's true probability."""
-    return _central(stats.beta(*beta_parameters(alpha)), level)
+    alpha, weights = components(outputs)
+    return _central(_mixed([stats.beta(*beta_parameters(a)) for a in alpha], weights, upper=1.0), level)
 
 
-def vote_intervals(alpha: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+def vote_intervals(outputs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) vote fractions, each (N, 37): the central `level` interval of `k / n` for the
     `n` votes each question got (`counts` summed over it); NaN where the question got none.
 
     The beta-binomial is discrete: its interval holds at least `level` of the votes' chances.
     """
     n = question_totals(counts)
-    low, high = _central(vote_predictive(alpha, n), level)
+    low, high = _central(vote_predictive(outputs, n), level)
     unvoted = n == 0
     return np.where(unvoted, np.nan, low / np.maximum(n, 1)), np.where(unvoted, np.nan, high / np.maximum(n, 1))
 
 
-def coverage(alpha: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
+def coverage(outputs: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
     """Per question, the share of (galaxy, answer) pairs whose truth lies inside the predicted interval.
 
     `true_probs` (N, 37) are the probabilities the volunteers voted from (the
@@ -96,11 +140,14 @@ def coverage(alpha: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, leve
       head, and more where answers are nearly decided;
     - each `*_se` is that share's standard error over the galaxies (`per_question`).
     """
-    alpha, true_probs, counts = answer_arrays(alpha=alpha, true_probs=true_probs, counts=counts)
-    low, high = intervals(alpha, level)
+    true_probs, counts = answer_arrays(true_probs=true_probs, counts=counts)
+    if len(outputs) != len(true_probs):
+        raise ValueError(f"expected outputs for the {len(true_probs)} galaxies of true_probs and counts, "
+                         f"got {len(outputs)}")
+    low, high = intervals(outputs, level)
     n = question_totals(counts)
     return per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
-                        **vote_measures(vote_predictive(alpha, n), counts, level))
+                        **vote_measures(vote_predictive(outputs, n), counts, level))
 
 
 def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
@@ -122,12 +169,48 @@ def truth_vote_coverage(true_probs: np.ndarray, counts: np.ndarray, level: float
     return per_question(n, **vote_measures(votes, counts, level))
 
 
-def vote_predictive(alpha: np.ndarray, n: np.ndarray):
-    """The frozen BetaBinomial(n, a, b) of each answer's votes.
+def vote_predictive(outputs: np.ndarray, n: np.ndarray):
+    """Each answer's votes' predictive distribution: the frozen BetaBinomial(n, a, b), or for a mixture
+    head the weighted sum of its components' (a `Mixture`).
 
     n = 0 stands in as 1, so every entry is defined; callers drop those entries or set them to NaN.
     """
-    return stats.betabinom(np.maximum(n, 1), *beta_parameters(alpha))
+    alpha, weights = components(outputs)
+    n = np.maximum(n, 1)
+    return _mixed([stats.betabinom(n, *beta_parameters(a)) for a in alpha], weights, upper=n)
+
+
+class Mixture:
+    """A weighted sum of frozen SciPy distributions of one shape, each on [0, `upper`]: `cdf` and `ppf`.
+
+    Integer-valued parts (the beta-binomials) get integer quantiles, the smallest k with cdf(k) >= q,
+    as SciPy's own `ppf`; continuous ones are bisected to within `upper` * 2**-30.
+    """
+
+    def __init__(self, parts: list, weights: np.ndarray, upper):
+        self.parts, self.weights, self.upper = parts, weights, upper
+        self.discrete = isinstance(parts[0].dist, stats.rv_discrete)
+
+    def cdf(self, x):
+        return sum(w * part.cdf(x) for w, part in zip(self.weights, self.parts))
+
+    def ppf(self, q: float) -> np.ndarray:
+        # Invariant: cdf(low) < q <= cdf(high); the discrete search starts below 0, where the cdf is 0.
+        shape = self.weights.shape[1:]
+        low = np.full(shape, -1.0 if self.discrete else 0.0)
+        high = np.broadcast_to(np.asarray(self.upper, dtype=np.float64), shape).copy()
+        for _ in range(64 if self.discrete else 30):
+            mid = np.floor((low + high) / 2) if self.discrete else (low + high) / 2
+            below = self.cdf(mid) < q
+            low, high = np.where(below, mid, low), np.where(below, high, mid)
+            if self.discrete and (high - low <= 1).all():
+                break
+        return high if self.discrete else (low + high) / 2
+
+
+def _mixed(parts: list, weights: np.ndarray, upper):
+    """One part as itself (SciPy's exact quantiles), several as their `Mixture`."""
+    return parts[0] if len(parts) == 1 else Mixture(parts, weights, upper)
 
 
 def vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndarray]:

@@ -14,7 +14,9 @@ True
 - `"dirichlet-multinomial"`: Zoobot-style negative log-likelihood of the raw
   vote counts of each question, summed over questions, with one fixed concentration.
 - `"dirichlet-learned"`: the same likelihood with the concentrations the
-  `"dirichlet"` head learns per galaxy (its output is `alpha`, not fractions).
+  `"dirichlet"` head learns per galaxy (its output is `alpha`, not fractions),
+  or with its mixture of Dirichlets per question (`model.dirichlet` describes
+  both layouts).
 
 Every loss is a registered `keras.losses.Loss` written with `keras.ops` only, so
 it runs under the TensorFlow, JAX and PyTorch backends and survives a
@@ -30,6 +32,7 @@ from keras import ops
 
 from galaxyzoo import schema
 from galaxyzoo.config.experiment import LOSSES  # the names experiment files may use
+from galaxyzoo.model import dirichlet
 
 N = schema.N_ANSWERS  # 37
 _T01 = schema.QUESTION_BY_ID["t01"].slice
@@ -190,7 +193,42 @@ class LearnedDirichletMultinomialNLL(_GalaxyZooLoss):
 
     def call(self, y_true, y_pred):
         _, counts = self._split(y_true)
-        return _dirichlet_multinomial_nll(counts, y_pred)
+        return -ops.sum(concentration_log_prob(counts, y_pred), axis=-1)
+
+
+def concentration_log_prob(counts, outputs):
+    """(batch, 37) vote counts and a Dirichlet head's outputs -> (batch, 11): each question's log-likelihood.
+
+    One Dirichlet per question (37 outputs): `dirichlet_multinomial_log_prob`. A mixture (K * 48
+    outputs): log sum_k w_k DM(votes | alpha_k), the votes' likelihood under a galaxy whose answer
+    probabilities come from one of K Dirichlets, component k with chance w_k. Unvoted questions give 0.
+    """
+    k = dirichlet.n_components(outputs.shape[-1])
+    if k == 1:
+        return dirichlet_multinomial_log_prob(counts, outputs)
+    alpha, weights = _mixture_parts(outputs, k)
+    per_component = dirichlet_multinomial_log_prob(ops.expand_dims(counts, -2), alpha)  # (batch, K, 11)
+    # The floor keeps log finite where a weight underflows; such a component adds nothing anyway.
+    log_prob = ops.logsumexp(ops.log(ops.maximum(weights, 1e-30)) + per_component, axis=-2)
+    # An unvoted question's terms are 0, but the log of its weights' sum is 0 only up to rounding.
+    return ops.where(question_sums(counts) > 0, log_prob, 0.0)
+
+
+def concentration_fractions(outputs):
+    """A Dirichlet head's outputs -> (batch, 37) mean answer probabilities, inside a graph: alpha over its
+    question's sum, for a mixture its components' means weighted (`model.dirichlet.fractions` in NumPy)."""
+    k = dirichlet.n_components(outputs.shape[-1])
+    if k == 1:
+        return per_question_fractions(outputs)
+    alpha, weights = _mixture_parts(outputs, k)
+    return ops.sum(_per_answer(weights) * per_question_fractions(alpha), axis=-2)
+
+
+def _mixture_parts(outputs, k: int):
+    """A mixture head's (batch, K * 48) outputs -> alpha (batch, K, 37) and weights (batch, K, 11)."""
+    split = k * N
+    return (ops.reshape(outputs[:, :split], (-1, k, N)),
+            ops.reshape(outputs[:, split:], (-1, k, len(schema.QUESTIONS))))
 
 
 def per_question_fractions(x):

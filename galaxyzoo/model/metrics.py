@@ -35,7 +35,7 @@ def training_metrics(concentrations: bool = False) -> list:
     targets, count). `r2_flat` is computed per batch and averaged over batches
     with equal weight, like the original's custom metric wrapped by Keras.
     With `concentrations` (the Dirichlet head) the model's outputs are turned
-    into fractions first (`losses.per_question_fractions`), so the metrics
+    into fractions first (`losses.concentration_fractions`), so the metrics
     mean the same for every head.
     """
     rmse_class, r2_class = _keras_metric_classes()
@@ -48,7 +48,7 @@ def _keras_metric_classes():
     import keras
     from keras import ops
 
-    from galaxyzoo.model.losses import per_question_fractions, split_targets
+    from galaxyzoo.model.losses import concentration_fractions, split_targets
 
     class _OnFractions:
         """Mixin: read `y_pred` as fractions, from Dirichlet concentrations when `concentrations`."""
@@ -58,7 +58,7 @@ def _keras_metric_classes():
             self.concentrations = concentrations
 
         def fractions(self, y_pred):
-            return per_question_fractions(y_pred) if self.concentrations else y_pred
+            return concentration_fractions(y_pred) if self.concentrations else y_pred
 
         def get_config(self):
             return {**super().get_config(), "concentrations": self.concentrations}

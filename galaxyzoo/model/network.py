@@ -12,7 +12,8 @@ Three heads end the network: `"sigmoid"` (37 independent fractions, the
 original), `"softmax-per-question"` (a softmax within each question's
 answers, so every question sums to 1) and `"dirichlet"` (37 Dirichlet
 concentrations `alpha`, one posterior over each question's answer
-probabilities per galaxy, trained with the `"dirichlet-learned"` loss).
+probabilities per galaxy, trained with the `"dirichlet-learned"` loss; with
+`dirichlet_components` K >= 2, a mixture of K Dirichlets per question).
 Whatever the head, `answer_fractions(model, outputs)` gives the 37 fractions:
 the outputs themselves, or for the Dirichlet head their mean, alpha divided by
 its question's sum (`model.dirichlet` also turns them into intervals).
@@ -75,35 +76,47 @@ class PerQuestionSoftmax(layers.Layer):
 class Concentrations(layers.Layer):
     """Logits -> Dirichlet concentrations in (`low`, `high`): `low + (high - low) * sigmoid(logits)`.
 
-    Zoobot's bounds (1 to 101 there, 1 to 100 here): alpha >= 1 keeps every
+    Zoobot's bounds (1 to 101 there, 1 to 100 here by default): alpha >= 1 keeps every
     marginal Beta unimodal and the log-gamma terms of the loss smooth, and the
     ceiling keeps one overconfident galaxy from making the loss explode. A
-    question of `k` answers can then be as sure as a concentration of 100 k.
-    A zero logit would start every answer at alpha 50.5, far surer than a
+    question of `k` answers can then be as sure as a concentration of `high` k.
+    A zero logit would start every answer at alpha (low + high) / 2, far surer than a
     crowd of 40 volunteers: `initial_bias` starts the head's Dense at alpha
     `INITIAL` instead, so training need not first unlearn that confidence.
+
+    With `components` K >= 2 the layer reads K * 48 logits and outputs a mixture
+    of K Dirichlets per question (the layout of `model.dirichlet`): the first
+    K * 37 become concentrations as above, the last K * 11 each question's
+    weights of its K components (a softmax over the K).
     """
 
     LOW, HIGH, INITIAL = 1.0, 100.0, 3.0
 
     @classmethod
-    def initial_bias(cls):
-        """The logits' bias initializer that makes a zero input give alpha `INITIAL` (default bounds)."""
-        share = (cls.INITIAL - cls.LOW) / (cls.HIGH - cls.LOW)
-        return keras.initializers.Constant(float(np.log(share / (1.0 - share))))
+    def initial_bias(cls, high: float = HIGH, components: int = 1):
+        """The logits' bias initializer that makes a zero input give alpha `INITIAL` and equal weights."""
+        share = (cls.INITIAL - cls.LOW) / (high - cls.LOW)
+        bias = np.zeros(dirichlet.mixture_width(components))
+        bias[: components * schema.N_ANSWERS] = np.log(share / (1.0 - share))
+        return keras.initializers.Constant(bias)
 
-    def __init__(self, low: float = LOW, high: float = HIGH, **kwargs):
+    def __init__(self, low: float = LOW, high: float = HIGH, components: int = 1, **kwargs):
         super().__init__(**kwargs)
-        self.low, self.high = float(low), float(high)
+        self.low, self.high, self.components = float(low), float(high), int(components)
 
     def call(self, logits):
-        return self.low + (self.high - self.low) * ops.sigmoid(logits)
+        if self.components == 1:
+            return self.low + (self.high - self.low) * ops.sigmoid(logits)
+        split = self.components * schema.N_ANSWERS
+        alpha = self.low + (self.high - self.low) * ops.sigmoid(logits[:, :split])
+        weights = ops.softmax(ops.reshape(logits[:, split:], (-1, self.components, len(schema.QUESTIONS))), axis=1)
+        return ops.concatenate([alpha, ops.reshape(weights, (-1, self.components * len(schema.QUESTIONS)))], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "low": self.low, "high": self.high}
+        return {**super().get_config(), "low": self.low, "high": self.high, "components": self.components}
 
 
 def build_model(
@@ -118,6 +131,8 @@ def build_model(
     dense_dropout: Sequence[float] = (0.2, 0.0),
     batch_norm: bool = False,
     head: str = "sigmoid",
+    dirichlet_components: int = 1,
+    concentration_ceiling: float = Concentrations.HIGH,
     name: str = "galaxyzoo_cnn",
 ) -> keras.Model:
     """Build (uncompiled) the CNN for `(input_size, input_size, channels)` crops in [0, 1].
@@ -127,10 +142,12 @@ def build_model(
     Dense relu layers (`dense_units`, each followed by its `dense_dropout`;
     a rate of 0 adds no layer) and the 37-unit head. With `batch_norm`, convs
     and hidden dense layers lose their bias and get BatchNormalization before
-    the relu (in conv blocks after the pool, see `_conv_block`).
+    the relu (in conv blocks after the pool, see `_conv_block`). The Dirichlet
+    head has `dirichlet_components` Dirichlets per question, with concentrations
+    up to `concentration_ceiling` (`Concentrations`).
     """
     _check_args(input_size, channels, conv_filters, kernel_size, convs_per_block, conv_dropout, dense_units,
-                dense_dropout, head)
+                dense_dropout, head, dirichlet_components, concentration_ceiling)
     inputs = keras.Input(shape=(input_size, input_size, channels), name="image")
     x = inputs
     for i, filters in enumerate(conv_filters, start=1):
@@ -146,12 +163,16 @@ def build_model(
     # losses (log-gamma of vote counts) and metrics see full-precision outputs.
     if head == "sigmoid":
         outputs = layers.Dense(schema.N_ANSWERS, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(x)
+    elif head == CONCENTRATION_HEAD:
+        # The Dirichlet head starts unsure (alpha 3 for every answer, see `Concentrations`), not half-way up.
+        bias = Concentrations.initial_bias(concentration_ceiling, dirichlet_components)
+        logits = layers.Dense(dirichlet.mixture_width(dirichlet_components), name=LOGITS_LAYER, dtype="float32",
+                              bias_initializer=bias)(x)
+        outputs = Concentrations(high=concentration_ceiling, components=dirichlet_components, name=OUTPUT_LAYER,
+                                 dtype="float32")(logits)
     else:
-        # The Dirichlet head starts unsure (alpha 3 for every answer, see `Concentrations`), not at 50.
-        bias = Concentrations.initial_bias() if head == CONCENTRATION_HEAD else "zeros"
-        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32", bias_initializer=bias)(x)
-        activation = Concentrations if head == CONCENTRATION_HEAD else PerQuestionSoftmax
-        outputs = activation(name=OUTPUT_LAYER, dtype="float32")(logits)
+        logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32")(x)
+        outputs = PerQuestionSoftmax(name=OUTPUT_LAYER, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -237,10 +258,15 @@ def _normalised_relu(x, name: str):
 
 
 def _check_args(input_size, channels, conv_filters, kernel_size, convs_per_block, conv_dropout, dense_units,
-                dense_dropout, head):
+                dense_dropout, head, dirichlet_components, concentration_ceiling):
     """Reject knob values Keras would fail on later with a less readable error."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
+    if not _is_positive_int(dirichlet_components):
+        raise ValueError(f"dirichlet_components must be a positive integer, got {dirichlet_components!r}")
+    if not Concentrations.INITIAL < concentration_ceiling < np.inf:
+        raise ValueError(f"concentration_ceiling must be finite and above {Concentrations.INITIAL:g} (the head's "
+                         f"starting concentration), got {concentration_ceiling!r}")
     for label, value in (("input_size", input_size), ("channels", channels), ("kernel_size", kernel_size),
                          ("convs_per_block", convs_per_block)):
         if not _is_positive_int(value):

@@ -83,11 +83,13 @@ def predict_crops(network, crops: Crops, batch_size: int = BATCH_SIZE, tta: bool
 
     The crops go through `network` `batch_size` at a time; with `tta`, each of
     their 8 rotations and flips does, and the outputs are the mean (for the
-    Dirichlet head the mean concentrations, so a surer view weighs more). A
-    network with the Dirichlet head also fills `INTERVAL_COLUMNS`.
+    Dirichlet head the mean concentrations, so a surer view weighs more, and a
+    mixture's mean weights too). A network with the Dirichlet head also fills
+    `INTERVAL_COLUMNS`.
     """
     good = crops.good
-    outputs = np.full((len(crops.errors), schema.N_ANSWERS), np.nan)
+    width = network.output_shape[-1] if outputs_concentrations(network) else schema.N_ANSWERS
+    outputs = np.full((len(crops.errors), width), np.nan)
     if good:
         run = functools.partial(network.predict, batch_size=batch_size, verbose=0)
         outputs[good] = average_over_views(run, crops.scaled) if tta else run(crops.scaled)
