@@ -10,6 +10,7 @@ from galaxyzoo import schema
 from galaxyzoo.config.experiment import config_hash, from_dict
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import dirichlet
+from galaxyzoo.model.head_layout import mixture_width, n_components
 
 N, Q = schema.N_ANSWERS, len(schema.QUESTIONS)
 COLUMNS = ["true_coverage", "vote_coverage", "vote_interval_coverage"]
@@ -38,7 +39,7 @@ def _halves(alpha):
 
 def test_components_reads_the_layout_and_refuses_other_widths():
     outputs = _mixture([np.full((3, N), 2.0), np.full((3, N), 5.0)], [np.full((3, Q), 0.25), np.full((3, Q), 0.75)])
-    assert outputs.shape == (3, dirichlet.mixture_width(2)) == (3, 96)
+    assert outputs.shape == (3, mixture_width(2)) == (3, 96)
     alpha, weights = dirichlet.components(outputs)
     assert alpha.shape == weights.shape == (2, 3, N)
     assert (alpha[0] == 2).all() and (alpha[1] == 5).all()
@@ -47,7 +48,7 @@ def test_components_reads_the_layout_and_refuses_other_widths():
     assert single.shape == (1, 3, N) and (ones == 1).all()
     for width in (48, 37 + 48, 95):
         with pytest.raises(ValueError, match=f"got {width} columns"):
-            dirichlet.n_components(width)
+            n_components(width)
 
 
 def test_a_mixture_of_two_equal_halves_is_the_single_dirichlet():
@@ -58,8 +59,9 @@ def test_a_mixture_of_two_equal_halves_is_the_single_dirichlet():
     for exact, bisected in zip(dirichlet.intervals(alpha), dirichlet.intervals(_halves(alpha))):
         np.testing.assert_allclose(bisected, exact, atol=1e-8)
     # the beta-binomials' whole-count quantiles, searched, are SciPy's own
-    for exact, searched in zip(dirichlet.vote_intervals(alpha, counts), dirichlet.vote_intervals(_halves(alpha), counts)):
-        np.testing.assert_array_equal(searched, exact)
+    searched = dirichlet.vote_intervals(_halves(alpha), counts)
+    for exact, found in zip(dirichlet.vote_intervals(alpha, counts), searched):
+        np.testing.assert_array_equal(found, exact)
     np.testing.assert_allclose(dirichlet.fractions(_halves(alpha)), dirichlet.fractions(alpha), rtol=1e-6)
 
 
@@ -171,9 +173,12 @@ def test_the_packaged_prediction_of_a_mixture_has_its_intervals(real_images_dir)
 
     keras.utils.set_random_seed(0)
     network = build_model(head="dirichlet", dirichlet_components=2, **SMALL)
-    images = [p.read_bytes() for p in sorted(real_images_dir.glob("*.jpg"))[:3]]
+    images = [p.read_bytes() for p in sorted(real_images_dir.glob("*.jpg"))[:3]] + [b"not an image"]
     frame = packaged.predict_images(network, images, 16, 1)
     assert list(frame.columns[: 3 * N]) == [*packaged.ANSWER_COLUMNS, *packaged.INTERVAL_COLUMNS]
+    # the image that could not be cropped has no interval, as with one Dirichlet: NaN, not a searched number
+    assert frame.loc[3, "error"] and frame.loc[3, packaged.INTERVAL_COLUMNS].isna().all()
+    frame = frame.iloc[:3]
     mean = frame[packaged.ANSWER_COLUMNS].to_numpy()
     low, high = (frame[packaged.INTERVAL_COLUMNS].to_numpy()[:, i * N:(i + 1) * N] for i in (0, 1))
     assert (low < high).all() and (low > 0).all() and (high < 1).all()
@@ -182,8 +187,10 @@ def test_the_packaged_prediction_of_a_mixture_has_its_intervals(real_images_dir)
 
 
 @pytest.mark.slow
-def test_a_mixture_trains_with_mlflow_and_predicts_raw_images_with_intervals(tiny_experiment, real_images_dir,
-                                                                           tmp_path, capsys):
+def test_a_refitted_mixture_trains_with_mlflow_and_predicts_raw_images_with_intervals(tiny_experiment,
+                                                                                     real_images_dir, tmp_path,
+                                                                                     capsys):
+    import mlflow
     import pandas as pd
 
     from galaxyzoo.cli import main
@@ -196,9 +203,12 @@ def test_a_mixture_trains_with_mlflow_and_predicts_raw_images_with_intervals(tin
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "epochs=1", "tracking.plots=false",
                                             "tracking.system_metrics=false", "model.head=dirichlet",
                                             "train.loss=dirichlet-learned", "model.dirichlet_components=2",
-                                            "model.concentration_ceiling=500"])
+                                            "model.concentration_ceiling=500", "train.refit_head=true"])
     result = train(cfg, experiment_file=str(tiny_experiment), progress=False, verbose=0)
     assert 0 < result.metrics["test_rmse"] < 1  # scored on the mixture's mean fractions
+    logged = mlflow.MlflowClient(uri).get_run(result.run_id).data.metrics
+    assert logged["head_refit_val_loss"] <= logged["head_refit_val_loss_before"] == \
+        result.metrics["head_refit_val_loss_before"]  # the refit's report, in the run beside the test metrics
     out = tmp_path / "preds.csv"
     images = [str(p) for p in sorted(real_images_dir.glob("*.jpg"))[:3]]
     assert main(["predict", "--model", f"runs:/{result.run_id}/packaged_model", *images, "--out", str(out),
@@ -228,6 +238,6 @@ def test_the_config_keeps_the_mixture_to_the_dirichlet_head_and_old_hashes_uncha
     with pytest.raises(GalaxyZooError, match=r"^x\.yaml: model\.concentration_ceiling: only the 'dirichlet' head"):
         from_dict({"model": {"concentration_ceiling": 1000}}, source="x.yaml")
     for key, value in (("dirichlet_components", 0), ("dirichlet_components", 9), ("concentration_ceiling", 5),
-                       ("concentration_ceiling", float("inf"))):
+                       ("concentration_ceiling", 20_000), ("concentration_ceiling", float("inf"))):
         with pytest.raises(GalaxyZooError, match=rf"model\.{key}: (must be in|expected a number)"):
             from_dict({**dirichlet_head, "model": {"head": "dirichlet", key: value}})

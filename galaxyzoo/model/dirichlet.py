@@ -5,7 +5,7 @@ The `"dirichlet"` head (`model.network`) outputs, per galaxy, 37 concentrations
 probabilities. With `model.dirichlet_components` K of 2 or more it outputs a
 mixture of K Dirichlets per question instead: K x 37 concentrations, component
 after component, then K x 11 weights (each question's K weights sum to 1), so
-`K * 48` columns (`components` splits them). Everything downstream reads both
+`K * 48` columns (`model.head_layout`; `components` splits them). Everything downstream reads both
 layouts through this module:
 
 ```python
@@ -48,10 +48,10 @@ import pandas as pd
 from scipy import stats
 
 from galaxyzoo import schema
+from galaxyzoo.model.head_layout import n_components
 from galaxyzoo.model.metrics import answer_arrays
 
 LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
-_MIXTURE_STRIDE = schema.N_ANSWERS + len(schema.QUESTIONS)  # one component's concentrations and weights
 
 
 def question_totals(x: np.ndarray) -> np.ndarray:
@@ -59,25 +59,6 @@ def question_totals(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     sums = np.stack([x[:, q.slice].sum(axis=1) for q in schema.QUESTIONS], axis=1)
     return sums[:, schema.QUESTION_OF_ANSWER]
-
-
-def n_components(width: int) -> int:
-    """The number of Dirichlets per question in a head's output of `width` columns: 1 for 37, K for K * 48.
-
-    Raises ValueError for any other width.
-    """
-    if width == schema.N_ANSWERS:
-        return 1
-    k, rest = divmod(width, _MIXTURE_STRIDE)
-    if rest or k < 2:
-        raise ValueError(f"a Dirichlet head outputs {schema.N_ANSWERS} concentrations or K * {_MIXTURE_STRIDE} "
-                         f"columns for a mixture of K >= 2, got {width} columns")
-    return k
-
-
-def mixture_width(components: int) -> int:
-    """The output width of a head of `components` Dirichlets per question (`n_components`' inverse)."""
-    return schema.N_ANSWERS if components == 1 else components * _MIXTURE_STRIDE
 
 
 def components(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,7 +186,9 @@ class Mixture:
             low, high = np.where(below, mid, low), np.where(below, high, mid)
             if self.discrete and (high - low <= 1).all():
                 break
-        return high if self.discrete else (low + high) / 2
+        found = high if self.discrete else (low + high) / 2
+        # A NaN parameter (an image that could not be cropped) makes every comparison false: NaN, not a number.
+        return np.where(np.isnan(self.cdf(found)), np.nan, found)
 
 
 def _mixed(parts: list, weights: np.ndarray, upper):

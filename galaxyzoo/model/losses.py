@@ -32,7 +32,7 @@ from keras import ops
 
 from galaxyzoo import schema
 from galaxyzoo.config.experiment import LOSSES  # the names experiment files may use
-from galaxyzoo.model import dirichlet
+from galaxyzoo.model.head_layout import n_components
 
 N = schema.N_ANSWERS  # 37
 _T01 = schema.QUESTION_BY_ID["t01"].slice
@@ -203,7 +203,7 @@ def concentration_log_prob(counts, outputs):
     outputs): log sum_k w_k DM(votes | alpha_k), the votes' likelihood under a galaxy whose answer
     probabilities come from one of K Dirichlets, component k with chance w_k. Unvoted questions give 0.
     """
-    k = dirichlet.n_components(outputs.shape[-1])
+    k = n_components(outputs.shape[-1])
     if k == 1:
         return dirichlet_multinomial_log_prob(counts, outputs)
     alpha, weights = _mixture_parts(outputs, k)
@@ -217,7 +217,7 @@ def concentration_log_prob(counts, outputs):
 def concentration_fractions(outputs):
     """A Dirichlet head's outputs -> (batch, 37) mean answer probabilities, inside a graph: alpha over its
     question's sum, for a mixture its components' means weighted (`model.dirichlet.fractions` in NumPy)."""
-    k = dirichlet.n_components(outputs.shape[-1])
+    k = n_components(outputs.shape[-1])
     if k == 1:
         return per_question_fractions(outputs)
     alpha, weights = _mixture_parts(outputs, k)

@@ -37,6 +37,7 @@ from galaxyzoo import schema
 # One list of heads and one shrinkage rule for the config's validation and the builder.
 from galaxyzoo.config.experiment import CONCENTRATION_HEAD, HEADS, feature_side
 from galaxyzoo.model import dirichlet
+from galaxyzoo.model.head_layout import mixture_width
 
 # The head's layer names, which saved models carry: `embedding_model` cuts the network before them.
 OUTPUT_LAYER = "answers"
@@ -96,7 +97,7 @@ class Concentrations(layers.Layer):
     def initial_bias(cls, high: float = HIGH, components: int = 1):
         """The logits' bias initializer that makes a zero input give alpha `INITIAL` and equal weights."""
         share = (cls.INITIAL - cls.LOW) / (high - cls.LOW)
-        bias = np.zeros(dirichlet.mixture_width(components))
+        bias = np.zeros(mixture_width(components))
         bias[: components * schema.N_ANSWERS] = np.log(share / (1.0 - share))
         return keras.initializers.Constant(bias)
 
@@ -166,7 +167,7 @@ def build_model(
     elif head == CONCENTRATION_HEAD:
         # The Dirichlet head starts unsure (alpha 3 for every answer, see `Concentrations`), not half-way up.
         bias = Concentrations.initial_bias(concentration_ceiling, dirichlet_components)
-        logits = layers.Dense(dirichlet.mixture_width(dirichlet_components), name=LOGITS_LAYER, dtype="float32",
+        logits = layers.Dense(mixture_width(dirichlet_components), name=LOGITS_LAYER, dtype="float32",
                               bias_initializer=bias)(x)
         outputs = Concentrations(high=concentration_ceiling, components=dirichlet_components, name=OUTPUT_LAYER,
                                  dtype="float32")(logits)

@@ -49,6 +49,7 @@ from galaxyzoo.model.network import build_model, freeze_conv_blocks, outputs_con
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
+from galaxyzoo.training.head_refit import HeadRefit, refit_head
 from galaxyzoo.training.warm_start import InitWeights, load_init
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class FitResult:
     initial_epoch: int  # the epoch this fit started at (0 unless restored from a checkpoint)
     seconds: float  # wall time of `model.fit`: training and validation
     runtime: dict[str, str]  # runtime.* tags: backend, GPUs, precision, distribution
+    head_refit: HeadRefit | None = None  # what `train.refit_head` did, when set
 
     @property
     def epochs(self) -> int:
@@ -127,14 +129,23 @@ class Fitting:
         return self.initial_epoch
 
     def fit(self, dataset: Dataset, *, extra_callbacks: Iterable = (), verbose: int | str | None = None) -> FitResult:
-        """Train from `initial_epoch` to `train.epochs` (nothing when the checkpoint was the last epoch)."""
+        """Train from `initial_epoch` to `train.epochs` (nothing when the checkpoint was the last epoch),
+        then with `train.refit_head` fit the head again on clean features (`training.head_refit`).
+
+        The checkpoint holds the weights before the refit, so a resumed fit refits them again, the same way.
+        """
         train_seq, val_seq = dataset.fit_sequences(self.cfg.train, self.initial_epoch, workers=PREFETCH_WORKERS)
         started = time.perf_counter()
         history = self.model.fit(train_seq, validation_data=val_seq, epochs=self.cfg.train.epochs,
                                  initial_epoch=self.initial_epoch, callbacks=self.callbacks + list(extra_callbacks),
                                  verbose=_verbosity(verbose), shuffle=False)
-        return FitResult(self.model, history.history, self.initial_epoch, time.perf_counter() - started,
-                         self.runtime)
+        seconds = time.perf_counter() - started
+        refit = None
+        if self.cfg.train.refit_head:
+            refit = refit_head(self.model, dataset, loss=self.model.loss, seed=self.cfg.train.seed)
+            logger.info("refitted the head on clean features in %d epochs: validation loss %.4f -> %.4f",
+                        refit.epochs, refit.val_loss_before, refit.val_loss)
+        return FitResult(self.model, history.history, self.initial_epoch, seconds, self.runtime, refit)
 
 
 @contextlib.contextmanager

@@ -30,11 +30,13 @@ GALLERY_SIZE = 16  # test crops drawn with their predictions
 
 
 def record(cfg: ExperimentConfig, client, run_id: str, run_dir: Path, model, loss, dataset: Dataset, *,
-           resuming: bool) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
+           resuming: bool, extra_metrics: dict[str, float] | None = None
+           ) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
     """Evaluate `model` and log everything to run `run_id`; return (test metrics, per-epoch history).
 
     The history is every per-epoch series the run holds, as `(epoch, value)`
-    pairs, resumed epochs included.
+    pairs, resumed epochs included. `extra_metrics` (e.g. a head refit's) are
+    logged and returned with the test metrics.
     """
     history = mlflow_runs.metric_histories(client, run_id, list(names.CURVE_KEYS) + [names.EPOCH_SECONDS])
     # The last epoch's step: the test and best metrics are logged at it, and both logged
@@ -43,6 +45,9 @@ def record(cfg: ExperimentConfig, client, run_id: str, run_dir: Path, model, los
     # A process killed after logging the test metrics logged them already: keep its values, once.
     logged = mlflow_runs.logged_steps(client, run_id) if resuming else None
     metrics = _evaluate_and_log(cfg, client, run_id, run_dir, model, loss, dataset, history, step, logged)
+    if extra_metrics:
+        mlflow_runs.log_metrics(client, run_id, extra_metrics, step=step, skip=logged)
+        metrics = {**metrics, **extra_metrics}
     mlflow_runs.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
     mlflow_runs.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
     packaged.log_packaged_model(client, run_id, step=step)
