@@ -98,6 +98,7 @@ def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dic
     table["best_vote_coverage"] = best["vote_coverage"]
     table["best_vote_interval_coverage"] = best["vote_interval_coverage"]
     return {"epochs": result.initial_epoch + result.epochs, "n_test": len(test), "table": table,
+            "head_refit": result.head_refit.metrics() if result.head_refit else None,
             "test_rmse": metrics.rmse(test.targets, dirichlet.fractions(outputs)),
             "median_concentration": float(np.median(mean_concentration(outputs)))}
 
@@ -140,6 +141,8 @@ def main() -> None:
     print(f"\n{experiment} + Dirichlet head: synthetic n={n}, seed 2026, {r['epochs']} epochs, "
           f"{r['n_test']} test galaxies; test RMSE {r['test_rmse']:.4f}, "
           f"median concentration per question {r['median_concentration']:.1f}")
+    if r["head_refit"]:
+        print("head refitted on clean features: " + ", ".join(f"{k} {v:.4f}" for k, v in r["head_refit"].items()))
     print("coverage of the 90 % intervals (target 0.85-0.95); best_*: a head that knew the truth; "
           "*_se: standard errors over the galaxies")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -152,7 +155,7 @@ def main() -> None:
     print("questions within 0.85-0.95 or less than 2 standard errors from it: "
           + ", ".join(f"{k} {v}" for k, v in within_band(measured, 2 * errors).items()))
     if args.json:
-        out = {"experiment": experiment, "n": n, **{k: r[k] for k in ("epochs", "n_test", "test_rmse")},
+        out = {"experiment": experiment, "n": n, **{k: r[k] for k in ("epochs", "n_test", "test_rmse", "head_refit")},
                "coverage": table.to_dict(orient="records")}
         Path(args.json).write_text(json.dumps(out, indent=2))
 

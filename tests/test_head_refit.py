@@ -43,7 +43,8 @@ def test_the_refit_moves_only_the_head_lowers_the_validation_loss_and_resumes_th
     evaluated = result.model.evaluate(*_clean(dataset, "val"), batch_size=256, verbose=0, return_dict=True)["loss"]
     assert evaluated == pytest.approx(refit.val_loss, rel=1e-4)  # the model holds the refit's best epoch
     assert refit.metrics() == {"head_refit_val_loss_before": refit.val_loss_before,
-                               "head_refit_val_loss": refit.val_loss, "head_refit_epochs": float(refit.epochs)}
+                               "head_refit_val_loss": refit.val_loss, "head_refit_epochs": float(refit.epochs),
+                               "head_refit_seconds": refit.seconds} and refit.seconds > 0
     # A resume of the finished training restores the checkpoint (before the refit) and refits it again.
     resumed = fit(cfg, dataset, tmp_path / "run", resume=True, verbose=0)
     assert _same(_weights(resumed.model)["logits"], refitted["logits"])

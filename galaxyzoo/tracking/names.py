@@ -136,8 +136,9 @@ TEST_PREFIX = "test_"  # scored on the test split (train and evaluate)
 VAL_PREFIX = "val_"  # scored on the validation split (Keras's own prefix in training; an ensemble's too)
 BEST_PREFIX = "best_"  # the best value of a per-epoch series, or a sweep's best trial
 TTA_SUFFIX = "_tta"  # the same metric, predicted with test-time augmentation (`model.tta`)
-# What `train.refit_head` did (`training.head_refit`): the validation loss before and after, and its epochs.
-HEAD_REFIT_METRICS = ("head_refit_val_loss_before", "head_refit_val_loss", "head_refit_epochs")
+# What `train.refit_head` did (`training.head_refit`): the validation loss before and after, its epochs and time.
+HEAD_REFIT_METRICS = ("head_refit_val_loss_before", "head_refit_val_loss", "head_refit_epochs",
+                      "head_refit_seconds")
 
 
 def on_test_split(key: str) -> str:
