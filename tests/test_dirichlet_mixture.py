@@ -189,15 +189,18 @@ def test_the_packaged_prediction_of_a_mixture_has_its_intervals(real_images_dir)
 @pytest.mark.slow
 def test_a_refitted_mixture_trains_with_mlflow_and_predicts_raw_images_with_intervals(tiny_experiment,
                                                                                      real_images_dir, tmp_path,
-                                                                                     capsys):
+                                                                                     capsys, monkeypatch):
     import mlflow
     import pandas as pd
 
     from galaxyzoo.cli import main
     from galaxyzoo.config.experiment import load_experiment
     from galaxyzoo.registry import packaged
+    from galaxyzoo.training import head_refit
     from galaxyzoo.training.run import train
     from stores import seeded_uri
+
+    monkeypatch.setattr(head_refit, "MAX_EPOCHS", 10)  # the refit's length is not what this test is about
 
     uri = seeded_uri(tmp_path)
     cfg = load_experiment(tiny_experiment, [f"tracking.tracking_uri={uri}", "epochs=1", "tracking.plots=false",
