@@ -110,3 +110,21 @@ def test_the_refit_runs_inside_the_models_distribution_strategy(tiny_experiment,
         model.compile(optimizer="adam", loss=get_loss("dirichlet-learned"))
     report = head_refit.refit_head(model, _dataset(cfg), loss=model.loss, seed=0)
     assert report.epochs == 3 and report.val_loss < report.val_loss_before
+
+
+def test_a_split_without_validation_galaxies_is_one_clear_error(tiny_experiment):
+    import dataclasses
+
+    from galaxyzoo.config.experiment import model_kwargs
+    from galaxyzoo.model.losses import get_loss
+    from galaxyzoo.model.network import build_model
+    from galaxyzoo.training.head_refit import refit_head
+
+    cfg = load_experiment(tiny_experiment, DIRICHLET)
+    dataset = _dataset(cfg)
+    val = dataset.parts["val"]
+    empty = dataclasses.replace(val, asset_ids=val.asset_ids[:0], rows=val.rows[:0], targets=val.targets[:0],
+                                counts=val.counts[:0])
+    dataset = dataclasses.replace(dataset, parts={**dataset.parts, "val": empty})
+    with pytest.raises(GalaxyZooError, match="^train.refit_head: the split has no validation galaxies"):
+        refit_head(build_model(**model_kwargs(cfg)), dataset, loss=get_loss("dirichlet-learned"), seed=0)

@@ -5,8 +5,8 @@ The `"dirichlet"` head (`model.network`) outputs, per galaxy, 37 concentrations
 probabilities. With `model.dirichlet_components` K of 2 or more it outputs a
 mixture of K Dirichlets per question instead: K x 37 concentrations, component
 after component, then K x 11 weights (each question's K weights sum to 1), so
-`K * 48` columns (`model.head_layout`; `components` splits them). Everything downstream reads both
-layouts through this module:
+`K * 48` columns (`model.head_layout`; `components` splits them). Everything
+downstream reads both layouts through this module:
 
 ```python
 from galaxyzoo.model import dirichlet
@@ -20,9 +20,9 @@ Each answer's marginal under Dirichlet(alpha) is Beta(alpha_i, alpha0 - alpha_i)
 alpha0 the sum over its question, so percentiles are exact (scipy), not
 sampled. A mixture's marginal is the weighted sum of its components' Betas,
 whose percentiles have no closed form: `Mixture` finds them by bisection of
-the CDF, to within 2**-30. An observed vote fraction `k / n` has a second source of spread, the
-`n` volunteers' own draws: its predictive distribution is the beta-binomial
-BetaBinomial(n, alpha_i, alpha0 - alpha_i) (`vote_intervals`).
+the CDF, to within 2**-30. An observed vote fraction `k / n` has a second
+source of spread, the `n` volunteers' own draws: its predictive distribution
+is the beta-binomial BetaBinomial(n, alpha_i, alpha0 - alpha_i) (`vote_intervals`).
 
 A vote count is discrete, so "inside the 90 % interval" needs care: the
 equal-tailed interval of whole counts (its 5th to 95th percentile) holds at

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from galaxyzoo.data.dataset import Dataset
+from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model.network import LOGITS_LAYER, OUTPUT_LAYER, embedding_model
 from galaxyzoo.registry.evaluate import predict_outputs
 from galaxyzoo.tracking import names
@@ -59,12 +60,12 @@ def refit_head(model: keras.Model, dataset: Dataset, *, loss, seed: int) -> Head
 
     `loss` is the training loss (its `needs_counts` says whether the targets
     carry the vote counts); `seed` orders the batches. The best epoch on the
-    validation part's loss is kept, so the head
-    ends no worse there than it started. Raises ValueError without a
-    validation part.
+    validation part's loss is kept, so the head ends no worse there than it
+    started. A split without validation galaxies is a `GalaxyZooError`.
     """
     if len(dataset.parts["val"].rows) == 0:
-        raise ValueError("refitting the head needs validation galaxies to stop on (data.val_size > 0)")
+        raise GalaxyZooError("train.refit_head: the split has no validation galaxies to stop on; "
+                             "raise data.val_size or the number of galaxies")
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     features = embedding_model(model)
