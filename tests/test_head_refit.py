@@ -66,7 +66,8 @@ def _clean(dataset, name):
 
 
 @pytest.mark.slow
-def test_a_refit_that_cannot_beat_the_trained_head_keeps_it(tiny_experiment, tmp_path, monkeypatch):
+@pytest.mark.parametrize("rate", [1e4, float("nan")])
+def test_a_refit_that_cannot_beat_the_trained_head_keeps_it(tiny_experiment, tmp_path, monkeypatch, rate):
     from galaxyzoo.training import head_refit
     from galaxyzoo.training.fit import fit
 
@@ -74,8 +75,9 @@ def test_a_refit_that_cannot_beat_the_trained_head_keeps_it(tiny_experiment, tmp
     dataset = _dataset(cfg)
     model = fit(cfg, dataset, tmp_path / "run", verbose=0).model
     trained = _weights(model)
-    # A rate that throws every step far off: no epoch ends below the trained head's validation loss.
-    monkeypatch.setattr(head_refit, "LEARNING_RATE", 1e4)
+    # A rate that throws every step far off, or turns the head into NaN from its first step (which
+    # EarlyStopping would take for its best epoch): no epoch ends below the trained head's loss.
+    monkeypatch.setattr(head_refit, "LEARNING_RATE", rate)
     monkeypatch.setattr(head_refit, "PATIENCE", 2)
     report = head_refit.refit_head(model, dataset, loss=model.loss, seed=0)
     assert report.val_loss == report.val_loss_before

@@ -429,7 +429,7 @@ def _check_against_base(spec: SweepSpec, base_cfg: experiment.ExperimentConfig, 
     if spec.study.metric == "val_loss" and "train.loss" in keys:
         raise src.fail("study.metric", "val_loss is not comparable between the searched losses; use val_rmse")
     if "train.refit_head" in keys:
-        # A trial's objective is its best epoch's, read before the refit: on or off could not be told apart.
+        # A trial's objective is its last epoch's value, read before the refit: on or off could not be told apart.
         raise src.fail("params.train.refit_head", "cannot be searched: a trial is scored on its epochs, before "
                                                   "the refit; set it in the base experiment instead")
     firsts = {p.name: p.extremes()[0] for p in spec.params}

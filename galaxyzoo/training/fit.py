@@ -49,7 +49,7 @@ from galaxyzoo.model.network import build_model, freeze_conv_blocks, outputs_con
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
-from galaxyzoo.training.head_refit import HeadRefit, refit_head
+from galaxyzoo.training.head_refit import HeadRefit, refit_head, require_validation
 from galaxyzoo.training.warm_start import InitWeights, load_init
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ class Fitting:
 
         The checkpoint holds the weights before the refit, so a resumed fit refits them again, the same way.
         """
+        if self.cfg.train.refit_head:
+            require_validation(dataset)  # before the epochs, not after them
         train_seq, val_seq = dataset.fit_sequences(self.cfg.train, self.initial_epoch, workers=PREFETCH_WORKERS)
         started = time.perf_counter()
         history = self.model.fit(train_seq, validation_data=val_seq, epochs=self.cfg.train.epochs,

@@ -63,9 +63,7 @@ def refit_head(model: keras.Model, dataset: Dataset, *, loss, seed: int) -> Head
     validation part's loss is kept, so the head ends no worse there than it
     started. A split without validation galaxies is a `GalaxyZooError`.
     """
-    if len(dataset.parts["val"].rows) == 0:
-        raise GalaxyZooError("train.refit_head: the split has no validation galaxies to stop on; "
-                             "raise data.val_size or the number of galaxies")
+    require_validation(dataset)
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     features = embedding_model(model)
@@ -84,18 +82,26 @@ def refit_head(model: keras.Model, dataset: Dataset, *, loss, seed: int) -> Head
     before = float(head.evaluate(*data["val"], batch_size=BATCH_SIZE, verbose=0))
     stop = keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)
     history = head.fit(*data["train"], validation_data=data["val"], batch_size=BATCH_SIZE, epochs=MAX_EPOCHS,
-                       callbacks=[stop], verbose=0).history["val_loss"]
-    best = min(history)
-    if best >= before:  # no epoch beat the trained head: keep it
+                       callbacks=[stop, keras.callbacks.TerminateOnNaN()], verbose=0).history["val_loss"]
+    # Scored again rather than read off the history: a NaN first epoch would count as EarlyStopping's "best".
+    after = float(head.evaluate(*data["val"], batch_size=BATCH_SIZE, verbose=0))
+    if not after < before:  # no epoch beat the trained head (or the refit diverged): keep it
         head.set_weights(trained)
-        best = before
-    return HeadRefit(before, float(best), len(history), time.perf_counter() - started)
+        after = before
+    return HeadRefit(before, after, len(history), time.perf_counter() - started)
+
+
+def require_validation(dataset: Dataset) -> None:
+    """Refuse, before any training, a split with no validation galaxies for the refit to stop on."""
+    if len(dataset.parts["val"].rows) == 0:
+        raise GalaxyZooError("train.refit_head: the split has no validation galaxies to stop on; "
+                             "raise data.val_size or the number of galaxies")
 
 
 def head_model(model: keras.Model, n_features: int) -> keras.Model:
     """Features in, `model`'s outputs out: its head's own layers (shared, so training this trains them)."""
-    names = {layer.name for layer in model.layers}
-    layers = [model.get_layer(LOGITS_LAYER)] if LOGITS_LAYER in names else []
+    layer_names = {layer.name for layer in model.layers}
+    layers = [model.get_layer(LOGITS_LAYER)] if LOGITS_LAYER in layer_names else []
     x = inputs = keras.Input((n_features,), name="features")
     for layer in [*layers, model.get_layer(OUTPUT_LAYER)]:
         x = layer(x)
