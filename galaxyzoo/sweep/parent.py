@@ -178,7 +178,9 @@ def log_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, stor
               artifacts: bool):
     """The parent run's params (settings, searched ranges) and, when it is new, artifacts (sweep file,
     base config). MLflow params never change: a worker joining with other settings (a bigger
-    --n-trials) keeps the first worker's and says which differ."""
+    --n-trials) keeps the first worker's and says which differ. Call it under the study lock: two
+    workers reading the params at once would both log the missing ones, and a SQL store refuses the
+    second write."""
     s = spec.study
     settings = {
         "file": str(spec.path),

@@ -154,8 +154,11 @@ def run_sweep(
         parent_id, created = join_parent(client, experiment_id, key, study_name, storage, tags, me,
                                          heartbeat_seconds, project_run_id)
     with worker_on(client, parent_id, me, heartbeat_seconds, lock) as leave:
-        log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
-                  artifacts=created)
+        # Under the lock: two workers joining at once would both find a param unlogged and log it, and
+        # a SQL store refuses the second (a duplicate key).
+        with lock():
+            log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
+                      artifacts=created)
         runner = TrialRunner(client, spec, extra, parent_id, study_name, key)
         if backend == "optuna":
             with quiet_optuna_warnings():
