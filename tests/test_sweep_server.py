@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_sweep_workers import _assert_one_study, _finish, _free_port, _worker, postgres  # noqa: F401 (postgres is a fixture)
+from test_sweep_workers import _assert_one_study, _finish_all, _free_port, _worker, postgres  # noqa: F401 (postgres is a fixture)
 
 from galaxyzoo.cli import main
 
@@ -78,8 +78,7 @@ def test_workers_log_through_a_tracking_server(postgres, tracking_server, tiny_s
     folders = [tmp_path / f"worker{i}" for i in range(2)]
     for folder in folders:
         folder.mkdir()
-    workers = [_worker(tiny_sweep_file, folder, env, *args) for folder in folders]
-    logs = [_finish(w) for w in workers]
+    logs = _finish_all([_worker(tiny_sweep_file, folder, env, *args) for folder in folders])
 
     trials = optuna.load_study(study_name="served", storage=postgres("optuna", "+psycopg2")).get_trials()
     client = mlflow.MlflowClient(tracking_server.uri)

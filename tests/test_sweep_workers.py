@@ -129,6 +129,18 @@ def _finish(worker: subprocess.Popen, timeout: int = 600) -> str:
     return out
 
 
+def _finish_all(workers: list[subprocess.Popen]) -> list[str]:
+    """Each worker's output, in order. When one fails, the others are killed, not left running in
+    their own sessions after the test (and its database) are gone."""
+    try:
+        return [_finish(w) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGKILL)
+                w.wait()
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_journal_file(tiny_sweep_file, tmp_path):
     """The no-database option: the study in Optuna's JournalStorage over one file (`--storage journal:///...`)."""
@@ -149,8 +161,7 @@ def _two_workers(sweep_file: Path, cwd: Path, tracking_uri: str, storage: str, n
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = ("--storage", storage, "--study-name", "shared", "--n-trials", str(n_trials), "--epochs", "1",
             "--set", "tracking.experiment_name=workers")
-    workers = [_worker(sweep_file, cwd, env, *args) for _ in range(2)]
-    return [_finish(w) for w in workers]
+    return _finish_all([_worker(sweep_file, cwd, env, *args) for _ in range(2)])
 
 
 def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment: str, study: str):
