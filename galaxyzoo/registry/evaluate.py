@@ -60,7 +60,7 @@ def predict(model, images, rows: np.ndarray, batch_size: int, tta: bool = False)
 
 def predict_outputs(model, images, rows: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
     """The model's outputs (N, 37) float32 for store `rows`, streamed in batches (no shuffling, no augmentation):
-    fractions, or the Dirichlet head's concentrations.
+    fractions, or the Dirichlet head's concentrations ((N, K * 48) for a mixture, `model.head_layout`).
 
     With `tta`, each batch's outputs are the mean over its 8 rotations and flips (`model.tta`).
     """
