@@ -75,22 +75,16 @@ def mixture_head(features: int, components: int, high: float, init: tuple[np.nda
     return keras.Model(inputs, Concentrations(high=high, components=components)(logits))
 
 
-def fit_head(parts: dict, components: int, high: float, init, seed: int = 0, epochs: int = 300):
-    """A mixture head fitted on `parts["train"]` (features, targets then counts), stopped on `parts["val"]`'s loss;
-    `seed` sets its start (`mixture_head`) and the order of its batches."""
-    import keras
-
+def fit_head(parts: dict, components: int, high: float, init, seed: int = 0):
+    """A mixture head fitted on `parts["train"]` (features, targets then counts), stopped on `parts["val"]`'s loss
+    as `train.refit_head` fits the network's own (`training.head_refit.fit_on_features`); `seed` sets its start
+    (`mixture_head`) and the order of its batches. Returns the head and its validation loss."""
     from galaxyzoo.model.losses import get_loss
+    from galaxyzoo.training.head_refit import fit_on_features
 
-    keras.utils.set_random_seed(seed)
     model = mixture_head(parts["train"][0].shape[1], components, high, init, seed)
-    # A linear head on fixed features: Adam's default rate, and patience for the slow, noisy fall of the
-    # validation likelihood (an epoch is only 27 batches).
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("dirichlet-learned"))
-    stop = keras.callbacks.EarlyStopping(patience=15, restore_best_weights=True)
-    history = model.fit(*parts["train"], validation_data=parts["val"], batch_size=256, epochs=epochs,
-                        callbacks=[stop], verbose=0)
-    return model, min(history.history["val_loss"])
+    _, val_loss, _ = fit_on_features(model, parts, loss=get_loss("dirichlet-learned"), seed=seed)
+    return model, val_loss
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,15 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     build_data("improved.yaml", overrides)
 
     from galaxyzoo.model import dirichlet
-    from galaxyzoo.model.network import LOGITS_LAYER, embedding_model
+    from galaxyzoo.model.network import LOGITS_LAYER
     from galaxyzoo.registry import evaluate
+    from galaxyzoo.training.head_refit import clean_features
 
     cfg, result, dataset = trained("improved.yaml", overrides, Path(args.workdir))
-    features = embedding_model(result.model)
-    # The learned loss reads the counts from the second half of (N, 74) targets-then-counts.
-    parts = {name: (evaluate.predict_outputs(features, dataset.images, p.rows, batch_size=cfg.train.batch_size),
-                    np.concatenate([p.targets, p.counts], axis=1).astype(np.float32))
-             for name, p in dataset.parts.items()}
+    parts = clean_features(result.model, dataset, dataset.parts, with_counts=True)
     scored = {name: (dataset.parts[name], true_probabilities(dataset, dataset.parts[name])) for name in ("val", "test")}
 
     def coverage_of(table_of) -> dict[str, pd.DataFrame]:

@@ -65,30 +65,53 @@ def refit_head(model: keras.Model, dataset: Dataset, *, loss, seed: int) -> Head
     """
     require_validation(dataset)
     started = time.perf_counter()
-    keras.utils.set_random_seed(seed)
+    data = clean_features(model, dataset, ("train", "val"), with_counts=loss.needs_counts)
+    with _strategy_scope(model):  # the head shares the model's variables, and with them its strategy
+        head = head_model(model, data["train"][0].shape[1])
+    before, after, epochs = fit_on_features(head, data, loss=loss, seed=seed)
+    return HeadRefit(before, after, epochs, time.perf_counter() - started)
+
+
+def clean_features(model: keras.Model, dataset: Dataset, parts, *, with_counts: bool) -> dict:
+    """{part: (features, y_true)}: each part's features as inference computes them (`embedding_model`,
+    no augmentation, no dropout), and its targets, followed by its vote counts `with_counts`."""
     features = embedding_model(model)
     data = {}
-    for name in ("train", "val"):
+    for name in parts:
         part = dataset.parts[name]
         x = predict_outputs(features, dataset.images, part.rows, BATCH_SIZE)
-        y = np.concatenate([part.targets, part.counts], axis=1) if loss.needs_counts else part.targets
+        y = np.concatenate([part.targets, part.counts], axis=1) if with_counts else part.targets
         data[name] = (x, y.astype(np.float32))
-    # The head's variables live in the model's distribution strategy (TensorFlow); so must its new optimizer's.
-    strategy = getattr(model, "distribute_strategy", None)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        head = head_model(model, data["train"][0].shape[1])
+    return data
+
+
+def fit_on_features(head: keras.Model, data: dict, *, loss, seed: int) -> tuple[float, float, int]:
+    """Compile `head` (features in) with `loss`, fit it on `data["train"]` and stop on `data["val"]`'s loss;
+    `seed` orders the batches. Returns (validation loss before, after, epochs run).
+
+    The best epoch is kept, and the starting weights where no epoch beat them (or the fit diverged).
+    """
+    keras.utils.set_random_seed(seed)
+    # A new optimizer of variables under a distribution strategy (TensorFlow) must be made in it.
+    with _strategy_scope(head):
         head.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss)
-    trained = head.get_weights()
+    start = head.get_weights()
     before = float(head.evaluate(*data["val"], batch_size=BATCH_SIZE, verbose=0))
     stop = keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)
     history = head.fit(*data["train"], validation_data=data["val"], batch_size=BATCH_SIZE, epochs=MAX_EPOCHS,
                        callbacks=[stop, keras.callbacks.TerminateOnNaN()], verbose=0).history["val_loss"]
     # Scored again rather than read off the history: a NaN first epoch would count as EarlyStopping's "best".
     after = float(head.evaluate(*data["val"], batch_size=BATCH_SIZE, verbose=0))
-    if not after < before:  # no epoch beat the trained head (or the refit diverged): keep it
-        head.set_weights(trained)
+    if not after < before:
+        head.set_weights(start)
         after = before
-    return HeadRefit(before, after, len(history), time.perf_counter() - started)
+    return before, after, len(history)
+
+
+def _strategy_scope(model: keras.Model):
+    """The scope of `model`'s distribution strategy (TensorFlow's; none on other backends)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def require_validation(dataset: Dataset) -> None:
