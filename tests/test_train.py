@@ -201,11 +201,12 @@ def test_fit_trains_a_model_without_mlflow(tiny_experiment, tmp_path):
 # ---------------------------------------------------------------- resume
 
 
+REFIT_EPOCHS = 20  # the head refit's cap in KILL_SCRIPT and beside it: on the tiny data it would run 300
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import keras
-    from galaxyzoo.training import callbacks
+    from galaxyzoo.training import callbacks, head_refit
     from galaxyzoo.config.experiment import load_experiment
     from galaxyzoo.training.run import train
 
@@ -230,10 +231,26 @@ KILL_SCRIPT = textwrap.dedent(
         save(self, epoch, logs)
 
     callbacks.EpochCheckpoint.on_epoch_end = save_or_die
+
+    class KillInRefit(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            kill_at(epoch)
+
+    head_refit.MAX_EPOCHS = REFIT_EPOCHS
+    fit_head = head_refit.fit_on_features
+
+    def fit_head_or_die(head, data, **kwargs):
+        # The head's fit gets one more callback: the training's epochs are all done and checkpointed.
+        if where == "refit":
+            fit = head.fit
+            head.fit = lambda *args, callbacks=(), **kw: fit(*args, callbacks=[*callbacks, KillInRefit()], **kw)
+        return fit_head(head, data, **kwargs)
+
+    head_refit.fit_on_features = fit_head_or_die
     cfg = load_experiment(sys.argv[1], sys.argv[4:])
     train(cfg, experiment_file=sys.argv[2], extra_callbacks=[KillAfterEpoch()], progress=False, verbose=0)
     """
-)
+).replace("REFIT_EPOCHS", str(REFIT_EPOCHS))
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +323,31 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
         np.testing.assert_allclose(_history(client, resumed.run_id, key), _history(other, straight.run_id, key),
                                    atol=REPRO_ATOL, err_msg=key)
     for key in FINAL:
+        assert resumed.metrics[key] == pytest.approx(straight.metrics[key], abs=REPRO_ATOL), key
+
+
+@pytest.mark.slow
+def test_a_run_killed_during_the_head_refit_refits_again_and_records_it_once(tiny_experiment, tmp_path,
+                                                                            monkeypatch):
+    """The refit writes nothing until the run records: a kill there replays it from the last checkpoint."""
+    from galaxyzoo.training import head_refit
+
+    monkeypatch.setattr(head_refit, "MAX_EPOCHS", REFIT_EPOCHS)
+    sets = ["model.head=dirichlet", "train.loss=dirichlet-learned", "epochs=2", "train.refit_head=true"]
+    straight = _train(_cfg(tiny_experiment, tmp_path / "straight", *sets), tiny_experiment)
+    assert straight.metrics["head_refit_epochs"] > 3  # so a kill at the refit's third epoch is mid-way
+    overrides = [f"tracking.tracking_uri={_uri(tmp_path)}", *sets]
+    _kill_training(tiny_experiment, tmp_path, "refit:2", overrides)
+
+    client = _client(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])
+    assert run.info.status == "RUNNING" and _steps(client, run.info.run_id, "loss") == [1, 2]
+    assert not any(key.startswith("head_refit") or key.startswith("test_") for key in run.data.metrics)
+    resumed = _train(load_experiment(tiny_experiment, overrides), tiny_experiment, resume="auto")
+    assert resumed.run_id == run.info.run_id and resumed.resumed_from == 2
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    for key in ("head_refit_val_loss_before", "head_refit_val_loss", "head_refit_epochs", "test_rmse"):
+        assert _steps(client, run.info.run_id, key) == [2], key  # once, at the last epoch
         assert resumed.metrics[key] == pytest.approx(straight.metrics[key], abs=REPRO_ATOL), key
 
 

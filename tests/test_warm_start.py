@@ -109,3 +109,29 @@ def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path, own_te
     assert run.data.tags["config_hash"] == config_hash(cfg) != config_hash(cold)
     assert not any(k.startswith("warm_start.") for k in run.data.params)  # the same params as a cold run
 
+
+
+@pytest.mark.parametrize("source_sets, message", [
+    (["model.head=softmax-per-question", "train.loss=mse"],
+     "its head is a softmax per question in the source but a Dirichlet head (1 component, concentrations 1 to 100) "
+     "here"),
+    (["model.concentration_ceiling=1000"],
+     "its head is a Dirichlet head (1 component, concentrations 1 to 1000) in the source but a Dirichlet head "
+     "(1 component, concentrations 1 to 100) here"),
+])
+def test_a_head_that_reads_its_logits_otherwise_is_refused(tiny_experiment, tmp_path, source_sets, message):
+    """The same Dense shape under another activation or ceiling: the copied logits would mean something else."""
+    from galaxyzoo.errors import GalaxyZooError
+    from galaxyzoo.training.warm_start import load_init
+
+    dirichlet = ["model.head=dirichlet", "train.loss=dirichlet-learned"]
+    source_dir = tmp_path / "source"
+    _save_source(load_experiment(tiny_experiment, dirichlet + source_sets), source_dir)
+    cfg = load_experiment(tiny_experiment, dirichlet + [f"init_from={source_dir}"])
+    with pytest.raises(GalaxyZooError) as refused:
+        load_init(None, cfg)
+    assert str(refused.value) == f"warm_start.init_from {source_dir}: its network does not match this config's: " \
+                                 + message
+    _save_source(load_experiment(tiny_experiment, dirichlet), source_dir / "same")
+    same = load_experiment(tiny_experiment, dirichlet + [f"init_from={source_dir / 'same'}"])
+    assert load_init(None, same).weights  # the same head is accepted

@@ -11,8 +11,11 @@ with fitting(cfg, loss, run_dir, init=init) as f:  # the weights copied, the fir
 packaged model: its network is its run's Keras model), `runs:/ID/model`, a run
 id, a logged model's `models:/m-...`, or a local MLflow model folder. Its
 network must have the config's layers, with the same names and weight shapes
-in the same order (and the same input); otherwise one line names the source
-and the first layer that differs. Every weight is copied, the moving
+in the same order (and the same input), and the same head: the same output
+activation, and for the Dirichlet head the same number of components and
+concentration bounds, since the copied logits mean concentrations only under
+the bounds they were trained with. Otherwise one line names the source and the
+first layer that differs. Every weight is copied, the moving
 statistics of batch norm included; the optimizer starts afresh. A resumed run
 restores its own checkpoint and never loads the source again.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 from galaxyzoo.config.experiment import ExperimentConfig, model_kwargs
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.model.network import build_model
+from galaxyzoo.model.network import OUTPUT_LAYER, Concentrations, PerQuestionSoftmax, build_model
 from galaxyzoo.tracking import model_uri, names
 
 OPTION = "warm_start.init_from"  # names the source in every error
@@ -79,7 +82,8 @@ def load_init(client, cfg: ExperimentConfig) -> InitWeights:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise GalaxyZooError(f"{OPTION} {given}: cannot load a Keras model ({type(exc).__name__}: {problem})") \
             from None
-    mismatch = first_mismatch(layout(source), layout(build_model(**model_kwargs(cfg))))
+    target = build_model(**model_kwargs(cfg))
+    mismatch = first_mismatch(layout(source), layout(target)) or head_mismatch(source, target)
     if mismatch:
         raise GalaxyZooError(f"{OPTION} {given}: its network does not match this config's: {mismatch}")
     return InitWeights(given, run_id, tuple(tuple(layer.get_weights()) for layer in _weighted(source)))
@@ -107,6 +111,30 @@ def first_mismatch(source: Layout, target: Layout) -> str | None:
             return f"layer {want[0]!r} ({_shapes(want[1])}) is {have[0]!r} ({_shapes(have[1])}) in the source"
         return f"layer {want[0]!r} has {_shapes(have[1])} in the source but {_shapes(want[1])} here"
     return None
+
+
+def head_mismatch(source, target) -> str | None:
+    """How `source`'s head differs from `target`'s in what its outputs mean, or None when it does not.
+
+    Two heads of the same Dense shape can read their logits differently (a
+    softmax per question, or concentrations under another ceiling), which the
+    weights' shapes alone do not show.
+    """
+    have, want = head_description(source), head_description(target)
+    return None if have == want else f"its head is {have} in the source but {want} here"
+
+
+def head_description(model) -> str:
+    """The output layer's kind and the settings that give its logits their meaning, in words."""
+    layer = next((layer for layer in model.layers if layer.name == OUTPUT_LAYER), None)
+    if layer is None:
+        return f"no {OUTPUT_LAYER!r} layer"
+    if isinstance(layer, Concentrations):
+        return (f"a Dirichlet head ({layer.components} component{'s' if layer.components > 1 else ''}, "
+                f"concentrations {layer.low:g} to {layer.high:g})")
+    if isinstance(layer, PerQuestionSoftmax):
+        return "a softmax per question"
+    return f"a Dense {layer.get_config().get('activation')} head"
 
 
 def _shapes(shapes: tuple[tuple[int, ...], ...]) -> str:
