@@ -405,3 +405,25 @@ def test_cli_rejects_unknown_file_names(capsys):
         main(["download", "--out", "x", "--only", "hart16,catalogue"])
     assert exit_.value.code == 2
     assert "invalid file name(s) ['catalogue']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mirror", "notaurl"], "--mirror 'notaurl': not a URL; expected http://, https://, ftp:// or file://"),
+    (["--mapping-url", "http://[::1"], "--mapping-url 'http://[::1': not a URL (Invalid IPv6 URL)"),
+    (["--mapping-url", ""], "--mapping-url '': not a URL; expected http://, https://, ftp:// or file://"),
+])
+def test_a_bad_url_is_one_line_before_any_folder_is_made(tmp_path, capsys, args, message):
+    out = tmp_path / "raw"
+    assert main(["download", "--out", str(out), "--only", "mapping", *args]) == 2
+    assert capsys.readouterr().err == f"galaxyzoo: error: {message}\n"
+    assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for out in (blocker, blocker / "raw"):  # a file where the folder goes, and a path through a file
+        assert main(["download", "--out", str(out), "--only", "mapping", "--mirror", "http://127.0.0.1:9"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"galaxyzoo: error: {out}: cannot write the raw data folder there (") and \
+            err.count("\n") == 1

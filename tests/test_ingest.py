@@ -226,6 +226,24 @@ def test_existing_database_needs_overwrite(raw, tmp_path):
     conn.close()
 
 
+def test_overwrite_replaces_only_a_database_and_through_a_link_its_target(raw, tmp_path):
+    mapping = raw["raw"] / ing.MAPPING_FILE
+    before = mapping.read_bytes()
+    with pytest.raises(GalaxyZooError, match=r"gz2_filename_mapping\.csv: already exists and is not an SQLite "
+                                             r"database; ingest replaces only a database"):
+        ing.ingest(raw["raw"], mapping, progress=False, overwrite=True)  # the raw CSV named as --db by mistake
+    assert mapping.read_bytes() == before
+    db, link = tmp_path / "real.sqlite", tmp_path / "link.sqlite"
+    ing.ingest(raw["raw"], db, progress=False)
+    link.symlink_to(db)
+    db.write_bytes(b"")  # an empty file counts as no database: the ingest below must rebuild it
+    ing.ingest(raw["raw"], link, progress=False, overwrite=True)
+    assert link.is_symlink() and ing.is_ingested(db)  # the target rebuilt, the link kept
+    from galaxyzoo.system.locks import lock_path
+
+    assert lock_path(link) == lock_path(db)  # one lock for both names: two writers cannot race
+
+
 def test_failed_ingest_leaves_existing_database_alone(raw, tmp_path):
     db = tmp_path / "galaxy.sqlite"
     ing.ingest(raw["raw"], db, progress=False)
@@ -268,6 +286,17 @@ def _edit_csv(path: Path, edit) -> None:
          r"e\.g\. \d+ on lines 2, 3"),
         (ing.HART16_FILE, lambda df: df.assign(dr7objid=[df["dr7objid"][0]] * 2 + df["dr7objid"].tolist()[2:]),
          r"gz2_hart16\.csv: column 'dr7objid' repeats 1 value\(s\), e\.g\. \d+ on lines 2, 3"),
+        # One id written as a float: read as numbers, every id of the column would round to a neighbour
+        # that still joins (19 digits are more than float64 holds).
+        (ing.MAPPING_FILE, lambda df: df.assign(objid=df["objid"].where(df.index != 2, df["objid"] + ".0")),
+         r"gz2_filename_mapping\.csv: column 'objid' has value '\d{18,19}\.0' on line 4, expected an integer"),
+        (ing.HART16_FILE, lambda df: df.assign(dr7objid=df["dr7objid"].where(df.index != 2, df["dr7objid"] + ".0")),
+         r"gz2_hart16\.csv: column 'dr7objid' has value '\d{18,19}\.0' on line 4, expected an integer"),
+        (ing.HART16_FILE, lambda df: df.assign(t03_bar_a06_bar_count=["4"] * 8 + ["-3"] * 38),
+         r"gz2_hart16\.csv: column 't03_bar_a06_bar_count' has value -3 on line 10, expected a vote count of at "
+         r"least 0 \(38 such value\(s\) in all\)"),
+        (ing.HART16_FILE, lambda df: df.assign(t03_bar_a06_bar_count=["4"] * 8 + ["99999999999999999999"] * 38),
+         r"column 't03_bar_a06_bar_count' has value '99999999999999999999' on line 10, expected an integer"),
         (ing.HART16_FILE, lambda df: df.iloc[:0],
          r"gz2_hart16\.csv: no data rows; no rows left to ingest"),
         (ing.HART16_FILE, lambda df: df.assign(dr7objid=[str(100 + i) for i in range(len(df))]),
@@ -283,6 +312,21 @@ def test_bad_input_names_file_and_column(raw, tmp_path, file, edit, pattern):
     with pytest.raises(GalaxyZooError, match=pattern):
         ing.ingest(raw["raw"], db, progress=False)
     assert not db.exists()
+
+
+def test_a_short_row_is_refused_and_a_byte_order_mark_is_read(raw, tmp_path):
+    """A row missing its last fields would read as empty values and vanish among the NaN rows."""
+    path = raw["raw"] / ing.HART16_FILE
+    text = path.read_text()
+    path.write_text("\ufeff" + text)  # a spreadsheet's UTF-8 export starts with one
+    (raw["raw"] / ing.MAPPING_FILE).write_text("\ufeff" + (raw["raw"] / ing.MAPPING_FILE).read_text())
+    db = tmp_path / "galaxy.sqlite"
+    assert ing.ingest(raw["raw"], db, progress=False) == EXPECTED_REPORT
+    lines = text.splitlines()
+    lines[5] = lines[5].rsplit(",", 2)[0]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GalaxyZooError, match=r"gz2_hart16\.csv: line 6 has \d+ fields, the header \d+"):
+        ing.ingest(raw["raw"], tmp_path / "other.sqlite", progress=False)
 
 
 def test_missing_inputs(raw, tmp_path):

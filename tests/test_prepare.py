@@ -234,3 +234,36 @@ def test_cli_prepare(raw, tmp_path, capsys):
     assert "galaxyzoo: error: database" in capsys.readouterr().err
     assert main(["prepare", "--raw", str(tmp_path), "--db", str(db), "--out", str(out)]) == 2
     assert "images not found" in capsys.readouterr().err
+
+
+def test_a_full_disk_or_an_oversized_crop_is_one_line_not_a_crash(raw, tmp_path, capsys, monkeypatch):
+    """The store is written through memory maps, where a full disk would be a SIGBUS: its blocks are reserved first."""
+    import errno
+    import os
+
+    raw_dir, db = raw
+    out = tmp_path / "crops"
+    args = ["prepare", "--raw", str(raw_dir), "--db", str(db), "--out", str(out), "--workers", "1"]
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"galaxyzoo: error: {out / 'images.u8'}: cannot reserve ") and \
+        "No space left on device" in err[-1]
+    assert [p.name for p in out.iterdir()] == []  # no half-made store left to refuse later
+    monkeypatch.undo()
+    assert main(args) == 0 and len(CropStore.open(out)) == 15
+    assert main([*args[:-2], "--size", "100000", "--overwrite"]) == 2  # 360 GB of sparse file, once
+    assert "--size must be a number of pixels from 1 to 424" in capsys.readouterr().err
+
+
+def test_a_meta_json_that_is_not_an_object_is_a_damaged_store(raw, tmp_path):
+    raw_dir, db = raw
+    out = tmp_path / "crops"
+    prepare(raw_dir, db, out, workers=1, progress=False)
+    (out / "meta.json").write_text("[1, 2]")
+    with pytest.raises(GalaxyZooError, match=r"crop store .* is damaged \(meta.json holds a list, not an object\)"):
+        CropStore.open(out)

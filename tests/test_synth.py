@@ -253,12 +253,33 @@ def test_cli_refuses_a_folder_nobody_may_create(capsys):
 
 def test_cli_writes_and_overwrites_atomically(tmp_path, capsys):
     out = tmp_path / "out"
-    out.mkdir()
+    args = ["synth", "--out", str(out), "--n", "10", "--seed", "1", "--workers", "1"]
+    assert main(args) == 0
     (out / "stale.txt").write_text("old")
-    assert main(["synth", "--out", str(out), "--n", "10", "--seed", "1", "--workers", "1", "--overwrite"]) == 0
+    assert main([*args, "--overwrite"]) == 0
     files = ["gz2_filename_mapping.csv", "gz2_hart16.csv", "images", "truth.csv"]
     assert sorted(p.name for p in out.iterdir()) == files
-    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary or old folder left behind"
+    # no temporary or old folder left behind; the lock file stays (an OS lock blocks no one once free)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.lock"]
+
+
+def test_overwrite_replaces_only_a_sample_and_one_writer_at_a_time(tmp_path, capsys):
+    """`--overwrite` of a folder that is not a sample (a typo in --out) deletes nothing; a second
+    synth into a folder another one is writing is refused, not raced."""
+    from galaxyzoo.system.locks import writer_lock
+
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("months of work")
+    assert main(["synth", "--out", str(thesis), "--n", "10", "--workers", "1", "--overwrite"]) == 2
+    assert "is not a synthetic sample (it lacks gz2_hart16.csv, gz2_filename_mapping.csv, truth.csv)" in \
+        capsys.readouterr().err
+    assert [p.name for p in thesis.iterdir()] == ["chapter1.tex"]
+    out = tmp_path / "out"
+    with writer_lock(out):  # as another synth into `out` holds it
+        assert main(["synth", "--out", str(out), "--n", "10", "--workers", "1"]) == 2
+    assert f"{out} is being written by another process" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -268,7 +289,21 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(catalogue, "write_csv", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         generate(tmp_path / "out", n=10, workers=1, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["out.lock"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(catalogue, "write_csv", full)
+    assert main(["synth", "--out", str(tmp_path / "out"), "--n", "10", "--workers", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"galaxyzoo: error: cannot write the sample beside {tmp_path / 'out'}: No space left on device"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.lock"]
 
 
 def test_python_api_refuses_bad_arguments(tmp_path):

@@ -45,7 +45,8 @@ def run(args) -> int:
     from galaxyzoo.data.download import download, resolve_sources
 
     urls = {name: url for name, url in
-            (("hart16", args.hart16_url), ("mapping", args.mapping_url), ("images", args.images_url)) if url}
+            (("hart16", args.hart16_url), ("mapping", args.mapping_url), ("images", args.images_url))
+            if url is not None}  # given empty, it is refused as no URL rather than read as "not given"
     sources = resolve_sources(mirror=args.mirror, urls=urls)
     products = download(args.out, sources, only=args.only, keep_archives=args.keep_archives,
                         retries=args.retries, timeout=args.timeout)

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 BRANCHES = ("center106", "center212", "full", "fallback")
+MAX_SIDE = 424  # the GZ2 images' side: a larger crop would only interpolate (and a store grows with its square)
 THRESHOLD = 30
 MIN_AREA = 100
 _BLUR_KERNEL = (5, 5)

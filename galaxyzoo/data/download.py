@@ -24,6 +24,7 @@ import ssl
 import stat
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
@@ -107,11 +108,27 @@ def resolve_sources(
     """
     urls = urls or {}
     _check_names(urls, known)
+    if mirror is not None:
+        _check_url(mirror, "--mirror")
     resolved = {}
     for name, source in known.items():
-        url = urls.get(name) or (f"{mirror.rstrip('/')}/{source.filename}" if mirror else source.url)
+        if name in urls:
+            url = _check_url(urls[name], f"--{name}-url")
+        else:
+            url = f"{mirror.rstrip('/')}/{source.filename}" if mirror else source.url
         resolved[name] = dataclasses.replace(source, url=url)
     return resolved
+
+
+def _check_url(url: str, option: str) -> str:
+    """`url` if it is an http(s), ftp or file URL with somewhere to go; else a GalaxyZooError naming `option`."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise GalaxyZooError(f"{option} {url!r}: not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https", "ftp", "file") or not (parts.netloc or parts.path.strip("/")):
+        raise GalaxyZooError(f"{option} {url!r}: not a URL; expected http://, https://, ftp:// or file://")
+    return url
 
 
 def download(
@@ -138,7 +155,12 @@ def download(
     names = list(sources) if only is None else list(dict.fromkeys(only))
     _check_names(names, sources)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise GalaxyZooError(f"{out}: cannot write the raw data folder there ({exc.strerror or exc})") from None
     products = {}
     for name in names:
         source = sources[name]

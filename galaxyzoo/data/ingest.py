@@ -86,6 +86,10 @@ COLUMNS = [
 """Columns of `galaxy_data` in table order: the seed's 45 columns, then the 37 vote counts."""
 
 _KIND = {"Int64": "an integer", "int64": "an integer", "float64": "a number"}
+# 19-digit ids: pandas parses a column with one "….0" in it as float64, which rounds every id in it
+# to a neighbour that still joins. These are read as text and converted digit for digit.
+_EXACT_INTEGERS = frozenset({"objid", "dr7objid", "asset_id"})
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ def ingest(
     the split, go with it) or not at all. One writer at a time: another
     ingest or split of `db_path` makes this refuse, or with `wait` wait.
     """
-    raw, db = Path(raw_dir), Path(db_path)
+    raw, db = Path(raw_dir), Path(db_path).resolve()  # through a link: replace its target, not the link
     hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
     for path in (hart16_path, mapping_path):
         if not path.is_file():
@@ -148,6 +152,7 @@ def _ingest(raw: Path, db: Path, progress: bool) -> IngestReport:
     mapping = read_csv_typed(mapping_path, MAPPING_DTYPES, progress)
     hart16 = read_csv_typed(hart16_path, HART16_DTYPES, progress)
     _check_fractions(hart16, hart16_path)
+    _check_counts(hart16, hart16_path)
     logger.info("read %d hart16 rows and %d mapping rows", len(hart16), len(mapping))
     _check_ids(hart16, "dr7objid", hart16_path)
     _require_unique(hart16, "dr7objid", hart16_path, "")
@@ -252,15 +257,28 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
     missing = [c for c in dtypes if c not in header]
     if missing:
         raise GalaxyZooError(f"{path}: missing column(s) {', '.join(missing)}")
+    exact = [c for c in dtypes if c in _EXACT_INTEGERS]
     try:
         with open(path, "rb") as fh, tqdm.wrapattr(
             fh, "read", total=path.stat().st_size, desc=f"read {path.name}", unit="B", unit_scale=True,
             disable=not progress,
         ) as tracked:
-            return pd.read_csv(tracked, usecols=list(dtypes), dtype=dtypes, engine="c")
+            df = pd.read_csv(tracked, usecols=list(dtypes), dtype={**dtypes, **dict.fromkeys(exact, "string")},
+                             engine="c", encoding="utf-8-sig")
+        for column in exact:
+            df[column] = _exact_integers(df[column], dtypes[column])
     except (ValueError, TypeError, OverflowError) as exc:
         # pandas does not say which column failed; a slower untyped re-read finds it.
         raise GalaxyZooError(_describe_bad_value(path, dtypes) or f"{path}: cannot read ({exc})") from None
+    return df
+
+
+def _exact_integers(text: pd.Series, dtype: str) -> pd.Series:
+    """A column of integer literals as `dtype`, each digit kept; anything else is a ValueError."""
+    text = text.str.strip()
+    if not (text.str.fullmatch(r"[+-]?\d+") | text.isna()).all():
+        raise ValueError("not an integer")
+    return text.astype(dtype)
 
 
 def _check_shape(path: Path) -> list[str]:
@@ -270,7 +288,7 @@ def _check_shape(path: Path) -> list[str]:
     shift the extra fields of a long row without a word; one pass of the csv module finds both.
     """
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's byte-order mark
             rows = csv.reader(fh)
             header = next(rows, None)
             if not header:
@@ -281,7 +299,8 @@ def _check_shape(path: Path) -> list[str]:
                 raise GalaxyZooError(f"{path}: column name(s) {', '.join(repr(c) for c in repeated)} repeated "
                                      "in the header")
             for fields_ in rows:
-                if len(fields_) > len(header):
+                # A short row would read as empty values and be dropped as a NaN row; a blank line is skipped.
+                if fields_ and len(fields_) != len(header):
                     raise GalaxyZooError(f"{path}: line {rows.line_num} has {len(fields_)} fields, "
                                          f"the header {len(header)}")
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -296,8 +315,19 @@ def _check_fractions(df: pd.DataFrame, path: Path) -> None:
     bad = ~np.isnan(values) & ((values < 0) | (values > 1))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {values[row, col]!r} on line {row + 2}, "
-                             f"expected a fraction in [0, 1] ({int(bad.sum())} such value(s) in all)")
+        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {float(values[row, col])!r} on line "
+                             f"{row + 2}, expected a fraction in [0, 1] ({int(bad.sum())} such value(s) in all)")
+
+
+def _check_counts(df: pd.DataFrame, path: Path) -> None:
+    """Every vote count is at least 0: a negative one would make the vote likelihoods meaningless."""
+    columns = schema.target_columns("count")
+    values = df[columns].to_numpy(dtype=np.int64)
+    bad = values < 0
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {int(values[row, col])} on line {row + 2}, "
+                             f"expected a vote count of at least 0 ({int(bad.sum())} such value(s) in all)")
 
 
 def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int, int]]:
@@ -412,9 +442,11 @@ def load_ingest_report(db_path: str | os.PathLike) -> IngestReport:
 
 
 def _check_target(db: Path, overwrite: bool) -> None:
+    """Refuse a folder; replace an existing database only with `overwrite`, and any other file never
+    (a raw CSV or image named as `--db` by mistake)."""
     if db.is_dir():
         raise GalaxyZooError(f"{db}: is a folder, expected a database file path")
-    if overwrite or not db.exists() or db.stat().st_size == 0:
+    if not db.exists() or db.stat().st_size == 0:
         return
     try:
         conn = open_database(db)
@@ -423,14 +455,16 @@ def _check_target(db: Path, overwrite: bool) -> None:
         finally:
             conn.close()
     except GalaxyZooError:
-        what = "is not an SQLite database"
-    raise GalaxyZooError(f"{db}: already exists and {what}; pass --overwrite to replace it")
+        raise GalaxyZooError(f"{db}: already exists and is not an SQLite database; ingest replaces only a "
+                             "database: remove it or choose another --db") from None
+    if not overwrite:
+        raise GalaxyZooError(f"{db}: already exists and {what}; pass --overwrite to replace it")
 
 
 def _describe_bad_value(path: Path, dtypes: dict[str, str]) -> str | None:
     """Name the first column, line and value that do not fit `dtypes`."""
     try:
-        text = pd.read_csv(path, usecols=list(dtypes), dtype="string")
+        text = pd.read_csv(path, usecols=list(dtypes), dtype="string", encoding="utf-8-sig")
     except ValueError:
         return None
     for column, dtype in dtypes.items():
@@ -439,8 +473,11 @@ def _describe_bad_value(path: Path, dtypes: dict[str, str]) -> str | None:
         values = text[column]
         numbers = pd.to_numeric(values, errors="coerce")
         bad = (values.notna() & numbers.isna()).to_numpy(dtype=bool)
-        if dtype.lower() == "int64":
-            bad = bad | (numbers.notna() & (numbers % 1 != 0)).to_numpy(dtype=bool, na_value=False)
+        if dtype.lower() == "int64":  # an integer literal within int64's range, not "3.0" nor "1e20"
+            stripped = values.str.strip()
+            integral = stripped.str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy(dtype=bool)
+            fits = np.array([not ok or _INT64[0] <= int(v) <= _INT64[1] for v, ok in zip(stripped, integral)], bool)
+            bad = bad | (values.notna().to_numpy(dtype=bool) & ~(integral & fits))
         if dtype == "int64":  # plain int64 cannot hold a missing value; Int64 can
             bad = bad | values.isna().to_numpy(dtype=bool)
         if bad.any():

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from galaxyzoo.data import store as cs
-from galaxyzoo.data.crop import crop_image, decode_image
+from galaxyzoo.data.crop import MAX_SIDE, crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.data.ingest import list_images, listing_digest
 from galaxyzoo.system.locks import writer_lock
@@ -142,8 +142,8 @@ def prepare(
     """
     if channels not in (1, 3):
         raise GalaxyZooError(f"--channels must be 1 or 3, got {channels}")
-    if size < 1:
-        raise GalaxyZooError(f"--size must be a positive number of pixels, got {size}")
+    if not 1 <= size <= MAX_SIDE:
+        raise GalaxyZooError(f"--size must be a number of pixels from 1 to {MAX_SIDE} (the images' side), got {size}")
     workers = check_workers(workers)
     images_dir = Path(raw_dir) / "images"
     if not images_dir.is_dir():

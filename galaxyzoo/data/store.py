@@ -128,13 +128,15 @@ class CropStore:
         if (path / "meta.json").exists():
             raise GalaxyZooError(f"{path} already holds a crop store")
         path.mkdir(parents=True, exist_ok=True)
-        np.save(path / "asset_ids.npy", ids)
         row_shape = (size, size, channels)
-        # Sparse files: nothing is written until a crop lands in its row.
-        with open(path / "images.u8", "wb") as fh:
-            fh.truncate(len(ids) * int(np.prod(row_shape)))
-        with open(path / "rows.bin", "wb") as fh:
-            fh.truncate(len(ids) * ROW_DTYPE.itemsize)
+        try:
+            np.save(path / "asset_ids.npy", ids)
+            _allocate(path / "images.u8", len(ids) * int(np.prod(row_shape)))
+            _allocate(path / "rows.bin", len(ids) * ROW_DTYPE.itemsize)
+        except GalaxyZooError:
+            for name in ("asset_ids.npy", "images.u8", "rows.bin"):  # no half-made store to refuse later
+                (path / name).unlink(missing_ok=True)
+            raise
         meta = {
             "format": FORMAT,
             "algorithm": ALGORITHM,
@@ -192,8 +194,7 @@ class CropStore:
         for name, want in _file_bytes(meta, len(ids)).items():
             have = _size(path / name)
             if have != want:
-                with open(path / name, "r+b" if have is not None else "wb") as fh:
-                    fh.truncate(want)
+                _allocate(path / name, want)
                 fixes.append(f"{name} {'was missing' if have is None else f'held {have:,} bytes'}, not {want:,}")
         rows = np.memmap(path / "rows.bin", dtype=ROW_DTYPE, mode="r+", shape=(len(ids),))
         bad = _invalid_records(rows)
@@ -328,6 +329,22 @@ class CropStore:
         _write_json(self.path / "meta.json", self.meta)
 
 
+def _allocate(path: Path, size: int) -> None:
+    """Make `path` `size` bytes long, its disk blocks reserved (unwritten ones read as zeros).
+
+    The stores are written through memory maps, where a full disk is a SIGBUS that kills
+    the process without a word; reserving the blocks turns it into this one clear error.
+    """
+    try:
+        with open(path, "r+b" if path.exists() else "wb") as fh:
+            fh.truncate(size)
+            if size and hasattr(os, "posix_fallocate"):  # not on macOS: its disks fill up there as before
+                os.posix_fallocate(fh.fileno(), 0, size)
+    except OSError as exc:
+        raise GalaxyZooError(f"{path}: cannot reserve {size:,} bytes on its disk ({exc.strerror or exc}); "
+                             "free some space or prepare elsewhere") from None
+
+
 def _read_header(path: Path) -> tuple[dict, np.ndarray]:
     """meta.json and asset_ids.npy of the store at `path`, checked to be a store of this format."""
     meta_path = path / "meta.json"
@@ -335,6 +352,8 @@ def _read_header(path: Path) -> tuple[dict, np.ndarray]:
         raise GalaxyZooError(f"{path} is not a crop store (no meta.json); run `galaxyzoo prepare` first")
     try:
         meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta.json holds a {type(meta).__name__}, not an object")
         if meta.get("format") != FORMAT:
             raise GalaxyZooError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
         ids = np.load(path / "asset_ids.npy")

@@ -19,8 +19,12 @@ logger = logging.getLogger(__name__)
 
 
 def lock_path(target: str | Path) -> Path:
-    """The lock file guarding `target` (a DB file or a store folder): `target` + `.lock`."""
-    target = Path(target)
+    """The lock file guarding `target` (a DB file or a store folder): `target` + `.lock`.
+
+    Beside the resolved path, so two writers that reach one file through a symbolic link and
+    its target (or through `..`) take one lock.
+    """
+    target = Path(target).resolve()
     return target.with_name(target.name + ".lock")
 
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from galaxyzoo.data.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.locks import writer_lock
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers, process_map
 from galaxyzoo.data.synth import catalogue
@@ -36,6 +37,7 @@ from galaxyzoo.data.synth.render import render
 from galaxyzoo.data.synth.volunteers import answer_columns, simulate_votes, true_probabilities, visibility
 
 JPEG_QUALITY = 75
+SAMPLE_FILES = ("gz2_hart16.csv", "gz2_filename_mapping.csv", "truth.csv")  # what marks a folder as a sample
 MAX_N = 200_000  # asset ids below 295306 must cover galaxies, orphans and mapping-only rows
 
 _MAIN_GUARD = (
@@ -87,8 +89,12 @@ def generate(
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
     out = Path(out_dir).expanduser().absolute()
     workers = check_request(out, n, seed, workers, overwrite)
-    with make_temp_sibling(out) as tmp:
-        write_sample(tmp, n, seed, workers, progress)
+    with writer_lock(out), make_temp_sibling(out) as tmp:
+        check_request(out, n, seed, workers, overwrite)  # again under the lock: another run may have published
+        try:
+            write_sample(tmp, n, seed, workers, progress)
+        except OSError as exc:  # a full disk, in a worker or here
+            raise GalaxyZooError(f"cannot write the sample beside {out}: {exc.strerror or exc}") from None
         publish(tmp, out)
     return out
 
@@ -107,6 +113,9 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
         raise GalaxyZooError(f"output folder {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise GalaxyZooError(f"output folder {out} is not empty; pass --overwrite to replace it")
+    if out.is_dir() and any(out.iterdir()) and not all((out / name).is_file() for name in SAMPLE_FILES):
+        raise GalaxyZooError(f"output folder {out} is not a synthetic sample (it lacks {', '.join(SAMPLE_FILES)}); "
+                             "--overwrite replaces only a sample, so choose an empty or new folder")
     if out.is_dir() and not os.access(out, os.W_OK):
         raise GalaxyZooError(f"output folder {out} is not writable")
     return workers
