@@ -329,6 +329,32 @@ def test_a_short_row_is_refused_and_a_byte_order_mark_is_read(raw, tmp_path):
         ing.ingest(raw["raw"], tmp_path / "other.sqlite", progress=False)
 
 
+def test_a_compressed_or_semicolon_file_is_named_as_such(raw, tmp_path):
+    import gzip
+
+    path = raw["raw"] / ing.HART16_FILE
+    text = path.read_text()
+    path.write_bytes(gzip.compress(text.encode()))
+    with pytest.raises(GalaxyZooError, match=r"gz2_hart16\.csv: not a readable CSV file \(it is gzip-compressed: "
+                                             r"gunzip it first\)"):
+        ing.ingest(raw["raw"], tmp_path / "a.sqlite", progress=False)
+    path.write_text(text.replace(",", ";"))
+    with pytest.raises(GalaxyZooError, match=r"gz2_hart16\.csv: one column in its header; expected "
+                                             r"comma-separated values"):
+        ing.ingest(raw["raw"], tmp_path / "a.sqlite", progress=False)
+
+
+def test_a_killed_ingests_temporary_database_is_removed_by_the_next(raw, tmp_path):
+    db = tmp_path / "galaxy.sqlite"
+    stale = [tmp_path / ".galaxy.sqlite.4242.tmp", tmp_path / ".galaxy.sqlite.4242.tmp-journal"]
+    for path in stale:
+        path.write_bytes(b"half a database")
+    other = tmp_path / ".other.sqlite.4242.tmp"  # another database's: not ours to remove
+    other.write_bytes(b"")
+    ing.ingest(raw["raw"], db, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, db.name, "galaxy.sqlite.lock", "raw"]
+
+
 def test_missing_inputs(raw, tmp_path):
     db = tmp_path / "galaxy.sqlite"
     (raw["raw"] / ing.MAPPING_FILE).rename(raw["raw"] / "elsewhere.csv")

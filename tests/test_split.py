@@ -176,7 +176,9 @@ def test_no_validation_part(db):
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [({"test_size": 0}, "test size must be a fraction"), ({"test_size": 1.5}, "test size must be a fraction"),
-     ({"val_size": -0.1}, r"val size must be a fraction"), ({"val_size": 1}, r"val size must be a fraction")],
+     ({"val_size": -0.1}, r"val size must be a fraction"), ({"val_size": 1}, r"val size must be a fraction"),
+     ({"random_state": -1}, r"--seed must be a whole number from 0 to 4294967295, got -1"),
+     ({"random_state": 2**40}, r"--seed must be a whole number from 0 to 4294967295")],
 )
 def test_bad_sizes(db, kwargs, pattern):
     with pytest.raises(GalaxyZooError, match=pattern):

@@ -27,6 +27,7 @@ fields than the header, or a `_debiased`/`_fraction`/`_weighted_fraction` value 
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import logging
 import os
@@ -255,6 +256,8 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
     """
     header = _check_shape(path)
     missing = [c for c in dtypes if c not in header]
+    if len(header) == 1 and missing and any(sep in header[0] for sep in ";\t"):
+        raise GalaxyZooError(f"{path}: one column in its header; expected comma-separated values, not ';' or tabs")
     if missing:
         raise GalaxyZooError(f"{path}: missing column(s) {', '.join(missing)}")
     exact = [c for c in dtypes if c in _EXACT_INTEGERS]
@@ -303,7 +306,12 @@ def _check_shape(path: Path) -> list[str]:
                 if fields_ and len(fields_) != len(header):
                     raise GalaxyZooError(f"{path}: line {rows.line_num} has {len(fields_)} fields, "
                                          f"the header {len(header)}")
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        with open(path, "rb") as fh:
+            compressed = fh.read(2) == b"\x1f\x8b"
+        hint = "it is gzip-compressed: gunzip it first" if compressed else exc
+        raise GalaxyZooError(f"{path}: not a readable CSV file ({hint})") from None
+    except (OSError, csv.Error) as exc:
         raise GalaxyZooError(f"{path}: not a readable CSV file ({exc})") from None
     return header
 
@@ -518,7 +526,10 @@ def _require_rows(df: pd.DataFrame, message: str) -> None:
 def _write_database(final: pd.DataFrame, report: IngestReport, source: dict, db: Path, progress: bool) -> None:
     """Write the tables to a temporary file beside `db`, then rename it onto `db`."""
     tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    # Under the writer lock no other ingest is writing beside `db`: any such file (and its journal)
+    # is a killed run's, which nothing else would ever remove.
+    for stale in db.parent.glob(f".{glob.escape(db.name)}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     try:
         conn = sqlite3.connect(tmp)
         try:

@@ -105,6 +105,8 @@ def make_split(
         raise GalaxyZooError(f"test size must be a fraction between 0 and 1, got {test_size}")
     if not 0 <= val_size < 1:
         raise GalaxyZooError(f"val size must be a fraction in [0, 1), got {val_size}")
+    if not 0 <= random_state < 2**32:  # scikit-learn's seeds
+        raise GalaxyZooError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {random_state}")
     open_database(db_path).close()  # a missing DB is named as such, before any lock file is made
     with writer_lock(db_path, wait):
         return _make_split(db_path, test_size, val_size, random_state, overwrite)
