@@ -161,27 +161,6 @@ def test_photometric_views_vary_seeing_stretch_colour_and_noise_each_within_its_
     assert Augment(rot90=False, flip=False, noise=0.01).enabled
 
 
-def test_colour_gradient_views_tilt_blue_against_red_by_radius_within_bounds():
-    from galaxyzoo.data.stream import TILT_RADIUS_PX, radial_tilt
-
-    gains = radial_tilt((64, 64), np.array([0.2, -0.1, 0.0]))
-    centre, far = (31, 31 + int(TILT_RADIUS_PX)), (31, 31 + int(TILT_RADIUS_PX * np.e))  # one e-fold apart
-    tilt = np.log(gains[..., 0] / gains[..., 2])
-    assert tilt[0][far] - tilt[0][centre] == pytest.approx(0.2, abs=0.01)  # bluer outskirts
-    assert tilt[1][far] - tilt[1][centre] == pytest.approx(-0.1, abs=0.01)  # redder ones
-    assert np.allclose(gains[..., 1], 1) and np.allclose(gains[..., 0] * gains[..., 2], 1)  # green and luma kept
-    assert np.allclose(gains[2], 1)
-    flat = np.full((64, 16, 16, 3), 120, np.uint8)
-    out = photometric_views(flat, np.random.default_rng(5), Augment(colour_gradient=0.3)).astype(float)
-    rim, core = np.log(out[:, 0, 8, 0] / out[:, 0, 8, 2]), np.log(out[:, 8, 8, 0] / out[:, 8, 8, 2])
-    slopes = (rim - core) / np.log(8 / 1.0)  # the rim 8 px out, the centre pixel at the 1 px floor
-    assert np.all(np.abs(slopes) < 0.3 + 0.02) and slopes.min() < -0.1 and slopes.max() > 0.1  # both ways
-    gray = np.full((4, 16, 16, 1), 120, np.uint8)  # nothing to tilt in one channel, and nothing drawn for it
-    rng = np.random.default_rng(1)
-    assert np.array_equal(photometric_views(gray, rng, Augment(colour_gradient=0.3)), gray)
-    assert rng.bit_generator.state == np.random.default_rng(1).bit_generator.state
-
-
 def test_empty_split_is_a_clear_error():
     with pytest.raises(GalaxyZooError, match="empty"):
         GalaxySequence(_store(), np.array([], dtype=int), np.zeros((0, 37), np.float32))

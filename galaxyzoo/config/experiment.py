@@ -143,7 +143,6 @@ class AugmentConfig:
     blur: float = setting(0.0, between(0, 4))  # extra Gaussian blur, sigma up to this many pixels
     gamma: float = setting(0.0, unit_interval(open_low=False))  # intensity ** (1 + gamma) either way
     colour: float = setting(0.0, unit_interval(open_low=False))  # each channel's gain by up to 1 + colour either way
-    colour_gradient: float = setting(0.0, between(0, 1))  # ln(blue / red) tilted by up to this per e-fold of radius
     noise: float = setting(0.0, between(0, 0.2))  # added Gaussian noise, sigma up to this share of full scale
 
 
@@ -535,7 +534,6 @@ _BlockDumper.add_representer(
 _HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "model.dirichlet_components": 1,
                           "model.concentration_ceiling": 100.0, "train.augment.zoom": 0.0,
                           "train.augment.blur": 0.0, "train.augment.gamma": 0.0, "train.augment.colour": 0.0,
-                          "train.augment.colour_gradient": 0.0,
                           "train.augment.noise": 0.0, "train.refit_head": False,
                           "train.callbacks.cosine_decay": to_dict(CosineDecayConfig())}
 

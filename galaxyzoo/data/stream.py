@@ -38,12 +38,11 @@ class Augment:
     blur: float = 0.0  # largest extra Gaussian blur sigma, pixels
     gamma: float = 0.0  # largest relative change of the stretch's exponent
     colour: float = 0.0  # largest relative change of each channel's gain
-    colour_gradient: float = 0.0  # largest change of ln(blue / red) per e-fold of radius
     noise: float = 0.0  # largest added Gaussian noise sigma, in units of the full scale (255)
 
     @property
     def photometric(self) -> bool:
-        return self.blur > 0 or self.gamma > 0 or self.colour > 0 or self.colour_gradient > 0 or self.noise > 0
+        return self.blur > 0 or self.gamma > 0 or self.colour > 0 or self.noise > 0
 
     @property
     def enabled(self) -> bool:
@@ -117,10 +116,7 @@ def photometric_views(x: np.ndarray, rng: np.random.Generator, augment: Augment)
     imaging chain): a Gaussian blur of sigma uniform in [0, blur] px; the
     intensity raised to a power log-uniform in [1/(1 + gamma), 1 + gamma];
     each channel's gain log-uniform in [1/(1 + colour), 1 + colour] (of a
-    one-channel crop, its brightness); a radial colour gradient, ln(blue / red)
-    changing by a slope uniform in [-colour_gradient, colour_gradient] per
-    e-fold of the distance from the centre (`radial_tilt`; colour crops only);
-    Gaussian noise of sigma uniform in
+    one-channel crop, its brightness); Gaussian noise of sigma uniform in
     [0, noise] of the full scale. The result is rounded and clipped to 0-255 as
     an 8-bit image is, so on black sky the noise lifts the mean a little, as
     the real JPEGs' clipped sky noise does. A setting at 0 draws nothing. None
@@ -137,34 +133,10 @@ def photometric_views(x: np.ndarray, rng: np.random.Generator, augment: Augment)
         out **= np.exp(rng.uniform(-1.0, 1.0, (batch, 1, 1, 1)) * np.log1p(augment.gamma)).astype(np.float32)
     if augment.colour > 0:
         out *= np.exp(rng.uniform(-1.0, 1.0, (batch, 1, 1, channels)) * np.log1p(augment.colour)).astype(np.float32)
-    if augment.colour_gradient > 0 and channels == 3:
-        out *= radial_tilt(out.shape[1:3], rng.uniform(-augment.colour_gradient, augment.colour_gradient, batch))
     if augment.noise > 0:
         sigma = rng.uniform(0.0, augment.noise, (batch, 1, 1, 1)).astype(np.float32)
         out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
     return np.clip(np.rint(out * np.float32(255)), 0, 255).astype(x.dtype)
-
-
-# Where a radial colour tilt leaves the colour as it is: about a galaxy's half-light radius in a
-# 106 px crop; a change of it only shifts the colour of the whole image, which `colour` covers.
-TILT_RADIUS_PX = 10.0
-
-
-def radial_tilt(shape: tuple[int, int], slopes: np.ndarray) -> np.ndarray:
-    """(B, H, W, 3) float32 gains that make ln(blue / red) of each image change by its slope per e-fold
-    of the distance from the centre (BGR order: blue up and red down by half of it each; green kept).
-
-    Real galaxies' outskirts are bluer than their cores by amounts that differ
-    between galaxies of one type (a disk's young stars, an elliptical's
-    metallicity gradient); the renderer ties the gradient to the bulge's share
-    of the light, so a network could read the type from colour alone. The
-    distance is at least 1 px and at most the corner's.
-    """
-    h, w = shape
-    rows, cols = np.indices((h, w), dtype=np.float32)
-    efolds = np.log(np.maximum(np.hypot(rows - (h - 1) / 2, cols - (w - 1) / 2), 1.0) / TILT_RADIUS_PX)
-    half = np.asarray(slopes, np.float32)[:, None, None] * efolds * np.float32(0.5)
-    return np.exp(np.stack([half, np.zeros_like(half), -half], axis=-1))
 
 
 def zoom_about_centre(image: np.ndarray, scale: float) -> np.ndarray:
