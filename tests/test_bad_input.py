@@ -95,6 +95,23 @@ def test_evaluate_batch_size_zero_is_refused(tmp_path, capsys):
     assert "--batch-size: must be at least 1, got 0" in _error_line(capsys)
 
 
+def test_evaluate_out_that_cannot_be_a_folder_is_refused_before_the_model_is_looked_up(tmp_path, capsys):
+    taken = tmp_path / "results.txt"
+    taken.write_text("")
+    assert main(["evaluate", "--model", "0" * 32, "--out", str(taken), "--tracking-uri", _uri(tmp_path)]) == 2
+    assert _error_line(capsys) == f"galaxyzoo: error: --out {taken}: cannot write there (File exists)"
+
+
+def test_a_data_folder_without_images_is_one_line(tiny_experiment, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()  # the CSVs could be there; the images are not
+    argv = ["train", "--experiment", str(tiny_experiment), "--data", str(raw),
+            "--set", f"tracking.tracking_uri={_uri(tmp_path)}"]
+    assert main(argv) == 2
+    assert _error_line(capsys).startswith(f"galaxyzoo: error: {raw / 'images'}: cannot list the image folder (")
+    assert _runs(tmp_path) == []
+
+
 def test_evaluate_unknown_model_says_no_such_run(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "--model", "deadbeef", "--tracking-uri", _uri(tmp_path)]) == 2

@@ -127,7 +127,10 @@ def test_similar_refuses_a_file_embed_did_not_write(tmp_path, capsys):
     other = tmp_path / "other.parquet"
     pd.DataFrame({"x": [1.0]}).to_parquet(other)
     (tmp_path / "lonely.npy").write_bytes(b"")
-    for path, why in ((other, "expected columns file, error first"), (tmp_path / "lonely.npy", "no such file")):
+    featureless = tmp_path / "featureless.parquet"  # the index columns only
+    pd.DataFrame({"file": ["q.jpg"], "error": [""]}).to_parquet(featureless)
+    for path, why in ((other, "expected columns file, error first"), (tmp_path / "lonely.npy", "no such file"),
+                      (featureless, "(1, 0) features for the 1 rows")):
         assert main(["similar", "--embeddings", str(path), "--query", "q"]) == 2
         err = capsys.readouterr().err
         assert why in err and len(err.splitlines()) == 1

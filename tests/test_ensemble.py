@@ -103,3 +103,32 @@ def test_an_ensemble_of_two_averages_and_promote_registers_it(sweep_store, real_
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "".join(err)
     assert err[-1].startswith("galaxyzoo: error: ensemble: run ") and "must share the data split" in err[-1]
+
+
+def test_a_ranked_choice_leaves_dirichlet_runs_out_and_says_how_many_members_it_has(sweep_store, caplog, capsys):
+    """Ranked first, a Dirichlet run would stop the ensemble; named, it is refused; a run named twice too."""
+    import mlflow
+    import mlflow.keras
+
+    from galaxyzoo.model.network import build_model
+
+    uri, client, sweep = sweep_store
+    trial = client.get_run(sweep.best_run_id)
+    with mlflow.start_run(experiment_id=trial.info.experiment_id,
+                          tags={"mlflow.parentRunId": sweep.parent_run_id, "head": "dirichlet"}) as run:
+        mlflow.keras.log_model(build_model(input_size=32, conv_filters=(4,), dense_units=(8,), dense_dropout=(0.0,),
+                                           head="dirichlet"),
+                               name="model", pip_requirements=[])
+        mlflow.log_metric("val_rmse", 0.0)  # the best of the sweep by far
+    with caplog.at_level("WARNING", logger="galaxyzoo.training.ensemble"):
+        assert main(["ensemble", "--sweep-run", sweep.parent_run_id, "--top-k", "3", "--tracking-uri", uri]) == 0
+    ensemble_run = capsys.readouterr().out.split("logged as run ")[1].split(":")[0]
+    assert run.info.run_id not in client.get_run(ensemble_run).data.tags["ensemble.members"]
+    assert "left out 1 run(s) with the 'dirichlet' head" in caplog.text
+    assert "--top-k 3, but only 2 finished run(s)" in caplog.text and "an ensemble of 2" in caplog.text
+    assert main(["ensemble", "--runs", sweep.best_run_id, sweep.best_run_id, "--tracking-uri", uri]) == 2
+    assert f"--runs {sweep.best_run_id}: named twice" in capsys.readouterr().err
+    # It has no network of its own to evaluate (its test metrics are in its run) or to start a training from.
+    assert main(["evaluate", "--model", ensemble_run, "--tracking-uri", uri]) == 2
+    assert f"run {ensemble_run} is an ensemble of 2 runs, with no network of its own; name one of its members" \
+        in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_refuses_a_folder_or_unwritable_out_before_any_work(images, capsys):
     not_a_folder.write_text("x")
     assert _predict(folder, not_a_folder / "preds.csv") == 2
     err = capsys.readouterr().err
-    assert f"--out {not_a_folder / 'preds.csv'}: cannot write in {not_a_folder}" in err
+    assert f"--out {not_a_folder / 'preds.csv'}: {not_a_folder} is a file, not a folder" in err
     assert "cannot load model" not in err  # refused before the model was looked up
 
 
@@ -98,6 +98,16 @@ def test_each_file_once_and_a_dangling_symlink_gets_a_row(images):
     (folder / "gone.jpg").symlink_to(folder / "deleted-long-ago.jpg")
     collected = predict.collect_images([folder, files[0], str(files[0])])
     assert collected == sorted([*files, folder / "gone.jpg"])
+
+
+def test_links_of_other_names_to_one_file_each_get_their_row(images, tmp_path):
+    """A symlink farm (a DVC or git-annex cache) names one file many times: each name is a galaxy of its own."""
+    _, files = images
+    farm = tmp_path / "farm"
+    farm.mkdir()
+    for i in range(3):
+        (farm / f"galaxy{i}.jpg").symlink_to(files[0])
+    assert predict.collect_images([farm, farm / "galaxy1.jpg"]) == [farm / f"galaxy{i}.jpg" for i in range(3)]
 
 
 def test_a_model_packaged_by_an_earlier_layout_is_one_clear_line(tmp_path, monkeypatch):

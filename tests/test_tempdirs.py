@@ -35,6 +35,20 @@ def test_this_process_keeps_its_own_folder_and_removes_it_when_done(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_folder_that_takes_no_lock_file_is_an_error_not_an_endless_loop(tmp_path, monkeypatch):
+    """filelock reports a file system that refuses the lock file (/proc) as a timeout, every time."""
+    import pytest
+    from filelock import FileLock, Timeout
+
+    def refuse(self, timeout=None, **kwargs):
+        raise Timeout(self.lock_file)
+
+    monkeypatch.setattr(FileLock, "acquire", refuse)
+    with pytest.raises(OSError, match=r"cannot create a locked folder beside .*sample \(100 tries\)"):
+        OwnedFolder(tmp_path / "sample", "tmp")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_only_this_outputs_tagged_leftovers_are_swept(tmp_path):
     out = tmp_path / "sample"
     old_style = tmp_path / "sample.tmp-0123abcd"  # left by a killed run of the old code: no lock file

@@ -135,3 +135,15 @@ def test_a_head_that_reads_its_logits_otherwise_is_refused(tiny_experiment, tmp_
     _save_source(load_experiment(tiny_experiment, dirichlet), source_dir / "same")
     same = load_experiment(tiny_experiment, dirichlet + [f"init_from={source_dir / 'same'}"])
     assert load_init(None, same).weights  # the same head is accepted
+
+
+def test_a_runs_packaged_model_names_its_network():
+    """`runs:/ID/packaged_model` (what predict takes) is the crop + network; a warm start or evaluate reads the
+    network inside, as it does for a registered version."""
+    from galaxyzoo.tracking.model_uri import keras_model_uri, network_uri
+
+    run = "0123456789abcdef0123456789abcdef"
+    assert network_uri(f"runs:/{run}/packaged_model", run) == keras_model_uri(run)
+    assert network_uri("models:/galaxyzoo-cnn@champion", run) == keras_model_uri(run)
+    assert network_uri(f"runs:/{run}/model", run) == f"runs:/{run}/model"
+    assert network_uri("/some/folder", None) == "/some/folder"

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.folders import writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -154,13 +155,7 @@ def download(
     sources = KNOWN_FILES if sources is None else sources
     names = list(sources) if only is None else list(dict.fromkeys(only))
     _check_names(names, sources)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "Permission denied")
-    except OSError as exc:
-        raise GalaxyZooError(f"{out}: cannot write the raw data folder there ({exc.strerror or exc})") from None
+    out = writable_folder(Path(out_dir), str(out_dir))
     products = {}
     for name in names:
         source = sources[name]

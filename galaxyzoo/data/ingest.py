@@ -341,11 +341,15 @@ def _check_counts(df: pd.DataFrame, path: Path) -> None:
 def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int, int]]:
     """The `{asset_id}.jpg` files in `images_dir`, name -> (size, mtime_ns), from one listing."""
     found = {}
-    with os.scandir(images_dir) as entries:
-        for e in tqdm(entries, desc=f"list {images_dir}", unit=" files", disable=not progress):
-            if _IMAGE_NAME.fullmatch(e.name) and e.is_file():
-                st = e.stat()
-                found[e.name] = (st.st_size, st.st_mtime_ns)
+    try:
+        with os.scandir(images_dir) as entries:
+            for e in tqdm(entries, desc=f"list {images_dir}", unit=" files", disable=not progress):
+                if _IMAGE_NAME.fullmatch(e.name) and e.is_file():
+                    st = e.stat()
+                    found[e.name] = (st.st_size, st.st_mtime_ns)
+    except OSError as exc:  # the training build lists a raw folder before ingest would name it
+        raise GalaxyZooError(f"{images_dir}: cannot list the image folder ({exc.strerror or exc}); expected "
+                             "RAW/images/{asset_id}.jpg") from None
     return found
 
 

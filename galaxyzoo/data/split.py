@@ -150,7 +150,9 @@ def _make_split(db_path, test_size, val_size, random_state, overwrite) -> SplitI
             f"{db_path}: already holds split {existing.id} (test_size={existing.test_size}, "
             f"val_size={existing.val_size}, seed={existing.seed}); these parameters give split {info.id}"
             + (" because galaxy_data changed" if _same_params(existing, info) else "")
-            + "; pass --overwrite to replace it"
+            # A training's data build reaches here too, and `train` has no --overwrite: name the command.
+            + f"; replace it with `galaxyzoo split --db {db_path} --overwrite` (with these parameters), or "
+            "keep its parameters"
         )
     _save(db_path, info)
     logger.info("split %s saved in %s", info.id, db_path)  # the command prints describe() itself

@@ -76,7 +76,7 @@ def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     if list(index.columns) != INDEX_COLUMNS or index["file"].isna().any():
         raise GalaxyZooError(f"--embeddings {files[-1]}: expected columns {', '.join(INDEX_COLUMNS)} first "
                              "(written by `galaxyzoo embed`)")
-    if features.ndim != 2 or len(features) != len(index):
+    if features.ndim != 2 or len(features) != len(index) or features.shape[1] == 0:
         raise GalaxyZooError(f"--embeddings {path}: {features.shape} features for the {len(index)} rows "
-                             f"of {files[-1]}")
+                             f"of {files[-1]} (expected one row of at least one feature for each)")
     return index.fillna({"error": ""}), features.astype(np.float32, copy=False)

@@ -31,6 +31,7 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import metrics as metrics_mod
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
+from galaxyzoo.system.folders import writable_folder
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
 
@@ -137,6 +138,8 @@ def evaluate(
 
     if batch_size is not None and batch_size < 1:
         raise GalaxyZooError(f"--batch-size: must be at least 1, got {batch_size}")
+    if out_dir is not None:
+        writable_folder(Path(out_dir), f"--out {out_dir}")  # before the work, not after it
     client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri))
     uri = model_uri.model_uri_for(model)
     run_id = model_uri.source_run_id(client, uri)
@@ -144,7 +147,7 @@ def evaluate(
         raise GalaxyZooError(f"--model {model}: no such run in {client.tracking_uri} (a run id has 32 hex digits), "
                              "registered model URI or local model folder")
     if run_id is not None:
-        model_uri.check_run_exists(client, run_id, model)
+        model_uri.check_network_run(client, run_id, model)
     uri = model_uri.network_uri(uri, run_id)  # what the test split scores
     if run_id is not None:
         with tempfile.TemporaryDirectory(prefix="galaxyzoo-config-") as tmp:
@@ -183,13 +186,16 @@ def evaluate(
 
 
 def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / names.METRICS_JSON
-    metrics_path.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id, "n_test": result.n,
-                                        **result.metrics}, indent=2, allow_nan=True) + "\n")
-    table_path = out_dir / names.PER_QUESTION_CSV
-    result.per_question.to_csv(table_path, index=False)
+    writable_folder(out_dir, f"--out {out_dir}")
+    metrics_path, table_path = out_dir / names.METRICS_JSON, out_dir / names.PER_QUESTION_CSV
+    try:
+        metrics_path.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id, "n_test": result.n,
+                                            **result.metrics}, indent=2, allow_nan=True) + "\n")
+        result.per_question.to_csv(table_path, index=False)
+    except OSError as exc:  # a full disk
+        raise GalaxyZooError(f"--out {out_dir}: cannot write the results there ({exc.strerror or exc})") from None
     return [metrics_path, table_path]
+
 
 
 def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:

@@ -324,7 +324,8 @@ def load_packaged(model_uri: str):
         unwrapped = None
     if not isinstance(unwrapped, PackagedModel):
         raise GalaxyZooError(
-            f"{model_uri} is not a galaxyzoo packaged model (it has no crop step); promote its run "
-            "with `galaxyzoo promote` and use models:/galaxyzoo-cnn@champion"
+            f"{model_uri} is not a galaxyzoo packaged model (it has no crop step); use the one its training "
+            "run logged beside it, runs:/RUN_ID/packaged_model, or promote the run with `galaxyzoo promote` and "
+            "use models:/galaxyzoo-cnn@champion"
         )
     return model

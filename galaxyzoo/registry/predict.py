@@ -56,7 +56,9 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
         else:
             found = [item]  # a missing file is reported in its row, like a corrupt one
         for path in found:
-            key = os.path.realpath(path)  # `dir dir/a.jpg` names a.jpg twice: one row for it
+            # `dir dir/a.jpg` names a.jpg twice: one row for it. Not by realpath: links of other names
+            # to one file (a DVC or git-annex cache, a farm of symlinks) are galaxies of their own.
+            key = os.path.abspath(path)
             if key not in seen:
                 seen.add(key)
                 files.append(path)
@@ -87,6 +89,9 @@ def atomic_output(out: Path) -> Iterator[Path]:
     created on entry, so an unwritable folder fails before any work, and a crash
     leaves `out` as it was.
     """
+    blocker = next(p for p in out.absolute().parents if p.exists())
+    if not blocker.is_dir():  # mkdir would say "File exists"
+        raise GalaxyZooError(f"--out {out}: {blocker} is a file, not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(out, "tmp")

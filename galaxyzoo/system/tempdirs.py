@@ -9,6 +9,7 @@ run's (lock held, whatever its pid or host) and removes only the former.
 
 from __future__ import annotations
 
+import errno
 import re
 import secrets
 import shutil
@@ -17,6 +18,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from galaxyzoo.system.locks import lock_path
+
+
+_ATTEMPTS = 100
 
 
 class OwnedFolder:
@@ -29,7 +33,7 @@ class OwnedFolder:
     """
 
     def __init__(self, out: Path, tag: str):
-        while True:
+        for _ in range(_ATTEMPTS):
             self.path = out.with_name(f"{out.name}.{tag}-{secrets.token_hex(4)}")
             self._lock = FileLock(lock_path(self.path))
             try:
@@ -44,6 +48,9 @@ class OwnedFolder:
             except BaseException:
                 self.close()
                 raise
+        # Random names collide only with a sweep in progress; every try refused means the
+        # folder takes no lock files at all (filelock reports /proc's refusal as a timeout).
+        raise OSError(errno.EACCES, f"cannot create a locked folder beside {out} ({_ATTEMPTS} tries)")
 
     def __enter__(self) -> Path:
         return self.path

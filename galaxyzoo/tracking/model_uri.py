@@ -81,19 +81,28 @@ def network_uri(uri: str, run_id: str | None) -> str:
 
     A `models:/` URI names a registered version or a logged model, which for a
     training run may be the packaged model (crop + network, see promote); the
-    network it wraps is its run's Keras model. Other URIs and paths name a Keras model themselves.
+    network it wraps is its run's Keras model, as for `runs:/ID/packaged_model`.
+    Other URIs and paths name a Keras model themselves.
     """
-    return keras_model_uri(run_id) if uri.startswith("models:/") and run_id is not None else uri
+    if run_id is None:
+        return uri
+    packaged = uri.rstrip("/") == f"runs:/{run_id}/{names.PACKAGED_MODEL_NAME}"  # a run's own packaged model
+    return keras_model_uri(run_id) if uri.startswith("models:/") or packaged else uri
 
 
-def check_run_exists(client, run_id: str, model: str, option: str = "--model") -> None:
-    """Refuse `--model model` (or `option`) when its run `run_id` is not in the store (a typo, or another store)."""
+def check_network_run(client, run_id: str, model: str, option: str = "--model") -> None:
+    """Refuse `--model model` (or `option`) when its run `run_id` is not in the store (a typo, or another
+    store), or is an ensemble's, which has no Keras network of its own to evaluate or start from."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException:
         raise GalaxyZooError(f"{option} {model}: no such run {run_id} in {client.tracking_uri}") from None
+    if names.TAG_ENSEMBLE in run.data.tags:
+        raise GalaxyZooError(f"{option} {model}: run {run_id} is an ensemble of {run.data.tags[names.TAG_ENSEMBLE]} "
+                             "runs, with no network of its own; name one of its members (its tag "
+                             f"{names.TAG_ENSEMBLE_MEMBERS})")
 
 
 def find_packaged_model(client, run, packaged_class: str) -> str | None:

@@ -10,7 +10,10 @@ The members are the top `top_k` finished runs with a Keras model, ranked by a
 metric exactly as `galaxyzoo promote` ranks them (`registry.promote.scope` and
 `ranked_runs`), or the runs named. They must crop alike (`data.image_size`,
 `data.channels`) and share one split (the `data.split_id` tag), since the
-ensemble is scored on one test split.
+ensemble is scored on one test split. Runs of the Dirichlet head, whose outputs are
+concentrations, are left out of a ranked choice (a warning says how many) and refused
+when named; so is a run named twice. Fewer ranked runs than `top_k` make a smaller
+ensemble, with a warning.
 
 The ensemble run, named `ensemble of K`, holds:
 
@@ -31,6 +34,7 @@ over it; `galaxyzoo promote --run ID` registers it.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,8 @@ from galaxyzoo.registry import evaluate, packaged, promote
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri
 from galaxyzoo.tracking.run_config import download_run_config
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,11 @@ def ensemble(
     """
     if top_k < 1:
         raise GalaxyZooError(f"--top-k: must be at least 1, got {top_k}")
+    twice = next((run_id for i, run_id in enumerate(run_ids) if run_id in run_ids[:i]), None)
+    if twice is not None:  # counted once, the ensemble would have fewer members than named
+        raise GalaxyZooError(f"--runs {twice}: named twice; name each member once")
     mode = promote.resolve_mode(metric, mode)
-    members, where = _members(client, list(dict.fromkeys(run_ids)), experiment_name, sweep_run, top_k, metric, mode)
+    members, where = _members(client, list(run_ids), experiment_name, sweep_run, top_k, metric, mode)
     ids = [m.info.run_id for m in members]
     best = members[0]
     tags = {names.TAG_ENSEMBLE: len(ids), names.TAG_ENSEMBLE_MEMBERS: ",".join(ids),
@@ -104,6 +113,11 @@ def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int,
         where = "the runs named by --runs"
     else:
         _, runs, where = promote.scope(client, experiment_name=experiment_name, sweep_run=sweep_run)
+        dirichlet = [r for r in runs if r.data.tags.get(names.TAG_HEAD) == CONCENTRATION_HEAD]
+        if dirichlet:  # chosen by rank, they would stop the ensemble (`_shared_configs`): left out, and said so
+            logger.warning("ensemble: left out %d run(s) with the %r head in %s; ensembles average fractions",
+                           len(dirichlet), CONCENTRATION_HEAD, where)
+            runs = [r for r in runs if r not in dirichlet]
     ranked = promote.ranked_runs(client, runs, metric=metric, mode=mode, where=where, to="ensemble")
     if run_ids:  # a named run is never dropped silently
         left_out = sorted(set(run_ids) - {r.info.run_id for r in ranked})
@@ -111,6 +125,9 @@ def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int,
             raise GalaxyZooError(f"--runs {left_out[0]}: not a finished run with a logged model and the "
                                  f"metric {metric!r}")
         return ranked, where
+    if len(ranked) < top_k:
+        logger.warning("ensemble: --top-k %d, but only %d finished run(s) with a model and %r in %s: an "
+                       "ensemble of %d", top_k, len(ranked), metric, where, len(ranked))
     return ranked[:top_k], where
 
 

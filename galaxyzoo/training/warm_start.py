@@ -75,7 +75,7 @@ def load_init(client, cfg: ExperimentConfig) -> InitWeights:
     uri = model_uri.model_uri_for(given)
     run_id = model_uri.source_run_id(client, uri, option=OPTION)
     if run_id is not None:
-        model_uri.check_run_exists(client, run_id, given, option=OPTION)
+        model_uri.check_network_run(client, run_id, given, option=OPTION)
     try:
         source = model_uri.load_keras(model_uri.network_uri(uri, run_id))
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"

@@ -1,0 +1,24 @@
+"""An output folder made ready before the work that fills it, so a bad path fails first, in one line."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from galaxyzoo.errors import GalaxyZooError
+
+
+def writable_folder(folder: Path, what: str) -> Path:
+    """Create `folder` (and its parents) if needed and check this process may write in it.
+
+    A path through a file, a file in its place, a read-only folder or a file system that
+    refuses (`/proc`) is a `GalaxyZooError` starting with `what` (e.g. "--out DIR").
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        raise GalaxyZooError(f"{what}: cannot write there ({exc.strerror or exc})") from None
+    return folder
