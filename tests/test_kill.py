@@ -80,15 +80,19 @@ def test_a_killed_caller_takes_its_workers_fork_server_and_resource_tracker_with
 
 
 @pytest.mark.slow
-def test_killed_synth_leaves_no_process_and_its_rerun_is_an_uninterrupted_run(tmp_path):
+def test_killed_synth_leaves_no_process_and_its_rerun_resumes_to_an_uninterrupted_run(tmp_path, caplog):
     out = tmp_path / "killed" / "sample"
     args = ["--n", 120, "--seed", 3, "--workers", 2]
     proc = start(tmp_path, "-m", "galaxyzoo.cli", "synth", "--out", out, *args)
-    kill_when(proc, lambda: len(list(out.parent.glob("sample.tmp-*/images/*.jpg"))) >= 3)
+    # two checkpoints of 8 galaxies written (synth.checkpoints): the rerun starts after them
+    kill_when(proc, lambda: len(list(out.parent.glob("sample.tmp-*/progress/chunk-*.pkl"))) >= 2)
     assert_nothing_left(proc)
     assert [p.name for p in out.parent.glob("sample.tmp-*") if p.is_dir()], "the kill left its temporary folder"
 
-    assert main(["synth", "--out", str(out), *map(str, args)]) == 0
+    with caplog.at_level("INFO", logger="galaxyzoo.data.synth.generate"):
+        assert main(["synth", "--out", str(out), *map(str, args)]) == 0
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming: ")]
+    assert len(resumed) == 1 and int(resumed[0].split()[1]) >= 16, resumed
     assert main(["synth", "--out", str(tmp_path / "whole"), *map(str, args)]) == 0
     # The rerun removed the killed run's leftovers; the lock file stays (an OS lock: it blocks no one once free).
     assert sorted(p.name for p in out.parent.iterdir()) == ["sample", "sample.lock"]

@@ -378,3 +378,38 @@ def test_image_statistics_predict_the_labels(tmp_path):
     assert rho(smooth, "elongation", "t07_rounded_a18_cigar_shaped_debiased") > 0.3
     disks = table[table["t01_smooth_or_features_a02_features_or_disk_debiased"] > 0.5]
     assert rho(disks, "elongation", "t02_edgeon_a04_yes_debiased") > 0.4
+
+
+def test_a_rerun_takes_over_only_a_killed_run_of_the_same_request(tmp_path):
+    """Checkpoints are kept per request: another seed, n or generator code starts afresh."""
+    from galaxyzoo.data.synth import checkpoints
+
+    asked = checkpoints.request(40, 1)
+    assert checkpoints.request(40, 1) == asked != checkpoints.request(40, 2)
+    assert checkpoints.request(41, 1) != asked and len(asked["code"]) == 64
+
+    def killed(name, request, chunks):
+        folder = tmp_path / name
+        folder.mkdir()
+        checkpoints.start(folder, request)
+        (folder / "images").mkdir()
+        (folder / "images" / "1.jpg").write_bytes(name.encode())
+        results = []
+        for k in range(chunks * 8):
+            results.append({"galaxy": k})
+            checkpoints.save_chunk(folder, results, 8)
+        return folder
+
+    other = killed("other", checkpoints.request(40, 2), 2)
+    same = killed("same", asked, 2)
+    (same / checkpoints.PROGRESS_DIR / "chunk-00001.pkl").write_bytes(b"cut off")  # a damaged second chunk
+    into = tmp_path / "new"
+    into.mkdir()
+    checkpoints.start(into, asked)
+    checkpoints.adopt(other, into, asked)
+    assert checkpoints.load_done(into, 8) == [] and (other / "images" / "1.jpg").exists()
+    checkpoints.adopt(same, into, asked)
+    assert (into / "images" / "1.jpg").read_bytes() == b"same" and not (same / "images").exists()
+    assert checkpoints.load_done(into, 8) == [{"galaxy": k} for k in range(8)]  # the leading complete chunk only
+    checkpoints.finish(into)
+    assert sorted(p.name for p in into.iterdir()) == ["images"]

@@ -67,8 +67,12 @@ class OwnedFolder:
             self._lock.release()
 
 
-def remove_stale(out: Path, *tags: str) -> None:
-    """Remove the folders `out.<tag>-XXXXXXXX` beside `out`, and their lock files, that no live process holds."""
+def remove_stale(out: Path, *tags: str, salvage=None) -> None:
+    """Remove the folders `out.<tag>-XXXXXXXX` beside `out`, and their lock files, that no live process holds.
+
+    `salvage(folder)`, when given, is called on each such folder first, under its lock: it may move
+    out what a rerun can use.
+    """
     pattern = re.compile(rf"{re.escape(out.name)}\.(?:{'|'.join(map(re.escape, tags))})-[0-9a-f]{{8}}")
     names = {p.name.removesuffix(".lock") for p in out.parent.iterdir()} if out.parent.is_dir() else set()
     for name in sorted(n for n in names if pattern.fullmatch(n)):
@@ -79,6 +83,8 @@ def remove_stale(out: Path, *tags: str) -> None:
         except Timeout:  # its owner is alive
             continue
         try:
+            if salvage is not None:
+                salvage(folder)
             shutil.rmtree(folder, ignore_errors=True)
             lock_path(folder).unlink(missing_ok=True)
         finally:

@@ -10,11 +10,14 @@ files are therefore byte-identical for one seed whatever the number of workers.
 Everything is written into a temporary sibling folder (`DIR.tmp-XXXX`) that is
 renamed to `DIR` at the end, so an error or Ctrl-C never leaves a half-written
 sample behind. A killed run's leftover is removed by the next run into `DIR`
-(see galaxyzoo.system.tempdirs), and its workers end with it (galaxyzoo.system.workers).
+(see galaxyzoo.system.tempdirs), after that run took over the galaxies it had
+finished when it was asked the same (`synth.checkpoints`), and its workers end
+with it (galaxyzoo.system.workers).
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -31,10 +34,13 @@ from galaxyzoo.system.locks import writer_lock
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers, process_map
 from galaxyzoo.data.synth import catalogue
+from galaxyzoo.data.synth import checkpoints
 from galaxyzoo.data.synth.gz2class import gz2_class
 from galaxyzoo.data.synth.morphology import sample_morphology
 from galaxyzoo.data.synth.render import render
 from galaxyzoo.data.synth.volunteers import answer_columns, simulate_votes, true_probabilities, visibility
+
+logger = logging.getLogger(__name__)
 
 JPEG_QUALITY = 75
 SAMPLE_FILES = ("gz2_hart16.csv", "gz2_filename_mapping.csv", "truth.csv")  # what marks a folder as a sample
@@ -89,7 +95,8 @@ def generate(
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
     out = Path(out_dir).expanduser().absolute()
     workers = check_request(out, n, seed, workers, overwrite)
-    with writer_lock(out), make_temp_sibling(out) as tmp:
+    asked = checkpoints.request(n, seed)
+    with writer_lock(out), make_temp_sibling(out, asked) as tmp:
         check_request(out, n, seed, workers, overwrite)  # again under the lock: another run may have published
         try:
             write_sample(tmp, n, seed, workers, progress)
@@ -121,10 +128,11 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
     return workers
 
 
-def make_temp_sibling(out: Path) -> OwnedFolder:
+def make_temp_sibling(out: Path, asked: dict) -> OwnedFolder:
     """Create the `DIR.tmp-XXXX` folder beside `out` (same file system, so rename is atomic).
 
-    First removes the `DIR.tmp-*` and `DIR.old-*` folders of killed runs.
+    Then removes the `DIR.tmp-*` and `DIR.old-*` folders of killed runs, taking over
+    first the finished galaxies of one that was `asked` the same (`synth.checkpoints`).
     """
     blocker = next(p for p in out.parents if p.exists())
     if not blocker.is_dir():
@@ -133,8 +141,14 @@ def make_temp_sibling(out: Path) -> OwnedFolder:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
             raise PermissionError(13, "Permission denied")
-        remove_stale(out, "tmp", "old")
-        return OwnedFolder(out, "tmp")
+        owned = OwnedFolder(out, "tmp")
+        try:
+            checkpoints.start(owned.path, asked)
+            remove_stale(out, "tmp", "old", salvage=partial(checkpoints.adopt, into=owned.path, asked=asked))
+        except BaseException:
+            owned.close()
+            raise
+        return owned
     except OSError as exc:
         raise GalaxyZooError(f"cannot write the output folder {out}: {exc.strerror or exc}") from None
 
@@ -158,22 +172,33 @@ def write_sample(folder: Path, n: int, seed: int, workers: int, progress: bool) 
     plan_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CATALOGUE_STREAM,)))
     plan = catalogue.plan_catalogue(n, plan_rng)
     images = folder / "images"
-    images.mkdir()
-    tasks = list(zip(range(plan.n_galaxies), plan.asset_id.tolist(), plan.has_image.tolist()))
+    images.mkdir(exist_ok=True)  # a killed run's, taken over, holds its finished galaxies' images
+    chunk = checkpoints.chunk_size(plan.n_galaxies)
+    results = checkpoints.load_done(folder, chunk)
+    if results:
+        logger.info("resuming: %d of %d galaxies were finished by a killed run", len(results), plan.n_galaxies)
+    tasks = list(zip(range(plan.n_galaxies), plan.asset_id.tolist(), plan.has_image.tolist()))[len(results):]
     work = partial(simulate_galaxy, seed=seed, images_dir=str(images))
-    results = run_tasks(work, tasks, workers, progress)
+    for result in run_tasks(work, tasks, workers, progress, done=len(results)):
+        results.append(result)
+        checkpoints.save_chunk(folder, results, chunk)
     catalogue.write_csv(catalogue.hart16_table(plan, results), folder / "gz2_hart16.csv")
     catalogue.write_csv(catalogue.mapping_table(plan), folder / "gz2_filename_mapping.csv")
     catalogue.write_csv(catalogue.truth_table(plan, results), folder / "truth.csv")
+    checkpoints.finish(folder)
 
 
-def run_tasks(work, tasks: list, workers: int, progress: bool) -> list:
-    """Run `work` over `tasks` in worker processes; results in task order, with a progress bar."""
-    bar = partial(tqdm, total=len(tasks), desc="synth", unit="galaxy", disable=not progress, smoothing=0.1)
+def run_tasks(work, tasks: list, workers: int, progress: bool, done: int = 0):
+    """Run `work` over `tasks` in worker processes; yields the results in task order, with a progress bar
+    that counts `done` galaxies finished before."""
+    if not tasks:
+        return
     workers = max(1, min(workers, len(tasks)))
     chunksize = max(1, min(32, len(tasks) // (workers * 8)))
-    return list(bar(process_map(work, tasks, workers, preload=__name__, what="synth", ordered=True,
-                                chunksize=chunksize, hint=_MAIN_GUARD)))
+    yield from tqdm(process_map(work, tasks, workers, preload=__name__, what="synth", ordered=True,
+                                chunksize=chunksize, hint=_MAIN_GUARD),
+                    total=done + len(tasks), initial=done, desc="synth", unit="galaxy", disable=not progress,
+                    smoothing=0.1)
 
 
 def galaxy_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
