@@ -18,6 +18,7 @@ numbers.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.system.folders import writable_folder
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # the prediction batch without --batch-size: the training's, at most this
 PER_QUESTION_COLUMNS = ("question", "slug", "answers", "rmse", "mae", "r2_mean_columns", "mean_true", "mean_pred")
@@ -150,6 +153,9 @@ def evaluate(
         model_uri.check_network_run(client, run_id, model)
     uri = model_uri.network_uri(uri, run_id)  # what the test split scores
     if run_id is not None:
+        if experiment_file:  # the model was trained with its run's config; another file would not fit it
+            logger.warning("--experiment %s is not used: run %s's own config.yaml is (change it with --set)",
+                           experiment_file, run_id)
         with tempfile.TemporaryDirectory(prefix="galaxyzoo-config-") as tmp:
             cfg = load_experiment(download_run_config(client, run_id, tmp), list(overrides))
     elif experiment_file:
