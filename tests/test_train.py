@@ -462,7 +462,7 @@ def test_resume_inside_mlflow_run_is_refused(tiny_experiment, tmp_path, capsys, 
 
 
 def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_experiment, tmp_path, monkeypatch,
-                                                                       capsys, own_tempdir):
+                                                                       capsys, caplog, own_tempdir):
     from galaxyzoo.registry.evaluate import evaluate
 
     cfg = _cfg(tiny_experiment, tmp_path, "head=softmax-per-question", "loss=dirichlet-multinomial",
@@ -496,9 +496,12 @@ def test_softmax_head_with_dirichlet_loss_trains_and_evaluates_the_same(tiny_exp
     assert "rmse_tta" not in json.loads((out / "metrics.json").read_text())
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the store named on the command line instead
-    assert main(["evaluate", "--model", result.run_id, "--tracking-uri", _uri(tmp_path)]) == 0
+    with caplog.at_level("WARNING", logger="galaxyzoo.registry.evaluate"):
+        assert main(["evaluate", "--model", result.run_id, "--tracking-uri", _uri(tmp_path),
+                     "--experiment", str(tiny_experiment)]) == 0
     printed = capsys.readouterr().out
     assert "rmse_cumulative" in printed and "tta" in printed  # the run's config scores with TTA too
+    assert f"--experiment {tiny_experiment} is not used: run {result.run_id}'s own config.yaml is" in caplog.text
 
 
 def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
