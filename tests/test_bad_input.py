@@ -99,7 +99,7 @@ def test_evaluate_out_that_cannot_be_a_folder_is_refused_before_the_model_is_loo
     taken = tmp_path / "results.txt"
     taken.write_text("")
     assert main(["evaluate", "--model", "0" * 32, "--out", str(taken), "--tracking-uri", _uri(tmp_path)]) == 2
-    assert _error_line(capsys) == f"galaxyzoo: error: --out {taken}: cannot write there (File exists)"
+    assert _error_line(capsys) == f"galaxyzoo: error: --out {taken}: {taken} is a file, not a folder"
 
 
 def test_a_data_folder_without_images_is_one_line(tiny_experiment, tmp_path, capsys):

@@ -349,10 +349,12 @@ def test_a_killed_ingests_temporary_database_is_removed_by_the_next(raw, tmp_pat
     stale = [tmp_path / ".galaxy.sqlite.4242.tmp", tmp_path / ".galaxy.sqlite.4242.tmp-journal"]
     for path in stale:
         path.write_bytes(b"half a database")
-    other = tmp_path / ".other.sqlite.4242.tmp"  # another database's: not ours to remove
-    other.write_bytes(b"")
+    others = [tmp_path / ".other.sqlite.4242.tmp", tmp_path / ".galaxy.sqlite.bak.4242.tmp"]  # other databases'
+    for path in others:
+        path.write_bytes(b"")
     ing.ingest(raw["raw"], db, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, db.name, "galaxy.sqlite.lock", "raw"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in others), db.name,
+                                                                 "galaxy.sqlite.lock", "raw"])
 
 
 def test_missing_inputs(raw, tmp_path):

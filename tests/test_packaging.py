@@ -24,7 +24,7 @@ def test_conda_env_matches_pip_dependencies():
 OPTIONAL = {
     "main": {"epochs": "3", "data": "synthetic", "set": "seed=1", "init_from": "models:/m@a", "freeze_blocks": "1",
              "init-from": "models:/m@a", "freeze-blocks": "1"},
-    "evaluate": {"data": "synthetic", "set": "seed=1", "out": "eval"},
+    "evaluate": {"data": "synthetic", "set": "seed=1", "out": "eval", "experiment": "experiments/quickstart.yaml"},
     "sweep": {"n-trials": "3", "epochs": "2", "data": "synthetic", "storage": "sqlite:///o.db",
               "study-name": "s", "pruner": "none", "set": "seed=1", "heartbeat": "30", "db-retry": "60",
               # the spellings the README and older docs use: `-P n_trials=3 -P study_name=s`

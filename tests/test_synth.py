@@ -292,18 +292,28 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out.lock"]
 
 
-def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_is_one_line_and_the_rerun_keeps_the_finished_galaxies(tmp_path, monkeypatch, capsys, caplog):
     import errno
     import os
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(catalogue, "write_csv", full)
-    assert main(["synth", "--out", str(tmp_path / "out"), "--n", "10", "--workers", "1"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        f"galaxyzoo: error: cannot write the sample beside {tmp_path / 'out'}: No space left on device"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.lock"]
+    args = ["synth", "--out", str(tmp_path / "out"), "--n", "10", "--workers", "1"]
+    monkeypatch.setattr(catalogue, "write_csv", full)  # every galaxy simulated, then the disk is full
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"galaxyzoo: error: cannot write the sample beside {tmp_path / 'out'}: No space left on device; its "
+        "finished galaxies are kept for the next run")
+    monkeypatch.undo()
+    with caplog.at_level("INFO", logger="galaxyzoo.data.synth.generate"):
+        assert main(args) == 0
+    finished = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming: ")]
+    assert len(finished) == 1 and finished[0].split()[1] == finished[0].split()[3]  # all of them taken over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.lock"]
+    assert main(["synth", "--out", str(tmp_path / "whole"), *args[3:]]) == 0
+    for name in ("gz2_hart16.csv", "truth.csv"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
 def test_python_api_refuses_bad_arguments(tmp_path):
@@ -397,7 +407,7 @@ def test_a_rerun_takes_over_only_a_killed_run_of_the_same_request(tmp_path):
         results = []
         for k in range(chunks * 8):
             results.append({"galaxy": k})
-            checkpoints.save_chunk(folder, results, 8)
+            checkpoints.save_chunk(folder, results, 8, 100)
         return folder
 
     other = killed("other", checkpoints.request(40, 2), 2)
@@ -407,9 +417,9 @@ def test_a_rerun_takes_over_only_a_killed_run_of_the_same_request(tmp_path):
     into.mkdir()
     checkpoints.start(into, asked)
     checkpoints.adopt(other, into, asked)
-    assert checkpoints.load_done(into, 8) == [] and (other / "images" / "1.jpg").exists()
+    assert checkpoints.load_done(into, 8, 100) == [] and (other / "images" / "1.jpg").exists()
     checkpoints.adopt(same, into, asked)
     assert (into / "images" / "1.jpg").read_bytes() == b"same" and not (same / "images").exists()
-    assert checkpoints.load_done(into, 8) == [{"galaxy": k} for k in range(8)]  # the leading complete chunk only
+    assert checkpoints.load_done(into, 8, 100) == [{"galaxy": k} for k in range(8)]  # the leading complete chunk only
     checkpoints.finish(into)
     assert sorted(p.name for p in into.iterdir()) == ["images"]

@@ -110,7 +110,6 @@ def test_a_warm_started_run_records_its_source(tiny_experiment, tmp_path, own_te
     assert not any(k.startswith("warm_start.") for k in run.data.params)  # the same params as a cold run
 
 
-
 @pytest.mark.parametrize("source_sets, message", [
     (["model.head=softmax-per-question", "train.loss=mse"],
      "its head is a softmax per question in the source but a Dirichlet head (1 component, concentrations 1 to 100) "

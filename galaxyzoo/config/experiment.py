@@ -101,11 +101,11 @@ class DataConfig:
     synthetic_n: int = setting(2000, at_least(1))
     synthetic_seed: int = setting(0, at_least(0))
     workdir: str = setting("data", not_empty)  # ingest/prepare/split outputs
-    image_size: int = setting(106, at_least(8))
+    image_size: int = setting(106, between(8, 424))  # at most the images' side (`data.crop.MAX_SIDE`)
     channels: int = setting(1, one_of(1, 3))
     test_size: float = setting(0.25, unit_interval(open_low=True))
     val_size: float = setting(0.1, unit_interval(open_low=False))  # fraction of the training rows
-    split_seed: int = setting(32, at_least(0))
+    split_seed: int = setting(32, between(0, 2**32 - 1))  # scikit-learn's seeds
 
 
 @dataclass(frozen=True)

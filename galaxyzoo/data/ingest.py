@@ -15,9 +15,10 @@ step counted:
 7. write `galaxy_data`, `ingest_report` and `ingest_source` (which raw folder and
    which content the table was built from, see `raw_source`) to a fresh SQLite file.
 
-Malformed CSVs are refused, not guessed at: a repeated column name, a row with more
-fields than the header, or a `_debiased`/`_fraction`/`_weighted_fraction` value outside
-[0, 1] (NaN stays allowed: such rows are dropped in step 4).
+Malformed CSVs are refused, not guessed at: a repeated column name, a row with more or
+fewer fields than the header, an id that is not an integer literal, a negative vote count,
+or a `_debiased`/`_fraction`/`_weighted_fraction` value outside [0, 1] (NaN stays allowed:
+such rows are dropped in step 4).
 
 >>> report = ingest("data/raw", "data/galaxy_data.sqlite")  # doctest: +SKIP
 >>> report.final_rows  # doctest: +SKIP
@@ -27,7 +28,6 @@ fields than the header, or a `_debiased`/`_fraction`/`_weighted_fraction` value 
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import logging
 import os
@@ -90,7 +90,7 @@ _KIND = {"Int64": "an integer", "int64": "an integer", "float64": "a number"}
 # 19-digit ids: pandas parses a column with one "….0" in it as float64, which rounds every id in it
 # to a neighbour that still joins. These are read as text and converted digit for digit.
 _EXACT_INTEGERS = frozenset({"objid", "dr7objid", "asset_id"})
-_INT64 = (-(2**63), 2**63 - 1)
+_INTEGER_TEXT = r"[+-]?[0-9]+"
 
 
 @dataclass(frozen=True)
@@ -279,9 +279,9 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
 def _exact_integers(text: pd.Series, dtype: str) -> pd.Series:
     """A column of integer literals as `dtype`, each digit kept; anything else is a ValueError."""
     text = text.str.strip()
-    if not (text.str.fullmatch(r"[+-]?\d+") | text.isna()).all():
+    if not (text.str.fullmatch(_INTEGER_TEXT) | text.isna()).all():
         raise ValueError("not an integer")
-    return text.astype(dtype)
+    return text.str.removeprefix("+").astype(dtype)
 
 
 def _check_shape(path: Path) -> list[str]:
@@ -485,11 +485,13 @@ def _describe_bad_value(path: Path, dtypes: dict[str, str]) -> str | None:
         values = text[column]
         numbers = pd.to_numeric(values, errors="coerce")
         bad = (values.notna() & numbers.isna()).to_numpy(dtype=bool)
-        if dtype.lower() == "int64":  # an integer literal within int64's range, not "3.0" nor "1e20"
-            stripped = values.str.strip()
-            integral = stripped.str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy(dtype=bool)
-            fits = np.array([not ok or _INT64[0] <= int(v) <= _INT64[1] for v, ok in zip(stripped, integral)], bool)
-            bad = bad | (values.notna().to_numpy(dtype=bool) & ~(integral & fits))
+        if dtype.lower() == "int64":  # a whole number within int64's range, not "2.5" nor "1e20"
+            if column in _EXACT_INTEGERS:  # read as text (`_exact_integers`): a literal, not "5.0"
+                whole = values.str.strip().str.fullmatch(_INTEGER_TEXT).fillna(False)
+            else:  # read by pandas, which takes "5.0" as 5
+                whole = numbers.notna() & (numbers % 1 == 0)
+            fits = numbers.abs() < 2.0**63
+            bad = bad | (values.notna() & ~(whole & fits)).to_numpy(dtype=bool, na_value=True)
         if dtype == "int64":  # plain int64 cannot hold a missing value; Int64 can
             bad = bad | values.isna().to_numpy(dtype=bool)
         if bad.any():
@@ -532,8 +534,10 @@ def _write_database(final: pd.DataFrame, report: IngestReport, source: dict, db:
     tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
     # Under the writer lock no other ingest is writing beside `db`: any such file (and its journal)
     # is a killed run's, which nothing else would ever remove.
-    for stale in db.parent.glob(f".{glob.escape(db.name)}.*.tmp*"):
-        stale.unlink(missing_ok=True)
+    ours = re.compile(rf"\.{re.escape(db.name)}\.[0-9]+\.tmp(-journal|-wal|-shm)?")
+    for stale in db.parent.iterdir():
+        if ours.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
     try:
         conn = sqlite3.connect(tmp)
         try:

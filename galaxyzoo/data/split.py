@@ -151,8 +151,8 @@ def _make_split(db_path, test_size, val_size, random_state, overwrite) -> SplitI
             f"val_size={existing.val_size}, seed={existing.seed}); these parameters give split {info.id}"
             + (" because galaxy_data changed" if _same_params(existing, info) else "")
             # A training's data build reaches here too, and `train` has no --overwrite: name the command.
-            + f"; replace it with `galaxyzoo split --db {db_path} --overwrite` (with these parameters), or "
-            "keep its parameters"
+            + f"; replace it with `galaxyzoo split --db {db_path} --test-size {info.test_size} --val-size "
+            f"{info.val_size} --seed {info.seed} --overwrite`, or keep its parameters"
         )
     _save(db_path, info)
     logger.info("split %s saved in %s", info.id, db_path)  # the command prints describe() itself

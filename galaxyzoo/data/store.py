@@ -27,8 +27,10 @@ batch = to_unit(store.images[np.sort(rows)])  # crop.to_unit: (2, 106, 106, 1) f
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import zlib
 from pathlib import Path
@@ -37,6 +39,8 @@ import numpy as np
 
 from galaxyzoo.data.crop import BRANCHES
 from galaxyzoo.errors import GalaxyZooError
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "galaxyzoo-crop-store/1"
 # Bump when crop.py would produce different pixels, so old stores stop matching.
@@ -337,12 +341,32 @@ def _allocate(path: Path, size: int) -> None:
     """
     try:
         with open(path, "r+b" if path.exists() else "wb") as fh:
-            fh.truncate(size)
-            if size and hasattr(os, "posix_fallocate"):  # not on macOS: its disks fill up there as before
-                os.posix_fallocate(fh.fileno(), 0, size)
+            if size < os.fstat(fh.fileno()).st_size:
+                fh.truncate(size)
+            elif not _reserve(fh.fileno(), size):
+                fh.truncate(size)  # sparse, as on a file system that cannot reserve
     except OSError as exc:
         raise GalaxyZooError(f"{path}: cannot reserve {size:,} bytes on its disk ({exc.strerror or exc}); "
                              "free some space or prepare elsewhere") from None
+
+
+def _reserve(fd: int, size: int) -> bool:
+    """Reserve (and extend the file to) `size` bytes; False where the file system or OS cannot.
+
+    A full disk is an OSError; the file keeps its old size then, so no later run meets a file of
+    the right size whose blocks were never reserved.
+    """
+    if not size or not hasattr(os, "posix_fallocate"):  # macOS has none: its disks fill up there as before
+        return False
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+        logger.warning("cannot reserve disk blocks here (%s): the store stays sparse, and a full disk while "
+                       "cropping would end the run without a message", exc.strerror)
+        return False
+    return True
 
 
 def _read_header(path: Path) -> tuple[dict, np.ndarray]:

@@ -203,7 +203,6 @@ def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
     return [metrics_path, table_path]
 
 
-
 def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
     import tempfile
 

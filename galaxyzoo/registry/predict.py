@@ -25,6 +25,7 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
+from galaxyzoo.system.folders import writable_folder
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
@@ -89,11 +90,8 @@ def atomic_output(out: Path) -> Iterator[Path]:
     created on entry, so an unwritable folder fails before any work, and a crash
     leaves `out` as it was.
     """
-    blocker = next(p for p in out.absolute().parents if p.exists())
-    if not blocker.is_dir():  # mkdir would say "File exists"
-        raise GalaxyZooError(f"--out {out}: {blocker} is a file, not a folder")
+    writable_folder(out.parent, f"--out {out}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(out, "tmp")
         owned = OwnedFolder(out, "tmp")
     except OSError as exc:

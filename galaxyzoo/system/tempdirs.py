@@ -33,6 +33,7 @@ class OwnedFolder:
     """
 
     def __init__(self, out: Path, tag: str):
+        self._abandoned = False
         for _ in range(_ATTEMPTS):
             self.path = out.with_name(f"{out.name}.{tag}-{secrets.token_hex(4)}")
             self._lock = FileLock(lock_path(self.path))
@@ -58,8 +59,16 @@ class OwnedFolder:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def abandon(self) -> None:
+        """Let go of the folder without removing it: it is then stale, for the next run's
+        `remove_stale` to salvage from and remove."""
+        self._lock.release()
+        self._abandoned = True
+
     def close(self) -> None:
         """Remove the folder if it is still there, then its lock file, then let go of the lock."""
+        if self._abandoned:
+            return
         try:
             shutil.rmtree(self.path, ignore_errors=True)
             lock_path(self.path).unlink(missing_ok=True)

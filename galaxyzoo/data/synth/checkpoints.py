@@ -10,7 +10,8 @@ same request (`request`: n, seed and the generator's code) takes them over
 uninterrupted run's, because every galaxy draws from its own random stream.
 
 A different request, or a generator whose code changed since, starts afresh:
-its galaxies would not be those the killed run drew.
+its galaxies would not be those the killed run drew. Nothing is fsynced: after a
+power cut, remove the `DIR.tmp-*` folder rather than resume from it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import scipy
 
+from galaxyzoo import schema
 from galaxyzoo.data import crop
 
 REQUEST_FILE = "request.json"
@@ -33,8 +36,8 @@ PROGRESS_DIR = "progress"
 
 def request(n: int, seed: int) -> dict:
     """What a run was asked for, with a fingerprint of the code that draws and encodes its galaxies."""
-    digest = hashlib.sha256(f"opencv {cv2.__version__} numpy {np.__version__}".encode())
-    sources = sorted(Path(__file__).parent.glob("*.py")) + [Path(inspect.getsourcefile(crop))]
+    digest = hashlib.sha256(f"opencv {cv2.__version__} numpy {np.__version__} scipy {scipy.__version__}".encode())
+    sources = sorted(Path(__file__).parent.glob("*.py")) + [Path(inspect.getsourcefile(m)) for m in (crop, schema)]
     for path in sources:
         digest.update(path.read_bytes())
     return {"n": int(n), "seed": int(seed), "code": digest.hexdigest()}
@@ -58,6 +61,8 @@ def adopt(stale: Path, into: Path, asked: dict) -> None:
     """
     if any((into / PROGRESS_DIR).glob("chunk-*.pkl")):
         return
+    if hasattr(os, "getuid") and stale.stat().st_uid != os.getuid():  # checkpoints are pickles: only our own
+        return
     try:
         same = json.loads((stale / REQUEST_FILE).read_text()) == asked
     except (OSError, ValueError):  # killed before it wrote its request, or not one of ours
@@ -72,27 +77,30 @@ def adopt(stale: Path, into: Path, asked: dict) -> None:
         (into / PROGRESS_DIR).mkdir(exist_ok=True)
 
 
-def load_done(folder: Path, chunk: int) -> list:
-    """The finished galaxies' results in `folder`'s checkpoints: those of the leading complete chunks."""
+def load_done(folder: Path, chunk: int, total: int) -> list:
+    """The finished galaxies' results in `folder`'s checkpoints: those of the leading whole chunks
+    (the last of `total` galaxies may be shorter)."""
     done = []
     while (path := folder / PROGRESS_DIR / f"chunk-{len(done) // chunk:05d}.pkl").is_file():
         try:
             results = pickle.loads(path.read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError):
+            whole = len(results) == min(chunk, total - len(done))
+        except Exception:  # damaged in any way: simulated again, as if never saved
             break
-        if len(results) != chunk:
+        if not whole:
             break
         done += results
     return done
 
 
-def save_chunk(folder: Path, results: list, chunk: int) -> None:
-    """Checkpoint the last `chunk` results when `results` (every galaxy so far, in order) ends a chunk."""
-    if not results or len(results) % chunk:
+def save_chunk(folder: Path, results: list, chunk: int, total: int) -> None:
+    """Checkpoint the latest results when `results` (every galaxy so far, in order) ends a chunk, or all `total`."""
+    if not results or (len(results) % chunk and len(results) != total):
         return
-    path = folder / PROGRESS_DIR / f"chunk-{len(results) // chunk - 1:05d}.pkl"
+    k = (len(results) - 1) // chunk
+    path = folder / PROGRESS_DIR / f"chunk-{k:05d}.pkl"
     part = path.with_suffix(".part")
-    part.write_bytes(pickle.dumps(results[-chunk:], protocol=pickle.HIGHEST_PROTOCOL))
+    part.write_bytes(pickle.dumps(results[k * chunk:], protocol=pickle.HIGHEST_PROTOCOL))
     os.replace(part, path)
 
 

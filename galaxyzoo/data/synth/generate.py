@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from galaxyzoo.data.crop import choose_branch, decode_image, galaxy_box
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.folders import writable_folder
 from galaxyzoo.system.locks import writer_lock
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers, process_map
@@ -78,13 +79,16 @@ def generate(
     overwrite: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> Path:
     """Write a synthetic GZ2 sample of `n` catalogue galaxies into `out_dir`.
 
     Writes `gz2_hart16.csv`, `gz2_filename_mapping.csv`, `images/{asset_id}.jpg`
     and `truth.csv`, with the real release's quirks (see docs/synthetic.md).
     The same `seed` gives byte-identical files for any `workers` (default: one
-    per CPU). A non-empty `out_dir` is replaced only with `overwrite=True`.
+    per CPU). A non-empty `out_dir` is replaced only with `overwrite=True`. Another
+    `generate` into `out_dir` makes this refuse, or with `wait` wait for it and
+    return the sample it wrote (the training build: two trainings of one new sample).
     Scripts must call it under `if __name__ == "__main__":` (the workers
     re-import the main module, as with any non-fork multiprocessing).
 
@@ -96,14 +100,28 @@ def generate(
     out = Path(out_dir).expanduser().absolute()
     workers = check_request(out, n, seed, workers, overwrite)
     asked = checkpoints.request(n, seed)
-    with writer_lock(out), make_temp_sibling(out, asked) as tmp:
+    with writer_lock(out, wait):
+        if wait and not overwrite and all((out / name).is_file() for name in SAMPLE_FILES):
+            return out  # written by the run this one waited for
         check_request(out, n, seed, workers, overwrite)  # again under the lock: another run may have published
+        _write_and_publish(out, asked, n, seed, workers, progress)
+    return out
+
+
+def _write_and_publish(out: Path, asked: dict, n: int, seed: int, workers: int, progress: bool) -> None:
+    """Simulate into a temporary sibling of `out`, then publish it as `out`."""
+    owned = make_temp_sibling(out, asked)
+    with owned as tmp:
         try:
             write_sample(tmp, n, seed, workers, progress)
-        except OSError as exc:  # a full disk, in a worker or here
-            raise GalaxyZooError(f"cannot write the sample beside {out}: {exc.strerror or exc}") from None
+        except (KeyboardInterrupt, OSError) as exc:
+            # Ctrl-C or a full disk: the finished galaxies stay for the next run to take over, as after a kill.
+            owned.abandon()
+            if isinstance(exc, OSError):
+                raise GalaxyZooError(f"cannot write the sample beside {out}: {exc.strerror or exc}; its finished "
+                                     "galaxies are kept for the next run") from None
+            raise
         publish(tmp, out)
-    return out
 
 
 def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
@@ -134,13 +152,8 @@ def make_temp_sibling(out: Path, asked: dict) -> OwnedFolder:
     Then removes the `DIR.tmp-*` and `DIR.old-*` folders of killed runs, taking over
     first the finished galaxies of one that was `asked` the same (`synth.checkpoints`).
     """
-    blocker = next(p for p in out.parents if p.exists())
-    if not blocker.is_dir():
-        raise GalaxyZooError(f"cannot write the output folder {out}: {blocker} is a file, not a folder")
+    writable_folder(out.parent, f"output folder {out}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK):
-            raise PermissionError(13, "Permission denied")
         owned = OwnedFolder(out, "tmp")
         try:
             checkpoints.start(owned.path, asked)
@@ -174,14 +187,14 @@ def write_sample(folder: Path, n: int, seed: int, workers: int, progress: bool) 
     images = folder / "images"
     images.mkdir(exist_ok=True)  # a killed run's, taken over, holds its finished galaxies' images
     chunk = checkpoints.chunk_size(plan.n_galaxies)
-    results = checkpoints.load_done(folder, chunk)
+    results = checkpoints.load_done(folder, chunk, plan.n_galaxies)
     if results:
         logger.info("resuming: %d of %d galaxies were finished by a killed run", len(results), plan.n_galaxies)
     tasks = list(zip(range(plan.n_galaxies), plan.asset_id.tolist(), plan.has_image.tolist()))[len(results):]
     work = partial(simulate_galaxy, seed=seed, images_dir=str(images))
     for result in run_tasks(work, tasks, workers, progress, done=len(results)):
         results.append(result)
-        checkpoints.save_chunk(folder, results, chunk)
+        checkpoints.save_chunk(folder, results, chunk, plan.n_galaxies)
     catalogue.write_csv(catalogue.hart16_table(plan, results), folder / "gz2_hart16.csv")
     catalogue.write_csv(catalogue.mapping_table(plan), folder / "gz2_filename_mapping.csv")
     catalogue.write_csv(catalogue.truth_table(plan, results), folder / "truth.csv")
