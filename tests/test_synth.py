@@ -423,3 +423,26 @@ def test_a_rerun_takes_over_only_a_killed_run_of_the_same_request(tmp_path):
     assert checkpoints.load_done(into, 8, 100) == [{"galaxy": k} for k in range(8)]  # the leading complete chunk only
     checkpoints.finish(into)
     assert sorted(p.name for p in into.iterdir()) == ["images"]
+
+
+def test_a_waiting_generate_returns_the_sample_the_other_run_published(tmp_path):
+    """Two trainings of one new synthetic sample: the second waits for the first's, then uses it."""
+    import shutil
+    import threading
+
+    from galaxyzoo.system.locks import writer_lock
+
+    made = generate(tmp_path / "made", n=10, workers=1, progress=False)
+    out = tmp_path / "sample"
+    returned = []
+    with writer_lock(out):  # the other run, writing
+        waiting = threading.Thread(target=lambda: returned.append(generate(out, n=10, workers=1, progress=False,
+                                                                          wait=True)))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive()  # it waits for the lock rather than refusing
+        shutil.copytree(made, out)  # what the other run publishes
+        (out / "truth.csv").write_text("the other run's")
+    waiting.join(timeout=60)
+    assert returned == [out] and (out / "truth.csv").read_text() == "the other run's"  # used, not rewritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made", "made.lock", "sample", "sample.lock"]

@@ -83,7 +83,7 @@ def build(ws: Workspace, *, synthetic_n: int, synthetic_seed: int, image_size: i
     if not ws.raw.exists():
         if not ws.is_synthetic:
             raise GalaxyZooError(f"{ws.raw}: raw GZ2 folder not found; run `galaxyzoo download --out {ws.raw}`")
-        synth.generate(ws.raw, synthetic_n, seed=synthetic_seed, progress=progress)
+        synth.generate(ws.raw, synthetic_n, seed=synthetic_seed, progress=progress, wait=True)
     source = ingest.raw_source(ws.raw)
     recorded = ingest.read_source(ws.db) if ingest.is_ingested(ws.db) else None
     if recorded != source:

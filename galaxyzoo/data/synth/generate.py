@@ -98,11 +98,14 @@ def generate(
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
     out = Path(out_dir).expanduser().absolute()
+    waited_for = wait and not overwrite  # another run's sample, published before or while we wait, is ours
+    if waited_for and is_sample(out):
+        return out
     workers = check_request(out, n, seed, workers, overwrite)
     asked = checkpoints.request(n, seed)
     with writer_lock(out, wait):
-        if wait and not overwrite and all((out / name).is_file() for name in SAMPLE_FILES):
-            return out  # written by the run this one waited for
+        if waited_for and is_sample(out):
+            return out
         check_request(out, n, seed, workers, overwrite)  # again under the lock: another run may have published
         _write_and_publish(out, asked, n, seed, workers, progress)
     return out
@@ -124,6 +127,11 @@ def _write_and_publish(out: Path, asked: dict, n: int, seed: int, workers: int, 
         publish(tmp, out)
 
 
+def is_sample(folder: Path) -> bool:
+    """Whether `folder` holds a published synthetic sample (its three CSVs)."""
+    return all((folder / name).is_file() for name in SAMPLE_FILES)
+
+
 def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
     """Refuse bad arguments before any work starts; return the number of worker processes."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not catalogue.MIN_ROWS <= n <= MAX_N:
@@ -138,7 +146,7 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
         raise GalaxyZooError(f"output folder {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise GalaxyZooError(f"output folder {out} is not empty; pass --overwrite to replace it")
-    if out.is_dir() and any(out.iterdir()) and not all((out / name).is_file() for name in SAMPLE_FILES):
+    if out.is_dir() and any(out.iterdir()) and not is_sample(out):
         raise GalaxyZooError(f"output folder {out} is not a synthetic sample (it lacks {', '.join(SAMPLE_FILES)}); "
                              "--overwrite replaces only a sample, so choose an empty or new folder")
     if out.is_dir() and not os.access(out, os.W_OK):
