@@ -92,6 +92,17 @@ def test_defaults_and_aliases(tmp_path):
          "only the 'dirichlet' head has one (model.head is 'sigmoid')"),
         ("set: {train.epoch: 2}\nparams:\n  model.head: {choices: [sigmoid]}\n", "did you mean 'train.epochs'"),
         ("set: {data.val_size: 0.0}\nparams:\n  model.head: {choices: [sigmoid]}\n", "needs a validation set"),
+        # one key twice through its alias: the second range would be dropped without a word
+        ("params:\n  learning_rate: {low: 1e-4, high: 1e-3}\n  train.learning_rate: {low: 1e-2, high: 1e-1}\n",
+         "params.train.learning_rate: listed twice (as 'learning_rate' and 'train.learning_rate')"),
+        ("set: {train.learning_rate: 0.5}\nparams:\n  learning_rate: {low: 1e-4, high: 1e-2}\n",
+         "set.train.learning_rate: is also searched in params"),
+        # accepted by the samplers' constructors, failing only when they sample
+        ("study: {sampler: tpe, sampler_params: {n_startup_trials: 'x'}}\n"
+         "params:\n  model.head: {choices: [sigmoid]}\n", "study.sampler_params: TypeError: "),
+        ("study: {sampler: tpe, sampler_params: {gamma: 3, n_startup_trials: 1}}\n"
+         "params:\n  model.head: {choices: [sigmoid]}\n",
+         "study.sampler_params: TypeError: 'int' object is not callable"),
     ],
 )
 def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, message):
@@ -284,6 +295,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "--backend: expected one of optuna, keras-tuner" in capsys.readouterr().err
     assert main(["sweep", "--config", str(REPO / "sweeps" / "quickstart.yaml"), "--heartbeat", "0"]) == 2
     assert "--heartbeat: expected at least 1 second, got 0" in capsys.readouterr().err
+    # it names a folder (keras-tuner's state) and runs: no way out of data.workdir
+    assert main(["sweep", "--config", str(REPO / "sweeps" / "quickstart.yaml"), "--study-name", "../../out"]) == 2
+    assert "--study-name: must be letters, digits, '.', '_' or '-'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("storage, message", [
@@ -291,6 +305,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
                 "got 'garbage'"),
     ("journal:///", "--storage journal:///: expected journal:///PATH to a log file"),
     ("postgresql://nobody@127.0.0.1:1/x", "nobody@127.0.0.1:1/x: cannot connect: "),
+    # filelock would wait for ever on a lock file that cannot be made
+    ("sqlite:////proc/optuna.db",
+     "--storage sqlite:////proc/optuna.db: cannot create its lock file /proc/optuna.db.lock"),
 ])
 def test_bad_storage_is_one_line_and_leaves_no_run(tiny_sweep_file, tmp_path, capsys, storage, message):
     uri = seeded_uri(tmp_path)

@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import logging
 import math
 import os
 import re
@@ -275,6 +276,10 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     if not base_path.is_file():
         raise src.fail("base", f"file not found: {base_path} (paths are relative to {path.parent})")
     fixed = tuple(f"{_config_key_of(k, src, 'set')}={to_yaml(v)}" for k, v in file.set.items())
+    searched = {_config_key_of(k, src, "params") for k in file.params}
+    both = sorted({item.split("=", 1)[0] for item in fixed} & searched)
+    if both:  # every trial's searched value would overwrite the fixed one without a word
+        raise src.fail(f"set.{both[0]}", "is also searched in params: fix it or search it, not both")
     try:
         base_cfg = experiment.load_experiment(base_path, fixed)
     except GalaxyZooError as exc:
@@ -309,6 +314,30 @@ def _check_study(study: StudySettings, src: Source) -> None:
         raise src.fail("study.sampler_params.seed", "give the seed as study.seed")
     _check_arguments(optuna_class("pruner", study.pruner), study.pruner_params, src, "study.pruner_params")
     _check_arguments(optuna_class("sampler", study.sampler), study.sampler_params, src, "study.sampler_params")
+    _check_sampling(optuna_class("sampler", study.sampler), study.sampler_params, src)
+
+
+_DRAWS = 12  # past TPE's 10 random start-up trials, so its own model samples too
+
+
+def _check_sampling(cls, params: dict, src: Source) -> None:
+    """Draw a few values with the sampler, in memory: some arguments (a string for a count, a number
+    for a function) are accepted by its constructor and fail only when it samples."""
+    import optuna
+
+    if not params:
+        return
+    quiet, level = logging.getLogger("optuna"), logging.getLogger("optuna").level
+    quiet.setLevel(logging.WARNING)  # an in-memory study's "created" line is noise here
+    try:
+        study = optuna.create_study(sampler=cls(**params))
+        for _ in range(_DRAWS):
+            trial = study.ask()
+            study.tell(trial, trial.suggest_float("x", 0.0, 1.0) + trial.suggest_int("n", 1, 4))
+    except Exception as exc:  # whatever the sampler raises, it is the argument's fault
+        raise src.fail("study.sampler_params", f"{type(exc).__name__}: {exc}") from None
+    finally:
+        quiet.setLevel(level)
 
 
 def optuna_class(kind: str, name: str):
@@ -341,9 +370,12 @@ def _check_arguments(cls, params: dict, src: Source, key: str) -> None:
 def _parse_params(value: dict, src: Source) -> tuple[Param, ...]:
     if not value:
         raise src.fail("params", "name at least one experiment key to search")
-    params = []
+    params, named = [], {}
     for key, spec in value.items():
         full = _config_key_of(key, src, "params")
+        if full in named:  # YAML keeps both keys when one is an alias: the second range would be dropped
+            raise src.fail(f"params.{full}", f"listed twice (as {named[full]!r} and {key!r})")
+        named[full] = key
         if not _SEARCHABLE.fullmatch(full):
             raise src.fail(
                 f"params.{full}",

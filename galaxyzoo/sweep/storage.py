@@ -216,6 +216,20 @@ class Held:
     lost: bool = False
 
 
+def _lock_file(path: Path, storage: str) -> Path:
+    """`path`, created (with its folder) so that a waiting `FileLock` can take it.
+
+    Where it cannot be (`/proc`, a read-only folder), filelock would retry for ever without a word.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise GalaxyZooError(f"--storage {hide_password(storage)}: cannot create its lock file {path} "
+                             f"({exc.strerror or exc})") from None
+    return path
+
+
 @contextlib.contextmanager
 def study_lock(storage: str, study_name: str, *, retry_seconds: float = 0) -> Iterator[Held]:
     """A lock all workers of one study share: a PostgreSQL advisory lock, or a file lock for SQLite,
@@ -230,16 +244,14 @@ def study_lock(storage: str, study_name: str, *, retry_seconds: float = 0) -> It
     held = Held()
     if storage.startswith("sqlite:///"):
         db = Path(storage.removeprefix("sqlite:///")).resolve()
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(db.with_name(db.name + ".lock")):
+        with FileLock(_lock_file(db.with_name(db.name + ".lock"), storage)):
             yield held
     elif storage.startswith(JOURNAL):  # not <log>.lock: Optuna's journal takes that name for its own lock
         log = journal_path(storage)
-        with FileLock(log.with_name(log.name + ".sweep.lock")):
+        with FileLock(_lock_file(log.with_name(log.name + ".sweep.lock"), storage)):
             yield held
     elif "://" not in storage:  # keras-tuner's project folder
-        Path(storage).mkdir(parents=True, exist_ok=True)
-        with FileLock(Path(storage) / ".sweep.lock"):
+        with FileLock(_lock_file(Path(storage) / ".sweep.lock", storage)):
             yield held
     elif storage.startswith("postgresql"):
         import sqlalchemy

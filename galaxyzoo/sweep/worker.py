@@ -51,6 +51,7 @@ import os
 from pathlib import Path
 
 from galaxyzoo.config import experiment
+from galaxyzoo.config.engine import identifier_problem
 from galaxyzoo.config.sweep_spec import PRUNERS, load_sweep
 from galaxyzoo.data import workspace
 from galaxyzoo.errors import GalaxyZooError
@@ -121,6 +122,8 @@ def run_sweep(
     n_trials = spec.study.n_trials if n_trials is None else n_trials
     if n_trials < 1:
         raise GalaxyZooError(f"--n-trials must be at least 1, got {n_trials}")
+    if study_name and (problem := identifier_problem(study_name)):  # it names a folder and runs, as the file's
+        raise GalaxyZooError(f"--study-name: {problem}")
     study_name = study_name or spec.name
     uri = mlflow_runs.tracking_uri(None if project_run_id else base_cfg.tracking.tracking_uri)
     # Trials must land in the parent's store whatever their config says.
