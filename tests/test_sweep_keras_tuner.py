@@ -67,3 +67,22 @@ def test_keras_tuner_takes_no_optuna_storage(hyperband_sweep):
 
     with pytest.raises(GalaxyZooError, match="--storage is for the optuna backend"):
         run_sweep(hyperband_sweep, backend="keras-tuner", storage="sqlite:///x.db")
+
+
+def test_a_second_keras_tuner_worker_on_a_study_is_refused_before_any_run(hyperband_sweep, tiny_workdir, tmp_path):
+    """keras-tuner's oracle lives in one process: a second worker would train every trial again."""
+    import mlflow
+
+    from galaxyzoo.errors import GalaxyZooError
+    from galaxyzoo.sweep.keras_tuner_backend import project_dir
+    from galaxyzoo.sweep.worker import run_sweep
+    from galaxyzoo.system.locks import writer_lock
+
+    uri = seeded_uri(tmp_path)
+    study = f"kt-busy-{tmp_path.name}"
+    with writer_lock(project_dir(tiny_workdir, study)):  # as the first worker holds it
+        with pytest.raises(GalaxyZooError, match=rf"keras-tuner/{study} is being written by another process"):
+            run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=1, study_name=study,
+                      overrides=[f"tracking.tracking_uri={uri}"], progress=False)
+    client = mlflow.MlflowClient(uri)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []

@@ -524,3 +524,23 @@ def test_evaluate_names_a_model_it_cannot_find(tmp_path, monkeypatch):
     assert not workdir.exists()
     with pytest.raises(GalaxyZooError, match="not logged by a run"):
         evaluate(str(tmp_path / "empty"), progress=False)
+
+
+@pytest.mark.slow
+def test_a_run_being_trained_or_resumed_elsewhere_is_not_resumed_again(tiny_experiment, tmp_path, capsys):
+    """Its checkpoint folder's lock: two `--resume auto` at once would both continue one run."""
+    from galaxyzoo.system.locks import lock_path, writer_lock
+
+    overrides = [f"tracking.tracking_uri={_uri(tmp_path)}", "epochs=3"]
+    _kill_training(tiny_experiment, tmp_path, "after-checkpoint:0", overrides)
+    client = _client(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])
+    checkpoint = Path(run.data.tags["checkpoint_dir"])
+    argv = ["train", "--experiment", str(tiny_experiment), "--resume", "auto", "--set", " ".join(overrides)]
+    with writer_lock(checkpoint):  # as another process resuming it holds it
+        assert main(argv) == 2
+    assert f"{checkpoint} is being written by another process" in capsys.readouterr().err
+    assert _steps(client, run.info.run_id, "loss") == [1]  # nothing logged by the refused one
+    assert main(argv) == 0  # once free, the resume goes on, and leaves no checkpoint nor lock behind
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert not checkpoint.exists() and not lock_path(checkpoint).exists()

@@ -43,6 +43,7 @@ and `plots` (what each leaving worker writes on the parent).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -61,6 +62,7 @@ from galaxyzoo.sweep.parent import HEARTBEAT_SECONDS, Worker, join_parent, log_s
 from galaxyzoo.sweep.storage import database_url, default_storage, study_lock
 from galaxyzoo.sweep.summary import SweepResult, summarise
 from galaxyzoo.sweep.trial import TrialRunner
+from galaxyzoo.system.locks import writer_lock
 from galaxyzoo.tracking import mlflow_runs, names
 
 logger = logging.getLogger(__name__)
@@ -147,31 +149,35 @@ def run_sweep(
         with quiet_optuna_warnings():
             study = open_study(spec, base_cfg, storage, study_name, extra, heartbeat_seconds, on_stale,
                                db_retry_seconds)
-    _prepare_data(base_cfg, progress)
-    tags = {names.TAG_SWEEP: study_name, names.TAG_SWEEP_KEY: key, names.TAG_SWEEP_FILE: str(spec.path),
-            names.TAG_SWEEP_BACKEND: backend,
-            names.TAG_NOTE: f"{backend} sweep {study_name} of {spec.path.name}, searching "
-            + "; ".join(f"{p.name} {p.describe()}" for p in spec.params)}
-    me = Worker.me()
-    with lock():
-        parent_id, created = join_parent(client, experiment_id, key, study_name, storage, tags, me,
-                                         heartbeat_seconds, project_run_id)
-    with worker_on(client, parent_id, me, heartbeat_seconds, lock) as leave:
-        # Under the lock: two workers joining at once would both find a param unlogged and log it, and
-        # a SQL store refuses the second (a duplicate key).
+    # keras-tuner's oracle lives in one process: a second worker on the study would train every trial again.
+    one_worker = writer_lock(storage) if backend == "keras-tuner" else contextlib.nullcontext()
+    with one_worker:
+        _prepare_data(base_cfg, progress)
+        tags = {names.TAG_SWEEP: study_name, names.TAG_SWEEP_KEY: key, names.TAG_SWEEP_FILE: str(spec.path),
+                names.TAG_SWEEP_BACKEND: backend,
+                names.TAG_NOTE: f"{backend} sweep {study_name} of {spec.path.name}, searching "
+                + "; ".join(f"{p.name} {p.describe()}" for p in spec.params)}
+        me = Worker.me()
         with lock():
-            log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
-                      artifacts=created)
-        runner = TrialRunner(client, spec, extra, parent_id, study_name, key)
-        if backend == "optuna":
-            with quiet_optuna_warnings():
-                ran, running, stale = optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds,
-                                               on_stale)
-        else:
-            (study, ran), running, stale = keras_tuner_backend.search(spec, runner, base_cfg, study_name, n_trials), 0, 0
-        leave.update(ran=ran)
-        result = summarise(client, parent_id, spec, study, study_name, storage, ran, running, stale)
-    return result
+            parent_id, created = join_parent(client, experiment_id, key, study_name, storage, tags, me,
+                                             heartbeat_seconds, project_run_id)
+        with worker_on(client, parent_id, me, heartbeat_seconds, lock) as leave:
+            # Under the lock: two workers joining at once would both find a param unlogged and log it, and
+            # a SQL store refuses the second (a duplicate key).
+            with lock():
+                log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
+                          artifacts=created)
+            runner = TrialRunner(client, spec, extra, parent_id, study_name, key)
+            if backend == "optuna":
+                with quiet_optuna_warnings():
+                    ran, running, stale = optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds,
+                                                   on_stale)
+            else:
+                (study, ran), running, stale = (
+                    keras_tuner_backend.search(spec, runner, base_cfg, study_name, n_trials), 0, 0)
+            leave.update(ran=ran)
+            result = summarise(client, parent_id, spec, study, study_name, storage, ran, running, stale)
+        return result
 
 
 def _prepare_data(cfg: experiment.ExperimentConfig, progress: bool) -> None:

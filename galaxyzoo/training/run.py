@@ -27,6 +27,7 @@ This module imports Keras and MLflow: the CLI imports it only inside the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import warnings
@@ -41,6 +42,7 @@ import pandas as pd
 from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, hashed_sections, knobs
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.locks import lock_path, writer_lock
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.fit import fitting, make_loss
@@ -136,34 +138,53 @@ def train(
     run_id, experiment_id = _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash)
     mlflow_runs.mark_experiment(client, experiment_id)  # also the one `mlflow run` or a sweep chose
     resuming = run_id is not None and run_id != env_run
-    # A warm start's source is loaded and checked before any run exists; a resume has its own checkpoint.
-    init = load_init(client, cfg) if cfg.warm_start.init_from is not None and not resuming else None
+    # A resume holds its checkpoint folder's lock: two `--resume auto` at once would both continue the run,
+    # and one run being trained must not be picked up by another process.
+    checkpoint_lock = contextlib.ExitStack()
+    if resuming:
+        checkpoint_lock.enter_context(writer_lock(_checkpoint_dir(runs_dir, cfg, run_id)))
+    with checkpoint_lock:
+        # A warm start's source is loaded and checked before any run exists; a resume has its own checkpoint.
+        init = load_init(client, cfg) if cfg.warm_start.init_from is not None and not resuming else None
 
-    dataset = load_dataset(cfg.data, with_counts=loss.needs_counts,
-                           progress=progress)
-    logger.info("data: %s; %s", dataset.workspace.store, dataset.split.describe())
-    keras.utils.set_random_seed(cfg.train.seed)
+        dataset = load_dataset(cfg.data, with_counts=loss.needs_counts,
+                               progress=progress)
+        logger.info("data: %s; %s", dataset.workspace.store, dataset.split.describe())
+        keras.utils.set_random_seed(cfg.train.seed)
 
-    tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, init, extra_tags)
-    name = run_name or cfg.tracking.run_name or cfg.name
-    with mlflow_runs.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
-                           run_name=None if resuming else name, tags=tags,
-                           system_metrics=cfg.tracking.system_metrics) as active:
-        run_id = active.info.run_id
-        run_dir = Path(runs_dir or Path(cfg.data.workdir) / "runs").resolve() / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        mlflow_runs.set_tags(client, run_id, {names.TAG_CHECKPOINT_DIR: str(run_dir),
-                                           names.TAG_OUTCOME: "running"})
-        try:
-            with mlflow_runs.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
-                result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, init,
-                              list(extra_callbacks), verbose)
-        except tuple(pruned_exceptions):
-            shutil.rmtree(run_dir, ignore_errors=True)  # a pruned trial is never resumed
-            raise
-    # The model is in MLflow now; the checkpoint only served a resume.
+        tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, init, extra_tags)
+        name = run_name or cfg.tracking.run_name or cfg.name
+        with mlflow_runs.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
+                                  run_name=None if resuming else name, tags=tags,
+                                  system_metrics=cfg.tracking.system_metrics) as active:
+            run_id = active.info.run_id
+            run_dir = _checkpoint_dir(runs_dir, cfg, run_id)
+            if not resuming:  # a new run's own: no `--resume auto` elsewhere may take it over while it trains
+                checkpoint_lock.enter_context(writer_lock(run_dir))
+            run_dir.mkdir(parents=True, exist_ok=True)
+            mlflow_runs.set_tags(client, run_id, {names.TAG_CHECKPOINT_DIR: str(run_dir),
+                                                  names.TAG_OUTCOME: "running"})
+            try:
+                with mlflow_runs.recording_outcome(client, run_id, pruned=tuple(pruned_exceptions)):
+                    result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, init,
+                                  list(extra_callbacks), verbose)
+            except tuple(pruned_exceptions):
+                _remove_checkpoint(run_dir)  # a pruned trial is never resumed
+                raise
+        # The model is in MLflow now; the checkpoint only served a resume.
+        _remove_checkpoint(run_dir)
+        return result
+
+
+def _remove_checkpoint(run_dir: Path) -> None:
+    """Remove a finished run's checkpoint folder, and its lock file (still held: nobody resumes the run now)."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    return result
+    lock_path(run_dir).unlink(missing_ok=True)
+
+
+def _checkpoint_dir(runs_dir, cfg: ExperimentConfig, run_id: str) -> Path:
+    """Where run `run_id` keeps its checkpoint: `runs_dir` (default `data.workdir/runs`) / run id."""
+    return Path(runs_dir or Path(cfg.data.workdir) / "runs").resolve() / run_id
 
 
 def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) -> tuple[str | None, str]:
