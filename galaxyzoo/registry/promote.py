@@ -185,7 +185,7 @@ def ranked_runs(client, runs: list, *, metric: str, mode: str, where: str, to: s
             )
         raise GalaxyZooError(
             f"nothing to {to} in {where}: none of the {finished_with_model} finished runs with a model "
-            f"has the metric {metric!r}"
+            f"has a finite value of the metric {metric!r}"
         )
     return sorted(candidates, key=lambda r: r.data.metrics[metric], reverse=mode == "max")
 

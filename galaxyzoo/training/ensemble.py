@@ -122,8 +122,8 @@ def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int,
     if run_ids:  # a named run is never dropped silently
         left_out = sorted(set(run_ids) - {r.info.run_id for r in ranked})
         if left_out:
-            raise GalaxyZooError(f"--runs {left_out[0]}: not a finished run with a logged model and the "
-                                 f"metric {metric!r}")
+            raise GalaxyZooError(f"--runs {left_out[0]}: not a finished run with a logged model and a finite "
+                                 f"value of the metric {metric!r}")
         return ranked, where
     if len(ranked) < top_k:
         logger.warning("ensemble: --top-k %d, but only %d finished run(s) with a model and %r in %s: an "
