@@ -86,3 +86,27 @@ def test_a_second_keras_tuner_worker_on_a_study_is_refused_before_any_run(hyperb
                       overrides=[f"tracking.tracking_uri={uri}"], progress=False)
     client = mlflow.MlflowClient(uri)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyperband_sweep, tiny_workdir,
+                                                                              tmp_path):
+    """Under the one-worker lock a RUNNING trial run is a dead worker's: closed FAILED, with the reason."""
+    import mlflow
+
+    from galaxyzoo.sweep.keras_tuner_backend import project_dir
+    from galaxyzoo.sweep.parent import sweep_key
+    from galaxyzoo.sweep.worker import run_sweep
+
+    uri = seeded_uri(tmp_path)
+    study = f"kt-dead-{tmp_path.name}"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("galaxyzoo")
+    key = sweep_key(study, str(project_dir(tiny_workdir, study)))
+    dead = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "0"}).info.run_id
+    result = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=1, study_name=study,
+                       overrides=[f"tracking.tracking_uri={uri}"], progress=False)
+    assert result.trials_run == 1 and result.stale == 1
+    run = client.get_run(dead)
+    assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
+    assert run.data.tags["galaxyzoo.closed_why"] == "the worker of trial 0 died; keras-tuner trains it again"

@@ -58,7 +58,8 @@ from galaxyzoo.data import workspace
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.sweep import keras_tuner_backend
 from galaxyzoo.sweep.optuna_backend import StaleTrials, open_study, optimize, quiet_optuna_warnings
-from galaxyzoo.sweep.parent import HEARTBEAT_SECONDS, Worker, join_parent, log_setup, sweep_key, worker_on
+from galaxyzoo.sweep.parent import (HEARTBEAT_SECONDS, Worker, close_failed, join_parent, log_setup, sweep_key,
+                                    worker_on)
 from galaxyzoo.sweep.storage import database_url, default_storage, study_lock
 from galaxyzoo.sweep.summary import SweepResult, summarise
 from galaxyzoo.sweep.trial import TrialRunner
@@ -173,11 +174,27 @@ def run_sweep(
                     ran, running, stale = optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds,
                                                    on_stale)
             else:
-                (study, ran), running, stale = (
-                    keras_tuner_backend.search(spec, runner, base_cfg, study_name, n_trials), 0, 0)
+                stale = _close_dead_tuner_trials(client, experiment_id, key)
+                (study, ran), running = keras_tuner_backend.search(spec, runner, base_cfg, study_name, n_trials), 0
             leave.update(ran=ran)
             result = summarise(client, parent_id, spec, study, study_name, storage, ran, running, stale)
         return result
+
+
+def _close_dead_tuner_trials(client, experiment_id: str, key: str) -> int:
+    """Close FAILED, with the reason, the keras-tuner trial runs a killed worker left RUNNING; returns how many.
+
+    Called under the study's one-worker lock, so no live worker runs them; the tuner trains the
+    trial again (its oracle never recorded an end).
+    """
+    runs = client.search_runs([experiment_id], f"tags.`{names.TAG_SWEEP_KEY}` = '{key}' and "
+                                               "attributes.status = 'RUNNING'")
+    dead = [r for r in runs if names.TAG_TRIAL_NUMBER in r.data.tags]  # not the parent, which is ours now
+    for run in dead:
+        why = f"the worker of trial {run.data.tags[names.TAG_TRIAL_NUMBER]} died; keras-tuner trains it again"
+        close_failed(client, run.info.run_id, why, trial=True)
+        logger.warning("%s (run %s closed)", why, run.info.run_id)
+    return len(dead)
 
 
 def _prepare_data(cfg: experiment.ExperimentConfig, progress: bool) -> None:
