@@ -426,3 +426,10 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
         assert main(["download", "--out", str(out), "--only", "mapping", "--mirror", "http://127.0.0.1:9"]) == 2
         err = capsys.readouterr().err
         assert err == f"galaxyzoo: error: {out}: {blocker} is a file, not a folder\n"
+
+
+def test_a_path_too_long_for_the_file_system_is_one_line(tmp_path, capsys):
+    out = tmp_path / ("a" * 300) / "raw"  # Path.exists() raises ENAMETOOLONG rather than answer
+    assert main(["download", "--out", str(out), "--only", "mapping", "--mirror", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"galaxyzoo: error: {out}: cannot write there (") and err.count("\n") == 1

@@ -446,3 +446,10 @@ def test_a_waiting_generate_returns_the_sample_the_other_run_published(tmp_path)
     waiting.join(timeout=60)
     assert returned == [out] and (out / "truth.csv").read_text() == "the other run's"  # used, not rewritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["made", "made.lock", "sample", "sample.lock"]
+
+
+def test_a_lone_lock_file_of_a_gone_folder_does_not_block_the_next_run(tmp_path):
+    """A kill between a folder's removal and its lock file's leaves the lock alone: it is swept, not stat'ed."""
+    (tmp_path / "sample.tmp-deadbeef.lock").write_text("")
+    assert generate(tmp_path / "sample", n=10, workers=1, progress=False) == tmp_path / "sample"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample", "sample.lock"]

@@ -353,8 +353,8 @@ def _allocate(path: Path, size: int) -> None:
 def _reserve(fd: int, size: int) -> bool:
     """Reserve (and extend the file to) `size` bytes; False where the file system or OS cannot.
 
-    A full disk is an OSError; the file keeps its old size then, so no later run meets a file of
-    the right size whose blocks were never reserved.
+    A full disk is an OSError; the file is then left shorter than `size`, so no later run meets a
+    file of the right size whose blocks were never reserved (`open` refuses it, `repair` redoes it).
     """
     if not size or not hasattr(os, "posix_fallocate"):  # macOS has none: its disks fill up there as before
         return False

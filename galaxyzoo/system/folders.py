@@ -15,10 +15,10 @@ def writable_folder(folder: Path, what: str) -> Path:
     A path through a file, a file in its place, a read-only folder or a file system that
     refuses (`/proc`) is a `GalaxyZooError` starting with `what` (e.g. "--out DIR").
     """
-    blocker = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
-    if not blocker.is_dir():  # mkdir would only say "File exists" or "Not a directory"
-        raise GalaxyZooError(f"{what}: {blocker} is a file, not a folder")
     try:
+        blocker = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+        if not blocker.is_dir():  # mkdir would only say "File exists" or "Not a directory"
+            raise GalaxyZooError(f"{what}: {blocker} is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))

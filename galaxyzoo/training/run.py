@@ -142,7 +142,9 @@ def train(
     # and one run being trained must not be picked up by another process.
     checkpoint_lock = contextlib.ExitStack()
     if resuming:
-        checkpoint_lock.enter_context(writer_lock(_checkpoint_dir(runs_dir, cfg, run_id)))
+        checkpoint = _recorded_checkpoint(client, run_id) or _checkpoint_dir(runs_dir, cfg, run_id)
+        checkpoint_lock.enter_context(writer_lock(checkpoint))
+        _check_still_unfinished(client, run_id)  # another resume may have ended it before we held the lock
     with checkpoint_lock:
         # A warm start's source is loaded and checked before any run exists; a resume has its own checkpoint.
         init = load_init(client, cfg) if cfg.warm_start.init_from is not None and not resuming else None
@@ -158,7 +160,7 @@ def train(
                                   run_name=None if resuming else name, tags=tags,
                                   system_metrics=cfg.tracking.system_metrics) as active:
             run_id = active.info.run_id
-            run_dir = _checkpoint_dir(runs_dir, cfg, run_id)
+            run_dir = checkpoint if resuming else _checkpoint_dir(runs_dir, cfg, run_id)
             if not resuming:  # a new run's own: no `--resume auto` elsewhere may take it over while it trains
                 checkpoint_lock.enter_context(writer_lock(run_dir))
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +176,21 @@ def train(
         # The model is in MLflow now; the checkpoint only served a resume.
         _remove_checkpoint(run_dir)
         return result
+
+
+def _recorded_checkpoint(client, run_id: str) -> Path | None:
+    """The checkpoint folder run `run_id` recorded (`checkpoint_dir`): where a resume finds its state, whatever
+    the working directory a relative `data.workdir` is read from now."""
+    recorded = client.get_run(run_id).data.tags.get(names.TAG_CHECKPOINT_DIR)
+    return Path(recorded) if recorded else None
+
+
+def _check_still_unfinished(client, run_id: str) -> None:
+    """Refuse to resume a run that another process finished between our choosing it and taking its lock."""
+    status = client.get_run(run_id).info.status
+    if status == "FINISHED":
+        raise GalaxyZooError(f"--resume: run {run_id} finished meanwhile (another process resumed it); "
+                             "nothing left to resume")
 
 
 def _remove_checkpoint(run_dir: Path) -> None:

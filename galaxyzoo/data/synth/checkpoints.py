@@ -61,7 +61,10 @@ def adopt(stale: Path, into: Path, asked: dict) -> None:
     """
     if any((into / PROGRESS_DIR).glob("chunk-*.pkl")):
         return
-    if hasattr(os, "getuid") and stale.stat().st_uid != os.getuid():  # checkpoints are pickles: only our own
+    try:
+        if hasattr(os, "getuid") and stale.stat().st_uid != os.getuid():  # checkpoints are pickles: only our own
+            return
+    except OSError:  # a lone lock file: its folder is already gone
         return
     try:
         same = json.loads((stale / REQUEST_FILE).read_text()) == asked

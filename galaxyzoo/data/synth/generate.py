@@ -88,7 +88,9 @@ def generate(
     The same `seed` gives byte-identical files for any `workers` (default: one
     per CPU). A non-empty `out_dir` is replaced only with `overwrite=True`. Another
     `generate` into `out_dir` makes this refuse, or with `wait` wait for it and
-    return the sample it wrote (the training build: two trainings of one new sample).
+    return the sample found in `out_dir` then, unchecked against `n` and `seed`: for
+    callers whose folder names its request (the training build's
+    `synthetic-n{n}-seed{seed}`, where two trainings share one new sample).
     Scripts must call it under `if __name__ == "__main__":` (the workers
     re-import the main module, as with any non-fork multiprocessing).
 
@@ -98,15 +100,16 @@ def generate(
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
     out = Path(out_dir).expanduser().absolute()
+    workers = check_arguments(n, seed, workers)
     waited_for = wait and not overwrite  # another run's sample, published before or while we wait, is ours
     if waited_for and is_sample(out):
         return out
-    workers = check_request(out, n, seed, workers, overwrite)
+    check_folder(out, overwrite)
     asked = checkpoints.request(n, seed)
     with writer_lock(out, wait):
         if waited_for and is_sample(out):
             return out
-        check_request(out, n, seed, workers, overwrite)  # again under the lock: another run may have published
+        check_folder(out, overwrite)  # again under the lock: another run may have published
         _write_and_publish(out, asked, n, seed, workers, progress)
     return out
 
@@ -132,8 +135,8 @@ def is_sample(folder: Path) -> bool:
     return all((folder / name).is_file() for name in SAMPLE_FILES)
 
 
-def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
-    """Refuse bad arguments before any work starts; return the number of worker processes."""
+def check_arguments(n, seed, workers) -> int:
+    """Refuse a bad `n`, `seed` or `workers` before any work starts; return the number of worker processes."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not catalogue.MIN_ROWS <= n <= MAX_N:
         raise GalaxyZooError(
             f"--n must be a whole number of galaxies from {catalogue.MIN_ROWS} (so that every real quirk fits) "
@@ -141,7 +144,11 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise GalaxyZooError(f"--seed must be a non-negative whole number, got {seed!r}")
-    workers = check_workers(workers)
+    return check_workers(workers)
+
+
+def check_folder(out: Path, overwrite: bool) -> None:
+    """Refuse an `out` that is a file, not empty (without `overwrite`), not a sample, or not writable."""
     if out.exists() and not out.is_dir():
         raise GalaxyZooError(f"output folder {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -151,7 +158,6 @@ def check_request(out: Path, n, seed, workers, overwrite: bool) -> int:
                              "--overwrite replaces only a sample, so choose an empty or new folder")
     if out.is_dir() and not os.access(out, os.W_OK):
         raise GalaxyZooError(f"output folder {out} is not writable")
-    return workers
 
 
 def make_temp_sibling(out: Path, asked: dict) -> OwnedFolder:
