@@ -95,7 +95,8 @@ def test_refuses_a_metric_no_run_has(finished_sweep):
 
     folder, result = finished_sweep
     client = _client(f"sqlite:///{folder / 'mlflow.db'}")
-    with pytest.raises(GalaxyZooError, match="none of the 2 finished runs with a model has a finite value of the metric 'val_auc'"):
+    with pytest.raises(GalaxyZooError,
+                       match="none of the 2 finished runs with a model has a finite value of the metric 'val_auc'"):
         promote.promote(client, sweep_run=result.parent_run_id, metric="val_auc")
 
 

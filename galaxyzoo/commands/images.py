@@ -35,7 +35,8 @@ def _true_or_false(text: str) -> bool:
     value = {"true": True, "false": False}.get(text.strip().lower())
     if value is None:
         # A bare `--tta` takes the next word as its value: `predict --tta a.jpg` lands here.
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r} (a bare --tta takes the next word: put it last)")
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r} "
+                                         "(a bare --tta takes the next word: put it last)")
     return value
 
 
