@@ -70,6 +70,15 @@ def test_bad_requests():
         compare.render(compare.runs_table(RUNS), "xlsx")
 
 
+def test_compare_on_a_missing_store_says_so_and_creates_none(tmp_path, capsys):
+    from galaxyzoo.cli import main
+
+    missing = tmp_path / "typo.db"
+    assert main(["compare", "--tracking-uri", f"sqlite:///{missing}"]) == 2
+    assert f"no such database {missing}; name the store the runs are in" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither an empty store nor its lock file
+
+
 def test_cli_on_a_sweep_and_an_experiment(finished_sweep, capsys):
     folder, result = finished_sweep
     uri = f"sqlite:///{folder / 'mlflow.db'}"

@@ -22,7 +22,7 @@ def run(args) -> int:
     from galaxyzoo.tracking import compare
     from galaxyzoo.tracking import mlflow_runs
 
-    client = mlflow_runs.connect(mlflow_runs.tracking_uri(args.tracking_uri))
+    client = mlflow_runs.connect(mlflow_runs.tracking_uri(args.tracking_uri), create=False)  # it only reads
     _, runs = compare.runs_of(client, experiment_name=args.experiment_name, sweep_run=args.sweep_run.strip() or None)
     print(compare.render(compare.runs_table(runs, sort=args.sort), args.format), end="")
     return 0

@@ -62,13 +62,15 @@ def tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
 
 
-def connect(uri: str):
+def connect(uri: str, *, create: bool = True):
     """Point the fluent MLflow API at `uri`; return a client for the same store.
 
     A URI MLflow has no store for is one error here. A SQLite store is created
     and migrated here, under a file lock beside the database: MLflow's own
     migration fails when two processes run it at once on a fresh file
     (`table ... already exists`). The OS drops the lock of a killed process.
+    Without `create` (a command that only reads), a SQLite file that does not
+    exist is one error instead of a new, empty store.
     """
     import mlflow
     import sqlalchemy
@@ -77,6 +79,9 @@ def connect(uri: str):
     from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
     db = _sqlite_path(uri)
+    if db is not None and not create and not db.is_file():
+        raise GalaxyZooError(f"tracking URI {uri!r}: no such database {db}; name the store the runs are in "
+                             "(--tracking-uri, tracking.tracking_uri or MLFLOW_TRACKING_URI)")
     lock = contextlib.nullcontext()
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
