@@ -97,3 +97,7 @@ def test_cli_on_a_sweep_and_an_experiment(finished_sweep, capsys):
     assert "no MLflow experiment 'nope'" in capsys.readouterr().err
     assert main(["compare", "--sweep-run", "0123abcd", "--tracking-uri", uri]) == 2
     assert "no MLflow run '0123abcd'" in capsys.readouterr().err
+    # a trial's id where its sweep's parent was meant: said so, not "no runs to compare"
+    assert main(["compare", "--sweep-run", result.best_run_id, "--tracking-uri", uri]) == 2
+    assert (f"--sweep-run {result.best_run_id}: not a sweep's parent run; its sweep's parent run is "
+            f"{result.parent_run_id}") in capsys.readouterr().err

@@ -47,6 +47,10 @@ def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None
             raise GalaxyZooError(f"no MLflow run {sweep_run!r} in {client.tracking_uri}") from None
         experiment_id = parent.info.experiment_id
         runs = _search(client, experiment_id, f"tags.`{names.PARENT_TAG}` = '{sweep_run}'")
+        if not runs and names.TAG_SWEEP not in parent.data.tags:  # a trial's id, or a plain training's
+            above = parent.data.tags.get(names.PARENT_TAG) or parent.data.tags.get(names.TAG_PARENT_OF_WORKER)
+            raise GalaxyZooError(f"--sweep-run {sweep_run}: not a sweep's parent run"
+                                 + (f"; its sweep's parent run is {above}" if above else ""))
         return experiment_id, runs
     if not experiment_name:
         raise GalaxyZooError("name an MLflow experiment (--experiment-name) or a sweep run (--sweep-run)")
