@@ -276,10 +276,6 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     if not base_path.is_file():
         raise src.fail("base", f"file not found: {base_path} (paths are relative to {path.parent})")
     fixed = tuple(f"{_config_key_of(k, src, 'set')}={to_yaml(v)}" for k, v in file.set.items())
-    searched = {_config_key_of(k, src, "params") for k in file.params}
-    both = sorted({item.split("=", 1)[0] for item in fixed} & searched)
-    if both:  # every trial's searched value would overwrite the fixed one without a word
-        raise src.fail(f"set.{both[0]}", "is also searched in params: fix it or search it, not both")
     try:
         base_cfg = experiment.load_experiment(base_path, fixed)
     except GalaxyZooError as exc:
@@ -327,7 +323,8 @@ def _check_sampling(cls, params: dict, src: Source) -> None:
 
     if not params:
         return
-    quiet, level = logging.getLogger("optuna"), logging.getLogger("optuna").level
+    quiet = logging.getLogger("optuna")
+    level = quiet.level
     quiet.setLevel(logging.WARNING)  # an in-memory study's "created" line is noise here
     try:
         study = optuna.create_study(sampler=cls(**params))
@@ -458,6 +455,9 @@ def _check_against_base(spec: SweepSpec, base_cfg: experiment.ExperimentConfig, 
         raise src.fail("study.metric",
                        f"{spec.study.metric} needs a validation set, but data.val_size is 0 in {spec.base}")
     keys = {p.name for p in spec.params}
+    both = sorted({item.split("=", 1)[0] for item in spec.fixed} & keys)
+    if both:  # every trial's searched value would overwrite the fixed one without a word
+        raise src.fail(f"set.{both[0]}", "is also searched in params: fix it or search it, not both")
     if spec.study.metric == "val_loss" and "train.loss" in keys:
         raise src.fail("study.metric", "val_loss is not comparable between the searched losses; use val_rmse")
     if "train.refit_head" in keys:

@@ -320,22 +320,22 @@ def _check_fractions(df: pd.DataFrame, path: Path) -> None:
     """Every vote fraction lies in [0, 1]: one `inf` would make every training loss NaN."""
     columns = [c for c in _FRACTION_COLUMNS if c in df.columns]
     values = df[columns].to_numpy(dtype=np.float64)
-    bad = ~np.isnan(values) & ((values < 0) | (values > 1))
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {float(values[row, col])!r} on line "
-                             f"{row + 2}, expected a fraction in [0, 1] ({int(bad.sum())} such value(s) in all)")
+    _refuse_values(path, columns, values, ~np.isnan(values) & ((values < 0) | (values > 1)), "a fraction in [0, 1]")
 
 
 def _check_counts(df: pd.DataFrame, path: Path) -> None:
     """Every vote count is at least 0: a negative one would make the vote likelihoods meaningless."""
     columns = schema.target_columns("count")
     values = df[columns].to_numpy(dtype=np.int64)
-    bad = values < 0
+    _refuse_values(path, columns, values, values < 0, "a vote count of at least 0")
+
+
+def _refuse_values(path: Path, columns: list[str], values: np.ndarray, bad: np.ndarray, expected: str) -> None:
+    """Name the first `bad` value of `values` (rows x `columns`), its line and how many there are."""
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {int(values[row, col])} on line {row + 2}, "
-                             f"expected a vote count of at least 0 ({int(bad.sum())} such value(s) in all)")
+        raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {values[row, col].item()!r} on line "
+                             f"{row + 2}, expected {expected} ({int(bad.sum())} such value(s) in all)")
 
 
 def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int, int]]:

@@ -102,6 +102,7 @@ def generate(
     out = Path(out_dir).expanduser().absolute()
     workers = check_arguments(n, seed, workers)
     waited_for = wait and not overwrite  # another run's sample, published before or while we wait, is ours
+    # Checked before the lock too, so that a request refused at once leaves no lock file beside `out`.
     if waited_for and is_sample(out):
         return out
     check_folder(out, overwrite)
