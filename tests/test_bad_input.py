@@ -102,6 +102,13 @@ def test_evaluate_out_that_cannot_be_a_folder_is_refused_before_the_model_is_loo
     assert _error_line(capsys) == f"galaxyzoo: error: --out {taken}: {taken} is a file, not a folder"
 
 
+def test_evaluate_leaves_no_empty_out_folder_when_it_fails(tmp_path, capsys):
+    out = tmp_path / "results" / "run-1"
+    assert main(["evaluate", "--model", "0" * 32, "--out", str(out), "--tracking-uri", _uri(tmp_path)]) == 2
+    assert "--model " + "0" * 32 + ": no such run" in _error_line(capsys)
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_data_folder_without_images_is_one_line(tiny_experiment, tmp_path, capsys):
     raw = tmp_path / "raw"
     raw.mkdir()  # the CSVs could be there; the images are not

@@ -101,3 +101,26 @@ def test_cli_on_a_sweep_and_an_experiment(finished_sweep, capsys):
     assert main(["compare", "--sweep-run", result.best_run_id, "--tracking-uri", uri]) == 2
     assert (f"--sweep-run {result.best_run_id}: not a sweep's parent run; its sweep's parent run is "
             f"{result.parent_run_id}") in capsys.readouterr().err
+
+
+def test_an_infinite_metric_read_back_from_sqlite_is_infinite_and_never_ranked(tmp_path):
+    """MLflow's SQL store saves ±inf as ±float max; a diverged run must not look finite or rank first."""
+    from mlflow.tracking import MlflowClient
+
+    from galaxyzoo.registry import promote
+    from galaxyzoo.tracking import names
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("inf")
+    ids = {}
+    for name, value in (("diverged", float("-inf")), ("fine", 0.2), ("exploded", float("inf"))):
+        ids[name] = client.create_run(experiment, run_name=name, tags={names.TAG_ENSEMBLE: "1"}).info.run_id
+        client.log_metric(ids[name], "val_rmse", value)
+        client.set_terminated(ids[name], "FINISHED")
+    runs = [client.get_run(i) for i in ids.values()]
+    assert abs(runs[0].data.metrics["val_rmse"]) > 1e308  # what the store gives back
+    assert [compare.metric_value(r, "val_rmse") for r in runs] == [float("-inf"), 0.2, float("inf")]
+    for mode in ("min", "max"):
+        ranked = promote.ranked_runs(client, runs, metric="val_rmse", mode=mode, where="here", ensembles=True)
+        assert [r.info.run_id for r in ranked] == [ids["fine"]]
+    assert "inf" in compare.render(compare.runs_table(runs)).split("\n")[-2]

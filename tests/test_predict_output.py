@@ -87,6 +87,16 @@ def test_atomic_output_keeps_the_old_file_when_the_block_fails(tmp_path):
     assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the usual mode, not mkstemp's 0600
 
 
+def test_atomic_output_removes_the_folders_it_made_when_the_block_fails(tmp_path):
+    (tmp_path / "kept").mkdir()
+    out = tmp_path / "kept" / "new" / "deeper" / "preds.csv"
+    with pytest.raises(RuntimeError):
+        with predict.atomic_output(out):
+            assert out.parent.is_dir()  # made before the work, so a bad path fails first
+            raise RuntimeError("the model would not load")
+    assert list(tmp_path.iterdir()) == [tmp_path / "kept"] and not any((tmp_path / "kept").iterdir())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

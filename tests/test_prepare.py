@@ -272,3 +272,31 @@ def test_a_meta_json_that_is_not_an_object_is_a_damaged_store(raw, tmp_path):
     (out / "meta.json").write_text("[1, 2]")
     with pytest.raises(GalaxyZooError, match=r"crop store .* is damaged \(meta.json holds a list, not an object\)"):
         CropStore.open(out)
+
+
+def test_a_db_ingested_from_other_images_is_refused_before_any_crop(tiny_workdir, tmp_path, capsys):
+    """Rows meet images by asset_id alone: another sample's images must not be cropped under these labels."""
+    import shutil
+
+    from galaxyzoo.data import ingest
+
+    raw = next(tiny_workdir.glob("synthetic-*/raw"))
+    db = raw.parent / "raw.derived" / "galaxy_data.sqlite"
+    other = shutil.copytree(raw, tmp_path / "other" / "raw")  # the same names, another folder
+    out = tmp_path / "crops"
+    argv = ["prepare", "--raw", str(other), "--db", str(db), "--out", str(out), "--size", "16", "--workers", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"galaxyzoo: error: {db}: ingested from another raw folder ({raw.resolve()})")
+    assert err.endswith(f"run `galaxyzoo ingest --raw {other} --db {db} --overwrite` first")
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+    own = tmp_path / "own.sqlite"
+    ingest.ingest(other, own, progress=False)
+    first, second = sorted((other / "images").iterdir())[:2]
+    first.write_bytes(second.read_bytes())  # an image replaced after the ingest
+    argv[4] = str(own)
+    assert main(argv) == 2
+    assert "ingested from these images before they changed" in capsys.readouterr().err
+    ingest.ingest(other, own, progress=False, overwrite=True)
+    assert main(argv) == 0 and len(CropStore.open(out)) == len(read_asset_ids(own))

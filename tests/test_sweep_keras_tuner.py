@@ -27,7 +27,7 @@ def hyperband_sweep(tiny_experiment, tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_workdir, tmp_path):
+def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_workdir, tmp_path, caplog):
     import pandas as pd
 
     from galaxyzoo.sweep.worker import run_sweep
@@ -59,6 +59,13 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
     again = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
                       progress=False)
     assert again.trials_run == 0 and again.finished == 3  # the search continued from its saved state
+
+    # Hyperband's two brackets for 2 epochs and factor 2 hold 3 + 2 trials: a larger budget is not met silently
+    with caplog.at_level("WARNING", logger="galaxyzoo.sweep.keras_tuner_backend"):
+        more = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=7, study_name=study, overrides=uri,
+                         progress=False)
+    assert more.trials_run == 2 and more.finished == 5
+    assert "keras-tuner ended the search after 5 of the 7 trials asked: Hyperband's brackets for 2 epochs" in caplog.text
 
 
 def test_keras_tuner_takes_no_optuna_storage(hyperband_sweep):

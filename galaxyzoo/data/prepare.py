@@ -35,7 +35,7 @@ from tqdm import tqdm
 from galaxyzoo.data import store as cs
 from galaxyzoo.data.crop import MAX_SIDE, crop_image, decode_image
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.data.ingest import list_images, listing_digest
+from galaxyzoo.data.ingest import list_images, listing_digest, read_source
 from galaxyzoo.system.locks import writer_lock
 from galaxyzoo.system.workers import check_workers, process_map
 
@@ -151,9 +151,25 @@ def prepare(
     asset_ids = read_asset_ids(db_path)
     source = {"raw": str(Path(raw_dir).resolve()), "db": str(Path(db_path).resolve()),
               "images": listing_digest(list_images(images_dir))}
+    _check_ingested_from(db_path, raw_dir, source)
     with writer_lock(out_dir, wait):
         return _prepare(Path(out_dir), images_dir, asset_ids, size, channels, source, workers, overwrite,
                         progress, repair)
+
+
+def _check_ingested_from(db_path, raw_dir, source: dict) -> None:
+    """Refuse a DB that ingest built from another raw folder, or from these images before they changed.
+
+    Rows are matched to images by asset_id alone, so another sample's images would be cropped
+    under this catalogue's labels without a word. A DB that recorded no source is trusted.
+    """
+    recorded = read_source(db_path)
+    changed = [k for k in ("raw", "images") if recorded is not None and recorded.get(k) != source[k]]
+    if changed:
+        what = "another raw folder" if "raw" in changed else "these images before they changed"
+        raise GalaxyZooError(f"{db_path}: ingested from {what} ({recorded.get('raw')}), so its rows would be "
+                             f"cropped from the wrong images; run `galaxyzoo ingest --raw {raw_dir} --db {db_path} "
+                             "--overwrite` first")
 
 
 def _prepare(out_dir, images_dir, asset_ids, size, channels, source, workers, overwrite, progress, repair):

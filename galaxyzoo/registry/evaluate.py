@@ -17,6 +17,7 @@ numbers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -32,7 +33,7 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model import metrics as metrics_mod
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
-from galaxyzoo.system.folders import writable_folder
+from galaxyzoo.system.folders import folder_for, writable_folder
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
 
@@ -141,54 +142,55 @@ def evaluate(
 
     if batch_size is not None and batch_size < 1:
         raise GalaxyZooError(f"--batch-size: must be at least 1, got {batch_size}")
-    if out_dir is not None:
-        writable_folder(Path(out_dir), f"--out {out_dir}")  # before the work, not after it
-    client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri))
-    uri = model_uri.model_uri_for(model)
-    run_id = model_uri.source_run_id(client, uri)
-    if run_id is None and not urlparse(uri).scheme and not Path(uri).exists():
-        raise GalaxyZooError(f"--model {model}: no such run in {client.tracking_uri} (a run id has 32 hex digits), "
-                             "registered model URI or local model folder")
-    if run_id is not None:
-        model_uri.check_network_run(client, run_id, model)
-    uri = model_uri.network_uri(uri, run_id)  # what the test split scores
-    if run_id is not None:
-        if experiment_file:  # the model was trained with its run's config; another file would not fit it
-            logger.warning("--experiment %s is not used: run %s's own config.yaml is (change it with --set)",
-                           experiment_file, run_id)
-        with tempfile.TemporaryDirectory(prefix="galaxyzoo-config-") as tmp:
-            cfg = load_experiment(download_run_config(client, run_id, tmp), list(overrides))
-    elif experiment_file:
-        cfg = load_experiment(experiment_file, list(overrides))
-    else:
-        raise GalaxyZooError(f"--model {uri}: not logged by a run, so pass --experiment with its training config")
-    try:
-        keras_model = model_uri.load_keras(uri)
-    except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"
-        raise GalaxyZooError(f"--model {uri}: cannot load a Keras model ({type(exc).__name__}: {exc})") from None
-    expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
-    if tuple(keras_model.input_shape[1:]) != expected:
-        raise GalaxyZooError(f"--model {uri}: takes inputs {tuple(keras_model.input_shape[1:])}, but the data "
-                             f"config gives crops {expected}")
-    # Scored in the precision this machine would train the config in (`model.precision`).
-    policy = machine_precision(cfg.train.precision).policy
-    keras_model = recast(keras_model, policy, model_kwargs(cfg), f"--model {uri}")
-    dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
-    test = dataset.parts["test"]
-    batch = batch_size if batch_size is not None else min(cfg.train.batch_size, MAX_BATCH)
-    y_pred = predict(keras_model, dataset.images, test.rows, batch)
-    result = evaluate_predictions(test.targets, y_pred, cfg.train.batch_size)
-    values = dict(result.metrics)
-    if cfg.evaluate.tta:
-        y_tta = predict(keras_model, dataset.images, test.rows, batch, tta=True)
-        tta = evaluate_predictions(test.targets, y_tta, cfg.train.batch_size)
-        values.update({names.with_tta(k): v for k, v in tta.metrics.items()})
-    result = Evaluation(values, result.per_question, uri, run_id, len(test))
-    if out_dir is not None:
-        write_outputs(result, Path(out_dir))
-    if project_run_id:
-        _log_to_run(client, project_run_id, result, cfg)
-    return result
+    # Made before the work, so a bad path fails first; removed again if the work fails.
+    out = contextlib.nullcontext() if out_dir is None else folder_for(Path(out_dir), f"--out {out_dir}")
+    with out:
+        client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri))
+        uri = model_uri.model_uri_for(model)
+        run_id = model_uri.source_run_id(client, uri)
+        if run_id is None and not urlparse(uri).scheme and not Path(uri).exists():
+            raise GalaxyZooError(f"--model {model}: no such run in {client.tracking_uri} (a run id has 32 hex digits), "
+                                 "registered model URI or local model folder")
+        if run_id is not None:
+            model_uri.check_network_run(client, run_id, model)
+        uri = model_uri.network_uri(uri, run_id)  # what the test split scores
+        if run_id is not None:
+            if experiment_file:  # the model was trained with its run's config; another file would not fit it
+                logger.warning("--experiment %s is not used: run %s's own config.yaml is (change it with --set)",
+                               experiment_file, run_id)
+            with tempfile.TemporaryDirectory(prefix="galaxyzoo-config-") as tmp:
+                cfg = load_experiment(download_run_config(client, run_id, tmp), list(overrides))
+        elif experiment_file:
+            cfg = load_experiment(experiment_file, list(overrides))
+        else:
+            raise GalaxyZooError(f"--model {uri}: not logged by a run, so pass --experiment with its training config")
+        try:
+            keras_model = model_uri.load_keras(uri)
+        except Exception as exc:  # MLflow raises many types for a bad URI; all mean "cannot load"
+            raise GalaxyZooError(f"--model {uri}: cannot load a Keras model ({type(exc).__name__}: {exc})") from None
+        expected = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
+        if tuple(keras_model.input_shape[1:]) != expected:
+            raise GalaxyZooError(f"--model {uri}: takes inputs {tuple(keras_model.input_shape[1:])}, but the data "
+                                 f"config gives crops {expected}")
+        # Scored in the precision this machine would train the config in (`model.precision`).
+        policy = machine_precision(cfg.train.precision).policy
+        keras_model = recast(keras_model, policy, model_kwargs(cfg), f"--model {uri}")
+        dataset = load_dataset(cfg.data, with_counts=False, progress=progress)
+        test = dataset.parts["test"]
+        batch = batch_size if batch_size is not None else min(cfg.train.batch_size, MAX_BATCH)
+        y_pred = predict(keras_model, dataset.images, test.rows, batch)
+        result = evaluate_predictions(test.targets, y_pred, cfg.train.batch_size)
+        values = dict(result.metrics)
+        if cfg.evaluate.tta:
+            y_tta = predict(keras_model, dataset.images, test.rows, batch, tta=True)
+            tta = evaluate_predictions(test.targets, y_tta, cfg.train.batch_size)
+            values.update({names.with_tta(k): v for k, v in tta.metrics.items()})
+        result = Evaluation(values, result.per_question, uri, run_id, len(test))
+        if out_dir is not None:
+            write_outputs(result, Path(out_dir))
+        if project_run_id:
+            _log_to_run(client, project_run_id, result, cfg)
+        return result
 
 
 def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:

@@ -25,7 +25,7 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
-from galaxyzoo.system.folders import writable_folder
+from galaxyzoo.system.folders import folder_for
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
@@ -90,17 +90,17 @@ def atomic_output(out: Path) -> Iterator[Path]:
     created on entry, so an unwritable folder fails before any work, and a crash
     leaves `out` as it was.
     """
-    writable_folder(out.parent, f"--out {out}")
-    try:
-        remove_stale(out, "tmp")
-        owned = OwnedFolder(out, "tmp")
-    except OSError as exc:
-        raise GalaxyZooError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
-    with owned as folder:
-        tmp = folder / out.name
-        tmp.touch()  # not mkstemp: its 0600 mode would become the output's
-        yield tmp
-        os.replace(tmp, out)
+    with folder_for(out.parent, f"--out {out}"):
+        try:
+            remove_stale(out, "tmp")
+            owned = OwnedFolder(out, "tmp")
+        except OSError as exc:
+            raise GalaxyZooError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
+        with owned as folder:
+            tmp = folder / out.name
+            tmp.touch()  # not mkstemp: its 0600 mode would become the output's
+            yield tmp
+            os.replace(tmp, out)
 
 
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,

@@ -174,7 +174,7 @@ def ranked_runs(client, runs: list, *, metric: str, mode: str, where: str, to: s
     candidates = [
         r
         for r in finished
-        if r.info.run_id in with_model and math.isfinite(r.data.metrics.get(metric, math.nan))
+        if r.info.run_id in with_model and math.isfinite(compare.metric_value(r, metric))
     ]
     if not candidates:
         finished_with_model = sum(r.info.run_id in with_model for r in finished)

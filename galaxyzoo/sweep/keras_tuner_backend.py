@@ -70,7 +70,18 @@ def search(spec: SweepSpec, runner, base_cfg, study_name: str, n_trials: int):
         tuner.search(verbose=0)
     except RuntimeError as exc:  # keras-tuner gives up after 3 failed trials in a row
         raise GalaxyZooError(f"keras-tuner stopped: {exc} (last trial: {tuner.last_error or 'see the log'})") from None
+    if len(tuner.oracle.trials) < n_trials:
+        logger.warning("keras-tuner ended the search after %d of the %d trials asked: %s", len(tuner.oracle.trials),
+                       n_trials, _why_short(settings, base_cfg.train.epochs))
     return _as_optuna_study(spec, tuner.oracle, runner, study_name), tuner.ran
+
+
+def _why_short(settings, max_epochs: int) -> str:
+    if settings.algorithm == "random":
+        return "the random search found no values it had not tried (the space is that small)"
+    return (f"Hyperband's brackets for {max_epochs} epochs, factor {settings.factor} and "
+            f"{settings.hyperband_iterations} iteration(s) hold no more; raise keras_tuner.hyperband_iterations "
+            "in the sweep file for more")
 
 
 def project_dir(workdir: str | Path, study_name: str) -> Path:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
+from typing import Iterator
 
 from galaxyzoo.errors import GalaxyZooError
 
@@ -25,3 +27,21 @@ def writable_folder(folder: Path, what: str) -> Path:
     except OSError as exc:
         raise GalaxyZooError(f"{what}: cannot write there ({exc.strerror or exc})") from None
     return folder
+
+
+@contextlib.contextmanager
+def folder_for(folder: Path, what: str) -> Iterator[Path]:
+    """`writable_folder` for work that may still fail: a failed block leaves no empty folders behind.
+
+    The folders it had to create are removed again, deepest first, if the block raises
+    and they are still empty; a folder that existed, or holds anything, stays.
+    """
+    made = [p for p in (folder.absolute(), *folder.absolute().parents) if not p.exists()]
+    writable_folder(folder, what)
+    try:
+        yield folder
+    except BaseException:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise

@@ -13,7 +13,9 @@ parameter whose value is not the same in all listed runs:
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 import time
 
 import pandas as pd
@@ -76,6 +78,16 @@ def _search(client, experiment_id: str, filter_string: str | None) -> list:
             return runs
 
 
+def metric_value(run, key: str) -> float:
+    """`run`'s last `key`, NaN when it has none.
+
+    MLflow's SQL stores save an infinite metric as the largest float and read it back so: that
+    value is infinity again here, so a diverged run neither ranks first nor passes as finite.
+    """
+    value = run.data.metrics.get(key, math.nan)
+    return math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value
+
+
 def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
     """A DataFrame, one row per run, sorted by `sort` (best first; runs without it last)."""
     if not runs:
@@ -94,7 +106,7 @@ def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
             "state": tags.get(names.TAG_TRIAL_STATE) or tags.get(names.TAG_OUTCOME) or run.info.status.lower(),
             "duration": _duration(run),
         }
-        row.update({m: run.data.metrics.get(m) for m in metrics})
+        row.update({m: metric_value(run, m) for m in metrics})
         row.update({f"param:{k}": v for k, v in run.data.params.items() if _describes_training(k, v, run)})
         rows.append(row)
     table = pd.DataFrame(rows)
