@@ -30,6 +30,15 @@ within 0.85-0.95. Each share comes with its standard error over the test
 galaxies (`*_se`); a question whose share lies outside the target band by more
 than two of them is unlikely to be outside by the draw of test galaxies alone.
 
+Each table comes twice, from one trained network: as trained, and calibrated
+on the validation votes (`train.calibrate_head`: one factor per question on
+the concentrations, by maximum likelihood; `training.calibration`), which the
+training would have done with that option on. Under each, the questions within
+the band are also counted over the galaxies whose question got at least 10
+votes (`model.dirichlet.WELL_VOTED`, GZ2's own bar): with fewer, the votes
+cannot tell how wide the truth's interval should be, so there its width is
+whatever the network carried over from other galaxies.
+
 The training keeps its checkpoint in `WORKDIR/bench-runs/dirichlet-<experiment>-<config
 hash>/` and continues from it when run again, so a killed run resumes and a
 finished one is only scored again.
@@ -85,22 +94,32 @@ def true_probabilities(dataset, part) -> np.ndarray:
 
 
 def train_and_cover(experiment: str, overrides: list[str], workdir: Path) -> dict:
-    """Fit `experiment` with `overrides`, or continue its checkpoint; the test split's coverage tables and RMSE."""
+    """Fit `experiment` with `overrides`, or continue its checkpoint; the test split's coverage tables and RMSE,
+    as trained and calibrated on the validation votes."""
     from galaxyzoo.model import dirichlet, metrics
     from galaxyzoo.registry import evaluate
+    from galaxyzoo.training.calibration import calibrate_head
 
     cfg, result, dataset = trained(experiment, overrides, workdir)
     test = dataset.parts["test"]
-    outputs = evaluate.predict_outputs(result.model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
     true_probs = true_probabilities(dataset, test)
-    table = dirichlet.coverage(outputs, true_probs, test.counts)
     best = dirichlet.truth_vote_coverage(true_probs, test.counts)
-    table["best_vote_coverage"] = best["vote_coverage"]
-    table["best_vote_interval_coverage"] = best["vote_interval_coverage"]
-    return {"epochs": result.initial_epoch + result.epochs, "n_test": len(test), "table": table,
+    calibration = calibrate_head(result.model, dataset, batch_size=cfg.train.batch_size)
+    heads = {}
+    for name, model in (("as trained", result.model), ("calibrated", calibration.model)):
+        outputs = evaluate.predict_outputs(model, dataset.images, test.rows, batch_size=cfg.train.batch_size)
+        tables = {}
+        for min_votes in (1, dirichlet.WELL_VOTED):
+            table = dirichlet.coverage(outputs, true_probs, test.counts, min_votes=min_votes)
+            if min_votes == 1:
+                table["best_vote_coverage"] = best["vote_coverage"]
+                table["best_vote_interval_coverage"] = best["vote_interval_coverage"]
+            tables[min_votes] = table
+        heads[name] = {"tables": tables, "test_rmse": metrics.rmse(test.targets, dirichlet.fractions(outputs)),
+                       "median_concentration": float(np.median(mean_concentration(outputs)))}
+    return {"epochs": result.initial_epoch + result.epochs, "n_test": len(test), "heads": heads,
             "head_refit": result.head_refit.metrics() if result.head_refit else None,
-            "test_rmse": metrics.rmse(test.targets, dirichlet.fractions(outputs)),
-            "median_concentration": float(np.median(mean_concentration(outputs)))}
+            "calibration": calibration.metrics()}
 
 
 def mean_concentration(outputs: np.ndarray) -> np.ndarray:
@@ -137,12 +156,28 @@ def main() -> None:
     build_data(experiment, overrides)
     r = train_and_cover(experiment, overrides, Path(args.workdir))
 
-    table = r["table"]
     print(f"\n{experiment} + Dirichlet head: synthetic n={n}, seed 2026, {r['epochs']} epochs, "
-          f"{r['n_test']} test galaxies; test RMSE {r['test_rmse']:.4f}, "
-          f"median concentration per question {r['median_concentration']:.1f}")
+          f"{r['n_test']} test galaxies")
     if r["head_refit"]:
         print("head refitted on clean features: " + ", ".join(f"{k} {v:.4f}" for k, v in r["head_refit"].items()))
+    print("calibration on the validation votes: " + ", ".join(f"{k} {v:.3f}" for k, v in r["calibration"].items()))
+    for name, head in r["heads"].items():
+        report(name, head)
+    if args.json:
+        out = {"experiment": experiment, "n": n, **{k: r[k] for k in ("epochs", "n_test", "head_refit", "calibration")},
+               **{name: {"test_rmse": head["test_rmse"], "median_concentration": head["median_concentration"],
+                         **{f"coverage_min_votes_{k}": t.to_dict(orient="records") for k, t in head["tables"].items()}}
+                  for name, head in r["heads"].items()}}
+        Path(args.json).write_text(json.dumps(out, indent=2))
+
+
+def report(name: str, head: dict) -> None:
+    """Print one head's coverage table, its means and how many questions lie within the band."""
+    from galaxyzoo.model.dirichlet import WELL_VOTED
+
+    table = head["tables"][1]
+    print(f"\n== {name}: test RMSE {head['test_rmse']:.4f}, median concentration per question "
+          f"{head['median_concentration']:.1f}")
     print("coverage of the 90 % intervals (target 0.85-0.95); best_*: a head that knew the truth; "
           "*_se: standard errors over the galaxies")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -154,10 +189,11 @@ def main() -> None:
     errors = table[[f"{c}_se" for c in measured.columns]].to_numpy()
     print("questions within 0.85-0.95 or less than 2 standard errors from it: "
           + ", ".join(f"{k} {v}" for k, v in within_band(measured, 2 * errors).items()))
-    if args.json:
-        out = {"experiment": experiment, "n": n, **{k: r[k] for k in ("epochs", "n_test", "test_rmse", "head_refit")},
-               "coverage": table.to_dict(orient="records")}
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    well = head["tables"][WELL_VOTED]
+    columns = ["galaxies", "true_coverage", "vote_coverage"]
+    print(f"over the galaxies whose question got at least {WELL_VOTED} votes:")
+    print(well[["question", *columns]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("questions within 0.85-0.95: " + ", ".join(f"{k} {v}" for k, v in within_band(well[columns[1:]]).items()))
 
 
 if __name__ == "__main__":

@@ -335,7 +335,7 @@ def test_knobs_are_the_training_settings_only():
     params = knobs(cfg)
     assert set(params) == {k for k in flatten(cfg) if not k.startswith(("warm_start.", "evaluate.", "tracking."))
                            and k not in ("name", "description", "data.workdir")}
-    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 53
+    assert params["train.epochs"] == flatten(cfg)["train.epochs"] and len(params) == 54
     assert cfg.tracking.system_metrics is True  # on unless switched off
     assert load_experiment(EXPERIMENTS / "quickstart.yaml", ["tracking.system_metrics=false"]).tracking \
         .system_metrics is False

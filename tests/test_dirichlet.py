@@ -79,6 +79,11 @@ def test_coverage_on_a_hand_made_case():
     assert table.loc["t02", "vote_coverage_se"] == pytest.approx(np.std([1, 0.75, 1], ddof=1) / np.sqrt(3))
     assert table.loc["t02", "vote_interval_coverage_se"] == 0.0
     assert np.isnan(table.loc["t01", "true_coverage_se"]) and np.isnan(table.loc["t03", "vote_coverage_se"])
+    # With at least 4 votes on the question every galaxy still counts; with 5, none does.
+    at_least_4 = dirichlet.coverage(alpha, true, counts, min_votes=4).set_index("question")
+    assert at_least_4.loc["t02", "galaxies"] == 3 and at_least_4.loc["t02", "true_coverage"] == pytest.approx(2 / 6)
+    at_least_5 = dirichlet.coverage(alpha, true, counts, min_votes=5).set_index("question")
+    assert at_least_5.loc["t02", "galaxies"] == 0 and np.isnan(at_least_5.loc["t02", "true_coverage"])
     low, high = dirichlet.vote_intervals(alpha, counts)
     np.testing.assert_allclose([low[0, 0], high[0, 0], low[0, 1], high[0, 1]], [0.0, 1.0, 0.0, 0.75])
     assert np.isnan(low[:, schema.QUESTION_BY_ID["t03"].slice]).all()

@@ -88,6 +88,8 @@ def test_defaults_and_aliases(tmp_path):
         ("study: {metric: val_loss}\nparams:\n  train.loss: {choices: [mse, vote-weighted-mse]}\n",
          "val_loss is not comparable between the searched losses"),
         ("params:\n  train.refit_head: {choices: [false, true]}\n", "train.refit_head: cannot be searched"),
+        ("set: {model.head: dirichlet, train.loss: dirichlet-learned}\nparams:\n"
+         "  train.calibrate_head: {choices: [false, true]}\n", "train.calibrate_head: cannot be searched"),
         ("params:\n  model.dirichlet_components: {choices: [1, 2]}\n",
          "only the 'dirichlet' head has one (model.head is 'sigmoid')"),
         ("set: {train.epoch: 2}\nparams:\n  model.head: {choices: [sigmoid]}\n", "did you mean 'train.epochs'"),

@@ -216,6 +216,10 @@ class TrainConfig:
     callbacks: CallbacksConfig = setting(CallbacksConfig())
     # After training, fit the head's last Dense again on unaugmented, dropout-free features (`training.head_refit`).
     refit_head: bool = setting(False)
+    # The Dirichlet head only: then scale each question's concentrations by the factor that gives the
+    # validation votes the highest likelihood (`training.calibration`), so its intervals are as wide as
+    # held-out votes say, not as the training galaxies' own votes do.
+    calibrate_head: bool = setting(False)
 
 
 @dataclass(frozen=True)
@@ -408,6 +412,11 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
         )
     if data.val_size == 0 and train.refit_head:
         fail("train.refit_head", "needs a validation set to stop on, but data.val_size is 0")
+    if train.calibrate_head and model.head != CONCENTRATION_HEAD:
+        fail("train.calibrate_head", f"scales the {CONCENTRATION_HEAD!r} head's concentrations, but model.head is "
+                                     f"{model.head!r}")
+    if data.val_size == 0 and train.calibrate_head:
+        fail("train.calibrate_head", "is fitted to the validation votes, but data.val_size is 0")
     if data.val_size == 0:
         callbacks = train.callbacks
         for name in ("early_stopping", "reduce_lr_on_plateau"):
@@ -534,7 +543,7 @@ _BlockDumper.add_representer(
 _HASHED_UNLESS_DEFAULT = {"model.convs_per_block": 1, "model.dirichlet_components": 1,
                           "model.concentration_ceiling": 100.0, "train.augment.zoom": 0.0,
                           "train.augment.blur": 0.0, "train.augment.gamma": 0.0, "train.augment.colour": 0.0,
-                          "train.augment.noise": 0.0, "train.refit_head": False,
+                          "train.augment.noise": 0.0, "train.refit_head": False, "train.calibrate_head": False,
                           "train.callbacks.cosine_decay": to_dict(CosineDecayConfig())}
 
 

@@ -460,10 +460,11 @@ def _check_against_base(spec: SweepSpec, base_cfg: experiment.ExperimentConfig, 
         raise src.fail(f"set.{both[0]}", "is also searched in params: fix it or search it, not both")
     if spec.study.metric == "val_loss" and "train.loss" in keys:
         raise src.fail("study.metric", "val_loss is not comparable between the searched losses; use val_rmse")
-    if "train.refit_head" in keys:
-        # A trial's objective is its last epoch's value, read before the refit: on or off could not be told apart.
-        raise src.fail("params.train.refit_head", "cannot be searched: a trial is scored on its epochs, before "
-                                                  "the refit; set it in the base experiment instead")
+    for key, step in (("train.refit_head", "refit"), ("train.calibrate_head", "calibration")):
+        if key in keys:
+            # A trial's objective is its last epoch's value, read before this step: on or off look alike.
+            raise src.fail(f"params.{key}", f"cannot be searched: a trial is scored on its epochs, before the "
+                                            f"{step}; set it in the base experiment instead")
     firsts = {p.name: p.extremes()[0] for p in spec.params}
     for param in spec.params:
         for value in param.extremes():

@@ -14,6 +14,7 @@ y = dirichlet.fractions(outputs)               # (N, 37): the mean, alpha / its 
 low, high = dirichlet.intervals(outputs)       # 5th and 95th percentiles of each answer's probability
 table = dirichlet.coverage(outputs, true_probs, counts)   # per question: how often the truth lies inside
 best = dirichlet.truth_vote_coverage(true_probs, counts)  # what a head that knew the truth would score
+scale = dirichlet.fit_scales(val_outputs, val_counts)     # (37,): one factor per question (`train.calibrate_head`)
 ```
 
 Each answer's marginal under Dirichlet(alpha) is Beta(alpha_i, alpha0 - alpha_i),
@@ -46,12 +47,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import gammaln, logsumexp
 
 from galaxyzoo import schema
 from galaxyzoo.model.head_layout import n_components
 from galaxyzoo.model.metrics import answer_arrays
 
 LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
+# Votes on a question below which GZ2 does not use its fractions (Willett et al. 2013's clean samples, hart16's
+# `_flag`): with fewer the votes cannot tell a wide interval from a narrow one (docs/benchmarks.md).
+WELL_VOTED = 10
+SCALE_GRID = np.exp(np.linspace(-np.log(10.0), np.log(10.0), 93))  # 1/10 to 10 in 5 % steps; holds 1 exactly
+_STARTS = np.array([q.start for q in schema.QUESTIONS])
 
 
 def question_totals(x: np.ndarray) -> np.ndarray:
@@ -105,13 +112,17 @@ def vote_intervals(outputs: np.ndarray, counts: np.ndarray, level: float = LEVEL
     return np.where(unvoted, np.nan, low / np.maximum(n, 1)), np.where(unvoted, np.nan, high / np.maximum(n, 1))
 
 
-def coverage(outputs: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> pd.DataFrame:
+def coverage(outputs: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, level: float = LEVEL,
+             min_votes: int = 1) -> pd.DataFrame:
     """Per question, the share of (galaxy, answer) pairs whose truth lies inside the predicted interval.
 
     `true_probs` (N, 37) are the probabilities the volunteers voted from (the
     synthetic sample's `truth.csv`), `counts` (N, 37) their votes. Only the
-    galaxies whose question got votes count (`galaxies`): a question nobody
-    reached has no observed fraction, and the head learnt nothing from it there.
+    galaxies whose question got at least `min_votes` votes count (`galaxies`): a
+    question nobody reached has no observed fraction, and the head learnt nothing
+    from it there. (`WELL_VOTED`, GZ2's own bar for using a question's fractions,
+    leaves out the galaxies whose votes are too few to tell how wide the truth's
+    interval should be.)
 
     - `true_coverage` tests `true_probs` against `intervals` (bounds inclusive);
     - `vote_coverage` scores the observed count against the beta-binomial by
@@ -127,7 +138,7 @@ def coverage(outputs: np.ndarray, true_probs: np.ndarray, counts: np.ndarray, le
                          f"got {len(outputs)}")
     low, high = intervals(outputs, level)
     n = question_totals(counts)
-    return per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high),
+    return per_question(n, true_coverage=(low <= true_probs) & (true_probs <= high), min_votes=min_votes,
                         **vote_measures(vote_predictive(outputs, n), counts, level))
 
 
@@ -212,10 +223,10 @@ def vote_measures(votes, counts: np.ndarray, level: float) -> dict[str, np.ndarr
     return {"vote_coverage": share, "vote_interval_coverage": inside}
 
 
-def per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
+def per_question(n: np.ndarray, min_votes: int = 1, **measures: np.ndarray) -> pd.DataFrame:
     """The coverage table: each (N, 37) measure averaged per question over the galaxies whose question got
-    votes (`n`: each answer's question's vote total, `question_totals(counts)`), and its standard error
-    (`<measure>_se`).
+    at least `min_votes` votes (`n`: each answer's question's vote total, `question_totals(counts)`), and its
+    standard error (`<measure>_se`).
 
     A galaxy's answers share its image and its crowd, so they are not independent draws; galaxies are.
     Each galaxy's mean over the question's answers is one draw, and the share is the mean of those
@@ -223,7 +234,7 @@ def per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
     """
     rows = []
     for q in schema.QUESTIONS:
-        voted = n[:, q.start] > 0
+        voted = n[:, q.start] >= max(min_votes, 1)
         row = {"question": q.id, "slug": q.slug, "galaxies": int(voted.sum())}
         for name, m in measures.items():
             per_galaxy = m[voted, q.slice].mean(axis=1)
@@ -232,6 +243,49 @@ def per_question(n: np.ndarray, **measures: np.ndarray) -> pd.DataFrame:
             row[f"{name}_se"] = float(se)
         rows.append(row)
     return pd.DataFrame(rows, columns=["question", "slug", "galaxies", *measures, *(f"{m}_se" for m in measures)])
+
+
+def scaled(outputs: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """A head's outputs with each answer's concentrations (every component's) multiplied by `scale` (37,).
+
+    One factor per question keeps its means and widens (< 1) or narrows (> 1) its intervals.
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    k = n_components(outputs.shape[1])
+    factors = np.ones(outputs.shape[1])
+    factors[: k * schema.N_ANSWERS] = np.tile(np.asarray(scale, dtype=np.float64), k)
+    return outputs * factors
+
+
+def vote_log_likelihood(outputs: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(N, 11): the log-likelihood of each question's votes under the head, less the multinomial
+    coefficient (no head changes it): Dirichlet-multinomial, for a mixture its weighted sum.
+
+    A question that got no votes scores 0.
+    """
+    alpha, weights = components(outputs)
+    counts = np.asarray(counts, dtype=np.float64)
+    per_answer = gammaln(alpha + counts) - gammaln(alpha)
+    by_question = np.add.reduceat(per_answer, _STARTS, axis=-1)
+    total, n = np.add.reduceat(alpha, _STARTS, axis=-1), np.add.reduceat(counts, _STARTS, axis=-1)
+    log_dm = gammaln(total) - gammaln(total + n) + by_question
+    with np.errstate(divide="ignore"):  # a component of weight 0 adds nothing
+        return logsumexp(log_dm + np.log(weights[..., _STARTS]), axis=0)
+
+
+def fit_scales(outputs: np.ndarray, counts: np.ndarray, grid: np.ndarray = SCALE_GRID) -> np.ndarray:
+    """(37,): per question, the factor on `grid` whose scaled concentrations give held-out votes
+    `counts` the highest likelihood (`vote_log_likelihood`); 1 where no factor does better.
+
+    The factors are what `train.calibrate_head` writes into the head (`network.with_concentration_scale`).
+    """
+    totals = np.stack([vote_log_likelihood(scaled(outputs, np.full(schema.N_ANSWERS, s)), counts).sum(axis=0)
+                       for s in grid])
+    one = int(np.argmin(np.abs(np.log(grid))))
+    best = np.argmax(totals, axis=0)
+    # No votes on a question (or no change worth a float's rounding) keeps its intervals as trained.
+    best = np.where(totals[best, np.arange(totals.shape[1])] > totals[one] + 1e-9, best, one)
+    return grid[best][schema.QUESTION_OF_ANSWER]
 
 
 def _central(distribution, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -89,6 +89,11 @@ class Concentrations(layers.Layer):
     of K Dirichlets per question (the layout of `model.dirichlet`): the first
     K * 37 become concentrations as above, the last K * 11 each question's
     weights of its K components (a softmax over the K).
+
+    `scale` (37 floats, one factor per question repeated over its answers; none by
+    default) multiplies every component's concentrations afterwards: the
+    calibration `train.calibrate_head` fits on the validation votes
+    (`with_concentration_scale`). It keeps the means and sets the intervals' width.
     """
 
     LOW, HIGH, INITIAL = 1.0, 100.0, 3.0
@@ -101,23 +106,32 @@ class Concentrations(layers.Layer):
         bias[: components * schema.N_ANSWERS] = np.log(share / (1.0 - share))
         return keras.initializers.Constant(bias)
 
-    def __init__(self, low: float = LOW, high: float = HIGH, components: int = 1, **kwargs):
+    def __init__(self, low: float = LOW, high: float = HIGH, components: int = 1, scale=None, **kwargs):
         super().__init__(**kwargs)
         self.low, self.high, self.components = float(low), float(high), int(components)
+        self.scale = None if scale is None else [float(s) for s in scale]
+        if self.scale is not None and len(self.scale) != schema.N_ANSWERS:
+            raise ValueError(f"scale needs one factor per answer ({schema.N_ANSWERS}), got {len(self.scale)}")
 
     def call(self, logits):
         if self.components == 1:
-            return self.low + (self.high - self.low) * ops.sigmoid(logits)
+            return self._scaled(self.low + (self.high - self.low) * ops.sigmoid(logits))
         split = self.components * schema.N_ANSWERS
-        alpha = self.low + (self.high - self.low) * ops.sigmoid(logits[:, :split])
+        alpha = self._scaled(self.low + (self.high - self.low) * ops.sigmoid(logits[:, :split]))
         weights = ops.softmax(ops.reshape(logits[:, split:], (-1, self.components, len(schema.QUESTIONS))), axis=1)
         return ops.concatenate([alpha, ops.reshape(weights, (-1, self.components * len(schema.QUESTIONS)))], axis=-1)
+
+    def _scaled(self, alpha):
+        if self.scale is None:
+            return alpha
+        return alpha * ops.convert_to_tensor(np.tile(self.scale, self.components), dtype=alpha.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "low": self.low, "high": self.high, "components": self.components}
+        return {**super().get_config(), "low": self.low, "high": self.high, "components": self.components,
+                "scale": self.scale}
 
 
 def build_model(
@@ -175,6 +189,22 @@ def build_model(
         logits = layers.Dense(schema.N_ANSWERS, name=LOGITS_LAYER, dtype="float32")(x)
         outputs = PerQuestionSoftmax(name=OUTPUT_LAYER, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
+
+
+def with_concentration_scale(model: keras.Model, scale) -> keras.Model:
+    """An uncompiled copy of a Dirichlet-head `model` whose concentrations are multiplied by `scale`
+    (37 per-answer factors, `model.dirichlet.fit_scales`); `None` removes a scale."""
+    config = model.get_config()
+    (head,) = [layer for layer in config["layers"] if layer["config"]["name"] == OUTPUT_LAYER]
+    head["config"]["scale"] = None if scale is None else [float(s) for s in scale]
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def concentration_scale(model) -> list[float] | None:
+    """The calibration factors in a Dirichlet-head `model` (`with_concentration_scale`), or None."""
+    return model.get_layer(OUTPUT_LAYER).scale if outputs_concentrations(model) else None
 
 
 def outputs_concentrations(model) -> bool:

@@ -29,7 +29,7 @@ import keras
 
 from galaxyzoo.config.experiment import PRECISIONS
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.model.network import build_model
+from galaxyzoo.model.network import build_model, concentration_scale, with_concentration_scale
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +114,12 @@ def recast(model, policy: str, model_kwargs: dict[str, Any], origin: str):
         return model
     with policy_scope(policy):
         rebuilt = build_model(**model_kwargs)
-    try:
-        rebuilt.set_weights(model.get_weights())
-    except ValueError as exc:
-        raise GalaxyZooError(f"{origin}: its weights do not fit the config's network ({exc})") from None
-    return rebuilt
+        try:
+            rebuilt.set_weights(model.get_weights())
+        except ValueError as exc:
+            raise GalaxyZooError(f"{origin}: its weights do not fit the config's network ({exc})") from None
+        scale = concentration_scale(model)  # the head's calibration is not in the config
+        return rebuilt if scale is None else with_concentration_scale(rebuilt, scale)
 
 
 def available_gpus(backend: str) -> list:

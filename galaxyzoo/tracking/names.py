@@ -140,6 +140,15 @@ TTA_SUFFIX = "_tta"  # the same metric, predicted with test-time augmentation (`
 HEAD_REFIT_METRICS = ("head_refit_val_loss_before", "head_refit_val_loss", "head_refit_epochs",
                       "head_refit_seconds")
 
+# What `train.calibrate_head` did (`training.calibration`): the validation votes' mean negative log-likelihood
+# per galaxy before and after, and each question's factor (`calibration_scale`).
+HEAD_CALIBRATION_NLL_BEFORE, HEAD_CALIBRATION_NLL = "head_calibration_val_nll_before", "head_calibration_val_nll"
+
+
+def calibration_scale(question_id: str) -> str:
+    """The metric key of a question's calibration factor: `t08` -> `head_calibration_scale_t08`."""
+    return f"head_calibration_scale_{question_id}"
+
 
 def on_test_split(key: str) -> str:
     """The metric key of the test split's value of `key`: `rmse` -> `test_rmse`."""

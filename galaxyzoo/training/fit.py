@@ -49,6 +49,7 @@ from galaxyzoo.model.network import build_model, freeze_conv_blocks, outputs_con
 from galaxyzoo.model.precision import available_gpus, policy_scope, read_cpu_flags, resolve_precision
 from galaxyzoo.tracking import names
 from galaxyzoo.training import callbacks as cb
+from galaxyzoo.training.calibration import HeadCalibration, calibrate_head
 from galaxyzoo.training.head_refit import HeadRefit, refit_head, require_validation
 from galaxyzoo.training.warm_start import InitWeights, load_init
 
@@ -67,12 +68,18 @@ class FitResult:
     it ran (a resumed fit holds only the epochs after `initial_epoch`).
     """
 
-    model: Any  # the trained, compiled keras.Model
+    model: Any  # the trained keras.Model: compiled, or with `train.calibrate_head` its uncompiled calibrated copy
     history: dict[str, list[float]] = field(repr=False)
     initial_epoch: int  # the epoch this fit started at (0 unless restored from a checkpoint)
     seconds: float  # wall time of `model.fit`: training and validation
     runtime: dict[str, str]  # runtime.* tags: backend, GPUs, precision, distribution
     head_refit: HeadRefit | None = None  # what `train.refit_head` did, when set
+    calibration: HeadCalibration | None = None  # what `train.calibrate_head` did, when set
+
+    def extra_metrics(self) -> dict[str, float]:
+        """The refit's and the calibration's metrics, for the run."""
+        return {**(self.head_refit.metrics() if self.head_refit else {}),
+                **(self.calibration.metrics() if self.calibration else {})}
 
     @property
     def epochs(self) -> int:
@@ -130,12 +137,14 @@ class Fitting:
 
     def fit(self, dataset: Dataset, *, extra_callbacks: Iterable = (), verbose: int | str | None = None) -> FitResult:
         """Train from `initial_epoch` to `train.epochs` (nothing when the checkpoint was the last epoch),
-        then with `train.refit_head` fit the head again on clean features (`training.head_refit`).
+        then with `train.refit_head` fit the head again on clean features (`training.head_refit`),
+        and with `train.calibrate_head` scale its concentrations to the validation votes (`training.calibration`).
 
-        The checkpoint holds the weights before the refit, so a resumed fit refits them again, the same way.
+        The checkpoint holds the weights before both, so a resumed fit does them again, the same way.
         """
-        if self.cfg.train.refit_head:
-            require_validation(dataset)  # before the epochs, not after them
+        for key in ("refit_head", "calibrate_head"):
+            if getattr(self.cfg.train, key):
+                require_validation(dataset, f"train.{key}")  # before the epochs, not after them
         train_seq, val_seq = dataset.fit_sequences(self.cfg.train, self.initial_epoch, workers=PREFETCH_WORKERS)
         started = time.perf_counter()
         history = self.model.fit(train_seq, validation_data=val_seq, epochs=self.cfg.train.epochs,
@@ -147,7 +156,14 @@ class Fitting:
             refit = refit_head(self.model, dataset, loss=self.model.loss, seed=self.cfg.train.seed)
             logger.info("refitted the head on clean features in %d epochs: validation loss %.4f -> %.4f",
                         refit.epochs, refit.val_loss_before, refit.val_loss)
-        return FitResult(self.model, history.history, self.initial_epoch, seconds, self.runtime, refit)
+        calibration = None
+        if self.cfg.train.calibrate_head:
+            calibration = calibrate_head(self.model, dataset, batch_size=self.cfg.train.batch_size)
+            logger.info("calibrated the head on the validation votes: %.3f -> %.3f nats a galaxy; factors %s",
+                        calibration.val_nll_before, calibration.val_nll,
+                        " ".join(f"{q} {v:.2f}" for q, v in calibration.scale.items()))
+        model = calibration.model if calibration else self.model
+        return FitResult(model, history.history, self.initial_epoch, seconds, self.runtime, refit, calibration)
 
 
 @contextlib.contextmanager

@@ -114,10 +114,10 @@ def _strategy_scope(model: keras.Model):
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
-def require_validation(dataset: Dataset) -> None:
-    """Refuse, before any training, a split with no validation galaxies for the refit to stop on."""
+def require_validation(dataset: Dataset, key: str = "train.refit_head") -> None:
+    """Refuse, before any training, a split with no validation galaxies for the step `key` to read."""
     if len(dataset.parts["val"].rows) == 0:
-        raise GalaxyZooError("train.refit_head: the split has no validation galaxies to stop on; "
+        raise GalaxyZooError(f"{key}: the split has no validation galaxies to fit on; "
                              "raise data.val_size or the number of galaxies")
 
 

@@ -346,9 +346,9 @@ def _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, i
         if f.initial_epoch < cfg.train.epochs:
             logger.info("training %s for epochs %d..%d (run %s)", cfg.name, f.initial_epoch + 1, cfg.train.epochs,
                         run_id)
-        refit = f.fit(dataset, extra_callbacks=extra_callbacks, verbose=verbose).head_refit
-        metrics, history = record(cfg, client, run_id, run_dir, f.model, loss, dataset, resuming=resuming,
-                                  extra_metrics=refit.metrics() if refit else None)
+        fitted = f.fit(dataset, extra_callbacks=extra_callbacks, verbose=verbose)
+        metrics, history = record(cfg, client, run_id, run_dir, fitted.model, loss, dataset, resuming=resuming,
+                                  extra_metrics=fitted.extra_metrics() or None)
     epochs = len(history.get("loss", []))
     return TrainResult(run_id, experiment_id, "completed", epochs, f.initial_epoch if resuming else None,
                        model_uri.keras_model_uri(run_id), metrics, history)
