@@ -194,7 +194,7 @@ def test_sweep_records_parent_and_one_nested_run_per_trial(finished_sweep, tiny_
     assert parent.data.metrics["val_rmse"] == pytest.approx(best.value)
     assert parent.info.run_name == "sweep tiny_sweep"
     for number, run in by_number.items():
-        assert run.info.run_name == f"trial {number}" or run.info.run_name == f"trial {number} (pruned)"
+        assert run.info.run_name in (f"tiny_sweep trial {number}", f"tiny_sweep trial {number} (pruned)")
         head = run.data.params["model.head"]
         assert f"model.head={head}" in run.data.tags["trial_values"]
         note = run.data.tags["mlflow.note.content"]
@@ -267,7 +267,7 @@ def test_pruned_trial_ends_its_run_as_pruned(tiny_sweep_file, tmp_path):
     runs = {int(r.data.tags["trial_number"]): r for r in _children(_client(tmp_path), result.parent_run_id)}
     assert runs[1].data.tags["trial_state"] == "pruned" and runs[1].data.tags["outcome"] == "pruned"
     # pruned reads as pruned, not as a failure (KILLED shows a red cross in the MLflow UI)
-    assert runs[1].info.status == "FINISHED" and runs[1].info.run_name == "trial 1 (pruned)"
+    assert runs[1].info.status == "FINISHED" and runs[1].info.run_name == "prune trial 1 (pruned)"
     assert "Pruned after epoch 1: val_rmse=" in runs[1].data.tags["mlflow.note.content"]
     assert len(_client(tmp_path).get_metric_history(runs[1].info.run_id, "val_rmse")) == 1
     assert runs[0].data.tags["trial_state"] == "complete" and runs[0].info.status == "FINISHED"
@@ -400,3 +400,14 @@ def test_slurm_recipe_is_valid_bash_running_a_sweep_worker_per_array_task():
     command = text[text.index("exec galaxyzoo sweep"):].replace("\\\n", " ")
     _parses_as_sweep(shlex.split(command)[3:])
     assert load_sweep(REPO / "sweeps" / "architecture.yaml").params  # the default SWEEP
+
+
+def test_tags_spell_values_as_the_params_do_and_overrides_keep_the_one_that_wins():
+    from galaxyzoo.sweep.parent import _last_per_key
+    from galaxyzoo.sweep.trial import run_name, shown
+
+    assert [shown(v) for v in (True, False, 0.0012345678, "sigmoid", [128, 64])] == [
+        "true", "false", "0.001235", "sigmoid", "[128, 64]"]  # a filter copied from a tag matches the param
+    assert _last_per_key(["train.epochs=4", "data.synthetic_n=60", "train.epochs=1"]) == [
+        "data.synthetic_n=60", "train.epochs=1"]
+    assert run_name("prune", 3) == "prune trial 3" and run_name("prune", 3, pruned=True) == "prune trial 3 (pruned)"

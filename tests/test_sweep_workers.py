@@ -184,7 +184,7 @@ def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(int(r.data.tags["trial_number"]) for r in children) == sorted(numbers)
     assert {t.user_attrs["mlflow_run_id"] for t in trials} == {r.info.run_id for r in children}
-    assert {r.info.run_name.removesuffix(" (pruned)") for r in children} == {f"trial {n}" for n in numbers}
+    assert {r.info.run_name.removesuffix(" (pruned)") for r in children} == {f"{study} trial {n}" for n in numbers}
     # the summary covers the whole study, under the trials' own metric key
     best = min(t.value for t in trials if t.value is not None)
     assert parent.data.metrics["val_rmse"] == pytest.approx(best)

@@ -193,7 +193,7 @@ def log_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, stor
         "direction": s.direction,
         "sampler": f"{s.sampler} {json.dumps(s.sampler_params)} seed={s.seed}",
         "pruner": f"{s.pruner} {json.dumps(s.pruner_params)}",
-        "overrides": " ".join(o for o in (*spec.fixed, *extra) if not o.startswith("tracking.")),
+        "overrides": " ".join(_last_per_key(o for o in (*spec.fixed, *extra) if not o.startswith("tracking."))),
     }
     params = {
         **{names.SWEEP_PARAM_PREFIX + k: v for k, v in settings.items()},
@@ -282,3 +282,13 @@ def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
 
 def _stamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def _last_per_key(overrides) -> list[str]:
+    """`KEY=VALUE` overrides with only the last of each key, the one that wins, in the order they take effect."""
+    last = {}
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        last.pop(key, None)
+        last[key] = item
+    return list(last.values())

@@ -24,6 +24,7 @@ from typing import Any
 from galaxyzoo.config.sweep_spec import SweepSpec
 from galaxyzoo.sweep.plots import study_plots
 from galaxyzoo.sweep.storage import hide_password
+from galaxyzoo.sweep.trial import shown
 from galaxyzoo.tracking import mlflow_runs, names
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
     if best is not None:
         tags.update({names.TAG_BEST_TRIAL: str(best.number),
                      names.TAG_BEST_RUN: best.user_attrs.get("mlflow_run_id", "")})
-        tags.update({names.TAG_BEST_PARAM_PREFIX + k: str(v) for k, v in best.params.items()})
+        tags.update({names.TAG_BEST_PARAM_PREFIX + k: shown(v) for k, v in best.params.items()})
     mlflow_runs.set_tags(client, parent_id, tags)
     finished = count["complete"] + count["pruned"]
     if best is None:

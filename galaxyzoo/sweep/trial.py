@@ -35,20 +35,20 @@ class TrialRunner:
                  tags=None, note: str = "") -> tuple[str, float]:
         """Train trial `number`; return `(run_id, final value of the study metric)`.
 
-        The run is named `trial <number>`; its description names the sweep, the
+        The run is named `<study> trial <number>` (`run_name`); its description names the sweep, the
         trial and its values (and `note`, e.g. what it retries). Raises what
         `train` raises (a `pruned` exception after the run ended as pruned); a
         config the trial's values make invalid is a GalaxyZooError.
         """
         from galaxyzoo.training.run import train  # imports Keras and MLflow: paid when a trial runs, not on import
 
-        shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
-        description = f"Sweep {self.study_name}, trial {number}: {shown}.{' ' + note if note else ''}"
+        drawn = ", ".join(f"{k}={shown(v)}" for k, v in values.items())
+        description = f"Sweep {self.study_name}, trial {number}: {drawn}.{' ' + note if note else ''}"
         cfg = self.spec.trial_config(values, [*self.extra, *extra, f"description={json.dumps(description)}"])
         trial_tags = {
             names.TAG_TRIAL_NUMBER: str(number),
             names.TAG_TRIAL_STATE: "running",
-            names.TAG_TRIAL_VALUES: shown,
+            names.TAG_TRIAL_VALUES: drawn,
             names.TAG_SWEEP_KEY: self.key,
             names.TAG_STUDY_NAME: self.study_name,
             **(tags or {}),
@@ -58,7 +58,7 @@ class TrialRunner:
                 cfg,
                 experiment_file=str(self.spec.base),
                 parent_run_id=self.parent_run_id,
-                run_name=f"trial {number}",
+                run_name=run_name(self.study_name, number),
                 extra_tags=trial_tags,
                 extra_callbacks=list(callbacks),
                 pruned_exceptions=tuple(pruned),
@@ -80,10 +80,10 @@ class TrialRunner:
 
     def _mark_pruned(self, run_id: str, number: int, description: str, exc: BaseException) -> None:
         """A pruned trial did what the study asked: FINISHED (not KILLED, which the MLflow UI shows as
-        a failure), named `trial <n> (pruned)`, its description saying after which epoch."""
+        a failure), named `<study> trial <n> (pruned)`, its description saying after which epoch."""
         mlflow_runs.set_tags(self.client, run_id, {names.TAG_TRIAL_STATE: "pruned",
                                                    names.TAG_NOTE: f"{description} {_sentence(str(exc))}."})
-        self.client.update_run(run_id, status="FINISHED", name=f"trial {number} (pruned)")
+        self.client.update_run(run_id, status="FINISHED", name=run_name(self.study_name, number, pruned=True))
 
     def run_of(self, number: int) -> str | None:
         """The MLflow run of trial `number` under this parent, if training got as far as creating it."""
@@ -95,12 +95,21 @@ class TrialRunner:
         return runs[0].info.run_id if runs else None
 
 
+def run_name(study_name: str, number: int, pruned: bool = False) -> str:
+    """A trial's run name, `<study> trial <n>` (`... (pruned)`): unique in its experiment, so a table
+    of several sweeps' trials, flattened by a filter or a sort, still tells them apart."""
+    return f"{study_name} trial {number}{' (pruned)' if pruned else ''}"
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _short(value: Any) -> str:
-    """A searched value as the runs table shows it: floats to 4 significant digits."""
+def shown(value: Any) -> str:
+    """A searched value as the runs table shows it: floats to 4 significant digits, booleans as the
+    params spell them (`true`, `false`), so a filter copied from a tag matches the param."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
