@@ -132,6 +132,9 @@ def test_download_negative_retries_is_refused(tmp_path, capsys):
             "--retries", "-1"]
     assert main(argv) == 2
     assert "--retries: must be 0 or more, got -1" in _error_line(capsys)
+    argv[-2:] = ["--timeout", "inf"]  # the socket layer would overflow on it, after the download started
+    assert main(argv) == 2
+    assert "--timeout: must be greater than 0 and at most 86400 seconds, got inf" in _error_line(capsys)
 
 
 # ---------------------------------------------------------------- data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -401,3 +402,33 @@ def test_read_galaxy_data_errors(tmp_path):
     sqlite3.connect(empty).execute("CREATE TABLE other (x)").connection.close()
     with pytest.raises(GalaxyZooError, match="no galaxy_data table"):
         ing.read_galaxy_data(empty)
+
+
+def test_a_stray_quote_that_joins_two_rows_is_refused(raw, tmp_path):
+    """`"original,2091` ... `stripe82",2140` would read as one row: one galaxy's labels on another's image."""
+    path = raw["raw"] / ing.MAPPING_FILE
+    lines = path.read_text().splitlines()
+    objid, sample, asset = lines[1].split(",")
+    lines[1] = f'{objid},"{sample},{asset}'
+    objid2, sample2, asset2 = lines[2].split(",")
+    lines[2] = f'{objid2},{sample2}",{asset2}'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GalaxyZooError, match=r"gz2_filename_mapping\.csv: line 2 runs on to line 3: a field is "
+                                             r"quoted across lines \(a stray double quote\?\)"):
+        ing.ingest(raw["raw"], tmp_path / "galaxy.sqlite", progress=False)
+
+
+def test_a_device_or_pipe_as_db_is_never_replaced(raw, tmp_path):
+    fifo = tmp_path / "pipe.sqlite"
+    os.mkfifo(fifo)
+    for db in (fifo, Path("/dev/null")):
+        with pytest.raises(GalaxyZooError, match="is not a regular file \\(a device, pipe or socket\\)"):
+            ing.ingest(raw["raw"], db, progress=False, overwrite=True)
+    assert fifo.is_fifo() and Path("/dev/null").is_char_device()
+
+
+def test_a_raw_folder_whose_name_is_not_utf8_is_refused_first(raw, tmp_path):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    raw["raw"].rename(odd)
+    with pytest.raises(GalaxyZooError, match=r"raw folder .*caf\\udce9: the name is not valid UTF-8; rename it"):
+        ing.ingest(odd, tmp_path / "galaxy.sqlite", progress=False)

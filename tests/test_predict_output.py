@@ -146,3 +146,49 @@ def test_refuses_workers_below_one_before_any_work(images, capsys):
     folder, _ = images
     assert _predict(folder, folder.parent / "preds.csv", "--workers", "0") == 2
     assert "--workers must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_device_or_pipe_is_never_replaced_and_a_link_keeps_pointing_at_what_it_wrote(images, tmp_path, capsys):
+    folder, _ = images
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    stdout = tmp_path / "stdout.csv"
+    stdout.symlink_to("/dev/null")
+    for out in (fifo, stdout):
+        assert _predict(folder, out, "--overwrite") == 2
+        assert f"--out {out}: is not a regular file (a device, pipe or socket)" in capsys.readouterr().err
+    assert fifo.is_fifo() and stdout.is_symlink() and os.readlink(stdout) == "/dev/null"
+    target, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    with predict.atomic_output(link) as tmp:
+        tmp.write_text("new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+
+
+def test_a_pipe_or_a_name_that_is_not_utf8_among_the_inputs_is_refused_before_any_work(images, tmp_path):
+    folder, files = images
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(GalaxyZooError, match="pipe.jpg: is not a regular file or folder"):
+        predict.collect_images([fifo, *files])  # it would be read for ever
+    odd = folder / os.fsdecode(b"caf\xe9.jpg")
+    odd.write_bytes(files[0].read_bytes())
+    with pytest.raises(GalaxyZooError, match=r"image .*caf\\udce9\.jpg: the name is not valid UTF-8; rename it"):
+        predict.collect_images([folder])
+
+
+def test_a_damaged_packaged_model_is_one_line(tmp_path):
+    import mlflow
+
+    from galaxyzoo.registry.packaged import load_packaged
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "link").symlink_to("/nonexistent")  # MLflow's copy of the folder fails on it
+    with pytest.raises(GalaxyZooError, match=r"cannot load model '.*folder': its files are damaged or incomplete"):
+        load_packaged(str(tmp_path / "folder"))
+    mlflow.pyfunc.save_model(str(tmp_path / "m"), python_model=mlflow.pyfunc.PythonModel(), pip_requirements=[])
+    pickled = next((tmp_path / "m").rglob("python_model.pkl"))
+    pickled.write_bytes(pickled.read_bytes()[:20])
+    with pytest.raises(GalaxyZooError, match=r"its files are damaged or incomplete \(UnpicklingError"):
+        load_packaged(str(tmp_path / "m"))

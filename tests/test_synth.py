@@ -263,6 +263,17 @@ def test_cli_writes_and_overwrites_atomically(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.lock"]
 
 
+def test_a_sample_written_through_a_link_replaces_the_links_target(tmp_path):
+    real, link = tmp_path / "real", tmp_path / "link"
+    assert main(["synth", "--out", str(real), "--n", "10", "--seed", "1", "--workers", "1"]) == 0
+    link.symlink_to(real)
+    assert main(["synth", "--out", str(link), "--n", "10", "--seed", "2", "--workers", "1", "--overwrite"]) == 0
+    assert link.is_symlink() and link.resolve() == real  # not a new folder in the link's place
+    seed2 = tmp_path / "seed2"
+    assert main(["synth", "--out", str(seed2), "--n", "10", "--seed", "2", "--workers", "1"]) == 0
+    assert (real / "truth.csv").read_bytes() == (seed2 / "truth.csv").read_bytes()
+
+
 def test_overwrite_replaces_only_a_sample_and_one_writer_at_a_time(tmp_path, capsys):
     """`--overwrite` of a folder that is not a sample (a typo in --out) deletes nothing; a second
     synth into a folder another one is writing is refused, not raced."""

@@ -40,6 +40,7 @@ from galaxyzoo.system.folders import writable_folder
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+MAX_TIMEOUT = 86_400.0  # seconds a read may stall: a day; the socket layer overflows on inf
 USER_AGENT = f"galaxyzoo/{__version__} (Python urllib)"
 # Statuses worth another try: the server or a proxy is busy, not the request wrong.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -150,8 +151,8 @@ def download(
     """
     if retries < 0:
         raise GalaxyZooError(f"--retries: must be 0 or more, got {retries}")
-    if not timeout > 0:
-        raise GalaxyZooError(f"--timeout: must be greater than 0 seconds, got {timeout}")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise GalaxyZooError(f"--timeout: must be greater than 0 and at most {MAX_TIMEOUT:g} seconds, got {timeout}")
     sources = KNOWN_FILES if sources is None else sources
     names = list(sources) if only is None else list(dict.fromkeys(only))
     _check_names(names, sources)

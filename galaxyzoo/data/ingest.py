@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.folders import utf8_name
 from galaxyzoo.system.locks import writer_lock
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ def ingest(
     the split, go with it) or not at all. One writer at a time: another
     ingest or split of `db_path` makes this refuse, or with `wait` wait.
     """
-    raw, db = Path(raw_dir), Path(db_path).resolve()  # through a link: replace its target, not the link
+    # The raw folder's path is recorded in the DB; through a link ingest replaces the DB's target, not the link.
+    raw, db = utf8_name(Path(raw_dir), "raw folder"), Path(db_path).resolve()
     hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
     for path in (hart16_path, mapping_path):
         if not path.is_file():
@@ -301,7 +303,14 @@ def _check_shape(path: Path) -> list[str]:
             if repeated:
                 raise GalaxyZooError(f"{path}: column name(s) {', '.join(repr(c) for c in repeated)} repeated "
                                      "in the header")
+            previous = rows.line_num
             for fields_ in rows:
+                # No GZ2 value holds a line break: a row spanning lines has a stray double quote, which would
+                # join the next row into one field and pair one galaxy's labels with another's image.
+                if rows.line_num - previous > 1:
+                    raise GalaxyZooError(f"{path}: line {previous + 1} runs on to line {rows.line_num}: a field "
+                                         "is quoted across lines (a stray double quote?)")
+                previous = rows.line_num
                 # A short row would read as empty values and be dropped as a NaN row; a blank line is skipped.
                 if fields_ and len(fields_) != len(header):
                     raise GalaxyZooError(f"{path}: line {rows.line_num} has {len(fields_)} fields, "
@@ -458,6 +467,8 @@ def _check_target(db: Path, overwrite: bool) -> None:
     (a raw CSV or image named as `--db` by mistake)."""
     if db.is_dir():
         raise GalaxyZooError(f"{db}: is a folder, expected a database file path")
+    if db.exists() and not db.is_file():  # /dev/null, a pipe: renaming over it would replace the node itself
+        raise GalaxyZooError(f"{db}: is not a regular file (a device, pipe or socket); choose another --db")
     if not db.exists() or db.stat().st_size == 0:
         return
     try:

@@ -318,6 +318,11 @@ def load_packaged(model_uri: str):
             f"cannot load model {model_uri!r}: it was packaged by an earlier galaxyzoo ({exc}); "
             "`galaxyzoo promote` packages its run again (`mlflow models serve` still serves it)"
         ) from None
+    except GalaxyZooError as exc:  # its config.yaml, named by the temporary folder it was read from
+        raise GalaxyZooError(f"cannot load model {model_uri!r}: its {str(exc).replace(dst, '<model>')}") from None
+    except Exception as exc:  # a truncated pickle, an empty model.keras, a folder that is not a model
+        raise GalaxyZooError(f"cannot load model {model_uri!r}: its files are damaged or incomplete "
+                             f"({type(exc).__name__}: {exc})") from None
     try:
         unwrapped = model.unwrap_python_model()
     except MlflowException:

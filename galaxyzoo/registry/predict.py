@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -25,7 +26,7 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
-from galaxyzoo.system.folders import folder_for
+from galaxyzoo.system.folders import folder_for, utf8_name
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
@@ -54,9 +55,11 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
                            if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or not p.exists()))
             if not found:
                 raise GalaxyZooError(f"{item}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
+        elif item.exists() and not item.is_file():  # a pipe would be read for ever
+            raise GalaxyZooError(f"{item}: is not a regular file or folder (a device, pipe or socket)")
         else:
             found = [item]  # a missing file is reported in its row, like a corrupt one
-        for path in found:
+        for path in map(partial(utf8_name, what="image"), found):
             # `dir dir/a.jpg` names a.jpg twice: one row for it. Not by realpath: links of other names
             # to one file (a DVC or git-annex cache, a farm of symlinks) are galaxies of their own.
             key = os.path.abspath(path)
@@ -72,6 +75,8 @@ def check_out(out: Path, files: list[Path], overwrite: bool) -> None:
     """Refuse an --out that is a folder, one of the inputs, or (without `overwrite`) an existing file."""
     if out.is_dir():
         raise GalaxyZooError(f"--out {out}: is a folder; name the file to write")
+    if out.exists() and not out.is_file():  # /dev/stdout, a pipe: the rename would replace the node itself
+        raise GalaxyZooError(f"--out {out}: is not a regular file (a device, pipe or socket); name a file to write")
     target = os.path.realpath(out)
     for path in files:
         if os.path.realpath(path) == target or (out.exists() and path.exists() and os.path.samefile(path, out)):
@@ -88,8 +93,9 @@ def atomic_output(out: Path) -> Iterator[Path]:
     by this process (`tempdirs.OwnedFolder`); the folders of killed runs are swept
     first (`remove_stale`), so a SIGKILL leaves nothing the next run keeps. It is
     created on entry, so an unwritable folder fails before any work, and a crash
-    leaves `out` as it was.
+    leaves `out` as it was. Through a symlink the link's target is written, and the link kept.
     """
+    out = Path(os.path.realpath(out)) if out.is_symlink() else out
     with folder_for(out.parent, f"--out {out}"):
         try:
             remove_stale(out, "tmp")

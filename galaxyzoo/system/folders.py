@@ -11,6 +11,17 @@ from typing import Iterator
 from galaxyzoo.errors import GalaxyZooError
 
 
+def utf8_name(path: Path, what: str) -> Path:
+    """`path` itself, refused in one line if its name is not valid UTF-8 (bytes the file system took
+    but a CSV, SQLite or MLflow cannot hold), so the work does not fail on it at the end."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "backslashreplace").decode()
+        raise GalaxyZooError(f"{what} {shown}: the name is not valid UTF-8; rename it") from None
+    return path
+
+
 def writable_folder(folder: Path, what: str) -> Path:
     """Create `folder` (and its parents) if needed and check this process may write in it.
 

@@ -99,7 +99,7 @@ def generate(
     """
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(_MAIN_GUARD)  # a worker re-importing an unguarded script: stop before writing
-    out = Path(out_dir).expanduser().absolute()
+    out = Path(out_dir).expanduser().resolve()  # through a link: write its target, keep the link
     workers = check_arguments(n, seed, workers)
     waited_for = wait and not overwrite  # another run's sample, published before or while we wait, is ours
     # Checked before the lock too, so that a request refused at once leaves no lock file beside `out`.
