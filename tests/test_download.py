@@ -153,11 +153,33 @@ def test_full_download_unpacks_the_raw_layout_and_reruns_offline(server, tmp_pat
                         "images": raw / "images"}
     assert_raw_layout(raw)
     # Archives are removed by default; no partial files are left behind.
-    assert sorted(p.name for p in raw.iterdir()) == ["gz2_filename_mapping.csv", "gz2_hart16.csv", "images"]
+    assert sorted(p.name for p in raw.iterdir()) == [".download.json", "gz2_filename_mapping.csv", "gz2_hart16.csv",
+                                                     "images"]
     assert [r["range"] for r in server.requests] == [None, None, None]
 
     dl.download(raw, sources(server), **FAST)
     assert len(server.requests) == 3, "a complete raw folder is skipped without any request"
+
+
+def test_a_product_in_place_that_download_did_not_make_whole_is_refused(server, tmp_path, caplog):
+    """An empty `images/` made by hand, a file in its place, or images lost since must not read as done."""
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    with pytest.raises(GalaxyZooError, match=r"raw/images: is an empty folder; move it aside and run download"):
+        dl.download(raw, sources(server), only=["images"], **FAST)
+    (raw / "images").rmdir()
+    (raw / "images").write_text("not a folder")
+    with pytest.raises(GalaxyZooError, match=r"raw/images: is in the way: expected a folder"):
+        dl.download(raw, sources(server), only=["images"], **FAST)
+    (raw / "images").unlink()
+    dl.download(raw, sources(server), only=["images"], **FAST)
+    next((raw / "images").iterdir()).unlink()  # one image lost since
+    with pytest.raises(GalaxyZooError, match=r"raw/images: has changed since download made it \(\{'files': "
+                                             f"{len(IMAGES) - 1}" r"\}, recorded \{'files': " f"{len(IMAGES)}"):
+        dl.download(raw, sources(server), only=["images"], **FAST)
+    (raw / "gz2_filename_mapping.csv").write_bytes(MAPPING)  # copied in by hand: used, with a warning
+    dl.download(raw, sources(server), only=["mapping"], **FAST)
+    assert "gz2_filename_mapping.csv was not made by download" in caplog.text
 
 
 def test_keep_archives_unpacks_again_without_downloading(server, tmp_path):
@@ -381,7 +403,7 @@ def test_cli_downloads_the_chosen_files(server, tmp_path, capsys):
     raw = tmp_path / "raw"
     rc = main(["download", "--out", str(raw), "--mirror", server.base, "--only", "hart16,mapping"])
     assert rc == 0
-    assert sorted(p.name for p in raw.iterdir()) == ["gz2_filename_mapping.csv", "gz2_hart16.csv"]
+    assert sorted(p.name for p in raw.iterdir()) == [".download.json", "gz2_filename_mapping.csv", "gz2_hart16.csv"]
     assert [r["name"] for r in server.requests] == ["gz2_hart16.csv.gz", "gz2_filename_mapping.csv"]
 
     server.files["elsewhere.zip"] = server.files.pop("images_gz2.zip")

@@ -124,3 +124,35 @@ def test_keras_r2_flat_averages_batches_like_the_numpy_twin():
     assert _value(r2) != pytest.approx(metrics.r2_flat(t, p), rel=1e-3)
     # RMSE accumulates over samples, so batching does not change it.
     assert _value(rmse) == pytest.approx(metrics.rmse(t, p), rel=1e-5)
+
+
+def test_evaluate_writes_one_evaluations_pair_or_leaves_no_metrics_beside_another_table(tmp_path, monkeypatch):
+    """A second evaluate into one --out, killed between its two files, must not pair its metrics with the
+    first one's per-question table: the old metrics.json goes first, the new one comes last."""
+    import json
+
+    import pandas as pd
+
+    from galaxyzoo.registry import evaluate
+
+    first = evaluate.Evaluation({"rmse": 0.1}, pd.DataFrame({"question": ["t01"], "rmse": [0.1]}), "runs:/a/model",
+                                "a", 10)
+    second = evaluate.Evaluation({"rmse": 0.2}, pd.DataFrame({"question": ["t01"], "rmse": [0.2]}),
+                                 "runs:/b/model", "b", 10)
+    evaluate.write_outputs(first, tmp_path)
+    real_replace = evaluate.os.replace
+
+    def killed_after_the_table(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith(".csv"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate.os, "replace", killed_after_the_table)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.write_outputs(second, tmp_path)
+    assert not (tmp_path / "metrics.json").exists()  # the folder says it is incomplete, not "model a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json.lock", "per_question_metrics.csv"]
+    monkeypatch.setattr(evaluate.os, "replace", real_replace)
+    evaluate.write_outputs(second, tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["run_id"] == "b"
+    assert pd.read_csv(tmp_path / "per_question_metrics.csv")["rmse"].tolist() == [0.2]

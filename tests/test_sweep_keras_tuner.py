@@ -98,7 +98,9 @@ def test_a_second_keras_tuner_worker_on_a_study_is_refused_before_any_run(hyperb
 @pytest.mark.slow
 def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyperband_sweep, tiny_workdir,
                                                                               tmp_path):
-    """Under the one-worker lock a RUNNING trial run is a dead worker's: closed FAILED, with the reason."""
+    """Under the one-worker lock a RUNNING trial run is a dead worker's: closed FAILED, with the reason, and its
+    checkpoint folder removed; so is one the training FINISHED but the sweep never marked complete (killed in
+    between), which would otherwise stand as a second finished run of the retrained trial."""
     import mlflow
 
     from galaxyzoo.sweep.keras_tuner_backend import project_dir
@@ -110,10 +112,19 @@ def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyp
     client = mlflow.MlflowClient(uri)
     experiment_id = client.create_experiment("galaxyzoo")
     key = sweep_key(study, str(project_dir(tiny_workdir, study)))
-    dead = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "0"}).info.run_id
+    checkpoint = tmp_path / "runs" / "dead"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "checkpoint.weights.h5").write_bytes(b"weights")
+    dead = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "0",
+                                                  "checkpoint_dir": str(checkpoint)}).info.run_id
+    unrecorded = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "1",
+                                                        "trial_state": "running"}).info.run_id
+    client.set_terminated(unrecorded, "FINISHED")
     result = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=1, study_name=study,
                        overrides=[f"tracking.tracking_uri={uri}"], progress=False)
-    assert result.trials_run == 1 and result.stale == 1
-    run = client.get_run(dead)
-    assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
-    assert run.data.tags["galaxyzoo.closed_why"] == "the worker of trial 0 died; keras-tuner trains it again"
+    assert result.trials_run == 1 and result.stale == 2
+    for run_id, number in ((dead, 0), (unrecorded, 1)):
+        run = client.get_run(run_id)
+        assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
+        assert run.data.tags["galaxyzoo.closed_why"] == f"the worker of trial {number} died; keras-tuner trains it again"
+    assert not checkpoint.exists() and not (tmp_path / "runs" / "dead.lock").exists()

@@ -188,6 +188,9 @@ def _assert_one_study(client, trials, n_trials: int, logs: list[str], experiment
     # the summary covers the whole study, under the trials' own metric key
     best = min(t.value for t in trials if t.value is not None)
     assert parent.data.metrics["val_rmse"] == pytest.approx(best)
+    for key in ("val_rmse", "trials_complete"):  # each worker summarises; each state of the study is logged once
+        steps = [m.step for m in client.get_metric_history(parent.info.run_id, key)]
+        assert len(steps) == len(set(steps)) and max(steps) == len(trials), steps
     assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == n_trials
     workers = [k for k in parent.data.tags if k.startswith("galaxyzoo.worker.")]
     assert len(workers) == 2 and all('"state": "completed"' in parent.data.tags[k] for k in workers)

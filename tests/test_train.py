@@ -400,6 +400,32 @@ def test_resume_auto_without_an_unfinished_run_starts_a_new_one(first_run, tiny_
     assert found is None
 
 
+def test_resume_auto_closes_runs_killed_before_their_first_checkpoint_that_no_one_trains(tmp_path):
+    """Killed in its first epoch, a run has no checkpoint to resume and would stay RUNNING for ever."""
+    from mlflow.tracking import MlflowClient
+
+    from galaxyzoo.system.locks import writer_lock
+    from galaxyzoo.training import run as training_run
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("galaxyzoo")
+    same = {"config_hash": "abc", "experiment_file": "x.yaml"}
+    folders = {name: tmp_path / "runs" / name for name in ("dead", "live", "resumable", "other")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    (folders["resumable"] / "state.json").write_text("{}")
+    ids = {name: client.create_run(experiment, tags={**same, "checkpoint_dir": str(folder)}).info.run_id
+           for name, folder in folders.items()}
+    client.set_tag(ids["other"], "config_hash", "def")
+    with writer_lock(folders["live"]):  # as the training that is still in its first epoch holds it
+        training_run._close_killed_before_a_checkpoint(client, experiment, "x.yaml", "abc")
+    dead = client.get_run(ids["dead"])
+    assert dead.info.status == "FAILED" and not folders["dead"].exists()
+    assert dead.data.tags["galaxyzoo.closed_why"] == "killed before its first checkpoint: nothing to resume"
+    for name in ("live", "resumable", "other"):
+        assert client.get_run(ids[name]).info.status == "RUNNING" and folders[name].is_dir()
+
+
 def test_resume_refuses_finished_unknown_and_differently_configured_runs(first_run, tiny_experiment):
     from galaxyzoo.training.run import train
 

@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import http.client
 import logging
+import json
 import os
 import shutil
 import ssl
@@ -40,6 +41,7 @@ from galaxyzoo.system.folders import writable_folder
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+MANIFEST = ".download.json"  # what download finished in the raw folder: each product's files or bytes
 MAX_TIMEOUT = 86_400.0  # seconds a read may stall: a day; the socket layer overflows on inf
 USER_AGENT = f"galaxyzoo/{__version__} (Python urllib)"
 # Statuses worth another try: the server or a proxy is busy, not the request wrong.
@@ -162,7 +164,8 @@ def download(
         source = sources[name]
         product = out / source.product
         products[name] = product
-        if product.exists():
+        if product.exists() or product.is_symlink():
+            _check_present(product, source, _manifest(out).get(source.product))
             logger.info("%s already present; skipping %s", product, source.filename)
             continue
         archive = out / source.filename
@@ -173,9 +176,51 @@ def download(
             gunzip(archive, product)
         elif source.unpack == "unzip":
             extract_images(archive, product)
+        _record(out, source.product, _measure(product, source))
         if source.unpack and not keep_archives:
             archive.unlink()
     return products
+
+
+def _measure(product: Path, source: Source) -> dict[str, int]:
+    """What a finished product holds, as the manifest records it: a folder's files, a file's bytes."""
+    if source.unpack == "unzip":
+        return {"files": sum(1 for p in product.iterdir() if p.is_file())}
+    return {"bytes": product.stat().st_size}
+
+
+def _check_present(product: Path, source: Source, recorded: dict | None) -> None:
+    """Refuse a product in place that is not what download made: the wrong kind, empty, or (when the
+    manifest recorded it) changed since; warn about one download did not make (a folder made by hand)."""
+    folder = source.unpack == "unzip"
+    if not (product.is_dir() if folder else product.is_file()):
+        problem = f"is in the way: expected {'a folder' if folder else 'a file'}"
+    elif folder and not any(product.iterdir()):
+        problem = "is an empty folder"
+    elif recorded is not None and recorded != _measure(product, source):
+        problem = f"has changed since download made it ({_measure(product, source)}, recorded {recorded})"
+    else:
+        if recorded is None:
+            logger.warning("%s was not made by download (no record in %s): used as it is, %s", product,
+                           product.parent / MANIFEST, _measure(product, source))
+        return
+    raise GalaxyZooError(f"{product}: {problem}; move it aside and run download again")
+
+
+def _manifest(out: Path) -> dict:
+    """What download recorded of the products it finished in `out` (`MANIFEST`); {} if nothing yet."""
+    try:
+        recorded = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def _record(out: Path, product: str, measure: dict[str, int]) -> None:
+    manifest = {**_manifest(out), product: measure}
+    part = out / (MANIFEST + ".part")
+    part.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(part, out / MANIFEST)
 
 
 def fetch(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from galaxyzoo.model import metrics as metrics_mod
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.system.folders import folder_for, writable_folder
+from galaxyzoo.system.locks import writer_lock
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
 
@@ -194,12 +196,28 @@ def evaluate(
 
 
 def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
+    """Write `metrics.json` and `per_question_metrics.csv` into `out_dir`, one evaluation's pair.
+
+    Under the folder's lock (`metrics.json.lock`), both are written beside their names and renamed
+    into place, the old `metrics.json` removed first and the new one renamed last: a second
+    evaluate, or a kill between the renames, never leaves one model's metrics beside another's table.
+    """
     writable_folder(out_dir, f"--out {out_dir}")
     metrics_path, table_path = out_dir / names.METRICS_JSON, out_dir / names.PER_QUESTION_CSV
+    staged_metrics, staged_table = (p.with_name(p.name + ".tmp") for p in (metrics_path, table_path))
     try:
-        metrics_path.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id, "n_test": result.n,
-                                            **result.metrics}, indent=2, allow_nan=True) + "\n")
-        result.per_question.to_csv(table_path, index=False)
+        with writer_lock(metrics_path):
+            try:
+                staged_metrics.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id,
+                                                      "n_test": result.n, **result.metrics}, indent=2,
+                                                     allow_nan=True) + "\n")
+                result.per_question.to_csv(staged_table, index=False)
+                metrics_path.unlink(missing_ok=True)
+                os.replace(staged_table, table_path)
+                os.replace(staged_metrics, metrics_path)
+            finally:  # a failed write leaves neither half
+                staged_metrics.unlink(missing_ok=True)
+                staged_table.unlink(missing_ok=True)
     except OSError as exc:  # a full disk
         raise GalaxyZooError(f"--out {out_dir}: cannot write the results there ({exc.strerror or exc})") from None
     return [metrics_path, table_path]

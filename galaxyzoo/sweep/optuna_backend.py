@@ -281,7 +281,8 @@ class StaleTrials:
         import optuna
 
         self.client, self.experiment_id, self.key = client, experiment_id, key
-        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        with quiet_optuna_warnings():  # built for every worker, keras-tuner's too: no warning on each start
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         self.count = 0  # stale trials this worker failed
 
     def __call__(self, study, trial) -> None:

@@ -33,7 +33,9 @@ from typing import Any, Iterator
 
 from galaxyzoo.config import experiment
 from galaxyzoo.config.sweep_spec import SweepSpec
+from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.sweep.storage import hide_password
+from galaxyzoo.system.locks import remove_with_lock_file, writer_lock
 from galaxyzoo.tracking import mlflow_runs, names
 
 logger = logging.getLogger(__name__)
@@ -274,10 +276,18 @@ def beating(seconds: int, beat, what: str) -> Iterator[None]:
 
 
 def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
-    """End a run its own worker can no longer end: FAILED, with `why` in the tag `galaxyzoo.closed_why`."""
+    """End a run its own worker can no longer end: FAILED, with `why` in the tag `galaxyzoo.closed_why`.
+
+    A trial's checkpoint folder goes too (sweep trials are never resumed, so it would only fill the
+    disk), unless a live process holds its lock.
+    """
     tags = {names.TAG_CLOSED_WHY: why, **({names.TAG_TRIAL_STATE: "failed"} if trial else {})}
     mlflow_runs.set_tags(client, run_id, tags)
     mlflow_runs.finish_run(client, run_id, "failed")
+    checkpoint = client.get_run(run_id).data.tags.get(names.TAG_CHECKPOINT_DIR)
+    if trial and checkpoint:
+        with contextlib.suppress(GalaxyZooError), writer_lock(checkpoint):
+            remove_with_lock_file(checkpoint)
 
 
 def _stamp(seconds: float) -> str:

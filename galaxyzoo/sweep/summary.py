@@ -68,7 +68,10 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
     summary = {names.TRIALS_METRIC_PREFIX + k: v for k, v in count.items()}
     if best is not None:  # under the trials' own key too, so the parent's row fills the same column
         summary.update({metric: best.value, names.best_of(metric): best.value})
-    mlflow_runs.log_metrics(client, parent_id, summary)
+    # At the step of the trials that ended, so the parent's history follows the study and two workers
+    # summarising the same study log it once.
+    mlflow_runs.log_metrics(client, parent_id, summary, step=sum(count.values()),
+                            skip=mlflow_runs.logged_steps(client, parent_id))
     tags = {names.TAG_PLOT_NOTE_PREFIX + k: v for k, v in notes.items()}
     if best is not None:
         tags.update({names.TAG_BEST_TRIAL: str(best.number),

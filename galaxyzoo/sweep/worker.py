@@ -182,14 +182,18 @@ def run_sweep(
 
 
 def _close_dead_tuner_trials(client, experiment_id: str, key: str) -> int:
-    """Close FAILED, with the reason, the keras-tuner trial runs a killed worker left RUNNING; returns how many.
+    """Close FAILED, with the reason, the keras-tuner trial runs a killed worker left unrecorded; returns how many.
 
     Called under the study's one-worker lock, so no live worker runs them; the tuner trains the
-    trial again (its oracle never recorded an end).
+    trial again (its oracle never recorded an end). Unrecorded: RUNNING, or FINISHED by the training
+    but killed before the sweep marked it complete, which would otherwise stand beside its retrain as a
+    second finished run of the trial for promote and compare to pick.
     """
-    runs = client.search_runs([experiment_id], f"tags.`{names.TAG_SWEEP_KEY}` = '{key}' and "
-                                               "attributes.status = 'RUNNING'")
-    dead = [r for r in runs if names.TAG_TRIAL_NUMBER in r.data.tags]  # not the parent, which is ours now
+    study = f"tags.`{names.TAG_SWEEP_KEY}` = '{key}'"
+    runs = {r.info.run_id: r for query in (f"{study} and attributes.status = 'RUNNING'",
+                                           f"{study} and tags.{names.TAG_TRIAL_STATE} = 'running'")
+            for r in client.search_runs([experiment_id], query)}
+    dead = [r for r in runs.values() if names.TAG_TRIAL_NUMBER in r.data.tags]  # not the parent, ours now
     for run in dead:
         why = f"the worker of trial {run.data.tags[names.TAG_TRIAL_NUMBER]} died; keras-tuner trains it again"
         close_failed(client, run.info.run_id, why, trial=True)

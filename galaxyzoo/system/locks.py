@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +58,9 @@ def writer_lock(target: str | Path, wait: bool = False) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def remove_with_lock_file(folder: str | Path) -> None:
+    """Remove `folder` and its lock file; call it holding the lock, when nothing may take the folder up again."""
+    shutil.rmtree(folder, ignore_errors=True)
+    lock_path(folder).unlink(missing_ok=True)

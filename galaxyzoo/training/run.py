@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ import pandas as pd
 from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, hashed_sections, knobs
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.system.locks import lock_path, writer_lock
+from galaxyzoo.system.locks import remove_with_lock_file, writer_lock
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.fit import fitting, make_loss
@@ -171,10 +170,10 @@ def train(
                     result = _run(cfg, client, run_id, experiment_id, run_dir, dataset, loss, resuming, init,
                                   list(extra_callbacks), verbose)
             except tuple(pruned_exceptions):
-                _remove_checkpoint(run_dir)  # a pruned trial is never resumed
+                remove_with_lock_file(run_dir)  # a pruned trial is never resumed
                 raise
         # The model is in MLflow now; the checkpoint only served a resume.
-        _remove_checkpoint(run_dir)
+        remove_with_lock_file(run_dir)
         return result
 
 
@@ -191,12 +190,6 @@ def _check_still_unfinished(client, run_id: str) -> None:
     if status == "FINISHED":
         raise GalaxyZooError(f"--resume: run {run_id} finished meanwhile (another process resumed it); "
                              "nothing left to resume")
-
-
-def _remove_checkpoint(run_dir: Path) -> None:
-    """Remove a finished run's checkpoint folder, and its lock file (still held: nobody resumes the run now)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    lock_path(run_dir).unlink(missing_ok=True)
 
 
 def _checkpoint_dir(runs_dir, cfg: ExperimentConfig, run_id: str) -> Path:
@@ -221,6 +214,7 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
     if not resume:
         return None, experiment_id
     if resume == "auto":
+        _close_killed_before_a_checkpoint(client, experiment_id, file_tag, chash)
         found = mlflow_runs.find_resumable_run(client, experiment_id, file_tag, chash)
         if found is None:
             logger.info("resume auto: no unfinished run of %s (config %s) with a checkpoint; starting a new run",
@@ -230,6 +224,28 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
             logger.info("resume auto: continuing run %s", found)
         return found, experiment_id
     return resume, _check_resumable(client, resume, cfg, chash)
+
+
+def _close_killed_before_a_checkpoint(client, experiment_id: str, file_tag: str, chash: str) -> None:
+    """Close FAILED the RUNNING runs of this config that no process trains (their checkpoint folder's lock is
+    free) and that never wrote a checkpoint: killed before their first epoch ended, nothing can resume them,
+    and they would stay RUNNING for ever. Their folder goes with them."""
+    runs = client.search_runs([experiment_id], f"tags.{names.TAG_CONFIG_HASH} = '{chash}' and "
+                                               f"tags.{names.TAG_EXPERIMENT_FILE} = '{mlflow_runs.quote(file_tag)}' "
+                                               "and attributes.status = 'RUNNING'")
+    for run in runs:
+        folder = run.data.tags.get(names.TAG_CHECKPOINT_DIR)  # set only once its trainer held the lock
+        if names.PARENT_TAG in run.data.tags or not folder or (Path(folder) / cb.STATE_FILE).is_file():
+            continue  # a sweep repairs its trials; a checkpoint is resumed below
+        try:
+            with writer_lock(folder):
+                remove_with_lock_file(folder)
+        except GalaxyZooError:
+            continue  # a live training holds it
+        why = "killed before its first checkpoint: nothing to resume"
+        mlflow_runs.set_tags(client, run.info.run_id, {names.TAG_CLOSED_WHY: why})
+        mlflow_runs.finish_run(client, run.info.run_id, "failed")
+        logger.warning("resume auto: run %s was %s; closed FAILED", run.info.run_id, why)
 
 
 def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> str:
