@@ -65,7 +65,8 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
         more = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=7, study_name=study, overrides=uri,
                          progress=False)
     assert more.trials_run == 2 and more.finished == 5
-    assert "keras-tuner ended the search after 5 of the 7 trials asked: Hyperband's brackets for 2 epochs" in caplog.text
+    assert "keras-tuner ended the search after 5 of the 7 trials asked: Hyperband's brackets for 2 epochs" \
+        in caplog.text
 
 
 def test_keras_tuner_takes_no_optuna_storage(hyperband_sweep):
@@ -126,5 +127,6 @@ def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyp
     for run_id, number in ((dead, 0), (unrecorded, 1)):
         run = client.get_run(run_id)
         assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
-        assert run.data.tags["galaxyzoo.closed_why"] == f"the worker of trial {number} died; keras-tuner trains it again"
+        why = run.data.tags["galaxyzoo.closed_why"]
+        assert why == f"the worker of trial {number} died; keras-tuner trains it again"
     assert not checkpoint.exists() and not (tmp_path / "runs" / "dead.lock").exists()
