@@ -92,6 +92,9 @@ def test_run_logs_the_knobs_as_params_and_versions_data_runtime_as_tags(first_ru
     assert len(tags["data.split_id"]) == 12
     assert int(tags["data.n_train"]) + int(tags["data.n_val"]) + int(tags["data.n_test"]) > 100
     assert tags["runtime.precision"] == "float32" and tags["runtime.distribution"] == "none"
+    # The description was written for the file; the note says what the command line changed in it
+    note = tags["mlflow.note.content"]
+    assert note.endswith("Changed from tiny.yaml: train.epochs 1 -> 2.")
     # The callbacks as built, in the config artifact
     text = Path(client.download_artifacts(result.run_id, "config.yaml", str(tmp_path))).read_text()
     early = next(line for line in text.splitlines() if "callback.early_stopping:" in line)

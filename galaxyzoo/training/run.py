@@ -38,7 +38,8 @@ import keras
 import mlflow
 import pandas as pd
 
-from galaxyzoo.config.experiment import ExperimentConfig, config_hash, dump_yaml, flatten, hashed_sections, knobs
+from galaxyzoo.config.experiment import (ExperimentConfig, config_hash, dump_yaml, flatten, hashed_sections, knobs,
+                                         load_experiment)
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.locks import remove_with_lock_file, writer_lock
@@ -299,12 +300,29 @@ def _tags(cfg: ExperimentConfig, file_tag: str, chash: str, dataset: Dataset, in
         **cfg.tracking.tags,
         **(extra or {}),
     }
-    # the description (else a note given in tracking.tags), then a warm start's source
+    # the description (else a note given in tracking.tags), what the command line changed in it (a trial's
+    # own description names its values), then a warm start's source
+    trial = names.TAG_TRIAL_NUMBER in (extra or {})
     note = " ".join(filter(None, [cfg.description or tags.get(names.TAG_NOTE),
+                                  None if trial else _changed_from_file(cfg, file_tag),
                                   init.note(cfg.warm_start.freeze_blocks) if init else None]))
     if note:
         tags[names.TAG_NOTE] = note
     return tags
+
+
+def _changed_from_file(cfg: ExperimentConfig, experiment_file: str) -> str | None:
+    """"Changed from FILE: key old -> new, ..." for the knobs overridden on the command line, so the
+    description written for the file (e.g. "5 epochs on 2000 galaxies") is not read as this run's."""
+    try:
+        written = knobs(load_experiment(experiment_file))
+    except (GalaxyZooError, OSError):
+        return None  # no file (`<none>`), or one that changed since: nothing to compare with
+    changed = [f"{k} {written.get(k)} -> {v}" for k, v in knobs(cfg).items() if written.get(k) != v]
+    if not changed:
+        return None
+    more = f", and {len(changed) - 6} more" if len(changed) > 6 else ""
+    return f"Changed from {Path(experiment_file).name}: {', '.join(changed[:6])}{more}."
 
 
 def _data_tags(dataset: Dataset) -> dict[str, str]:
