@@ -114,6 +114,26 @@ def test_registers_in_the_clients_store_whatever_mlflow_points_at(finished_sweep
     assert mlflow.MlflowClient(seeded_uri(tmp_path)).search_registered_models() == []
 
 
+def test_a_version_a_killed_promote_left_untagged_is_finished_not_duplicated(finished_sweep, caplog):
+    """Killed between registering and tagging, a promote leaves a version without description, tags or
+    alias; the rerun finishes that version instead of registering a second one beside it."""
+    import mlflow
+
+    from galaxyzoo.registry import promote
+
+    folder, result = finished_sweep
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    best = client.get_run(result.best_run_id)
+    mlflow.set_tracking_uri(uri)
+    mlflow.register_model(promote.packaged_model_uri(client, best), "orphan-test")  # what the kill left
+    promoted = promote.promote(client, sweep_run=result.parent_run_id, model_name="orphan-test")
+    assert promoted.version == 1 and _versions(client)["orphan-test"] == 1
+    version = client.get_model_version_by_alias("orphan-test", "champion")
+    assert int(version.version) == 1 and version.tags["source_run_id"] == best.info.run_id and version.description
+    assert "orphan-test v1 of run" in caplog.text and "finishing it instead of registering another" in caplog.text
+
+
 def _versions(client) -> dict[str, int]:
     return {m.name: len(client.search_model_versions(f"name = '{m.name}'")) for m in client.search_registered_models()}
 

@@ -19,6 +19,7 @@ at that version. Aliases replace the deprecated registry stages.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.tracking import compare, mlflow_runs, names
 from galaxyzoo.tracking.model_uri import find_packaged_model
 from galaxyzoo.tracking.run_config import download_run_config
+
+logger = logging.getLogger(__name__)
 
 MODES = ("auto", "min", "max")  # auto: min, except for R² metrics
 
@@ -228,7 +231,12 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     # MLflow registers, and its SQL registry looks a `models:/<id>` source up, through the
     # process-wide tracking URI, not the client's: point it at the client's store first.
     mlflow.set_tracking_uri(client.tracking_uri)
-    version = int(mlflow.register_model(model_uri, model_name).version)
+    version = _unfinished_version(client, model_name, run.info.run_id)
+    if version is None:
+        version = int(mlflow.register_model(model_uri, model_name).version)
+    else:
+        logger.warning("%s v%d of run %s was left without its description, tags and alias by a promote that "
+                       "stopped; finishing it instead of registering another", model_name, version, run.info.run_id)
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
     facts = _facts(run)
@@ -239,6 +247,14 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return version
+
+
+def _unfinished_version(client, model_name: str, run_id: str) -> int | None:
+    """A version of `run_id`'s model that a killed promote registered but never tagged, if any: finished
+    now rather than left in the registry without its description or alias beside a new one."""
+    versions = client.search_model_versions(f"name = '{mlflow_runs.quote(model_name)}' and run_id = '{run_id}'")
+    unfinished = [int(v.version) for v in versions if names.TAG_SOURCE_RUN not in (v.tags or {}) and not v.aliases]
+    return min(unfinished) if unfinished else None
 
 
 def _description(client, model_name: str, version: int, ranked: list, metric: str, mode: str, where: str) -> str:
