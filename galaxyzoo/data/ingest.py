@@ -156,6 +156,7 @@ def _ingest(raw: Path, db: Path, progress: bool) -> IngestReport:
     hart16 = read_csv_typed(hart16_path, HART16_DTYPES, progress)
     _check_fractions(hart16, hart16_path)
     _check_counts(hart16, hart16_path)
+    _check_positions(hart16, hart16_path)
     logger.info("read %d hart16 rows and %d mapping rows", len(hart16), len(mapping))
     _check_ids(hart16, "dr7objid", hart16_path)
     _require_unique(hart16, "dr7objid", hart16_path, "")
@@ -337,6 +338,14 @@ def _check_counts(df: pd.DataFrame, path: Path) -> None:
     columns = schema.target_columns("count")
     values = df[columns].to_numpy(dtype=np.int64)
     _refuse_values(path, columns, values, values < 0, "a vote count of at least 0")
+
+
+def _check_positions(df: pd.DataFrame, path: Path) -> None:
+    """ra in [0, 360] and dec in [-90, 90] degrees: `inf` or a shifted column would pass as a position."""
+    for column, low, high in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        values = df[[column]].to_numpy(dtype=np.float64)
+        _refuse_values(path, [column], values, ~np.isnan(values) & ~((values >= low) & (values <= high)),
+                       f"degrees from {low:g} to {high:g}")
 
 
 def _refuse_values(path: Path, columns: list[str], values: np.ndarray, bad: np.ndarray, expected: str) -> None:
