@@ -47,7 +47,11 @@ EXPERIMENT_TAGS = {
         "Galaxy Zoo 2 morphology CNNs (galaxyzoo). One run per training: the experiment config's knobs as "
         "params; data identity, library versions and runtime as tags; train/val/test as datasets; per-epoch "
         "and test metrics; the Keras model and the packaged (crop + network) pyfunc model. Sweeps add a "
-        "parent run per study. See docs/training.md and docs/sweeps.md."
+        "parent run per study. Metrics: rmse over all 37 answers (rmse_t01..t11 per question); r2_flat, the "
+        "seed's R² of all outputs flattened; r2_mean_columns, scikit-learn's R² per answer averaged (very "
+        "negative when an answer hardly varies in the test set); rmse_cumulative, the Kaggle 2014 score; "
+        "best_val_* a training's best epoch, on a sweep parent the study's best trial; _tta with test-time "
+        "augmentation. See docs/training.md and docs/sweeps.md."
     ),
 }
 
