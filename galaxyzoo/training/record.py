@@ -103,7 +103,8 @@ def score_on_test(cfg, test, loss, model, y_out) -> tuple[evaluate.Evaluation, d
 def _log_figures(cfg, client, run_id: str, figures, dataset: Dataset, history, evaluation, y_pred) -> None:
     """The learning curves, predicted vs true for each question and a gallery of test crops, under `plots/`."""
     test = dataset.parts["test"]
-    plots.training_curves(history, figures / names.TRAINING_CURVES_PLOT, title=f"{cfg.name} ({run_id[:8]})")
+    run_name = client.get_run(run_id).info.run_name or cfg.name  # a trial's "<study> trial <n>", not the file's name
+    plots.training_curves(history, figures / names.TRAINING_CURVES_PLOT, title=f"{run_name} ({run_id[:8]})")
     for question in evaluation.per_question["question"]:
         plots.predicted_vs_true(test.targets, y_pred, question, figures / names.PRED_VS_TRUE_DIR / f"{question}.png")
     pick = np.random.default_rng(cfg.train.seed).choice(len(test), min(GALLERY_SIZE, len(test)), replace=False)
