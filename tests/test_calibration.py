@@ -61,6 +61,10 @@ def test_the_fitted_factors_are_the_ones_the_votes_were_drawn_with():
     scale = dirichlet.fit_scales(predicted, counts)
     assert scale[T01.start] == pytest.approx(0.4, rel=0.1) and scale[T02.start] == pytest.approx(2.5, rel=0.1)
     assert scale[T11.start] == 1.0
+    counts_nan = counts.astype(float)
+    counts_nan[0, T01.start] = np.nan
+    with pytest.raises(ValueError, match="finite outputs and counts"):
+        dirichlet.fit_scales(predicted, counts_nan)  # would silently keep t01 at 1
     for q in schema.QUESTIONS:  # one factor per question
         assert len(set(scale[q.slice])) == 1
     others = [q.start for q in schema.QUESTIONS if q.id not in ("t01", "t02", "t11")]
@@ -133,3 +137,11 @@ def test_training_calibrates_the_head_on_the_validation_votes_and_a_resume_does_
     assert {f"head_calibration_scale_{q.id}" for q in schema.QUESTIONS} <= set(metrics)
     resumed = fit(cfg, dataset, tmp_path / "run", resume=True, verbose=0)  # the checkpoint is uncalibrated
     assert resumed.calibration.scale == calibration.scale
+    # Calibrated again, the head is at its best already: the new factors (about 1) multiply, not replace, its own.
+    from galaxyzoo.training.calibration import calibrate_head
+
+    again = calibrate_head(result.model, dataset, batch_size=64)
+    inside = [q for q, v in calibration.scale.items() if 0.1 < v < 10.0]  # at the grid's edge it may go on
+    assert inside and all(again.scale[q] == pytest.approx(calibration.scale[q], rel=0.11) for q in inside)
+    assert network.concentration_scale(again.model) == [again.scale[schema.QUESTIONS[qi].id]
+                                                        for qi in schema.QUESTION_OF_ANSWER]

@@ -413,9 +413,10 @@ def test_resume_auto_closes_runs_killed_before_their_first_checkpoint_that_no_on
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("galaxyzoo")
     same = {"config_hash": "abc", "experiment_file": "x.yaml"}
-    folders = {name: tmp_path / "runs" / name for name in ("dead", "live", "resumable", "other")}
-    for folder in folders.values():
-        folder.mkdir(parents=True)
+    folders = {name: tmp_path / "runs" / name for name in ("dead", "live", "resumable", "other", "elsewhere")}
+    for name, folder in folders.items():
+        if name != "elsewhere":  # trained on another machine: its folder and lock are not here to judge
+            folder.mkdir(parents=True)
     (folders["resumable"] / "state.json").write_text("{}")
     ids = {name: client.create_run(experiment, tags={**same, "checkpoint_dir": str(folder)}).info.run_id
            for name, folder in folders.items()}
@@ -427,6 +428,7 @@ def test_resume_auto_closes_runs_killed_before_their_first_checkpoint_that_no_on
     assert dead.data.tags["galaxyzoo.closed_why"] == "killed before its first checkpoint: nothing to resume"
     for name in ("live", "resumable", "other"):
         assert client.get_run(ids[name]).info.status == "RUNNING" and folders[name].is_dir()
+    assert client.get_run(ids["elsewhere"]).info.status == "RUNNING" and not folders["elsewhere"].exists()
 
 
 def test_resume_refuses_finished_unknown_and_differently_configured_runs(first_run, tiny_experiment):

@@ -17,12 +17,13 @@ import dataclasses
 import gzip
 import hashlib
 import http.client
-import logging
 import json
+import logging
 import os
 import shutil
 import ssl
 import stat
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +38,7 @@ from tqdm import tqdm
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.folders import writable_folder
+from galaxyzoo.system.locks import writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +219,13 @@ def _manifest(out: Path) -> dict:
 
 
 def _record(out: Path, product: str, measure: dict[str, int]) -> None:
-    manifest = {**_manifest(out), product: measure}
-    part = out / (MANIFEST + ".part")
-    part.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(part, out / MANIFEST)
+    """Add `product` to the manifest; two downloads into one folder (other `--only`s) keep both entries."""
+    with writer_lock(out, wait=True):  # RAW.lock beside the folder, so RAW holds only the release
+        manifest = {**_manifest(out), product: measure}
+        fd, part = tempfile.mkstemp(dir=out, prefix=MANIFEST + ".")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(manifest, indent=2) + "\n")
+        os.replace(part, out / MANIFEST)
 
 
 def fetch(

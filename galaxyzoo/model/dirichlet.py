@@ -57,7 +57,7 @@ LEVEL = 0.9  # the central interval predict writes: its 5th and 95th percentiles
 # Votes on a question below which GZ2 does not use its fractions (Willett et al. 2013's clean samples, hart16's
 # `_flag`): with fewer the votes cannot tell a wide interval from a narrow one (docs/benchmarks.md).
 WELL_VOTED = 10
-SCALE_GRID = np.exp(np.linspace(-np.log(10.0), np.log(10.0), 93))  # 1/10 to 10 in 5 % steps; holds 1 exactly
+SCALE_GRID = np.exp(np.linspace(-np.log(10.0), np.log(10.0), 93))  # 1/10 to 10 in 5.1 % steps; holds 1 exactly
 _STARTS = np.array([q.start for q in schema.QUESTIONS])
 
 
@@ -278,7 +278,11 @@ def fit_scales(outputs: np.ndarray, counts: np.ndarray, grid: np.ndarray = SCALE
     `counts` the highest likelihood (`vote_log_likelihood`); 1 where no factor does better.
 
     The factors are what `train.calibrate_head` writes into the head (`network.with_concentration_scale`).
+    Raises ValueError for non-finite outputs or counts, which would make a question's every total NaN.
     """
+    outputs, counts = np.asarray(outputs, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+    if not (np.isfinite(outputs).all() and np.isfinite(counts).all()):
+        raise ValueError("fit_scales needs finite outputs and counts")
     totals = np.stack([vote_log_likelihood(scaled(outputs, np.full(schema.N_ANSWERS, s)), counts).sum(axis=0)
                        for s in grid])
     one = int(np.argmin(np.abs(np.log(grid))))

@@ -206,7 +206,7 @@ def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
     metrics_path, table_path = out_dir / names.METRICS_JSON, out_dir / names.PER_QUESTION_CSV
     staged_metrics, staged_table = (p.with_name(p.name + ".tmp") for p in (metrics_path, table_path))
     try:
-        with writer_lock(metrics_path):
+        with writer_lock(metrics_path, wait=True):  # milliseconds: a second evaluate waits, not fails
             try:
                 staged_metrics.write_text(json.dumps({"model": result.model_uri, "run_id": result.run_id,
                                                       "n_test": result.n, **result.metrics}, indent=2,

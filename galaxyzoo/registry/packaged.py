@@ -321,8 +321,9 @@ def load_packaged(model_uri: str):
     except GalaxyZooError as exc:  # its config.yaml, named by the temporary folder it was read from
         raise GalaxyZooError(f"cannot load model {model_uri!r}: its {str(exc).replace(dst, '<model>')}") from None
     except Exception as exc:  # a truncated pickle, an empty model.keras, a folder that is not a model
+        first_line = (str(exc).splitlines() or [""])[0]
         raise GalaxyZooError(f"cannot load model {model_uri!r}: its files are damaged or incomplete "
-                             f"({type(exc).__name__}: {exc})") from None
+                             f"({type(exc).__name__}: {first_line})") from None
     try:
         unwrapped = model.unwrap_python_model()
     except MlflowException:

@@ -231,7 +231,7 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     # MLflow registers, and its SQL registry looks a `models:/<id>` source up, through the
     # process-wide tracking URI, not the client's: point it at the client's store first.
     mlflow.set_tracking_uri(client.tracking_uri)
-    version = _unfinished_version(client, model_name, run.info.run_id)
+    version = _unfinished_version(client, model_name, run.info.run_id, model_uri)
     if version is None:
         version = int(mlflow.register_model(model_uri, model_name).version)
     else:
@@ -249,11 +249,12 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     return version
 
 
-def _unfinished_version(client, model_name: str, run_id: str) -> int | None:
-    """A version of `run_id`'s model that a killed promote registered but never tagged, if any: finished
-    now rather than left in the registry without its description or alias beside a new one."""
+def _unfinished_version(client, model_name: str, run_id: str, model_uri: str) -> int | None:
+    """A version of `run_id`'s model `model_uri` that a killed promote registered but never tagged, if any:
+    finished now rather than left in the registry without its description or alias beside a new one."""
     versions = client.search_model_versions(f"name = '{mlflow_runs.quote(model_name)}' and run_id = '{run_id}'")
-    unfinished = [int(v.version) for v in versions if names.TAG_SOURCE_RUN not in (v.tags or {}) and not v.aliases]
+    unfinished = [int(v.version) for v in versions
+                  if v.source == model_uri and names.TAG_SOURCE_RUN not in (v.tags or {}) and not v.aliases]
     return min(unfinished) if unfinished else None
 
 

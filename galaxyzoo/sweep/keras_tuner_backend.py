@@ -77,6 +77,7 @@ def search(spec: SweepSpec, runner, base_cfg, study_name: str, n_trials: int):
 
 
 def _why_short(settings, max_epochs: int) -> str:
+    """Why the oracle stopped before the budget, in words, and what would let it go on."""
     if settings.algorithm == "random":
         return "the random search found no values it had not tried (the space is that small)"
     return (f"Hyperband's brackets for {max_epochs} epochs, factor {settings.factor} and "

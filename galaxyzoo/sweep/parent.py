@@ -284,8 +284,8 @@ def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
     tags = {names.TAG_CLOSED_WHY: why, **({names.TAG_TRIAL_STATE: "failed"} if trial else {})}
     mlflow_runs.set_tags(client, run_id, tags)
     mlflow_runs.finish_run(client, run_id, "failed")
-    checkpoint = client.get_run(run_id).data.tags.get(names.TAG_CHECKPOINT_DIR)
-    if trial and checkpoint:
+    checkpoint = client.get_run(run_id).data.tags.get(names.TAG_CHECKPOINT_DIR) if trial else None
+    if checkpoint and Path(checkpoint).is_dir():  # not one on another machine: its lock is not visible here
         with contextlib.suppress(GalaxyZooError), writer_lock(checkpoint):
             remove_with_lock_file(checkpoint)
 

@@ -76,7 +76,9 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
     if best is not None:
         tags.update({names.TAG_BEST_TRIAL: str(best.number),
                      names.TAG_BEST_RUN: best.user_attrs.get("mlflow_run_id", "")})
-        tags.update({names.TAG_BEST_PARAM_PREFIX + k: shown(v) for k, v in best.params.items()})
+        # full precision, so a value copied into --set reproduces the trial; booleans as the params spell them
+        tags.update({names.TAG_BEST_PARAM_PREFIX + k: shown(v) if isinstance(v, bool) else str(v)
+                     for k, v in best.params.items()})
     mlflow_runs.set_tags(client, parent_id, tags)
     finished = count["complete"] + count["pruned"]
     if best is None:

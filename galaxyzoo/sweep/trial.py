@@ -6,7 +6,7 @@ run_id, value = runner(3, {"train.learning_rate": 3e-3}, callbacks=[trial_callba
                        pruned=(optuna.TrialPruned,))
 ```
 
-The run is `training.run.train` on the trial's config, named `trial <n>`, with
+The run is `training.run.train` on the trial's config, named `<study> trial <n>`, with
 the tags `trial_number`, `trial_state` (running, then complete / pruned /
 failed) and `trial_values`. `trial_callback` ties an Optuna trial to its
 training: it reports the metric after every epoch, so a pruner can stop it.

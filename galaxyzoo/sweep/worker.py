@@ -14,7 +14,7 @@ and settings as params and artifacts, and a `galaxyzoo.worker.<host>-<pid>`
 tag per worker that the worker refreshes every heartbeat. A worker takes
 trials from the study until it holds `n_trials` finished (complete or pruned)
 trials, counting every worker's. Each trial is `training.run.train` on the trial's
-config, nested under the parent and named `trial <n>`, with the same logging
+config, nested under the parent and named `<study> trial <n>`, with the same logging
 as any training plus the tags `trial_number`, `trial_state` (complete /
 pruned / failed) and `trial_values`. A Keras callback reports the validation
 metric to the trial after every epoch, so a median or Hyperband pruner can

@@ -32,7 +32,7 @@ import numpy as np
 from galaxyzoo import schema
 from galaxyzoo.data.dataset import Dataset
 from galaxyzoo.model import dirichlet
-from galaxyzoo.model.network import with_concentration_scale
+from galaxyzoo.model.network import concentration_scale, with_concentration_scale
 from galaxyzoo.registry.evaluate import predict_outputs
 from galaxyzoo.tracking import names
 from galaxyzoo.training.head_refit import require_validation
@@ -62,5 +62,7 @@ def calibrate_head(model: keras.Model, dataset: Dataset, *, batch_size: int) -> 
     scale = dirichlet.fit_scales(outputs, val.counts)
     before = -dirichlet.vote_log_likelihood(outputs, val.counts).sum(axis=1).mean()
     after = -dirichlet.vote_log_likelihood(dirichlet.scaled(outputs, scale), val.counts).sum(axis=1).mean()
-    per_question = {q.id: float(scale[q.start]) for q in schema.QUESTIONS}
-    return HeadCalibration(with_concentration_scale(model, scale), per_question, float(before), float(after))
+    # The outputs already carry any scale the head had: the new factors multiply it.
+    total = scale * np.asarray(concentration_scale(model) or np.ones(schema.N_ANSWERS))
+    per_question = {q.id: float(total[q.start]) for q in schema.QUESTIONS}
+    return HeadCalibration(with_concentration_scale(model, total), per_question, float(before), float(after))

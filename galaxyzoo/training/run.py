@@ -238,8 +238,12 @@ def _close_killed_before_a_checkpoint(client, experiment_id: str, file_tag: str,
         folder = run.data.tags.get(names.TAG_CHECKPOINT_DIR)  # set only once its trainer held the lock
         if names.PARENT_TAG in run.data.tags or not folder or (Path(folder) / cb.STATE_FILE).is_file():
             continue  # a sweep repairs its trials; a checkpoint is resumed below
+        if not Path(folder).is_dir():
+            continue  # trained on another machine (its lock cannot be seen from here), or already cleaned up
         try:
             with writer_lock(folder):
+                if client.get_run(run.info.run_id).info.status != "RUNNING":
+                    continue  # it finished (or was closed) between the search and the lock
                 remove_with_lock_file(folder)
         except GalaxyZooError:
             continue  # a live training holds it
