@@ -60,3 +60,32 @@ def test_only_this_outputs_tagged_leftovers_are_swept(tmp_path):
         (tmp_path / name).mkdir()
     remove_stale(out, "tmp", "old")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
+
+
+def test_a_scratch_folder_a_sigkill_left_is_swept_by_the_next_one(tmp_path, monkeypatch):
+    """tempfile.TemporaryDirectory outlives a SIGKILL for good; `scratch` leaves it to the next scratch."""
+    import os
+    import tempfile
+
+    from galaxyzoo.system.tempdirs import scratch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this process's scratch folders go there too
+    code = ("from galaxyzoo.system.tempdirs import scratch\nimport sys\n"
+            "with scratch('galaxyzoo-model') as tmp:\n"
+            "    open(tmp + '/model.keras', 'wb').write(b'x'); print(tmp, flush=True); sys.stdin.read()")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        killed = owner.stdout.readline().strip()
+        assert killed.startswith(str(tmp_path / "galaxyzoo-model.tmp-"))
+        assert oct(os.stat(killed).st_mode & 0o777) == oct(0o700)  # private, as mkdtemp's
+        with scratch("galaxyzoo-model") as live:
+            assert os.path.exists(killed + "/model.keras"), "a live owner's scratch folder was removed"
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert not os.path.exists(live) and os.path.exists(killed)
+    with scratch("galaxyzoo-model") as again:  # the killed owner's folder and lock file are swept first
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([os.path.basename(again),
+                                                                     os.path.basename(again) + ".lock"])
+    assert list(tmp_path.iterdir()) == []

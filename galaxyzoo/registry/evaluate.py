@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,6 +35,7 @@ from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.system.folders import folder_for, writable_folder
 from galaxyzoo.system.locks import writer_lock
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.tracking.run_config import download_run_config
 
@@ -160,7 +160,7 @@ def evaluate(
             if experiment_file:  # the model was trained with its run's config; another file would not fit it
                 logger.warning("--experiment %s is not used: run %s's own config.yaml is (change it with --set)",
                                experiment_file, run_id)
-            with tempfile.TemporaryDirectory(prefix="galaxyzoo-config-") as tmp:
+            with scratch("galaxyzoo-config") as tmp:
                 cfg = load_experiment(download_run_config(client, run_id, tmp), list(overrides))
         elif experiment_file:
             cfg = load_experiment(experiment_file, list(overrides))
@@ -232,7 +232,7 @@ def _log_to_run(client, run_id: str, result: Evaluation, cfg) -> None:
     mlflow_runs.log_metrics(client, run_id, {names.on_test_split(k): v for k, v in result.metrics.items()})
     if cfg.evaluate.tta:
         mlflow_runs.set_tags(client, run_id, {names.TAG_TTA: "true"})
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         for path in write_outputs(result, Path(tmp)):
             client.log_artifact(run_id, str(path))
 

@@ -40,7 +40,6 @@ import base64
 import binascii
 import functools
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -59,6 +58,7 @@ from galaxyzoo.model.network import answer_fractions, outputs_concentrations
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.registry.crops import Crops, crop_all
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri, load_keras
 from galaxyzoo.tracking.run_config import download_run_config
@@ -221,7 +221,7 @@ def log_packaged_model(client, run_id: str, step: int = 0) -> str:
     registry version links back to the training run; it carries the run's
     params, and MLflow links it to the run's metrics at `step` (the last epoch's).
     """
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         artifacts = _run_artifacts(client, run_id, Path(tmp))
         intervals = load_experiment(artifacts[names.PACKAGED_CONFIG_ARTIFACT]).model.head == CONCENTRATION_HEAD
         return _log_pyfunc(client, run_id, PackagedModel(), artifacts, Path(tmp), step, intervals=intervals)
@@ -232,7 +232,7 @@ def log_ensemble_model(client, run_id: str, member_ids: list[str], step: int = 0
 
     The crop config is run `run_id`'s own `config.yaml` (a copy of its best member's).
     """
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         tmp = Path(tmp)
         (tmp / "ensemble").mkdir()
         artifacts = {names.PACKAGED_CONFIG_ARTIFACT: str(download_run_config(client, run_id, tmp / "ensemble"))}
@@ -309,7 +309,7 @@ def load_packaged(model_uri: str):
     from mlflow.exceptions import MlflowException
 
     try:
-        with tempfile.TemporaryDirectory(prefix="galaxyzoo-model-") as dst:
+        with scratch("galaxyzoo-model") as dst:
             model = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
     except MlflowException as exc:
         raise GalaxyZooError(f"cannot load model {model_uri!r}: {exc.message}") from None

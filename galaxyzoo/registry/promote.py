@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import compare, mlflow_runs, names
 from galaxyzoo.tracking.model_uri import find_packaged_model
 from galaxyzoo.tracking.run_config import download_run_config
@@ -345,9 +346,7 @@ def _choice_text(ranked: list, metric: str, mode: str, where: str) -> str:
 
 def _config_text(client, run_id: str) -> str:
     """The resolved experiment config logged with the run, or a note that it is missing."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         try:
             return download_run_config(client, run_id, tmp).read_text(encoding="utf-8")
         except GalaxyZooError:

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from galaxyzoo.config.sweep_spec import SweepSpec
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.sweep.storage import hide_password
 from galaxyzoo.system.locks import remove_with_lock_file, writer_lock
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, names
 
 logger = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def log_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, stor
     mlflow_runs.log_params(client, run_id, {k: v for k, v in params.items() if k not in logged})
     if not artifacts:
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         shutil.copy(spec.path, Path(tmp) / names.SWEEP_FILE_ARTIFACT)
         experiment.dump_yaml(base_cfg, Path(tmp) / names.BASE_CONFIG_ARTIFACT)
         client.log_artifacts(run_id, tmp)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from galaxyzoo.config.sweep_spec import SweepSpec
 from galaxyzoo.sweep.plots import study_plots
 from galaxyzoo.sweep.storage import hide_password
 from galaxyzoo.sweep.trial import shown
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, names
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
     best = None
     with contextlib.suppress(ValueError):
         best = study.best_trial
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         folder = Path(tmp)
         trials_table(trials).to_csv(folder / names.TRIALS_TABLE, index=False)
         notes = study_plots(study, folder, metric)

@@ -5,15 +5,20 @@ OS lock (filelock) on `out.<tag>-XXXXXXXX.lock` while it lives. The kernel
 drops the lock however the process ends, SIGKILL included, so
 `remove_stale(out, tag)` tells a killed run's folder (lock free) from a live
 run's (lock held, whatever its pid or host) and removes only the former.
+`scratch(prefix)` is `tempfile.TemporaryDirectory` made the same way, in the
+system's temporary folder: what a SIGKILL leaves there, the next one sweeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from filelock import FileLock, Timeout
 
@@ -89,7 +94,7 @@ def remove_stale(out: Path, *tags: str, salvage=None) -> None:
         lock = FileLock(lock_path(folder))
         try:
             lock.acquire(timeout=0)
-        except Timeout:  # its owner is alive
+        except (Timeout, PermissionError):  # its owner is alive, or it is another user's
             continue
         try:
             if salvage is not None:
@@ -98,3 +103,17 @@ def remove_stale(out: Path, *tags: str, salvage=None) -> None:
             lock_path(folder).unlink(missing_ok=True)
         finally:
             lock.release()
+
+
+@contextlib.contextmanager
+def scratch(prefix: str = "galaxyzoo") -> Iterator[str]:
+    """A private temporary folder, `TMP/<prefix>.tmp-XXXXXXXX`, removed on exit (its path, as a string).
+
+    Unlike `tempfile.TemporaryDirectory` it does not outlive a SIGKILL for good: it is held like an
+    `OwnedFolder`, and each new scratch of the same prefix first removes those no live process holds.
+    """
+    base = Path(tempfile.gettempdir()) / prefix
+    remove_stale(base, "tmp")
+    with OwnedFolder(base, "tmp") as folder:
+        folder.chmod(0o700)  # private, as mkdtemp's: it may hold a model or a config
+        yield str(folder)

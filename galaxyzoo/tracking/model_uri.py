@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import names
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow spells a run id
@@ -30,14 +31,13 @@ def load_keras(uri: str):
     and never removes it: one more in /tmp for every warm start and every evaluate.
     A local folder (a packaged model's own artifact, say) it reads in place, uncopied.
     """
-    import tempfile
     from urllib.parse import urlparse
 
     import mlflow.keras
 
     if not urlparse(uri).scheme:
         return mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
-    with tempfile.TemporaryDirectory(prefix="galaxyzoo-model-") as dst:
+    with scratch("galaxyzoo-model") as dst:
         return mlflow.keras.load_model(uri, dst_path=dst, load_model_kwargs={"compile": False})
 
 

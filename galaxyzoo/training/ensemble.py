@@ -35,7 +35,6 @@ over it; `galaxyzoo promote --run ID` registers it.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from galaxyzoo.config.experiment import CONCENTRATION_HEAD, load_experiment
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model.ensemble import MeanOfModels
 from galaxyzoo.registry import evaluate, packaged, promote
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri
 from galaxyzoo.tracking.run_config import download_run_config
@@ -92,7 +92,7 @@ def ensemble(
             names.TAG_SELECTED_BY: f"{mode} {metric}", names.TAG_SCOPE: where,
             names.TAG_NOTE: _note(members, metric, mode, where),
             **{k: v for k, v in best.data.tags.items() if k.startswith("data.")}}
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         config_path, configs = _shared_configs(client, members, Path(tmp))
         with mlflow_runs.open_run(client, experiment_id=best.info.experiment_id, run_id=project_run_id,
                                   run_name=f"ensemble of {len(ids)}", tags=tags) as active:
