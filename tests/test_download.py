@@ -455,3 +455,14 @@ def test_a_path_too_long_for_the_file_system_is_one_line(tmp_path, capsys):
     assert main(["download", "--out", str(out), "--only", "mapping", "--mirror", "http://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"galaxyzoo: error: {out}: cannot write there (") and err.count("\n") == 1
+
+
+def test_an_empty_catalogue_file_in_place_is_refused(server, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "gz2_filename_mapping.csv").write_bytes(b"")  # an interrupted copy by hand
+    with pytest.raises(GalaxyZooError, match=r"gz2_filename_mapping\.csv: is an empty file; move it aside"):
+        dl.download(raw, sources(server), only=["mapping"], **FAST)
+    (raw / "gz2_filename_mapping.csv").unlink()
+    dl.download(raw, sources(server), only=["mapping"], **FAST)
+    assert oct((raw / ".download.json").stat().st_mode & 0o777) == oct(0o644)  # others sharing RAW can read it

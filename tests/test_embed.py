@@ -69,6 +69,13 @@ def test_rows_follow_the_inputs_and_equal_the_sub_model(champion, real_images_di
     np.testing.assert_allclose(matrix, features, atol=1e-6)
     index = pd.read_csv(summary.index, keep_default_na=False)
     assert list(index.columns) == ["file", "error"] and list(index["file"]) == list(table["file"])
+    # Through a link the matrix and its index both land beside the link's target, where `similar` looks
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "link.npy").symlink_to(tmp_path / "kept" / "emb.npy")
+    linked = embed.embed_files(MODEL, inputs[:2], tmp_path / "link.npy", progress=False)
+    assert linked.index == tmp_path / "kept" / "emb.npy.index.csv" and linked.index.is_file()
+    rows = len(pd.read_csv(linked.index))
+    assert (tmp_path / "link.npy").is_symlink() and np.load(tmp_path / "link.npy").shape[0] == rows
 
 
 def test_refuses_a_bad_out_before_loading_any_model(real_images_dir, tmp_path, capsys):

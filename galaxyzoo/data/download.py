@@ -199,6 +199,8 @@ def _check_present(product: Path, source: Source, recorded: dict | None) -> None
         problem = f"is in the way: expected {'a folder' if folder else 'a file'}"
     elif folder and not any(product.iterdir()):
         problem = "is an empty folder"
+    elif not folder and product.stat().st_size == 0:
+        problem = "is an empty file"
     elif recorded is not None and recorded != _measure(product, source):
         problem = f"has changed since download made it ({_measure(product, source)}, recorded {recorded})"
     else:
@@ -225,6 +227,7 @@ def _record(out: Path, product: str, measure: dict[str, int]) -> None:
         fd, part = tempfile.mkstemp(dir=out, prefix=MANIFEST + ".")
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(manifest, indent=2) + "\n")
+        os.chmod(part, 0o644)  # readable by whoever shares the raw folder, not mkstemp's 0600
         os.replace(part, out / MANIFEST)
 
 

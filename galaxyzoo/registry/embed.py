@@ -17,6 +17,7 @@ formats (`.parquet`, or `.npy` with an index CSV) are `embeddings.py`'s.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def embed_files(model_uri: str, inputs: list[str | Path], out: str | Path, progr
     workers = check_workers(workers)
     files = collect_images(inputs)
     out = Path(out)
+    out = Path(os.path.realpath(out)) if out.is_symlink() else out  # the index CSV goes beside the matrix
     targets = files_of(out, "--out")
     for target in targets:
         check_out(target, files, overwrite)

@@ -204,7 +204,8 @@ def write_outputs(result: Evaluation, out_dir: Path) -> list[Path]:
     """
     writable_folder(out_dir, f"--out {out_dir}")
     metrics_path, table_path = out_dir / names.METRICS_JSON, out_dir / names.PER_QUESTION_CSV
-    staged_metrics, staged_table = (p.with_name(p.name + ".tmp") for p in (metrics_path, table_path))
+    # Hidden names of our own, so a user's `metrics.json.tmp` beside them is never touched.
+    staged_metrics, staged_table = (p.with_name(f".{p.name}.galaxyzoo-partial") for p in (metrics_path, table_path))
     try:
         with writer_lock(metrics_path, wait=True):  # milliseconds: a second evaluate waits, not fails
             try:

@@ -236,8 +236,9 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     if version is None:
         version = int(mlflow.register_model(model_uri, model_name).version)
     else:
-        logger.warning("%s v%d of run %s was left without its description, tags and alias by a promote that "
-                       "stopped; finishing it instead of registering another", model_name, version, run.info.run_id)
+        logger.warning("%s v%d already holds this model of run %s but no alias (a promote that stopped before "
+                       "its alias, or an alias moved on): pointing the alias at it again instead of registering "
+                       "another", model_name, version, run.info.run_id)
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
     facts = _facts(run)
@@ -251,11 +252,12 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
 
 
 def _unfinished_version(client, model_name: str, run_id: str, model_uri: str) -> int | None:
-    """A version of `run_id`'s model `model_uri` that a killed promote registered but never tagged, if any:
-    finished now rather than left in the registry without its description or alias beside a new one."""
+    """A version of `run_id`'s model `model_uri` without an alias, if any: one a killed promote left (the
+    alias is set last) or one whose alias moved on. Finished again rather than registered a second time."""
     versions = client.search_model_versions(f"name = '{mlflow_runs.quote(model_name)}' and run_id = '{run_id}'")
+    # The search leaves `aliases` empty; the version itself has them.
     unfinished = [int(v.version) for v in versions
-                  if v.source == model_uri and names.TAG_SOURCE_RUN not in (v.tags or {}) and not v.aliases]
+                  if v.source == model_uri and not client.get_model_version(model_name, v.version).aliases]
     return min(unfinished) if unfinished else None
 
 
