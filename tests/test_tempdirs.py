@@ -89,3 +89,26 @@ def test_a_scratch_folder_a_sigkill_left_is_swept_by_the_next_one(tmp_path, monk
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted([os.path.basename(again),
                                                                      os.path.basename(again) + ".lock"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_multiprocessings_folder_a_sigkill_leaves_is_swept_by_the_next_process(tmp_path):
+    """Python's own `pymp-*` folder outlives a SIGKILL for good; ours goes with the next process's start."""
+    import os
+
+    code = ("import sys; from galaxyzoo.system.workers import hold_multiprocessing_tempdir\n"
+            "print(hold_multiprocessing_tempdir(), flush=True); sys.stdin.read()")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    first = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=env)
+    killed = first.stdout.readline().strip()
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert killed.startswith(str(tmp_path / "galaxyzoo-mp.tmp-")) and os.path.isdir(killed)
+    second = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=env)
+    try:
+        live = second.stdout.readline().strip()
+        assert not os.path.exists(killed) and os.path.isdir(live)
+    finally:
+        second.communicate("")  # a normal exit removes its own
+    assert list(tmp_path.iterdir()) == [] and not list(tmp_path.glob("pymp-*"))

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing
 import numbers
 import os
 import signal
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import cv2
 import psutil
 
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 
 
 def cpu_count() -> int:
@@ -90,6 +94,24 @@ def keep_image_buffers() -> None:
     libc.mallopt(m_trim_threshold, 64 << 20)
 
 
+def hold_multiprocessing_tempdir() -> Path:
+    """Give multiprocessing's temporary folder (the fork server's socket) a held scratch folder.
+
+    Python makes it `/tmp/pymp-XXXXXXXX` and removes it only at a normal exit, so every SIGKILL
+    left one for good. Here it is `TMP/galaxyzoo-mp.tmp-XXXXXXXX`, held like a `tempdirs.OwnedFolder`
+    while this process lives: the next process that makes one removes those of killed processes.
+    """
+    config = multiprocessing.current_process()._config  # the one hook: multiprocessing.util.get_temp_dir reads it
+    if config.get("tempdir") is None:
+        base = Path(tempfile.gettempdir()) / "galaxyzoo-mp"
+        remove_stale(base, "tmp")
+        folder = OwnedFolder(base, "tmp")
+        folder.path.chmod(0o700)  # as mkdtemp's: a socket other users must not reach
+        atexit.register(folder.close)
+        config["tempdir"] = str(folder.path)
+    return Path(config["tempdir"])
+
+
 def worker_context(preload: str):
     """Workers forked from a clean server process that has imported `preload`.
 
@@ -99,6 +121,7 @@ def worker_context(preload: str):
     session with the module preloaded. Scripts that start workers need an
     `if __name__ == "__main__":` guard.
     """
+    hold_multiprocessing_tempdir()
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
