@@ -92,23 +92,25 @@ def test_a_scratch_folder_a_sigkill_left_is_swept_by_the_next_one(tmp_path, monk
 
 
 def test_multiprocessings_folder_a_sigkill_leaves_is_swept_by_the_next_process(tmp_path):
-    """Python's own `pymp-*` folder outlives a SIGKILL for good; ours goes with the next process's start."""
+    """Python's `pymp-*` folder outlives a SIGKILL for good; held under a lock beside it, the next process
+    sweeps it, and leaves another program's (no lock file) alone."""
     import os
 
     code = ("import sys; from galaxyzoo.system.workers import hold_multiprocessing_tempdir\n"
             "print(hold_multiprocessing_tempdir(), flush=True); sys.stdin.read()")
     env = {**os.environ, "TMPDIR": str(tmp_path)}
+    (tmp_path / "pymp-0therpr0").mkdir()  # another program's, alive or not: not ours to judge
     first = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                              env=env)
     killed = first.stdout.readline().strip()
     first.send_signal(signal.SIGKILL)
     first.wait()
-    assert killed.startswith(str(tmp_path / "galaxyzoo-mp.tmp-")) and os.path.isdir(killed)
+    assert os.path.basename(killed).startswith("pymp-") and os.path.isdir(killed) and os.path.isfile(killed + ".lock")
     second = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                               env=env)
     try:
         live = second.stdout.readline().strip()
-        assert not os.path.exists(killed) and os.path.isdir(live)
+        assert not os.path.exists(killed) and not os.path.exists(killed + ".lock") and os.path.isdir(live)
     finally:
-        second.communicate("")  # a normal exit removes its own
-    assert list(tmp_path.iterdir()) == [] and not list(tmp_path.glob("pymp-*"))
+        second.communicate("")  # a normal exit removes its own, and its lock file
+    assert [p.name for p in tmp_path.iterdir()] == ["pymp-0therpr0"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import multiprocessing
+import multiprocessing.util
 import numbers
 import os
+import shutil
 import signal
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -18,9 +20,10 @@ from pathlib import Path
 
 import cv2
 import psutil
+from filelock import FileLock, Timeout
 
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
+from galaxyzoo.system.locks import lock_path
 
 
 def cpu_count() -> int:
@@ -94,22 +97,36 @@ def keep_image_buffers() -> None:
     libc.mallopt(m_trim_threshold, 64 << 20)
 
 
-def hold_multiprocessing_tempdir() -> Path:
-    """Give multiprocessing's temporary folder (the fork server's socket) a held scratch folder.
+_HELD_TEMPDIR: list = []  # the lock on this process's multiprocessing folder, once taken
 
-    Python makes it `/tmp/pymp-XXXXXXXX` and removes it only at a normal exit, so every SIGKILL
-    left one for good. Here it is `TMP/galaxyzoo-mp.tmp-XXXXXXXX`, held like a `tempdirs.OwnedFolder`
-    while this process lives: the next process that makes one removes those of killed processes.
+
+def hold_multiprocessing_tempdir() -> Path:
+    """Hold multiprocessing's temporary folder (the fork server's socket) under a lock beside it.
+
+    Python makes it `TMP/pymp-XXXXXXXX` and removes it only at a normal exit, so every SIGKILL left
+    one for good. Its `pymp-XXXXXXXX.lock` is held while this process lives; the next process here
+    removes the folders whose lock is free, and no folder without one (another program's). The
+    folder keeps Python's short name: the socket's path must fit AF_UNIX's 108 bytes.
     """
-    config = multiprocessing.current_process()._config  # the one hook: multiprocessing.util.get_temp_dir reads it
-    if config.get("tempdir") is None:
-        base = Path(tempfile.gettempdir()) / "galaxyzoo-mp"
-        remove_stale(base, "tmp")
-        folder = OwnedFolder(base, "tmp")
-        folder.path.chmod(0o700)  # as mkdtemp's: a socket other users must not reach
-        atexit.register(folder.close)
-        config["tempdir"] = str(folder.path)
-    return Path(config["tempdir"])
+    folder = Path(multiprocessing.util.get_temp_dir())
+    if not _HELD_TEMPDIR:
+        for stale in folder.parent.glob("pymp-*.lock"):
+            if stale.with_suffix("") != folder:
+                with contextlib.suppress(Timeout, OSError), FileLock(stale, timeout=0):
+                    shutil.rmtree(stale.with_suffix(""), ignore_errors=True)
+                    stale.unlink(missing_ok=True)
+        lock = FileLock(lock_path(folder))
+        with contextlib.suppress(Timeout, OSError):  # a folder that takes no lock file: Python's behaviour
+            lock.acquire(timeout=0)
+            atexit.register(_release, lock)
+            _HELD_TEMPDIR.append(lock)
+    return folder
+
+
+def _release(lock) -> None:
+    """At exit, after multiprocessing removed its folder: the lock file goes too."""
+    Path(lock.lock_file).unlink(missing_ok=True)
+    lock.release()
 
 
 def worker_context(preload: str):
