@@ -132,3 +132,43 @@ def test_a_ranked_choice_leaves_dirichlet_runs_out_and_says_how_many_members_it_
     assert main(["evaluate", "--model", ensemble_run, "--tracking-uri", uri]) == 2
     assert f"run {ensemble_run} is an ensemble of 2 runs, with no network of its own; name one of its members" \
         in capsys.readouterr().err
+
+
+def test_an_ensemble_run_a_killed_process_left_running_is_closed_by_the_next_ensemble(tmp_path):
+    """SIGKILLed, `ensemble` leaves its run RUNNING; the next one on this machine closes it, not a live one's."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from galaxyzoo.training import ensemble as ensemble_mod
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("galaxyzoo")
+    hold = ("import sys; from filelock import FileLock\n"
+            "lock = FileLock(sys.argv[1] + '.lock'); lock.acquire(); print('held', flush=True); sys.stdin.read()")
+    builders, ids = {}, {}
+    for name in ("killed", "alive"):
+        folder = str(tmp_path / f"galaxyzoo.tmp-{name}")
+        builders[name] = subprocess.Popen([sys.executable, "-c", hold, folder], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True)
+        assert builders[name].stdout.readline().strip() == "held"
+        held = json.dumps({"host": socket.gethostname(), "scratch": folder})
+        ids[name] = client.create_run(experiment, tags={"galaxyzoo.ensemble": "2",
+                                                        "galaxyzoo.ensemble_held_by": held}).info.run_id
+    elsewhere = json.dumps({"host": "another-machine", "scratch": str(tmp_path / "x")})
+    ids["elsewhere"] = client.create_run(experiment, tags={"galaxyzoo.ensemble": "2",
+                                                           "galaxyzoo.ensemble_held_by": elsewhere}).info.run_id
+    builders["killed"].send_signal(signal.SIGKILL)
+    builders["killed"].wait()
+    try:
+        ensemble_mod._close_killed_ensembles(client, experiment)
+    finally:
+        builders["alive"].communicate("")
+    killed = client.get_run(ids["killed"])
+    assert killed.info.status == "FAILED" and "killed" in killed.data.tags["galaxyzoo.closed_why"]
+    assert client.get_run(ids["alive"]).info.status == "RUNNING"
+    assert client.get_run(ids["elsewhere"]).info.status == "RUNNING"

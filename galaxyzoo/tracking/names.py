@@ -111,6 +111,8 @@ TAG_SPLIT_ID = "split_id"  # the training run's TAG_DATA_SPLIT_ID, copied
 
 # ------------------------------------------------------------------ tags of an ensemble run (`galaxyzoo ensemble`)
 TAG_ENSEMBLE = "galaxyzoo.ensemble"  # how many members it averages: what tells an ensemble run from a training
+# The host and held scratch folder of the process building an ensemble: a later ensemble closes a killed one's run.
+TAG_ENSEMBLE_HELD_BY = "galaxyzoo.ensemble_held_by"
 TAG_ENSEMBLE_MEMBERS = "ensemble.members"  # the members' run ids, comma-separated, best first
 # It also carries TAG_SELECTED_BY and TAG_SCOPE (how and among which runs its members were picked).
 
