@@ -66,7 +66,7 @@ def _seconds(value: str, option: str, default: int) -> int:
 def run(args) -> int:
     from mlflow.exceptions import MlflowException
 
-    from galaxyzoo.sweep.trial import shown
+    from galaxyzoo.sweep.trial import spelled
     from galaxyzoo.sweep.worker import DB_RETRY_SECONDS, run_sweep
     from galaxyzoo.tracking.mlflow_runs import run_id_from_env
 
@@ -93,7 +93,7 @@ def run(args) -> int:
                              "rerun the worker once it is back (it repairs what this one left)") from None
     best = "no complete trial yet" if result.best_value is None else (
         f"best {result.best_value:.5f} (run {result.best_run_id}): "
-        + ", ".join(f"{k}={shown(v) if isinstance(v, bool) else v}" for k, v in result.best_params.items())
+        + ", ".join(f"{k}={spelled(v)}" for k, v in result.best_params.items())
     )
     print(f"parent run: {result.parent_run_id}; {best}")
     # Last, so a wrapper reading one line learns whether the study is done.

@@ -201,8 +201,8 @@ def _check_present(product: Path, source: Source, recorded: dict | None) -> None
         problem = "is an empty folder"
     elif not folder and product.stat().st_size == 0:
         problem = "is an empty file"
-    elif recorded is not None and recorded != _measure(product, source):
-        problem = f"has changed since download made it ({_measure(product, source)}, recorded {recorded})"
+    elif recorded is not None and (measured := _measure(product, source)) != recorded:
+        problem = f"has changed since download made it ({measured}, recorded {recorded})"
     else:
         if recorded is None:
             logger.warning("%s was not made by download (no record in %s): used as it is, %s", product,

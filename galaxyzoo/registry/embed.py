@@ -17,7 +17,6 @@ formats (`.parquet`, or `.npy` with an index CSV) are `embeddings.py`'s.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from galaxyzoo.model.network import embedding_model
 from galaxyzoo.registry.embeddings import files_of, write_embeddings
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import EnsembleModel, embed_crops, load_packaged
-from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, collect_images
+from galaxyzoo.registry.predict import CHUNK, atomic_output, check_out, collect_images, written_path
 from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
 
@@ -54,8 +53,7 @@ def embed_files(model_uri: str, inputs: list[str | Path], out: str | Path, progr
     """
     workers = check_workers(workers)
     files = collect_images(inputs)
-    out = Path(out)
-    out = Path(os.path.realpath(out)) if out.is_symlink() else out  # the index CSV goes beside the matrix
+    out = written_path(Path(out))  # through a link: the index CSV goes beside the matrix, at the target
     targets = files_of(out, "--out")
     for target in targets:
         check_out(target, files, overwrite)

@@ -85,6 +85,11 @@ def check_out(out: Path, files: list[Path], overwrite: bool) -> None:
         raise GalaxyZooError(f"--out {out}: the file exists; pass --overwrite to replace it")
 
 
+def written_path(out: Path) -> Path:
+    """The file an `--out` names: itself, or through a symlink its target (the link is kept)."""
+    return Path(os.path.realpath(out)) if out.is_symlink() else out
+
+
 @contextlib.contextmanager
 def atomic_output(out: Path) -> Iterator[Path]:
     """A new temporary file, renamed onto `out` if the block succeeds, else removed.
@@ -95,7 +100,7 @@ def atomic_output(out: Path) -> Iterator[Path]:
     created on entry, so an unwritable folder fails before any work, and a crash
     leaves `out` as it was. Through a symlink the link's target is written, and the link kept.
     """
-    out = Path(os.path.realpath(out)) if out.is_symlink() else out
+    out = written_path(out)
     with folder_for(out.parent, f"--out {out}"):
         try:
             remove_stale(out, "tmp")

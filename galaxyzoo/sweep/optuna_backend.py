@@ -27,7 +27,7 @@ from galaxyzoo.config.sweep_spec import SweepSpec, optuna_class
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.sweep.parent import Worker, beating, close_failed, live, worker_entries
 from galaxyzoo.sweep.storage import JOURNAL, open_storage, study_lock
-from galaxyzoo.sweep.trial import TrialRunner, shown, trial_callback
+from galaxyzoo.sweep.trial import TrialRunner, spelled, trial_callback
 from galaxyzoo.tracking import names
 
 logger = logging.getLogger(__name__)
@@ -235,8 +235,7 @@ def _run_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int
     tags, note = ({}, "") if retry_of is None else ({names.TAG_RETRY_OF: str(retry_of)},
                                                       f"Retries trial {retry_of}, whose worker died.")
     values = spec.sample(OptunaSuggest(trial))
-    logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={shown(v) if isinstance(v, bool) else v}"
-                                                         for k, v in values.items()))
+    logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={spelled(v)}" for k, v in values.items()))
     try:
         run_id, value = runner(
             trial.number, values, callbacks=[trial_callback(trial, spec.study.metric)],

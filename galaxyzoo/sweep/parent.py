@@ -281,9 +281,7 @@ def close_failed(client, run_id: str, why: str, *, trial: bool = False) -> None:
     A trial's checkpoint folder goes too (sweep trials are never resumed, so it would only fill the
     disk), unless a live process holds its lock.
     """
-    tags = {names.TAG_CLOSED_WHY: why, **({names.TAG_TRIAL_STATE: "failed"} if trial else {})}
-    mlflow_runs.set_tags(client, run_id, tags)
-    mlflow_runs.finish_run(client, run_id, "failed")
+    mlflow_runs.close_failed(client, run_id, why, {names.TAG_TRIAL_STATE: "failed"} if trial else None)
     checkpoint = client.get_run(run_id).data.tags.get(names.TAG_CHECKPOINT_DIR) if trial else None
     if checkpoint and Path(checkpoint).is_dir():  # not one on another machine: its lock is not visible here
         with contextlib.suppress(GalaxyZooError), writer_lock(checkpoint):

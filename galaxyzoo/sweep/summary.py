@@ -23,7 +23,7 @@ from typing import Any
 from galaxyzoo.config.sweep_spec import SweepSpec
 from galaxyzoo.sweep.plots import study_plots
 from galaxyzoo.sweep.storage import hide_password
-from galaxyzoo.sweep.trial import shown
+from galaxyzoo.sweep.trial import spelled
 from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, names
 
@@ -77,8 +77,7 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
         tags.update({names.TAG_BEST_TRIAL: str(best.number),
                      names.TAG_BEST_RUN: best.user_attrs.get("mlflow_run_id", "")})
         # full precision, so a value copied into --set reproduces the trial; booleans as the params spell them
-        tags.update({names.TAG_BEST_PARAM_PREFIX + k: shown(v) if isinstance(v, bool) else str(v)
-                     for k, v in best.params.items()})
+        tags.update({names.TAG_BEST_PARAM_PREFIX + k: spelled(v) for k, v in best.params.items()})
     mlflow_runs.set_tags(client, parent_id, tags)
     finished = count["complete"] + count["pruned"]
     if best is None:

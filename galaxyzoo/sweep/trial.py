@@ -106,11 +106,16 @@ def _sentence(text: str) -> str:
 
 
 def shown(value: Any) -> str:
-    """A searched value as the runs table shows it: floats to 4 significant digits, booleans as the
-    params spell them (`true`, `false`), so a filter copied from a tag matches the param."""
+    """A searched value as the runs table shows it: floats to 4 significant digits, else `spelled`."""
+    return f"{value:.4g}" if isinstance(value, float) else spelled(value)
+
+
+def spelled(value: Any) -> str:
+    """A value in full, booleans as the params spell them (`true`, `false`), so a filter copied from a
+    tag or a log line matches the param."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return str(value)
 
 
 def trial_callback(trial, metric: str):

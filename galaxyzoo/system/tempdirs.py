@@ -90,19 +90,24 @@ def remove_stale(out: Path, *tags: str, salvage=None) -> None:
     pattern = re.compile(rf"{re.escape(out.name)}\.(?:{'|'.join(map(re.escape, tags))})-[0-9a-f]{{8}}")
     names = {p.name.removesuffix(".lock") for p in out.parent.iterdir()} if out.parent.is_dir() else set()
     for name in sorted(n for n in names if pattern.fullmatch(n)):
-        folder = out.with_name(name)
-        lock = FileLock(lock_path(folder))
-        try:
-            lock.acquire(timeout=0)
-        except (Timeout, PermissionError):  # its owner is alive, or it is another user's
-            continue
-        try:
-            if salvage is not None:
-                salvage(folder)
-            shutil.rmtree(folder, ignore_errors=True)
-            lock_path(folder).unlink(missing_ok=True)
-        finally:
-            lock.release()
+        remove_unheld(out.with_name(name), salvage)
+
+
+def remove_unheld(folder: Path, salvage=None) -> None:
+    """Remove `folder` and its lock file if no live process holds the lock (`salvage(folder)` first,
+    under it); leave both where the owner is alive, or the lock is another user's."""
+    lock = FileLock(lock_path(folder))
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, PermissionError):
+        return
+    try:
+        if salvage is not None:
+            salvage(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        lock_path(folder).unlink(missing_ok=True)
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ import multiprocessing
 import multiprocessing.util
 import numbers
 import os
-import shutil
 import signal
 import threading
 from collections import deque
@@ -24,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.locks import lock_path
+from galaxyzoo.system.tempdirs import remove_unheld
 
 
 def cpu_count() -> int:
@@ -112,9 +112,8 @@ def hold_multiprocessing_tempdir() -> Path:
     if not _HELD_TEMPDIR:
         for stale in folder.parent.glob("pymp-*.lock"):
             if stale.with_suffix("") != folder:
-                with contextlib.suppress(Timeout, OSError), FileLock(stale, timeout=0):
-                    shutil.rmtree(stale.with_suffix(""), ignore_errors=True)
-                    stale.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    remove_unheld(stale.with_suffix(""))
         lock = FileLock(lock_path(folder))
         with contextlib.suppress(Timeout, OSError):  # a folder that takes no lock file: Python's behaviour
             lock.acquire(timeout=0)

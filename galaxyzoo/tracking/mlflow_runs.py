@@ -240,6 +240,12 @@ def finish_run(client, run_id: str, outcome: str) -> None:
         client.set_terminated(run_id, status)
 
 
+def close_failed(client, run_id: str, why: str, tags: dict[str, str] | None = None) -> None:
+    """End a run its own process can no longer end: FAILED, with `why` in the tag `galaxyzoo.closed_why`."""
+    set_tags(client, run_id, {names.TAG_CLOSED_WHY: why, **(tags or {})})
+    finish_run(client, run_id, "failed")
+
+
 @contextlib.contextmanager
 def recording_outcome(client, run_id: str, pruned: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """End run `run_id` with the outcome of the block: completed, or pruned

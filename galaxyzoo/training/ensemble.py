@@ -134,8 +134,7 @@ def _close_killed_ensembles(client, experiment_id: str) -> None:
         try:
             with FileLock(lock_path(scratch_dir), timeout=0):
                 why = "its ensemble process was killed (its scratch folder's lock was free)"
-                mlflow_runs.set_tags(client, run.info.run_id, {names.TAG_CLOSED_WHY: why})
-                mlflow_runs.finish_run(client, run.info.run_id, "failed")
+                mlflow_runs.close_failed(client, run.info.run_id, why)
                 logger.warning("ensemble: run %s was left RUNNING; %s: closed FAILED", run.info.run_id, why)
         except (Timeout, OSError):
             continue  # its builder is alive

@@ -248,8 +248,7 @@ def _close_killed_before_a_checkpoint(client, experiment_id: str, file_tag: str,
         except GalaxyZooError:
             continue  # a live training holds it
         why = "killed before its first checkpoint: nothing to resume"
-        mlflow_runs.set_tags(client, run.info.run_id, {names.TAG_CLOSED_WHY: why})
-        mlflow_runs.finish_run(client, run.info.run_id, "failed")
+        mlflow_runs.close_failed(client, run.info.run_id, why)
         logger.warning("resume auto: run %s was %s; closed FAILED", run.info.run_id, why)
 
 
