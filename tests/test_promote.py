@@ -35,6 +35,10 @@ def test_promotes_the_best_trial_and_points_the_alias_at_it(finished_sweep, caps
     assert version.run_id == best.info.run_id == result.best_run_id
     assert version.tags["source_run_id"] == best.info.run_id and version.tags["selected_by"] == "min val_rmse"
     description = version.description
+    # the registry's versions table previews the first line unrendered: plain text saying what won
+    first = description.splitlines()[0]
+    assert first.startswith(f"{best.info.run_name}: val_rmse {best.data.metrics['val_rmse']:.5g}, lowest of 2 runs")
+    assert "trained on synthetic galaxies" in first and not any(c in first for c in "*`")
     assert best.info.run_id in description and f"val_rmse: {best.data.metrics['val_rmse']:.5g}" in description
     assert "```yaml" in description and "conv_filters: [8, 16]" in description  # the run's resolved config
     # what goes in and out, how to call it, the data, and what it beat

@@ -262,12 +262,17 @@ def _unfinished_version(client, model_name: str, run_id: str, model_uri: str) ->
 
 
 def _description(client, model_name: str, version: int, ranked: list, metric: str, mode: str, where: str) -> str:
-    """Markdown for the version page: in and out, how to call it, its data, why it won, metrics, config."""
+    """Markdown for the version page: what it is, in and out, how to call it, its data, why it won, metrics,
+    config. The first line is plain text: the registry's versions table shows only its start, unrendered."""
     run = ranked[0]
     metrics, params = run.data.metrics, _facts(run)
     uri = f"models:/{model_name}/{version}"
     size, colour = params.get("data.image_size", "?"), "grayscale" if params.get("data.channels") == "1" else "colour"
+    kind = params.get(names.TAG_DATA_KIND_OF_RUN) or "real"
     lines = [
+        f"{run.info.run_name}: {metric} {metrics[metric]:.5g}, {'lowest' if mode == 'min' else 'highest'} of "
+        f"{len(ranked)} runs; {size} px {colour}, trained on {kind} galaxies.",
+        "",
         "**In**: a DataFrame with one column `image`: a raw 424×424 Galaxy Zoo 2 JPEG (or PNG), "
         f"base64-encoded. The model crops and scales it as in training ({size} px, {colour}).",
         "",
