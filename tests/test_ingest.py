@@ -129,6 +129,7 @@ EXPECTED_REPORT = ing.IngestReport(
     mapping_rows_dropped=4,
     joined_rows=45,
     hart16_rows_unmatched=1,
+    mapping_rows_unmatched=1,  # asset 999, whose objid is not in hart16
     nan_rows=2,
     rows_without_image=2,
     images_found=46,  # 43 joined rows with images + 999, 5, 77
@@ -151,6 +152,12 @@ def test_ingest_counts_every_step(raw, tmp_path):
     report = ing.ingest(raw["raw"], db, progress=False)
     assert report == EXPECTED_REPORT
     assert ing.load_ingest_report(db) == EXPECTED_REPORT
+    # a report stored by an older version, without a count this one keeps, is refused by name
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"DELETE FROM {ing.REPORT_TABLE} WHERE name = 'mapping_rows_unmatched'")
+    conn.close()
+    with pytest.raises(GalaxyZooError, match="has no count mapping_rows_unmatched .*ingest --overwrite"):
+        ing.load_ingest_report(db)
 
 
 def test_galaxy_data_table(raw, tmp_path):

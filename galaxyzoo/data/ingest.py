@@ -106,6 +106,7 @@ class IngestReport:
     )
     joined_rows: int = field(metadata={"help": "rows joined one-to-one on objid = dr7objid"})
     hart16_rows_unmatched: int = field(metadata={"help": "hart16 rows without a mapping row"})
+    mapping_rows_unmatched: int = field(metadata={"help": "mapping rows naming no hart16 galaxy (not used)"})
     nan_rows: int = field(metadata={"help": "joined rows dropped for holding a NaN"})
     rows_without_image: int = field(metadata={"help": "rows dropped for a missing image"})
     images_found: int = field(metadata={"help": "images found ({asset_id}.jpg)"})
@@ -196,6 +197,7 @@ def _ingest(raw: Path, db: Path, progress: bool) -> IngestReport:
         mapping_rows_dropped=len(mapping) - len(clean),
         joined_rows=len(joined),
         hart16_rows_unmatched=len(hart16) - len(joined),
+        mapping_rows_unmatched=len(clean) - len(joined),
         nan_rows=int(nan.sum()),
         rows_without_image=int((~has_image).sum()),
         images_found=len(image_names),
@@ -468,6 +470,10 @@ def load_ingest_report(db_path: str | os.PathLike) -> IngestReport:
         rows = dict(conn.execute(f"SELECT name, count FROM {REPORT_TABLE}"))
     finally:
         conn.close()
+    missing = [f.name for f in fields(IngestReport) if f.name not in rows]
+    if missing:
+        raise GalaxyZooError(f"{db_path}: {REPORT_TABLE} has no count {', '.join(missing)} "
+                             "(written by an older galaxyzoo); run `galaxyzoo ingest --overwrite` again")
     return IngestReport(**{f.name: int(rows[f.name]) for f in fields(IngestReport)})
 
 
