@@ -142,6 +142,22 @@ def test_overrides_parse_yaml_values_and_nested_keys():
     assert cfg.description == "a = b"
 
 
+def test_numbers_read_as_yaml_1_2(tmp_path):
+    """A leading zero is decimal (YAML 1.1 reads `010` as octal 8), in overrides and in files alike."""
+    assert load_experiment(EXPERIMENTS / "baseline.yaml", ["train.seed=010"]).train.seed == 10
+    path = write(tmp_path / "x.yaml", "base: " + str(EXPERIMENTS / "baseline.yaml") + "\ntrain: {epochs: 0012}\n")
+    assert load_experiment(path).train.epochs == 12
+
+
+def test_synthetic_n_range_is_the_generator_s():
+    from galaxyzoo.data.synth.catalogue import MIN_ROWS
+    from galaxyzoo.data.synth.generate import MAX_N
+
+    with pytest.raises(GalaxyZooError, match=f"must be in \\[{MIN_ROWS}, {MAX_N}\\]"):
+        load_experiment(EXPERIMENTS / "baseline.yaml", [f"data.synthetic_n={MAX_N + 1}"])
+    assert load_experiment(EXPERIMENTS / "baseline.yaml", [f"data.synthetic_n={MIN_ROWS}"]).data.synthetic_n == MIN_ROWS
+
+
 def test_short_aliases_and_later_overrides_win():
     cfg = load_experiment(
         EXPERIMENTS / "baseline.yaml",
@@ -272,6 +288,12 @@ def test_errors_name_the_file_that_set_the_key(tmp_path):
         ("=3", "expected KEY=VALUE"),
         ("model.conv_filters=[16,", "model.conv_filters: value is not valid YAML"),
         ("model.dense_dropout=[0.1]", "model.dense_dropout: has 1 values"),
+        # numbers NumPy or the generator would refuse only after the data stages ran
+        ("train.seed=4294967296", "train.seed: must be in [0, 4294967295], got 4294967296"),
+        ("data.synthetic_n=5", "data.synthetic_n: must be in [10, 200000], got 5"),
+        # YAML 1.1's hex and base 60 are text here, so the check names them instead of training on 16 or 90
+        ("train.seed=0x10", "train.seed: expected an integer, got '0x10'"),
+        ("train.epochs=1:30", "train.epochs: expected an integer, got '1:30'"),
     ],
 )
 def test_bad_overrides_name_the_file_override_and_key(override, expected):

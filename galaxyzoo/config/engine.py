@@ -234,8 +234,10 @@ def to_dict(obj: Any) -> Any:
 
 
 class StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice (PyYAML would silently keep the last)
-    and reads `1e-4` (no dot, which YAML 1.1 takes for text) as a number."""
+    """SafeLoader that refuses a key written twice (PyYAML would silently keep the last) and reads
+    numbers as YAML 1.2 does: `1e-4` (no dot, which YAML 1.1 takes for text) is a number, and `010`
+    is ten, not YAML 1.1's octal eight, and `1:30` is text, not base-60 ninety. Hex, binary and
+    `1_000` are text too, so the config check names them instead of a silently different number."""
 
 
 def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -251,9 +253,21 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
     return loader.construct_mapping(node, deep=deep)
 
 
+def _construct_int(loader: StrictLoader, node: yaml.ScalarNode) -> int:
+    return int(loader.construct_scalar(node), 10)  # "010" is ten (SafeLoader's reads it as octal)
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictLoader.add_constructor(_INT, _construct_int)
+StrictLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?\d+$"), list("-+0123456789"))
 StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+    _FLOAT, re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
 )
 
 

@@ -98,7 +98,8 @@ class DataConfig:
     """Where the galaxies come from, how they are cut and how they are split."""
 
     source: str = setting("synthetic", not_empty)  # "synthetic" or a raw GZ2 directory
-    synthetic_n: int = setting(2000, at_least(1))
+    # the generator's range (`synth.catalogue.MIN_ROWS`, `synth.generate.MAX_N`), checked before any work
+    synthetic_n: int = setting(2000, between(10, 200_000))
     synthetic_seed: int = setting(0, at_least(0))
     workdir: str = setting("data", not_empty)  # ingest/prepare/split outputs
     image_size: int = setting(106, between(8, 424))  # at most the images' side (`data.crop.MAX_SIDE`)
@@ -210,7 +211,7 @@ class TrainConfig:
     loss: str = setting("mse", one_of(*LOSSES))
     loss_params: dict[str, Any] = setting({})  # keyword arguments of losses.get_loss
     augment: AugmentConfig = setting(AugmentConfig())
-    seed: int = setting(0, at_least(0))
+    seed: int = setting(0, between(0, 2**32 - 1))  # NumPy's global seed, which Keras sets
     precision: str = setting("float32", one_of(*PRECISIONS))  # float32 by default: reproducible results
     distribute: str = setting("none", one_of(*DISTRIBUTE))
     callbacks: CallbacksConfig = setting(CallbacksConfig())
