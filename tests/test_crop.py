@@ -14,7 +14,9 @@ from galaxyzoo.data.crop import (
     decode_image,
     galaxy_box,
     nearest_contour,
+    oversized,
 )
+from galaxyzoo.registry.crops import preprocess
 
 
 def crop_reference(path: Path) -> tuple[np.ndarray, str]:
@@ -188,6 +190,30 @@ def test_decode_rejects_corrupt_bytes(real_images_dir):
     assert decode_image(data[: len(data) // 2]) is None  # truncated download
     assert decode_image(b"not a jpeg") is None
     assert decode_image(b"") is None
+
+
+def with_header_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """`jpeg` with its frame header (SOF) claiming another size; the pixel data stay as they were."""
+    out, i = bytearray(jpeg), 2
+    while out[i + 1] not in (0xC0, 0xC1, 0xC2):  # walk the marker segments to the frame header
+        i += 2 + int.from_bytes(out[i + 2:i + 4], "big")
+    out[i + 5:i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(out)
+
+
+def test_decode_refuses_a_header_claiming_a_huge_image_before_decoding_it(real_images_dir):
+    """15 kB claiming 30000x30000 would take gigabytes to decode, for a flat grey crop trained as a galaxy."""
+    data = next(real_images_dir.glob("*.jpg")).read_bytes()
+    assert oversized(data) is None and oversized(with_header_size(data, 4240, 4240)) is None
+    wide = with_header_size(data, 5000, 424)
+    assert oversized(wide) == "its header claims 5000x424 pixels, over 4240 a side (GZ2 images are 424x424)"
+    assert decode_image(wide) is None and decode_image(wide, channels=3) is None
+    bomb = with_header_size(data, 30000, 30000)
+    assert decode_image(bomb) is None and "its header claims over" in oversized(bomb)
+    with pytest.raises(ValueError, match=r"^not a readable image \(its header claims 5000x424 pixels"):
+        preprocess(wide, 106, 1)
+    with pytest.raises(ValueError, match=r"^not a readable image \(corrupt or not an image file\)$"):
+        preprocess(b"not a jpeg", 106, 1)
 
 
 def test_branch_names_are_the_contract():

@@ -25,8 +25,12 @@ chroma work when asked for grayscale. The luma plane differs from the seed's
 
 from __future__ import annotations
 
+import io
+import warnings
+
 import cv2
 import numpy as np
+from PIL import Image
 
 BRANCHES = ("center106", "center212", "full", "fallback")
 MAX_SIDE = 424  # the GZ2 images' side: a larger crop would only interpolate (and a store grows with its square)
@@ -34,15 +38,36 @@ THRESHOLD = 30
 MIN_AREA = 100
 _BLUR_KERNEL = (5, 5)
 _DILATE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+# Ten times a GZ2 image's side. A header claiming more (a damaged one, or a decompression bomb: 15 kB
+# that say 30000x30000) would cost gigabytes to decode, in every worker at once, for a flat grey crop.
+MAX_DECODE_SIDE = 4240
+
+
+def oversized(data: bytes) -> str | None:
+    """Why these image bytes are too large to decode, read from their header alone; None when they are not
+    (or when Pillow cannot read the header: OpenCV then decides whether they are an image)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return f"its header claims over {2 * Image.MAX_IMAGE_PIXELS:,} pixels"  # where Pillow raises
+    except Exception:  # noqa: BLE001  (Pillow raises many types for bytes it cannot identify)
+        return None
+    if max(width, height) > MAX_DECODE_SIDE:
+        return f"its header claims {width}x{height} pixels, over {MAX_DECODE_SIDE} a side (GZ2 images are 424x424)"
+    return None
 
 
 def decode_image(data: bytes, channels: int = 1) -> np.ndarray | None:
-    """Decode JPEG (or any OpenCV-readable) bytes once, or return None if they are corrupt.
+    """Decode JPEG (or any OpenCV-readable) bytes once, or return None if they are corrupt
+    or `oversized`.
 
     `channels=1` decodes only the luma plane, (H, W) uint8, which is what makes the crop
     fast; `channels=3` decodes BGR colour, (H, W, 3) uint8.
     """
-    if not data:
+    if not data or oversized(data):
         return None
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     try:

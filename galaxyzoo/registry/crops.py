@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from galaxyzoo.data.crop import crop_image, decode_image, to_unit
+from galaxyzoo.data.crop import crop_image, decode_image, oversized, to_unit
 from galaxyzoo.system.workers import process_map
 
 # The network in the caller already keeps every core busy when it is the slower side; crop workers
@@ -51,7 +51,7 @@ def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
     """
     image = decode_image(data, channels)
     if image is None:
-        raise ValueError("not a readable image (corrupt or not an image file)")
+        raise ValueError(f"not a readable image ({oversized(data) or 'corrupt or not an image file'})")
     crop, branch = crop_image(image, size, channels)
     return to_unit(crop), branch
 
