@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -324,6 +325,56 @@ def test_bad_input_names_file_and_column(raw, tmp_path, file, edit, pattern):
     with pytest.raises(GalaxyZooError, match=pattern):
         ing.ingest(raw["raw"], db, progress=False)
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "file, edit, pattern",
+    [
+        (ing.HART16_FILE, lambda df: df.assign(ra=["1.5"] * 45 + ["east"]),  # a type, found by the re-read
+         r"column 'ra' has value 'east' on line 49, expected a number"),
+        (ing.HART16_FILE, lambda df: df.assign(dec=["12.5"] * 8 + ["inf"] * 38),  # a range
+         r"column 'dec' has value inf on line 12, expected degrees"),
+        (ing.HART16_FILE, lambda df: df.assign(dr7objid=[df["dr7objid"][0]] * 2 + df["dr7objid"].tolist()[2:]),
+         r"column 'dr7objid' repeats 1 value\(s\), e\.g\. \d+ on lines 2, 5"),
+        (ing.MAPPING_FILE, lambda df: df.assign(objid=df["objid"].tolist()[:3] + [""] + df["objid"].tolist()[4:]),
+         r"column 'objid' has 1 empty value\(s\), first on line 7"),
+    ],
+)
+def test_lines_are_counted_in_the_file_with_its_blank_lines(raw, tmp_path, file, edit, pattern):
+    """Blank lines are skipped, but the line an error names is still the one an editor shows."""
+    path = raw["raw"] / file
+    _edit_csv(path, edit)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], "", "", *lines[2:]]) + "\n")  # two blank lines after the first row
+    with pytest.raises(GalaxyZooError, match=pattern):
+        ing.ingest(raw["raw"], tmp_path / "galaxy.sqlite", progress=False)
+
+
+@pytest.mark.parametrize("replace, message", [
+    (lambda path: path.mkdir(), "a folder, not a CSV file"),
+    (lambda path: os.mkfifo(path), r"not a regular file \(a device, pipe or socket\)"),  # read for ever
+    (lambda path: path.symlink_to(path.parent / "gone.csv"), "a link to .*gone.csv, which does not exist"),
+    (lambda path: None, r"file not found \(fetch it with `galaxyzoo download`\)"),
+])
+def test_a_catalogue_that_is_not_a_file_says_what_it_is(raw, tmp_path, capsys, replace, message):
+    path = raw["raw"] / ing.HART16_FILE
+    path.unlink()
+    replace(path)
+    assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(tmp_path / "galaxy.sqlite")]) == 2
+    assert re.search(f"{re.escape(str(path))}: {message}", capsys.readouterr().err)
+
+
+def test_a_count_too_large_for_a_float_is_named_without_a_numpy_warning(raw, tmp_path, recwarn):
+    _edit_csv(raw["raw"] / ing.HART16_FILE, lambda df: df.assign(t03_bar_a06_bar_count=["4"] * 8 + ["1e400"] * 38))
+    with pytest.raises(GalaxyZooError, match="column 't03_bar_a06_bar_count' has value '1e400' on line 10"):
+        ing.ingest(raw["raw"], tmp_path / "galaxy.sqlite", progress=False)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_database_path_through_a_file_names_the_file(raw, tmp_path, capsys):
+    (tmp_path / "notes").write_text("a file where a folder should be")
+    assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(tmp_path / "notes" / "galaxy.sqlite")]) == 2
+    assert f"{tmp_path / 'notes'} is a file, not a folder" in capsys.readouterr().err
 
 
 def test_a_short_row_is_refused_and_a_byte_order_mark_is_read(raw, tmp_path):

@@ -142,8 +142,7 @@ def ingest(
     raw, db = utf8_name(Path(raw_dir), "raw folder"), Path(db_path).resolve()
     hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
     for path in (hart16_path, mapping_path):
-        if not path.is_file():
-            raise GalaxyZooError(f"{path}: file not found (fetch it with `galaxyzoo download`)")
+        _require_file(path)
     if not images_dir.is_dir():
         raise GalaxyZooError(f"{images_dir}: image folder not found (unzip images_gz2.zip there)")
     with writer_lock(db, wait):
@@ -252,14 +251,30 @@ def reduce_classes(gz2_class: pd.Series, counted_in: pd.Series) -> pd.Series:
     return reduced.mask(reduced.isin(super_rare), SUPER_RARE)
 
 
+def _require_file(path: Path) -> None:
+    """Refuse, saying why, a raw CSV that is missing or is not a regular file (a folder, a link to
+    nothing, or a pipe, which would be read for ever)."""
+    if path.is_file():
+        return
+    if path.is_symlink() and not path.exists():
+        raise GalaxyZooError(f"{path}: a link to {os.readlink(path)}, which does not exist")
+    if path.is_dir():
+        raise GalaxyZooError(f"{path}: a folder, not a CSV file")
+    if path.exists():
+        raise GalaxyZooError(f"{path}: not a regular file (a device, pipe or socket)")
+    raise GalaxyZooError(f"{path}: file not found (fetch it with `galaxyzoo download`)")
+
+
 def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -> pd.DataFrame:
     """Read the `dtypes` columns of a CSV with those dtypes.
 
     A missing or repeated column, a row with more fields than the header, or a
     value that does not fit its dtype raises a `GalaxyZooError` naming the
-    file, the column and the line.
+    file, the column and the line. The frame's index is each row's line in the
+    file (blank lines, which pandas skips, would shift a count of rows), so later
+    checks name lines too.
     """
-    header = _check_shape(path)
+    header, lines = _check_shape(path)
     missing = [c for c in dtypes if c not in header]
     if len(header) == 1 and missing and any(sep in header[0] for sep in ";\t"):
         raise GalaxyZooError(f"{path}: one column in its header; expected comma-separated values, not ';' or tabs")
@@ -267,7 +282,8 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
         raise GalaxyZooError(f"{path}: missing column(s) {', '.join(missing)}")
     exact = [c for c in dtypes if c in _EXACT_INTEGERS]
     try:
-        with open(path, "rb") as fh, tqdm.wrapattr(
+        # np.errstate: "1e400" in an integer column is refused below; NumPy's cast warning would come first
+        with np.errstate(invalid="ignore"), open(path, "rb") as fh, tqdm.wrapattr(
             fh, "read", total=path.stat().st_size, desc=f"read {path.name}", unit="B", unit_scale=True,
             disable=not progress,
         ) as tracked:
@@ -277,7 +293,10 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
             df[column] = _exact_integers(df[column], dtypes[column])
     except (ValueError, TypeError, OverflowError) as exc:
         # pandas does not say which column failed; a slower untyped re-read finds it.
-        raise GalaxyZooError(_describe_bad_value(path, dtypes) or f"{path}: cannot read ({exc})") from None
+        raise GalaxyZooError(_describe_bad_value(path, dtypes, lines) or f"{path}: cannot read ({exc})") from None
+    if len(lines) != len(df):  # the csv module and pandas split rows differently: count them as pandas did
+        lines = np.arange(len(df)) + 2
+    df.index = pd.Index(lines, name="line")
     return df
 
 
@@ -289,8 +308,9 @@ def _exact_integers(text: pd.Series, dtype: str) -> pd.Series:
     return text.str.removeprefix("+").astype(dtype)
 
 
-def _check_shape(path: Path) -> list[str]:
-    """The header of a CSV, refusing repeated column names and rows longer than the header.
+def _check_shape(path: Path) -> tuple[list[str], np.ndarray]:
+    """The header of a CSV and the line of each of its rows, refusing repeated column names and rows
+    longer than the header.
 
     pandas would rename a repeated column (`a.1`) and, reading only some columns, drop or
     shift the extra fields of a long row without a word; one pass of the csv module finds both.
@@ -307,6 +327,7 @@ def _check_shape(path: Path) -> list[str]:
                 raise GalaxyZooError(f"{path}: column name(s) {', '.join(repr(c) for c in repeated)} repeated "
                                      "in the header")
             previous = rows.line_num
+            lines = []
             for fields_ in rows:
                 # No GZ2 value holds a line break: a row spanning lines has a stray double quote, which would
                 # join the next row into one field and pair one galaxy's labels with another's image.
@@ -318,6 +339,8 @@ def _check_shape(path: Path) -> list[str]:
                 if fields_ and len(fields_) != len(header):
                     raise GalaxyZooError(f"{path}: line {rows.line_num} has {len(fields_)} fields, "
                                          f"the header {len(header)}")
+                if fields_:
+                    lines.append(rows.line_num)
     except UnicodeDecodeError as exc:
         with open(path, "rb") as fh:
             compressed = fh.read(2) == b"\x1f\x8b"
@@ -325,37 +348,39 @@ def _check_shape(path: Path) -> list[str]:
         raise GalaxyZooError(f"{path}: not a readable CSV file ({hint})") from None
     except (OSError, csv.Error) as exc:
         raise GalaxyZooError(f"{path}: not a readable CSV file ({exc})") from None
-    return header
+    return header, np.asarray(lines, dtype=np.int64)
 
 
 def _check_fractions(df: pd.DataFrame, path: Path) -> None:
     """Every vote fraction lies in [0, 1]: one `inf` would make every training loss NaN."""
     columns = [c for c in _FRACTION_COLUMNS if c in df.columns]
     values = df[columns].to_numpy(dtype=np.float64)
-    _refuse_values(path, columns, values, ~np.isnan(values) & ((values < 0) | (values > 1)), "a fraction in [0, 1]")
+    _refuse_values(path, columns, df.index, values, ~np.isnan(values) & ((values < 0) | (values > 1)),
+                   "a fraction in [0, 1]")
 
 
 def _check_counts(df: pd.DataFrame, path: Path) -> None:
     """Every vote count is at least 0: a negative one would make the vote likelihoods meaningless."""
     columns = schema.target_columns("count")
     values = df[columns].to_numpy(dtype=np.int64)
-    _refuse_values(path, columns, values, values < 0, "a vote count of at least 0")
+    _refuse_values(path, columns, df.index, values, values < 0, "a vote count of at least 0")
 
 
 def _check_positions(df: pd.DataFrame, path: Path) -> None:
     """ra in [0, 360] and dec in [-90, 90] degrees: `inf` or a shifted column would pass as a position."""
     for column, low, high in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
         values = df[[column]].to_numpy(dtype=np.float64)
-        _refuse_values(path, [column], values, ~np.isnan(values) & ~((values >= low) & (values <= high)),
+        _refuse_values(path, [column], df.index, values, ~np.isnan(values) & ~((values >= low) & (values <= high)),
                        f"degrees from {low:g} to {high:g}")
 
 
-def _refuse_values(path: Path, columns: list[str], values: np.ndarray, bad: np.ndarray, expected: str) -> None:
-    """Name the first `bad` value of `values` (rows x `columns`), its line and how many there are."""
+def _refuse_values(path: Path, columns: list[str], lines, values: np.ndarray, bad: np.ndarray, expected: str) -> None:
+    """Name the first `bad` value of `values` (rows x `columns`, the rows on `lines` of the file), its line
+    and how many there are."""
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise GalaxyZooError(f"{path}: column {columns[col]!r} has value {values[row, col].item()!r} on line "
-                             f"{row + 2}, expected {expected} ({int(bad.sum())} such value(s) in all)")
+                             f"{lines[row]}, expected {expected} ({int(bad.sum())} such value(s) in all)")
 
 
 def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int, int]]:
@@ -499,12 +524,14 @@ def _check_target(db: Path, overwrite: bool) -> None:
         raise GalaxyZooError(f"{db}: already exists and {what}; pass --overwrite to replace it")
 
 
-def _describe_bad_value(path: Path, dtypes: dict[str, str]) -> str | None:
-    """Name the first column, line and value that do not fit `dtypes`."""
+def _describe_bad_value(path: Path, dtypes: dict[str, str], lines: np.ndarray) -> str | None:
+    """Name the first column, line (`lines`: each row's) and value that do not fit `dtypes`."""
     try:
         text = pd.read_csv(path, usecols=list(dtypes), dtype="string", encoding="utf-8-sig")
     except ValueError:
         return None
+    if len(lines) != len(text):  # see `read_csv_typed`
+        lines = np.arange(len(text)) + 2
     for column, dtype in dtypes.items():
         if dtype not in _KIND:
             continue
@@ -524,7 +551,7 @@ def _describe_bad_value(path: Path, dtypes: dict[str, str]) -> str | None:
             row = int(np.flatnonzero(bad)[0])
             value = values.iloc[row]
             shown = "an empty value" if pd.isna(value) else f"value {value!r}"
-            return f"{path}: column {column!r} has {shown} on line {row + 2}, expected {_KIND[dtype]}"
+            return f"{path}: column {column!r} has {shown} on line {lines[row]}, expected {_KIND[dtype]}"
     return None
 
 
@@ -534,7 +561,7 @@ def _check_ids(df: pd.DataFrame, column: str, path: Path) -> None:
     empty = df.index[df[column].isna().to_numpy()]
     if len(empty):
         raise GalaxyZooError(
-            f"{path}: column {column!r} has {len(empty)} empty value(s), first on line {empty[0] + 2}"
+            f"{path}: column {column!r} has {len(empty)} empty value(s), first on line {empty[0]}"
         )
 
 
@@ -542,8 +569,7 @@ def _require_unique(df: pd.DataFrame, column: str, path: Path, where: str) -> No
     repeated = df[column][df[column].duplicated(keep=False)]
     if len(repeated):
         value = repeated.iloc[0]
-        # The index is the row's position in the file: line = index + 2 (after the header).
-        lines = ", ".join(str(i + 2) for i in df.index[(df[column] == value).to_numpy()])
+        lines = ", ".join(str(line) for line in df.index[(df[column] == value).to_numpy()])  # `read_csv_typed`
         raise GalaxyZooError(
             f"{path}: column {column!r} repeats {repeated.nunique()} value(s) {where}".rstrip()
             + f", e.g. {value} on lines {lines}"

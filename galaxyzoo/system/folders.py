@@ -22,6 +22,13 @@ def utf8_name(path: Path, what: str) -> Path:
     return path
 
 
+def blocking_file(folder: Path) -> Path | None:
+    """The file standing where `folder` or one of its parents should be, if any: mkdir (or a lock file
+    inside) would only say "File exists" or "Not a directory"."""
+    blocker = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.exists()), None)
+    return blocker if blocker is not None and not blocker.is_dir() else None
+
+
 def writable_folder(folder: Path, what: str) -> Path:
     """Create `folder` (and its parents) if needed and check this process may write in it.
 
@@ -29,8 +36,7 @@ def writable_folder(folder: Path, what: str) -> Path:
     refuses (`/proc`) is a `GalaxyZooError` starting with `what` (e.g. "--out DIR").
     """
     try:
-        blocker = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
-        if not blocker.is_dir():  # mkdir would only say "File exists" or "Not a directory"
+        if blocker := blocking_file(folder):
             raise GalaxyZooError(f"{what}: {blocker} is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         if not os.access(folder, os.W_OK):

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.folders import blocking_file
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ def writer_lock(target: str | Path, wait: bool = False) -> Iterator[None]:
             logger.warning("waiting for %s: another process is writing %s", path, target)
             lock.acquire()
     except OSError as exc:
+        if blocker := blocking_file(path.parent):
+            raise GalaxyZooError(f"{target}: {blocker} is a file, not a folder") from None
         raise GalaxyZooError(f"{target}: cannot write there ({exc.strerror or exc}: {path})") from None
     try:
         yield
