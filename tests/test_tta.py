@@ -67,3 +67,8 @@ def test_tta_on_the_command_line():
     with pytest.raises(SystemExit) as exit_:
         parse(["predict", "--tta", "a.jpg"])  # the value slot took the image
     assert exit_.value.code == 2
+    # --overwrite is the same kind of switch, so the MLproject's predict and embed can pass it (a rerun)
+    for command in ("predict", "embed"):
+        assert parse([command, "a.jpg"]).overwrite is False
+        assert parse([command, "a.jpg", "--overwrite"]).overwrite is True
+        assert parse([command, "a.jpg", "--overwrite", "false"]).overwrite is False

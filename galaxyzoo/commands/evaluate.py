@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from galaxyzoo.commands.images import add_tta_option
+from galaxyzoo.commands.images import add_switch
 
 
 def add_parser(subparsers):
@@ -20,7 +20,7 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE ...",
                    help="override config keys of the model's config (as for `galaxyzoo train`)")
     p.add_argument("--out", default="", metavar="DIR", help="also write metrics.json and per_question_metrics.csv")
-    add_tta_option(p, "also score the mean prediction over the 8 rotations and flips of each crop (logged as "
+    add_switch(p, "--tta", "also score the mean prediction over the 8 rotations and flips of each crop (logged as "
                    "test_*_tta); default: the model's config, evaluate.tta")
     p.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: min(train's, 512))")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")

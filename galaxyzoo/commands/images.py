@@ -16,8 +16,8 @@ def add_image_options(parser, out_default: str, out_help: str, overwrite_help: s
                         help=f"a packaged model URI (default {DEFAULT_MODEL}, set by `galaxyzoo promote`)")
     parser.add_argument("--out", default=out_default, help=out_help)
     if tta_help:
-        add_tta_option(parser, tta_help)
-    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+        add_switch(parser, "--tta", tta_help)
+    add_switch(parser, "--overwrite", overwrite_help, default=False)
     parser.add_argument("--workers", type=int, default=None,
                         help="processes cropping the images while the network runs (default: every core; "
                         "1 crops in this process, then runs the network)")
@@ -25,18 +25,19 @@ def add_image_options(parser, out_default: str, out_help: str, overwrite_help: s
                         help="MLflow store holding the model (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
 
-def add_tta_option(parser, help: str) -> None:
-    """`--tta` alone, or `--tta true|false` (what an MLproject parameter passes)."""
-    parser.add_argument("--tta", nargs="?", const=True, default=None, type=_true_or_false, metavar="true|false",
+def add_switch(parser, flag: str, help: str, default: bool | None = None) -> None:
+    """`flag` alone (true), or `flag true|false`: an MLproject parameter can only pass a value, so a bare
+    flag would be out of its reach (`mlflow run -e predict -P overwrite=true`)."""
+    parser.add_argument(flag, nargs="?", const=True, default=default, type=_true_or_false, metavar="true|false",
                         help=help)
 
 
 def _true_or_false(text: str) -> bool:
     value = {"true": True, "false": False}.get(text.strip().lower())
     if value is None:
-        # A bare `--tta` takes the next word as its value: `predict --tta a.jpg` lands here.
+        # A bare switch takes the next word as its value: `predict --tta a.jpg` lands here.
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r} "
-                                         "(a bare --tta takes the next word: put it last)")
+                                         "(a bare switch takes the next word: put it last)")
     return value
 
 
