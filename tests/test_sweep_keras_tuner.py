@@ -22,6 +22,7 @@ def hyperband_sweep(tiny_experiment, tmp_path) -> Path:
         "params:\n"
         "  train.learning_rate: {low: 1e-3, high: 1e-2, log: true}\n"
         "  model.head: {choices: [sigmoid, softmax-per-question]}\n"
+        "  model.batch_norm: {choices: [true, false]}\n"
     )
     return path
 
@@ -55,6 +56,10 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
     best = table.loc[table["value"].idxmin()]
     assert result.best_run_id == best["mlflow_run_id"]
     assert parent.data.tags["plot_note.intermediate_values"] == "no trial reported per-epoch values"
+    # keras-tuner keeps a boolean choice as 1 or 0; the summary spells it as the trial's param does
+    best_run = client.get_run(result.best_run_id)
+    assert parent.data.tags["best.model.batch_norm"] == best_run.data.params["model.batch_norm"] in ("true", "false")
+    assert result.best_params["model.batch_norm"] in (True, False)
 
     again = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
                       progress=False)
@@ -130,3 +135,23 @@ def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyp
         why = run.data.tags["galaxyzoo.closed_why"]
         assert why == f"the worker of trial {number} died; keras-tuner trains it again"
     assert not checkpoint.exists() and not (tmp_path / "runs" / "dead.lock").exists()
+
+
+def test_the_summary_study_spells_boolean_choices_and_logs_nothing(capfd):
+    """keras-tuner keeps a boolean choice as 1; Optuna would announce the in-memory study it only summarises."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from galaxyzoo.sweep.keras_tuner_backend import _as_optuna_study
+
+    space = {"model.batch_norm": optuna.distributions.CategoricalDistribution([True, False]),
+             "train.batch_size": optuna.distributions.CategoricalDistribution([16, 32])}
+    spec = SimpleNamespace(distributions=lambda: space, study=SimpleNamespace(direction="minimize"))
+    trial = SimpleNamespace(status="COMPLETED", score=0.25, message=None,
+                            hyperparameters=SimpleNamespace(values={"model.batch_norm": 1, "train.batch_size": 32}))
+    runner = SimpleNamespace(run_of=lambda number: None)
+    study = _as_optuna_study(spec, SimpleNamespace(trials={"0": trial}), runner, "kt")
+    params = study.best_trial.params
+    assert params == {"model.batch_norm": True, "train.batch_size": 32} and params["model.batch_norm"] is True
+    assert "A new study created" not in capfd.readouterr().err

@@ -138,6 +138,16 @@ def _tuner_class():
     return MlflowTuner
 
 
+def _as_drawn(distribution, value):
+    """A tuner value as the sweep file wrote it: keras-tuner keeps a boolean choice as 1 or 0, which
+    the summary would show as `best.model.batch_norm=1` beside the trial's param `true`."""
+    import optuna
+
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return next((c for c in distribution.choices if c == value), value)
+    return value
+
+
 def _as_optuna_study(spec: SweepSpec, oracle, runner, study_name: str):
     """The tuner's trials as an in-memory Optuna study (for the shared summary)."""
     import optuna
@@ -145,14 +155,20 @@ def _as_optuna_study(spec: SweepSpec, oracle, runner, study_name: str):
     states = {"COMPLETED": optuna.trial.TrialState.COMPLETE, "FAILED": optuna.trial.TrialState.FAIL,
               "INVALID": optuna.trial.TrialState.FAIL}
     distributions = spec.distributions()
-    study = optuna.create_study(study_name=study_name, direction=spec.study.direction)
+    verbosity = optuna.logging.get_verbosity()
+    # Optuna's "A new study created in memory" would read as if this keras-tuner sweep were an Optuna one
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(study_name=study_name, direction=spec.study.direction)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     for trial_id in sorted(oracle.trials, key=int):
         trial = oracle.trials[trial_id]
         state = states.get(trial.status)
         if state is None:
             continue  # still running or never started
         values = trial.hyperparameters.values
-        params = {k: values[k] for k in distributions if k in values}
+        params = {k: _as_drawn(distributions[k], values[k]) for k in distributions if k in values}
         attrs = {k.replace("/", "_"): v for k, v in values.items() if k.startswith("tuner/")}
         run_id = runner.run_of(int(trial_id))
         if run_id:
