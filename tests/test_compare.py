@@ -103,6 +103,33 @@ def test_cli_on_a_sweep_and_an_experiment(finished_sweep, capsys):
             f"{result.parent_run_id}") in capsys.readouterr().err
 
 
+def test_an_experiment_lists_trainings_and_ensembles_only(tmp_path, capsys):
+    """`mlflow run -e predict` (or evaluate, embed, promote) opens a run in the experiment too, some with
+    test metrics: they trained nothing, so they are not rows beside the trainings."""
+    import mlflow
+
+    from galaxyzoo.tracking import names
+    from stores import seeded_uri
+
+    uri = seeded_uri(tmp_path)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("galaxyzoo")
+    runs = {"training": {names.TAG_CONFIG_HASH: "abc"},
+            "trial": {names.TAG_CONFIG_HASH: "abc", names.TAG_TRIAL_NUMBER: "0", names.TAG_TRIAL_STATE: "complete"},
+            "ensemble": {names.TAG_ENSEMBLE: "2"},
+            "sweep parent": {names.TAG_CONFIG_HASH: "abc", names.TAG_SWEEP: "quickstart"},
+            "evaluate entry point": {}}
+    for name, tags in runs.items():
+        run = client.create_run(experiment, run_name=name, tags=tags)
+        client.log_metric(run.info.run_id, "test_rmse", 0.25)
+        client.set_terminated(run.info.run_id)
+    assert main(["compare", "--experiment-name", "galaxyzoo", "--sort", "test_rmse", "--format", "csv",
+                 "--tracking-uri", uri]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert sorted(table["run"]) == ["ensemble", "training", "trial"]
+    assert table.set_index("run").loc["trial", "state"] == "completed"  # the trial tag's "complete", as trainings
+
+
 def test_an_infinite_metric_read_back_from_sqlite_is_infinite_and_never_ranked(tmp_path):
     """MLflow's SQL store saves ±inf as ±float max; a diverged run must not look finite or rank first."""
     from mlflow.tracking import MlflowClient

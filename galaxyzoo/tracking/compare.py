@@ -36,9 +36,10 @@ def lower_is_better(metric: str) -> bool:
 def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None = None):
     """`(experiment_id, runs)`: the trials of `sweep_run`, or the trainings of `experiment_name`.
 
-    An experiment's listing leaves out the runs that train nothing (sweep
-    parents, `mlflow run -e promote` runs); sweep trials are listed with the
-    other trainings.
+    An experiment's listing keeps the trainings (their `config_hash` tag), sweep
+    trials among them, and the ensembles; it leaves out the runs that train
+    nothing: sweep parents, and the runs `mlflow run` opens for the other entry
+    points (promote, evaluate, predict, embed, a project that never started).
     """
     from mlflow.exceptions import MlflowException
 
@@ -63,7 +64,8 @@ def runs_of(client, *, experiment_name: str | None = None, sweep_run: str | None
             f"no MLflow experiment {experiment_name!r} in {client.tracking_uri} (experiments: {known})"
         )
     runs = [r for r in _search(client, experiment.experiment_id, None)
-            if names.TAG_SWEEP not in r.data.tags and names.TAG_PROMOTE not in r.data.tags]
+            if names.TAG_SWEEP not in r.data.tags
+            and (names.TAG_CONFIG_HASH in r.data.tags or names.TAG_ENSEMBLE in r.data.tags)]
     return experiment.experiment_id, runs
 
 
@@ -103,7 +105,7 @@ def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
             "run": run.info.run_name or run.info.run_id[:8],
             "run_id": run.info.run_id,
             "trial": tags.get(names.TAG_TRIAL_NUMBER, ""),
-            "state": tags.get(names.TAG_TRIAL_STATE) or tags.get(names.TAG_OUTCOME) or run.info.status.lower(),
+            "state": _state(tags.get(names.TAG_TRIAL_STATE) or tags.get(names.TAG_OUTCOME) or run.info.status.lower()),
             "duration": _duration(run),
         }
         row.update({m: metric_value(run, m) for m in metrics})
@@ -120,6 +122,12 @@ def runs_table(runs, sort: str = "val_rmse") -> pd.DataFrame:
     table = table.rename(columns={c: c.removeprefix("param:") for c in differing})
     table = table.sort_values(sort, ascending=lower_is_better(sort), na_position="last", kind="stable")
     return table.reset_index(drop=True)
+
+
+def _state(state: str) -> str:
+    """One word per outcome: a trial's `complete` (its tag's value, which UI filters use) shows as a
+    training's `completed`."""
+    return "completed" if state == "complete" else state
 
 
 def _metric_order(name: str) -> tuple[int, str]:
