@@ -42,9 +42,9 @@ def test_refuses_an_existing_out_unless_overwrite(images, capsys):
     err = capsys.readouterr().err
     assert f"galaxyzoo: error: --out {out}: the file exists; pass --overwrite" in err and len(err.splitlines()) == 1
     assert out.read_text() == "earlier results\n"
-    # with --overwrite the check passes and the next step (loading the model) is what fails
+    # with --overwrite the check passes and the next step (opening the model's store) is what fails
     assert _predict(folder, out, "--overwrite") == 2
-    assert "cannot load model" in capsys.readouterr().err
+    assert "no such database" in capsys.readouterr().err
     assert out.read_text() == "earlier results\n" and _left_over(folder.parent) == []
 
 
@@ -192,3 +192,18 @@ def test_a_damaged_packaged_model_is_one_line(tmp_path):
     pickled.write_bytes(pickled.read_bytes()[:20])
     with pytest.raises(GalaxyZooError, match=r"its files are damaged or incomplete \(UnpicklingError"):
         load_packaged(str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize("command", ["predict", "embed"])
+def test_a_registered_model_outside_its_store_names_the_store_and_creates_none(images, tmp_path, monkeypatch, capsys,
+                                                                               command):
+    """Run away from the project folder, MLflow would make an empty ./mlflow.db and say the model is not
+    registered, as if promote had failed."""
+    folder, _ = images
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main([command, str(folder), "--model", NO_MODEL, "--out", str(tmp_path / "out.parquet")]) == 2
+    assert f"no such database {elsewhere / 'mlflow.db'}; name the store" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "out.parquet").exists()

@@ -133,8 +133,7 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
     out = Path(out)
     check_out(out, files, overwrite)
     with atomic_output(out) as tmp:
-        if tracking_uri:
-            mlflow_runs.connect(tracking_uri)
+        mlflow_runs.connect_for_model(model_uri, tracking_uri)
         model = load_packaged(model_uri)
         if tta and not takes_tta(model):
             raise GalaxyZooError(f"--tta: {model_uri} was packaged before test-time augmentation existed (its "

@@ -66,6 +66,14 @@ def tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
 
 
+def connect_for_model(model_uri: str, configured: str | None) -> None:
+    """Point MLflow at the store a `models:/` or `runs:/` URI is read from (`configured`, else the default of
+    `tracking_uri`), refusing one that does not exist: run outside the project folder, MLflow would create
+    an empty ./mlflow.db and say the model is not registered. A model folder needs no store."""
+    if configured or urlparse(model_uri).scheme in ("models", "runs"):
+        connect(tracking_uri(configured), create=False)
+
+
 def connect(uri: str, *, create: bool = True):
     """Point the fluent MLflow API at `uri`; return a client for the same store.
 
