@@ -66,8 +66,8 @@ def disk_labels(truth: pd.DataFrame, asset_ids: np.ndarray) -> pd.DataFrame:
 
 def arm_blind_targets(truth: pd.DataFrame, expected: np.ndarray, asset_ids: np.ndarray, seed: int,
                       replicates: int) -> np.ndarray:
-    """`expected` (the test galaxies' expected targets, (N, 37)) with each armed disk's row replaced by the
-    mean over arm counts and windings, weighted by the generator's draw (`morphology.ARM_COUNTS` and the
+    """`expected` (the test galaxies' expected targets, (N, 37)) with each armed disk's t10 and t11 answers
+    replaced by their mean over arm counts and windings, weighted by the generator's draw (`morphology.ARM_COUNTS` and the
     winding's dependence on the bulge). Each galaxy's morphology is drawn again from its own stream of the
     sample's `seed` (the rows of `truth.csv` are in galaxy order), so every other property stays its own."""
     import dataclasses
@@ -76,6 +76,9 @@ def arm_blind_targets(truth: pd.DataFrame, expected: np.ndarray, asset_ids: np.n
     from galaxyzoo.data.synth.morphology import ARM_COUNTS, sample_morphology, winding_shares
     from galaxyzoo.data.synth.volunteers import expected_targets, true_probabilities, visibility
 
+    from galaxyzoo import schema
+
+    arm_answers = np.r_[schema.QUESTION_BY_ID["t10"].slice, schema.QUESTION_BY_ID["t11"].slice]
     index = pd.Series(np.arange(len(truth)), index=truth["asset_id"])
     rng = np.random.default_rng(1)
     blind = expected.copy()
@@ -88,7 +91,7 @@ def arm_blind_targets(truth: pd.DataFrame, expected: np.ndarray, asset_ids: np.n
         probs = np.stack([true_probabilities(c) for c, _ in combos])
         weights = np.array([w for _, w in combos])
         targets = expected_targets(probs, visibility(m), rng, replicates)
-        blind[row] = weights @ targets / weights.sum()
+        blind[row, arm_answers] = (weights @ targets / weights.sum())[arm_answers]  # nothing else depends on them
     return blind
 
 
@@ -176,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replicates", type=int, default=100, help="re-votes per test galaxy for the floors")
     parser.add_argument("--no-network", action="store_true", help="only the floors: train no probe")
     args = parser.parse_args(argv)
+    for name in ("epochs", "replicates"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     overrides = ["data.source=synthetic", f"data.synthetic_n={args.n}", "data.synthetic_seed=2026",
                  f"data.workdir={args.workdir}", *(["train.precision=bfloat16"] if args.bf16 else [])]
     build_data("improved.yaml", overrides)
@@ -221,4 +227,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from galaxyzoo.errors import GalaxyZooError
+
+    try:
+        main()
+    except GalaxyZooError as exc:  # e.g. --n out of the generator's range: one line, as the CLI gives
+        print(f"arm_legibility: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -253,6 +253,16 @@ def _no_spiral(winding: str = WINDINGS[1]) -> dict:
     return {"n_arms": 0, "winding": winding, "arm_strength": 0.0}
 
 
+def winding_shares(bulge_fraction: float) -> tuple[float, float, float]:
+    """How often a spiral with this bulge is drawn tight, medium or loose (`WINDINGS`).
+
+    Bulgier disks wind their arms tighter (the Hubble sequence); real GZ2 spirals are
+    mostly tight (t10 means 0.27 / 0.18 / 0.07).
+    """
+    t = min(1.0, bulge_fraction / 0.5)
+    return 0.50 + 0.35 * t, 0.34 - 0.20 * t, 0.16 - 0.15 * t
+
+
 def _sample_elliptical(rng: np.random.Generator) -> dict:
     return {
         "axis_ratio": _clamp(rng.beta(5.0, 1.6), 0.2, 1.0),  # real ellipticals are mostly round (t07 cigar rare)
@@ -280,10 +290,7 @@ def _sample_disk(rng: np.random.Generator) -> dict:
         n_arms = ARM_COUNTS[_pick(rng, [c[0] for c in ARM_COUNTS])][1]
         if n_arms == 5:
             n_arms = int(rng.integers(5, 8))
-        # Bulgier disks wind their arms tighter (the Hubble sequence).
-        t = min(1.0, bulge_fraction / 0.5)
-        # real GZ2 spirals are mostly tight (t10 means 0.27 / 0.18 / 0.07)
-        winding = WINDINGS[_pick(rng, (0.50 + 0.35 * t, 0.34 - 0.20 * t, 0.16 - 0.15 * t))]
+        winding = WINDINGS[_pick(rng, winding_shares(bulge_fraction))]
         arms = {"n_arms": n_arms, "winding": winding, "arm_strength": float(rng.uniform(0.6, 1.0))}
     return {
         "axis_ratio": float(rng.uniform(0.3, 1.0)),
