@@ -1,6 +1,7 @@
 """`galaxyzoo ensemble`: the mean of the best runs, scored and packaged as one run that promote registers."""
 
 import base64
+import os
 import shutil
 
 import numpy as np
@@ -153,15 +154,16 @@ def test_an_ensemble_run_a_killed_process_left_running_is_closed_by_the_next_ens
     builders, ids = {}, {}
     for name in ("killed", "alive"):
         folder = str(tmp_path / f"galaxyzoo.tmp-{name}")
+        os.mkdir(folder)  # a scratch folder exists while it is held
         builders[name] = subprocess.Popen([sys.executable, "-c", hold, folder], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, text=True)
         assert builders[name].stdout.readline().strip() == "held"
         held = json.dumps({"host": socket.gethostname(), "scratch": folder})
         ids[name] = client.create_run(experiment, tags={"galaxyzoo.ensemble": "2",
-                                                        "galaxyzoo.ensemble_held_by": held}).info.run_id
+                                                        "galaxyzoo.held_by": held}).info.run_id
     elsewhere = json.dumps({"host": "another-machine", "scratch": str(tmp_path / "x")})
     ids["elsewhere"] = client.create_run(experiment, tags={"galaxyzoo.ensemble": "2",
-                                                           "galaxyzoo.ensemble_held_by": elsewhere}).info.run_id
+                                                           "galaxyzoo.held_by": elsewhere}).info.run_id
     builders["killed"].send_signal(signal.SIGKILL)
     builders["killed"].wait()
     try:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -156,8 +157,12 @@ def test_run_artifacts_log_plots_table_config_and_model(first_run, tmp_path):
     assert info.saved_input_example_info is not None
     model = mlflow.keras.load_model(model_dir)
     assert model.predict(np.zeros((2, 32, 32, 1), np.float32), verbose=0).shape == (2, 37)
-    # The checkpoint served only a resume; the finished run's folder is gone.
-    assert not Path(client.get_run(result.run_id).data.tags["checkpoint_dir"]).exists()
+    # The checkpoint served only a resume; the finished run's folder is gone, and so is the scratch folder
+    # its trainer held from the run's creation (galaxyzoo.held_by: how a kill before the checkpoint is seen).
+    tags = client.get_run(result.run_id).data.tags
+    assert not Path(tags["checkpoint_dir"]).exists()
+    held = json.loads(tags["galaxyzoo.held_by"])
+    assert held["scratch"].startswith(tempfile.gettempdir()) and not Path(held["scratch"]).exists()
 
 
 def test_same_config_on_same_data_reproduces_the_metrics(first_run, tiny_experiment):
@@ -429,6 +434,38 @@ def test_resume_auto_closes_runs_killed_before_their_first_checkpoint_that_no_on
     for name in ("live", "resumable", "other"):
         assert client.get_run(ids[name]).info.status == "RUNNING" and folders[name].is_dir()
     assert client.get_run(ids["elsewhere"]).info.status == "RUNNING" and not folders["elsewhere"].exists()
+
+
+def test_resume_auto_closes_a_run_killed_before_it_named_its_checkpoint_folder(tmp_path):
+    """Between creating its run and naming its folder a kill leaves no checkpoint_dir tag: the scratch folder the
+    run names from its creation (galaxyzoo.held_by) tells the dead trainer from a live one."""
+    import json
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    from galaxyzoo.system.locks import writer_lock
+    from galaxyzoo.training import run as training_run
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("galaxyzoo")
+    same = {"config_hash": "abc", "experiment_file": "x.yaml"}
+    held = {name: tmp_path / f"galaxyzoo-train.tmp-{name}" for name in ("dead", "live", "swept")}
+    held["dead"].mkdir()
+    held["live"].mkdir()  # "swept": a later command removed the killed trainer's unheld folder
+    ids = {name: client.create_run(experiment, tags={**same, "galaxyzoo.held_by": json.dumps(
+        {"host": socket.gethostname(), "scratch": str(folder)})}).info.run_id for name, folder in held.items()}
+    ids["elsewhere"] = client.create_run(experiment, tags={**same, "galaxyzoo.held_by": json.dumps(
+        {"host": "another-machine", "scratch": str(tmp_path / "x")})}).info.run_id
+    ids["untagged"] = client.create_run(experiment, tags=same).info.run_id  # made before the tag existed
+    with writer_lock(held["live"]):  # its trainer is still between creating the run and naming its folder
+        training_run._close_killed_before_a_checkpoint(client, experiment, "x.yaml", "abc")
+    for name in ("dead", "swept"):
+        run = client.get_run(ids[name])
+        assert run.info.status == "FAILED", name
+        assert run.data.tags["galaxyzoo.closed_why"] == "killed before its first checkpoint: nothing to resume"
+    for name in ("live", "elsewhere", "untagged"):
+        assert client.get_run(ids[name]).info.status == "RUNNING", name
 
 
 def test_resume_refuses_finished_unknown_and_differently_configured_runs(first_run, tiny_experiment):

@@ -20,6 +20,7 @@ Where runs go, in order of precedence:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import re
@@ -30,6 +31,7 @@ from urllib.parse import urlparse
 
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
+from galaxyzoo.system.locks import lock_path
 from galaxyzoo.tracking import names
 
 DEFAULT_DB = "mlflow.db"
@@ -246,6 +248,38 @@ def finish_run(client, run_id: str, outcome: str) -> None:
         mlflow.end_run(status)
     else:
         client.set_terminated(run_id, status)
+
+
+def held_by(folder: str) -> str:
+    """The `TAG_HELD_BY` value for a run whose process holds the scratch folder `folder` on this machine."""
+    import socket
+
+    return json.dumps({"host": socket.gethostname(), "scratch": folder})
+
+
+def holder_dead(client, run) -> bool:
+    """Whether `run` is still RUNNING although the process that created it is certainly gone: its
+    `TAG_HELD_BY` folder is on this machine and no process holds it (the kernel drops the lock with a
+    killed process; a finished one removed the folder after ending its run, which the status read last
+    tells). False for a run made on another machine, whose lock cannot be seen from here, or without the tag."""
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    try:
+        held = json.loads(run.data.tags.get(names.TAG_HELD_BY, ""))
+        folder, host = Path(str(held["scratch"])), held["host"]
+    except (ValueError, TypeError, KeyError):
+        return False
+    if host != socket.gethostname():
+        return False
+    if folder.is_dir():
+        try:
+            with FileLock(lock_path(folder), timeout=0):
+                pass
+        except (Timeout, OSError):
+            return False  # held: its process is alive
+    return client.get_run(run.info.run_id).info.status == "RUNNING"
 
 
 def close_failed(client, run_id: str, why: str, tags: dict[str, str] | None = None) -> None:

@@ -35,6 +35,9 @@ def member_artifact(index: int, artifact: str) -> str:
 TAG_EXPERIMENT_FILE = "experiment_file"
 TAG_CONFIG_HASH = "config_hash"  # every galaxyzoo training run carries it
 TAG_CHECKPOINT_DIR = "checkpoint_dir"
+# A training or ensemble run, from its creation: the host and the scratch folder its process holds, so a later
+# command tells a run a SIGKILL left RUNNING (the folder's lock is free) from one still at work.
+TAG_HELD_BY = "galaxyzoo.held_by"
 TAG_OUTCOME = "outcome"  # running / completed / failed / interrupted / pruned
 TAG_FAILURE = "failure_reason"  # why a failed run failed: the error's one line
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run
@@ -111,8 +114,6 @@ TAG_SPLIT_ID = "split_id"  # the training run's TAG_DATA_SPLIT_ID, copied
 
 # ------------------------------------------------------------------ tags of an ensemble run (`galaxyzoo ensemble`)
 TAG_ENSEMBLE = "galaxyzoo.ensemble"  # how many members it averages: what tells an ensemble run from a training
-# The host and held scratch folder of the process building an ensemble: a later ensemble closes a killed one's run.
-TAG_ENSEMBLE_HELD_BY = "galaxyzoo.ensemble_held_by"
 TAG_ENSEMBLE_MEMBERS = "ensemble.members"  # the members' run ids, comma-separated, best first
 # It also carries TAG_SELECTED_BY and TAG_SCOPE (how and among which runs its members were picked).
 

@@ -34,9 +34,7 @@ over it; `galaxyzoo promote --run ID` registers it.
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +42,6 @@ from galaxyzoo.config.experiment import CONCENTRATION_HEAD, load_experiment
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.model.ensemble import MeanOfModels
 from galaxyzoo.registry import evaluate, packaged, promote
-from galaxyzoo.system.locks import lock_path
 from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri
@@ -98,7 +95,7 @@ def ensemble(
     _close_killed_ensembles(client, best.info.experiment_id)
     with scratch() as tmp:
         # Held (locked) while this process lives: the run is created only once its marker is.
-        tags[names.TAG_ENSEMBLE_HELD_BY] = json.dumps({"host": socket.gethostname(), "scratch": tmp})
+        tags[names.TAG_HELD_BY] = mlflow_runs.held_by(tmp)
         config_path, configs = _shared_configs(client, members, Path(tmp))
         with mlflow_runs.open_run(client, experiment_id=best.info.experiment_id, run_id=project_run_id,
                                   run_name=f"ensemble of {len(ids)}", tags=tags) as active:
@@ -115,29 +112,17 @@ def ensemble(
 def _close_killed_ensembles(client, experiment_id: str) -> None:
     """Close FAILED the ensemble runs a killed `ensemble` on this machine left RUNNING for ever.
 
-    Each run names the scratch folder its process held (`TAG_ENSEMBLE_HELD_BY`); the kernel
+    Each run names the scratch folder its process held (`TAG_HELD_BY`); the kernel
     dropped that lock with the process, so a free lock is a dead builder. Runs built on another
     machine are left alone: their lock is not visible here.
     """
-    from filelock import FileLock, Timeout
-
     running = client.search_runs([experiment_id], f"tags.`{names.TAG_ENSEMBLE}` != '' and "
                                                    "attributes.status = 'RUNNING'")
     for run in running:
-        try:
-            held = json.loads(run.data.tags.get(names.TAG_ENSEMBLE_HELD_BY, ""))
-            scratch_dir, host = str(held["scratch"]), held["host"]
-        except (ValueError, TypeError, KeyError):
-            continue  # made before the tag existed, or by `mlflow run`'s own run: nothing to judge by
-        if host != socket.gethostname():
-            continue
-        try:
-            with FileLock(lock_path(scratch_dir), timeout=0):
-                why = "its ensemble process was killed (its scratch folder's lock was free)"
-                mlflow_runs.close_failed(client, run.info.run_id, why)
-                logger.warning("ensemble: run %s was left RUNNING; %s: closed FAILED", run.info.run_id, why)
-        except (Timeout, OSError):
-            continue  # its builder is alive
+        if mlflow_runs.holder_dead(client, run):
+            why = "its ensemble process was killed (its scratch folder's lock was free)"
+            mlflow_runs.close_failed(client, run.info.run_id, why)
+            logger.warning("ensemble: run %s was left RUNNING; %s: closed FAILED", run.info.run_id, why)
 
 
 def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int, metric: str, mode: str):

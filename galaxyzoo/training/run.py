@@ -43,6 +43,7 @@ from galaxyzoo.config.experiment import (ExperimentConfig, config_hash, dump_yam
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.locks import remove_with_lock_file, writer_lock
+from galaxyzoo.system.tempdirs import scratch
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.fit import fitting, make_loss
@@ -155,6 +156,8 @@ def train(
         keras.utils.set_random_seed(cfg.train.seed)
 
         tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, init, extra_tags)
+        if not resuming:  # held while this process lives: a kill before its checkpoint folder is named is seen
+            tags[names.TAG_HELD_BY] = mlflow_runs.held_by(checkpoint_lock.enter_context(scratch("galaxyzoo-train")))
         name = run_name or cfg.tracking.run_name or cfg.name
         with mlflow_runs.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
                                   run_name=None if resuming else name, tags=tags,
@@ -228,28 +231,43 @@ def _choose_run(client, cfg, resume, env_run, parent_run_id, file_tag, chash) ->
 
 
 def _close_killed_before_a_checkpoint(client, experiment_id: str, file_tag: str, chash: str) -> None:
-    """Close FAILED the RUNNING runs of this config that no process trains (their checkpoint folder's lock is
-    free) and that never wrote a checkpoint: killed before their first epoch ended, nothing can resume them,
-    and they would stay RUNNING for ever. Their folder goes with them."""
+    """Close FAILED the RUNNING runs of this config that no process trains and that never wrote a checkpoint:
+    killed before their first epoch ended, nothing can resume them, and they would stay RUNNING for ever.
+    Their folder goes with them."""
     runs = client.search_runs([experiment_id], f"tags.{names.TAG_CONFIG_HASH} = '{chash}' and "
                                                f"tags.{names.TAG_EXPERIMENT_FILE} = '{mlflow_runs.quote(file_tag)}' "
                                                "and attributes.status = 'RUNNING'")
     for run in runs:
-        folder = run.data.tags.get(names.TAG_CHECKPOINT_DIR)  # set only once its trainer held the lock
-        if names.PARENT_TAG in run.data.tags or not folder or (Path(folder) / cb.STATE_FILE).is_file():
-            continue  # a sweep repairs its trials; a checkpoint is resumed below
-        if not Path(folder).is_dir():
-            continue  # trained on another machine (its lock cannot be seen from here), or already cleaned up
-        try:
-            with writer_lock(folder):
-                if client.get_run(run.info.run_id).info.status != "RUNNING":
-                    continue  # it finished (or was closed) between the search and the lock
-                remove_with_lock_file(folder)
-        except GalaxyZooError:
-            continue  # a live training holds it
-        why = "killed before its first checkpoint: nothing to resume"
-        mlflow_runs.close_failed(client, run.info.run_id, why)
-        logger.warning("resume auto: run %s was %s; closed FAILED", run.info.run_id, why)
+        if names.PARENT_TAG in run.data.tags:
+            continue  # a sweep repairs its trials
+        if _abandoned(client, run):
+            why = "killed before its first checkpoint: nothing to resume"
+            mlflow_runs.close_failed(client, run.info.run_id, why)
+            logger.warning("resume auto: run %s was %s; closed FAILED", run.info.run_id, why)
+
+
+def _abandoned(client, run) -> bool:
+    """Whether `run` (RUNNING when searched) has no checkpoint and no live trainer; its folder is removed then.
+
+    Its checkpoint folder's lock is held by its trainer from the moment the folder is named; before that,
+    the scratch folder it names in `TAG_HELD_BY` (from its creation) is. The status is read again once the
+    lock is known free: the run may have ended between the search and now.
+    """
+    folder = run.data.tags.get(names.TAG_CHECKPOINT_DIR)
+    if not folder:  # killed between creating the run and naming its folder (or still in that instant)
+        return mlflow_runs.holder_dead(client, run)
+    if (Path(folder) / cb.STATE_FILE).is_file():
+        return False  # a checkpoint: resumed instead
+    if not Path(folder).is_dir():
+        return False  # trained on another machine (its lock cannot be seen from here), or already cleaned up
+    try:
+        with writer_lock(folder):
+            if client.get_run(run.info.run_id).info.status != "RUNNING":
+                return False
+            remove_with_lock_file(folder)
+            return True
+    except GalaxyZooError:
+        return False  # a live training holds it
 
 
 def _check_resumable(client, run_id: str, cfg: ExperimentConfig, chash: str) -> str:
