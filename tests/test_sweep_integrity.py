@@ -61,6 +61,24 @@ def test_worker_waits_for_a_trial_running_elsewhere_then_retries_it(tiny_sweep_f
     assert result.parent_run_id != stray and parent.info.status == "FINISHED"
 
 
+def test_a_parent_left_without_its_setup_artifacts_gets_them_from_the_next_worker(tiny_sweep_file, tmp_path):
+    """A worker killed just after creating the parent run leaves it without sweep.yaml and base_config.yaml;
+    the worker that takes the parent over uploads them, and one that finds them leaves them be."""
+    from galaxyzoo.config.sweep_spec import load_sweep
+    from galaxyzoo.sweep.parent import log_setup
+    from galaxyzoo.tracking import mlflow_runs
+
+    client = _client(tmp_path)
+    parent = client.create_run(mlflow_runs.experiment_id(client, "galaxyzoo")).info.run_id
+    spec = load_sweep(tiny_sweep_file)
+    setup = (spec, spec.base_config([]), [], "s", "sqlite:///optuna.db", 2, "optuna")
+    log_setup(client, parent, *setup)
+    artifacts = {f.path: f.file_size for f in client.list_artifacts(parent)}
+    assert set(artifacts) == {"sweep.yaml", "base_config.yaml"}
+    log_setup(client, parent, *setup)
+    assert {f.path: f.file_size for f in client.list_artifacts(parent)} == artifacts
+
+
 def test_a_waiting_worker_looks_again_every_few_seconds_not_every_heartbeat(monkeypatch):
     """Waiting on trials running elsewhere, a worker looks at the study every WAIT_POLL_SECONDS (when
     the heartbeat is longer), so it ends soon after the last of them finishes rather than a heartbeat later."""

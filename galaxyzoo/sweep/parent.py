@@ -3,7 +3,7 @@
 ```python
 key = sweep_key("quickstart", storage)
 with study_lock(storage, "quickstart"):
-    parent_id, created = join_parent(client, experiment_id, key, "quickstart", storage, tags, me, 60, None)
+    parent_id = join_parent(client, experiment_id, key, "quickstart", storage, tags, me, 60, None)
 with worker_on(client, parent_id, me, 60, lock) as leave:
     ...  # trials; leave.update(ran=n) goes into this worker's final entry
 ```
@@ -114,8 +114,8 @@ def worker_entries(run) -> dict[str, dict[str, Any]]:
 
 
 def join_parent(client, experiment_id: str, key: str, study_name: str, storage: str, tags: dict[str, str],
-                me: Worker, heartbeat_seconds: int, env_run: str | None) -> tuple[str, bool]:
-    """`(parent run id, whether this worker created it)`; call it under the study lock.
+                me: Worker, heartbeat_seconds: int, env_run: str | None) -> str:
+    """The parent run id, found or created; call it under the study lock.
 
     The study's parent is the oldest run tagged with its `key`. One left
     RUNNING by killed workers is taken over (tag `galaxyzoo.recovered`); a
@@ -147,11 +147,11 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
         if env_run:  # under `mlflow run`, the run it made is the parent
             mlflow_runs.set_tags(client, env_run, {**tags, **name})
             client.update_run(env_run, name=name[names.TAG_RUN_NAME])
-            return env_run, True
+            return env_run
         from mlflow.tracking.context.registry import resolve_tags
 
         run = client.create_run(experiment_id, tags=resolve_tags({**tags, **name}), run_name=name[names.TAG_RUN_NAME])
-        return run.info.run_id, True
+        return run.info.run_id
     parent_id = parent.info.run_id
     lost = _lost(parent, now)
     if parent.info.status == "RUNNING" and not any(live(e, now) for e in worker_entries(parent).values()):
@@ -167,7 +167,7 @@ def join_parent(client, experiment_id: str, key: str, study_name: str, storage: 
         mlflow_runs.set_tags(client, env_run, {names.TAG_PARENT_OF_WORKER: parent_id, names.TAG_NOTE:
                                                f"a worker of sweep {study_name}; its trials nest under run {parent_id}"})
     logger.info("joining the parent run %s of study %s", parent_id, study_name)
-    return parent_id, False
+    return parent_id
 
 
 def _lost(run, now: float) -> dict[str, str]:
@@ -176,10 +176,10 @@ def _lost(run, now: float) -> dict[str, str]:
             for tag, entry in worker_entries(run).items() if entry.get("state") == "running" and not live(entry, now)}
 
 
-def log_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, storage, n_trials, backend, *,
-              artifacts: bool):
-    """The parent run's params (settings, searched ranges) and, when it is new, artifacts (sweep file,
-    base config). MLflow params never change: a worker joining with other settings (a bigger
+def log_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, storage, n_trials, backend):
+    """The parent run's params (settings, searched ranges) and artifacts (sweep file, base config), those it
+    lacks: a worker killed after creating the parent leaves them to the next. MLflow params never change:
+    a worker joining with other settings (a bigger
     --n-trials) keeps the first worker's and says which differ. Call it under the study lock: two
     workers reading the params at once would both log the missing ones, and a SQL store refuses the
     second write."""
@@ -207,7 +207,8 @@ def log_setup(client, run_id, spec: SweepSpec, base_cfg, extra, study_name, stor
         logger.warning("parent run %s keeps the first worker's %s (this worker: %s)", run_id, ", ".join(differ),
                        ", ".join(f"{k}={params[k]}" for k in differ))
     mlflow_runs.log_params(client, run_id, {k: v for k, v in params.items() if k not in logged})
-    if not artifacts:
+    present = {f.path for f in client.list_artifacts(run_id)}
+    if {names.SWEEP_FILE_ARTIFACT, names.BASE_CONFIG_ARTIFACT} <= present:
         return
     with scratch() as tmp:
         shutil.copy(spec.path, Path(tmp) / names.SWEEP_FILE_ARTIFACT)

@@ -160,14 +160,13 @@ def run_sweep(
                 + "; ".join(f"{p.name} {p.describe()}" for p in spec.params)}
         me = Worker.me()
         with lock():
-            parent_id, created = join_parent(client, experiment_id, key, study_name, storage, tags, me,
-                                             heartbeat_seconds, project_run_id)
+            parent_id = join_parent(client, experiment_id, key, study_name, storage, tags, me, heartbeat_seconds,
+                                    project_run_id)
         with worker_on(client, parent_id, me, heartbeat_seconds, lock) as leave:
             # Under the lock: two workers joining at once would both find a param unlogged and log it, and
             # a SQL store refuses the second (a duplicate key).
             with lock():
-                log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend,
-                          artifacts=created)
+                log_setup(client, parent_id, spec, base_cfg, extra, study_name, storage, n_trials, backend)
             runner = TrialRunner(client, spec, extra, parent_id, study_name, key)
             if backend == "optuna":
                 with quiet_optuna_warnings():
