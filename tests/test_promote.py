@@ -82,10 +82,11 @@ def test_refuses_when_no_finished_run_has_a_model(tmp_path, capsys):
     uri = seeded_uri(tmp_path)
     client = _client(uri)
     experiment = client.create_experiment("empty")
-    finished = client.create_run(experiment).info.run_id
+    training = {"config_hash": "abc"}  # trainings, as far as the listing goes, but neither logged a model
+    finished = client.create_run(experiment, tags=training).info.run_id
     client.log_metric(finished, "val_rmse", 0.2)
     client.set_terminated(finished, "FINISHED")
-    client.create_run(experiment)  # still running
+    client.create_run(experiment, tags=training)  # still running
     assert main(["promote", "--experiment-name", "empty", "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
     assert "nothing to promote in experiment 'empty': no finished run has a logged model" in err

@@ -3,6 +3,7 @@
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 
@@ -89,6 +90,21 @@ def test_a_scratch_folder_a_sigkill_left_is_swept_by_the_next_one(tmp_path, monk
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted([os.path.basename(again),
                                                                      os.path.basename(again) + ".lock"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_librarys_temporary_folders_go_inside_a_held_scratch_and_go_with_it(tmp_path, monkeypatch):
+    """MLflow copies a model it logs into a `tempfile` folder that a SIGKILL would leave in /tmp for good."""
+    import tempfile
+
+    from galaxyzoo.system.tempdirs import tempfiles_in_scratch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with tempfiles_in_scratch("galaxyzoo-log-model"):
+        inner = tempfile.mkdtemp()  # as the library makes its own
+        (held,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        assert held.name.startswith("galaxyzoo-log-model.tmp-") and Path(inner).parent == held
+        assert (tmp_path / (held.name + ".lock")).exists()  # held: the next scratch of its prefix keeps it
+    assert tempfile.tempdir == str(tmp_path) and list(tmp_path.iterdir()) == []
 
 
 def test_multiprocessings_folder_a_sigkill_leaves_is_swept_by_the_next_process(tmp_path):

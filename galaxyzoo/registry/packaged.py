@@ -58,7 +58,7 @@ from galaxyzoo.model.network import answer_fractions, outputs_concentrations
 from galaxyzoo.model.precision import machine_precision, recast
 from galaxyzoo.model.tta import average_over_views
 from galaxyzoo.registry.crops import Crops, crop_all
-from galaxyzoo.system.tempdirs import scratch
+from galaxyzoo.system.tempdirs import scratch, tempfiles_in_scratch
 from galaxyzoo.tracking import mlflow_runs, names
 from galaxyzoo.tracking.model_uri import keras_model_uri, load_keras
 from galaxyzoo.tracking.run_config import download_run_config
@@ -269,7 +269,7 @@ def _log_pyfunc(client, run_id: str, python_model: PackagedModel, artifacts: dic
         experiment_id=run.info.experiment_id, name=names.PACKAGED_MODEL_NAME, source_run_id=run_id,
         params=run.data.params, tags={names.TAG_PACKAGED_CLASS: f"{model_class.__module__}.{model_class.__qualname__}"},
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tempfiles_in_scratch("galaxyzoo-log-model"):
         # The input is base64 image bytes; the signature documents it better than an example would.
         warnings.filterwarnings("ignore", message=".*input example was not provided")
         info = mlflow.pyfunc.log_model(

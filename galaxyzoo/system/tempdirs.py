@@ -7,6 +7,7 @@ drops the lock however the process ends, SIGKILL included, so
 run's (lock held, whatever its pid or host) and removes only the former.
 `scratch(prefix)` is `tempfile.TemporaryDirectory` made the same way, in the
 system's temporary folder: what a SIGKILL leaves there, the next one sweeps.
+`tempfiles_in_scratch(prefix)` sends a library's own temporary folders into one.
 """
 
 from __future__ import annotations
@@ -122,3 +123,19 @@ def scratch(prefix: str = "galaxyzoo") -> Iterator[str]:
     with OwnedFolder(base, "tmp") as folder:
         folder.chmod(0o700)  # private, as mkdtemp's: it may hold a model or a config
         yield str(folder)
+
+
+@contextlib.contextmanager
+def tempfiles_in_scratch(prefix: str) -> Iterator[None]:
+    """Make a held `scratch` folder Python's default temporary folder for the block.
+
+    A library's own `tempfile` folders (MLflow's copy of a model it logs, hundreds of MB for a large
+    network) then live inside it, so what a SIGKILL leaves of them is swept by the next command
+    instead of staying in /tmp for good. `tempfile.tempdir` is process-wide: keep the block short.
+    """
+    with scratch(prefix) as folder:
+        previous, tempfile.tempdir = tempfile.tempdir, folder
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous

@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 from galaxyzoo import __version__
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.locks import lock_path
+from galaxyzoo.system.tempdirs import tempfiles_in_scratch
 from galaxyzoo.tracking import names
 
 DEFAULT_DB = "mlflow.db"
@@ -399,19 +400,20 @@ def log_keras_model(model, input_example, step: int) -> str:
     from mlflow.models import Model, infer_signature
 
     prediction = model.predict(input_example, verbose=0)
-    info = Model.log(
-        artifact_path=None,
-        name=names.MODEL_NAME,
-        flavor=_keras_flavor(),
-        model=model,
-        signature=infer_signature(input_example, prediction),
-        input_example=input_example,
-        pip_requirements=pip_requirements(),
-        step=step,
-        # MLflow would reload the saved model to predict the example again (~1 s a run); the
-        # prediction above is that check, and evaluate and promote load the logged model anyway.
-        validate_serving_input=False,
-    )
+    with tempfiles_in_scratch("galaxyzoo-log-model"):
+        info = Model.log(
+            artifact_path=None,
+            name=names.MODEL_NAME,
+            flavor=_keras_flavor(),
+            model=model,
+            signature=infer_signature(input_example, prediction),
+            input_example=input_example,
+            pip_requirements=pip_requirements(),
+            step=step,
+            # MLflow would reload the saved model to predict the example again (~1 s a run); the
+            # prediction above is that check, and evaluate and promote load the logged model anyway.
+            validate_serving_input=False,
+        )
     return info.model_uri
 
 
