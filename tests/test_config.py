@@ -328,13 +328,25 @@ def test_flatten_round_trips_through_overrides(tmp_path, name):
     assert rebuilt == cfg
 
 
-def test_flatten_keeps_strings_that_look_like_other_types(tmp_path):
-    path = write(tmp_path / "x.yaml", "tracking: {run_name: 'null', tags: {v: '2'}}\ndescription: 'a: b'\n")
+@pytest.mark.parametrize("text", ["null", "2", "08", "-.5", "+.5", "010", "1:30", "0x10", "1e5", "1_000", ".inf"])
+def test_strings_that_look_like_numbers_survive_flatten_and_dump_yaml(tmp_path, text):
+    """What a run writes (its config.yaml, its params as overrides) reads back the same: a string either
+    YAML reader would take for a number is quoted (`08` and `-.5` are numbers in YAML 1.2, `010` in 1.1)."""
+    path = write(tmp_path / "x.yaml", f"tracking: {{run_name: {text!r}, tags: {{v: {text!r}}}}}\n"
+                                      f"description: 'a: b {text}'\n")
     cfg = load_experiment(path)
+    assert cfg.tracking.run_name == text and cfg.tracking.tags == {"v": text}
     blank = write(tmp_path / "e.yaml", "description: ''\n")
-    rebuilt = load_experiment(blank, [f"{k}={v}" for k, v in flatten(cfg).items()])
-    assert rebuilt.tracking.run_name == "null" and rebuilt.tracking.tags == {"v": "2"}
-    assert rebuilt.description == "a: b"
+    assert load_experiment(blank, [f"{k}={v}" for k, v in flatten(cfg).items()]) == cfg
+    assert load_experiment(dump_yaml(cfg, tmp_path / "run" / "config.yaml")) == cfg
+
+
+@pytest.mark.parametrize("text", ["train: {seed: !!int 0x10}", "train: {seed: !!int ''}",
+                                  "train: {learning_rate: !!float x}"])
+def test_an_explicit_number_tag_on_text_is_a_yaml_error_naming_the_line(tmp_path, text):
+    path = write(tmp_path / "x.yaml", f"description: d\n{text}\n")
+    with pytest.raises(GalaxyZooError, match=r"x\.yaml: not valid YAML: line 2, column \d+: .* is not a"):
+        load_experiment(path)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

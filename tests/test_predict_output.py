@@ -194,7 +194,7 @@ def test_a_damaged_packaged_model_is_one_line(tmp_path):
         load_packaged(str(tmp_path / "m"))
 
 
-@pytest.mark.parametrize("command", ["predict", "embed"])
+@pytest.mark.parametrize("command", ["predict", "embed", "evaluate"])
 def test_a_registered_model_outside_its_store_names_the_store_and_creates_none(images, tmp_path, monkeypatch, capsys,
                                                                                command):
     """Run away from the project folder, MLflow would make an empty ./mlflow.db and say the model is not
@@ -204,6 +204,7 @@ def test_a_registered_model_outside_its_store_names_the_store_and_creates_none(i
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main([command, str(folder), "--model", NO_MODEL, "--out", str(tmp_path / "out.parquet")]) == 2
+    images = [] if command == "evaluate" else [str(folder)]
+    assert main([command, *images, "--model", NO_MODEL, "--out", str(tmp_path / "out.parquet")]) == 2
     assert f"no such database {elsewhere / 'mlflow.db'}; name the store" in capsys.readouterr().err
     assert list(elsewhere.iterdir()) == [] and not (tmp_path / "out.parquet").exists()

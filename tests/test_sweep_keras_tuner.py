@@ -59,7 +59,7 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
     # keras-tuner keeps a boolean choice as 1 or 0; the summary spells it as the trial's param does
     best_run = client.get_run(result.best_run_id)
     assert parent.data.tags["best.model.batch_norm"] == best_run.data.params["model.batch_norm"] in ("true", "false")
-    assert result.best_params["model.batch_norm"] in (True, False)
+    assert isinstance(result.best_params["model.batch_norm"], bool)  # not keras-tuner's 1 or 0
 
     again = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
                       progress=False)

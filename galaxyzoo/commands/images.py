@@ -29,7 +29,7 @@ def add_switch(parser, flag: str, help: str, default: bool | None = None) -> Non
     """`flag` alone (true), or `flag true|false`: an MLproject parameter can only pass a value, so a bare
     flag would be out of its reach (`mlflow run -e predict -P overwrite=true`)."""
     parser.add_argument(flag, nargs="?", const=True, default=default, type=_true_or_false, metavar="true|false",
-                        help=help)
+                        help=f"{help}; a bare {flag} takes the next word: put it last, or write {flag} true")
 
 
 def _true_or_false(text: str) -> bool:

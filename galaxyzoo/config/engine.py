@@ -235,9 +235,16 @@ def to_dict(obj: Any) -> Any:
 
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key written twice (PyYAML would silently keep the last) and reads
-    numbers as YAML 1.2 does: `1e-4` (no dot, which YAML 1.1 takes for text) is a number, and `010`
-    is ten, not YAML 1.1's octal eight, and `1:30` is text, not base-60 ninety. Hex, binary and
-    `1_000` are text too, so the config check names them instead of a silently different number."""
+    decimal numbers as YAML 1.2's core schema does: `1e-4` (no dot, which YAML 1.1 takes for text) is a
+    number, and `010` is ten, not YAML 1.1's octal eight. Unlike YAML 1.2 it keeps hex, octal and binary
+    (`0x10`, `0o10`, `0b10`), YAML 1.1's base 60 (`1:30`) and `1_000` as text, so the config check names
+    them instead of a silently different number."""
+
+
+class StrictDumper(yaml.SafeDumper):
+    """SafeDumper that quotes every string a YAML reader could take for a number: StrictLoader's
+    (`08`, `-.5`) as well as YAML 1.1's (`010`, `1:30`), so what it writes reads back the same here and
+    in any other YAML reader."""
 
 
 def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -253,22 +260,37 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
     return loader.construct_mapping(node, deep=deep)
 
 
-def _construct_int(loader: StrictLoader, node: yaml.ScalarNode) -> int:
-    return int(loader.construct_scalar(node), 10)  # "010" is ten (SafeLoader's reads it as octal)
+def _construct_number(parse, what: str):
+    """A constructor reading a scalar with `parse`; text it cannot read (an explicit `!!int 0x10`) is a
+    YAML error at its line, not a traceback."""
+
+    def construct(loader: StrictLoader, node: yaml.ScalarNode):
+        text = loader.construct_scalar(node)
+        try:
+            return parse(loader, node, text)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not {what}", node.start_mark) from None
+
+    return construct
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+# ASCII digits only: `\d` would take other scripts' digits for numbers too.
+_INT_TEXT = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT_TEXT = re.compile(
+    r"^(?:[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-StrictLoader.add_constructor(_INT, _construct_int)
-StrictLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?\d+$"), list("-+0123456789"))
-StrictLoader.add_implicit_resolver(
-    _FLOAT, re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."),
-)
+# "010" is ten (SafeLoader's reads it as octal)
+StrictLoader.add_constructor(_INT, _construct_number(lambda loader, node, text: int(text, 10), "a decimal integer"))
+StrictLoader.add_constructor(_FLOAT, _construct_number(
+    lambda loader, node, text: yaml.SafeLoader.construct_yaml_float(loader, node), "a number"))
+for _cls in (StrictLoader, StrictDumper):  # the dumper keeps YAML 1.1's resolvers besides: it quotes for both
+    _cls.add_implicit_resolver(_INT, _INT_TEXT, list("-+0123456789"))
+    _cls.add_implicit_resolver(_FLOAT, _FLOAT_TEXT, list("-+0123456789."))
 
 
 def read_mapping(path: Path, kind: str) -> dict:
@@ -302,7 +324,8 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 def to_yaml(value: Any) -> str:
     """`value` as one line of YAML (`[16, 32]`, `{concentration: 20}`): it parses back to itself."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True, sort_keys=False)
+    text = yaml.dump(value, Dumper=StrictDumper, default_flow_style=True, width=math.inf, allow_unicode=True,
+                     sort_keys=False)
     return text.removesuffix("\n...\n").strip()
 
 

@@ -34,8 +34,8 @@ from typing import Any
 import yaml
 
 from galaxyzoo.config.engine import (
-    Source, StrictLoader, above, at_least, between, build, identifier_problem, not_empty, one_of, read_mapping,
-    schema_keys, setting, show, suggest, to_dict, to_yaml, unit_interval, yaml_problem,
+    Source, StrictDumper, StrictLoader, above, at_least, between, build, identifier_problem, not_empty, one_of,
+    read_mapping, schema_keys, setting, show, suggest, to_dict, to_yaml, unit_interval, yaml_problem,
 )
 from galaxyzoo.errors import GalaxyZooError
 
@@ -531,7 +531,7 @@ def dump_yaml(cfg: ExperimentConfig, path: str | os.PathLike, built: dict[str, s
     return path
 
 
-class _BlockDumper(yaml.SafeDumper):
+class _BlockDumper(StrictDumper):
     """Sections as indented blocks, lists on one line (`conv_filters: [32, 64, 128]`)."""
 
 

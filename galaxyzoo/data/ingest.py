@@ -294,10 +294,14 @@ def read_csv_typed(path: Path, dtypes: dict[str, str], progress: bool = False) -
     except (ValueError, TypeError, OverflowError) as exc:
         # pandas does not say which column failed; a slower untyped re-read finds it.
         raise GalaxyZooError(_describe_bad_value(path, dtypes, lines) or f"{path}: cannot read ({exc})") from None
-    if len(lines) != len(df):  # the csv module and pandas split rows differently: count them as pandas did
-        lines = np.arange(len(df)) + 2
-    df.index = pd.Index(lines, name="line")
+    df.index = pd.Index(_row_lines(lines, len(df)), name="line")
     return df
+
+
+def _row_lines(lines: np.ndarray, rows: int) -> np.ndarray:
+    """`lines` (each row's line, from `_check_shape`) when pandas read as many rows; else the lines of a
+    file without blank lines (the csv module and pandas split it differently), as pandas counted them."""
+    return lines if len(lines) == rows else np.arange(rows) + 2
 
 
 def _exact_integers(text: pd.Series, dtype: str) -> pd.Series:
@@ -530,8 +534,7 @@ def _describe_bad_value(path: Path, dtypes: dict[str, str], lines: np.ndarray) -
         text = pd.read_csv(path, usecols=list(dtypes), dtype="string", encoding="utf-8-sig")
     except ValueError:
         return None
-    if len(lines) != len(text):  # see `read_csv_typed`
-        lines = np.arange(len(text)) + 2
+    lines = _row_lines(lines, len(text))
     for column, dtype in dtypes.items():
         if dtype not in _KIND:
             continue

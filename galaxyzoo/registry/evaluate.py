@@ -147,7 +147,9 @@ def evaluate(
     # Made before the work, so a bad path fails first; removed again if the work fails.
     out = contextlib.nullcontext() if out_dir is None else folder_for(Path(out_dir), f"--out {out_dir}")
     with out:
-        client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri))
+        # A run id or a models:/ or runs:/ URI is read from the store: one that does not exist (run away from the
+        # project folder) is refused, not created empty to say the model is missing.
+        client = mlflow_runs.connect(mlflow_runs.tracking_uri(tracking_uri), create=Path(model).exists())
         uri = model_uri.model_uri_for(model)
         run_id = model_uri.source_run_id(client, uri)
         if run_id is None and not urlparse(uri).scheme and not Path(uri).exists():

@@ -312,7 +312,7 @@ def load_packaged(model_uri: str):
         with scratch("galaxyzoo-model") as dst:
             model = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
     except MlflowException as exc:
-        where = f" (in {mlflow.get_tracking_uri()})" if model_uri.startswith(("models:", "runs:")) else ""
+        where = f" (in {mlflow.get_tracking_uri()})" if mlflow_runs.in_a_store(model_uri) else ""
         raise GalaxyZooError(f"cannot load model {model_uri!r}{where}: {exc.message}") from None
     except (ModuleNotFoundError, AttributeError) as exc:  # its pickle names a class this layout has not
         raise GalaxyZooError(

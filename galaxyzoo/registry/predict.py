@@ -122,7 +122,7 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
     with the Dirichlet head).
 
     `out` is checked (`check_out`) and its temporary file created before the
-    tracking store (`tracking_uri`, if given) is opened and the model loaded;
+    model's tracking store (`mlflow_runs.connect_for_model`) is opened and the model loaded;
     the CSV appears complete or not at all. The images are cropped in `workers`
     processes (default: every core; `check_workers`) while the network predicts,
     `chunk` files at a time (`predict_paths`), with the model's `tta` param

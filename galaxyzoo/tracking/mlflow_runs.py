@@ -69,11 +69,16 @@ def tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
 
 
+def in_a_store(model_uri: str) -> bool:
+    """Whether `model_uri` is read from a tracking store (`models:/...`, `runs:/...`), not from a folder."""
+    return urlparse(model_uri).scheme.lower() in ("models", "runs")
+
+
 def connect_for_model(model_uri: str, configured: str | None) -> None:
     """Point MLflow at the store a `models:/` or `runs:/` URI is read from (`configured`, else the default of
     `tracking_uri`), refusing one that does not exist: run outside the project folder, MLflow would create
     an empty ./mlflow.db and say the model is not registered. A model folder needs no store."""
-    if configured or urlparse(model_uri).scheme in ("models", "runs"):
+    if configured or in_a_store(model_uri):
         connect(tracking_uri(configured), create=False)
 
 
