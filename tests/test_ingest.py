@@ -371,12 +371,6 @@ def test_a_count_too_large_for_a_float_is_named_without_a_numpy_warning(raw, tmp
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
-def test_a_database_path_through_a_file_names_the_file(raw, tmp_path, capsys):
-    (tmp_path / "notes").write_text("a file where a folder should be")
-    assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(tmp_path / "notes" / "galaxy.sqlite")]) == 2
-    assert f"{tmp_path / 'notes'} is a file, not a folder" in capsys.readouterr().err
-
-
 def test_a_short_row_is_refused_and_a_byte_order_mark_is_read(raw, tmp_path):
     """A row missing its last fields would read as empty values and vanish among the NaN rows."""
     path = raw["raw"] / ing.HART16_FILE

@@ -240,9 +240,9 @@ def test_unwritable_destinations_are_one_line(raw, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(blocker / "g.sqlite")]) == 2
-    assert "cannot write there" in _last_line_error(capsys)
+    assert f"{blocker} is a file, not a folder" in _last_line_error(capsys)  # not the lock file's "File exists"
     db = tmp_path / "g.sqlite"
     assert main(["ingest", "--raw", str(raw["raw"]), "--db", str(db)]) == 0
     capsys.readouterr()
     assert main(["prepare", "--raw", str(raw["raw"]), "--db", str(db), "--out", str(blocker / "crops")]) == 2
-    assert "cannot write there" in _last_line_error(capsys)
+    assert f"{blocker} is a file, not a folder" in _last_line_error(capsys)
