@@ -414,6 +414,18 @@ def test_cli_downloads_the_chosen_files(server, tmp_path, capsys):
     assert (raw / "images_gz2.zip").exists()
 
 
+def test_a_second_download_into_the_same_folder_is_refused_while_the_first_runs(server, tmp_path, capsys):
+    """Two would share the .part files, and one's unpacking would empty the other's half-extracted images."""
+    from galaxyzoo.system.locks import writer_lock
+
+    raw = tmp_path / "raw"
+    with writer_lock(raw):  # as a download that is still running holds it
+        assert main(["download", "--out", str(raw), "--mirror", server.base, "--only", "images"]) == 2
+    assert "is being written by another process" in capsys.readouterr().err
+    assert server.requests == [] and not (raw / "images").exists()
+    assert main(["download", "--out", str(raw), "--mirror", server.base, "--only", "images"]) == 0
+
+
 def test_cli_error_is_one_line_with_exit_code_2(server, tmp_path, capsys):
     rc = main(["download", "--out", str(tmp_path), "--mirror", server.base, "--only", "mapping",
                "--mapping-url", f"{server.base}/missing.csv"])

@@ -151,7 +151,8 @@ def download(
     Re-running is cheap: a file whose product is already in place is skipped
     without touching the network, and a kept archive is unpacked without
     downloading it again. Archives (.gz, .zip) are removed after a successful
-    unpack unless `keep_archives`.
+    unpack unless `keep_archives`. One download per folder at a time (`RAW.lock`, beside it): two
+    would share the partial files and one's unpacking would empty the other's.
     """
     if retries < 0:
         raise GalaxyZooError(f"--retries: must be 0 or more, got {retries}")
@@ -161,6 +162,13 @@ def download(
     names = list(sources) if only is None else list(dict.fromkeys(only))
     _check_names(names, sources)
     out = writable_folder(Path(out_dir), str(out_dir))
+    with writer_lock(out):  # RAW.lock beside the folder, so RAW holds only the release
+        return _download_into(out, names, sources, keep_archives, retries, backoff, timeout)
+
+
+def _download_into(out: Path, names: list[str], sources: dict[str, Source], keep_archives: bool, retries: int,
+                   backoff: float, timeout: float) -> dict[str, Path]:
+    """`download`'s work, under the folder's lock."""
     products = {}
     for name in names:
         source = sources[name]
@@ -221,14 +229,13 @@ def _manifest(out: Path) -> dict:
 
 
 def _record(out: Path, product: str, measure: dict[str, int]) -> None:
-    """Add `product` to the manifest; two downloads into one folder (other `--only`s) keep both entries."""
-    with writer_lock(out, wait=True):  # RAW.lock beside the folder, so RAW holds only the release
-        manifest = {**_manifest(out), product: measure}
-        fd, part = tempfile.mkstemp(dir=out, prefix=MANIFEST + ".")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(part, 0o644)  # readable by whoever shares the raw folder, not mkstemp's 0600
-        os.replace(part, out / MANIFEST)
+    """Add `product` to the manifest (under the download's lock), keeping what earlier downloads recorded."""
+    manifest = {**_manifest(out), product: measure}
+    fd, part = tempfile.mkstemp(dir=out, prefix=MANIFEST + ".")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(manifest, indent=2) + "\n")
+    os.chmod(part, 0o644)  # readable by whoever shares the raw folder, not mkstemp's 0600
+    os.replace(part, out / MANIFEST)
 
 
 def fetch(
