@@ -37,6 +37,30 @@ def test_galaxies_without_a_usable_crop_are_left_out_and_reported(tmp_path, capl
     assert np.array_equal(dataset.store.asset_ids[test.rows], test.asset_ids)
 
 
+def test_a_store_rebuilt_after_the_build_checked_it_is_refused_not_half_trained_on(tmp_path, monkeypatch):
+    """`prepare --overwrite` started between the workspace build and the training's opening of the store: its
+    unwritten rows would read as galaxies without a usable crop, and the training would run on a part."""
+    import pytest
+
+    from galaxyzoo.data import dataset as dataset_mod
+    from galaxyzoo.data.store import CropStore, branch_code, status_code
+    from galaxyzoo.errors import GalaxyZooError
+
+    cfg = load_experiment(REPO / "experiments" / "quickstart.yaml",
+                          [f"data.workdir={tmp_path}", "data.synthetic_n=60", "data.image_size=32"])
+    built = workspace.build_for(cfg.data, progress=False)
+    store = CropStore.open(built[0].store, writable=True)
+    store._rows["status"][:20] = status_code("pending")  # what a rebuild has not reached yet
+    store._rows["branch"][:20] = branch_code("none")
+    store._rows.flush()
+    rows = len(store.asset_ids)
+    del store
+    monkeypatch.setattr(dataset_mod.workspace, "build_for", lambda data_cfg, progress: built)
+    with pytest.raises(GalaxyZooError) as err:
+        load_dataset(cfg.data, with_counts=False)
+    assert str(err.value).startswith(f"{built[0].store}: 20 of its {rows} crops are not written yet")
+
+
 def test_fit_sequences_augment_the_training_batches_as_the_config_says(tmp_path):
     cfg = load_experiment(REPO / "experiments" / "quickstart.yaml",
                           [f"data.workdir={tmp_path}", "data.synthetic_n=60", "data.image_size=32", "augment=true",

@@ -88,6 +88,11 @@ def load_dataset(data_cfg, *, with_counts: bool, progress: bool = True) -> Datas
     """
     ws, split = workspace.build_for(data_cfg, progress=progress)
     store = CropStore.open(ws.store)
+    if pending := len(store.pending_rows()):  # rebuilt since the build checked it (`prepare --overwrite`)
+        raise GalaxyZooError(
+            f"{ws.store}: {pending} of its {len(store.asset_ids)} crops are not written yet (another `galaxyzoo "
+            "prepare` is rebuilding it, or was stopped); wait for it, or run `galaxyzoo prepare` to finish it"
+        )
     labels = Labels.read(ws.db, with_counts=with_counts)
     usable = store.asset_ids[store.usable]
     parts = {}
