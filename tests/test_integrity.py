@@ -95,6 +95,14 @@ def test_verify_names_a_db_built_from_other_raw_files(ws, capsys):
     assert "was not ingested from" in _last_line_error(capsys)
 
 
+def test_verify_names_a_store_of_other_galaxies_than_its_db_holds_now(ws, capsys):
+    """The catalogue cut and ingested again into the same DB path: prepare refuses the store, so verify must."""
+    _edit_csv(ws.raw / ingest.HART16_FILE, lambda df: df.iloc[:-5])
+    ingest.ingest(ws.raw, ws.db, progress=False, overwrite=True)
+    assert main(["verify", "--raw", str(ws.raw)]) == 2
+    assert f"crop store {ws.store} holds other galaxies than {ws.db} now" in _last_line_error(capsys)
+
+
 # ---------------------------------------------------------------- damaged stores
 
 

@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from galaxyzoo.data import ingest, prepare, split, synth
 from galaxyzoo.data.store import CropStore
 from galaxyzoo.errors import GalaxyZooError
@@ -152,6 +154,10 @@ def _store_problems(store, source: dict | None, db, progress: bool) -> list[str]
                         "are now; prepare it again with --overwrite")
     if db is not None and recorded.get("db") != str(Path(db).resolve()):
         problems.append(f"crop store {store.path} was prepared from {recorded.get('db')}, not {db}")
+    elif db is not None and not np.array_equal(store.asset_ids, wanted := prepare.read_asset_ids(db)):
+        # the same DB path, ingested again since (`ingest --overwrite` of another catalogue): prepare refuses it
+        problems.append(f"crop store {store.path} holds other galaxies than {db} now ({len(store)} rows, the "
+                        f"DB {len(wanted)}); prepare it again with --overwrite")
     failed = store.crc_failures(progress)
     if len(failed):
         problems.append(f"crop store {store.path}: {len(failed)} row(s) fail their crc32 check: "
