@@ -5,7 +5,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "split",
         help="split galaxy_data into train/val/test (the seed's stratified split)",
-        description="Split galaxy_data as the seed did (test 25%%, seed 32, stratified on class_reduced), "
+        description="Split galaxy_data as the seed did (test 25%, seed 32, stratified on class_reduced), "
         "hold out a validation part of train, and save tables split and split_meta in DB.",
     )
     p.add_argument("--db", required=True, metavar="PATH", help="SQLite database written by ingest")
