@@ -69,7 +69,7 @@ def test_sweep_files_share_the_reader(content, message, tmp_path):
 def test_unterminated_quote_in_set_is_one_line(tiny_experiment, capsys):
     assert main(["train", "--experiment", str(tiny_experiment), "--set", "tracking.tags.x='unterminated"]) == 2
     line = _error_line(capsys)
-    assert "--set \"tracking.tags.x='unterminated\": No closing quotation" in line
+    assert "--set \"tracking.tags.x='unterminated\": no closing quotation (')" in line
 
 
 def test_unknown_tracking_scheme_is_one_line(tiny_experiment, capsys):

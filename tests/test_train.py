@@ -490,7 +490,21 @@ def test_set_splits_on_spaces_and_on_commas_before_a_key():
     assert split_assignments("epochs=2 batch_size=8") == ["epochs=2", "batch_size=8"]
     assert split_assignments("epochs=2,model.conv_filters=[16,32],seed=3") == [
         "epochs=2", "model.conv_filters=[16,32]", "seed=3"]
-    assert split_assignments("tracking.tags.note='a b'") == ["tracking.tags.note=a b"]
+    # inside quotes a space, a comma before KEY= and a `#` are the value's; the quotes stay for YAML
+    assert split_assignments("tracking.tags.note='a b, seed=7 # 2' epochs=3") == [
+        "tracking.tags.note='a b, seed=7 # 2'", "epochs=3"]
+    assert split_assignments('description="x y",seed=1') == ['description="x y"', "seed=1"]
+    with pytest.raises(GalaxyZooError, match="no closing quotation"):
+        split_assignments("tracking.tags.note='a b")
+
+
+def test_a_quoted_set_value_is_one_string(tmp_path):
+    """`'null'`, `'1.0'` and text holding `, KEY=` or `#` stay one string, not a null, a float or two keys."""
+    assignments = split_assignments("tracking.tags.note='first try, seed=7 # 2' tracking.tags.v='1.0' "
+                                    "tracking.run_name='null'")
+    cfg = load_experiment(REPO / "experiments" / "quickstart.yaml", assignments)
+    assert cfg.tracking.tags == {"note": "first try, seed=7 # 2", "v": "1.0"} and cfg.tracking.run_name == "null"
+    assert cfg.train.seed == 0
 
 
 @pytest.mark.parametrize(

@@ -40,22 +40,27 @@ def add_parser(subparsers):
 def split_assignments(text: str) -> list[str]:
     """`"epochs=2 batch_size=8,model.conv_filters=[16,32]"` -> the three assignments.
 
-    Spaces separate assignments unless quoted shell-style (`'tracking.tags.note="a b"'`);
-    a comma separates only when a `KEY=` follows it.
+    Spaces separate assignments, and a comma does when a `KEY=` follows it, except inside
+    quotes (`"tracking.tags.note='a b, c=1 # d'"`). The quotes stay: the value is YAML, so a
+    quoted value is one string (`'null'`, `'1.0'`), whatever it holds.
     """
-    import shlex
-
     from galaxyzoo.errors import GalaxyZooError
 
-    try:
-        tokens = shlex.split(text)
-    except ValueError as exc:  # an unterminated quote
-        raise GalaxyZooError(f"--set {text!r}: {exc} (quote values shell-style, "
-                             "e.g. 'tracking.tags.note=\"a b\"')") from None
-    out = []
-    for token in tokens:
-        out += [part.strip() for part in _NEXT_ASSIGNMENT.split(token) if part.strip()]
-    return out
+    out, current, quote = [], [], None
+    for i, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char.isspace() or (char == "," and _NEXT_ASSIGNMENT.match(text, i)):
+            out.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if quote:
+        raise GalaxyZooError(f"--set {text!r}: no closing quotation ({quote}); quote a value whole, "
+                             "e.g. \"tracking.tags.note='a b'\"")
+    return [part for part in (*out, "".join(current)) if part]
 
 
 def overrides_from_args(args) -> list[str]:
