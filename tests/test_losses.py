@@ -36,8 +36,9 @@ def test_get_loss_rejects_unknown_names_and_parameters():
         get_loss("mae")
     with pytest.raises(ValueError, match="'mse' does not take parameter.*concentration.*takes none"):
         get_loss("mse", concentration=3)
-    with pytest.raises(ValueError, match="concentration must be > 0"):
-        get_loss("dirichlet-multinomial", concentration=0)
+    for bad in (0, True, float("inf"), float("nan"), "20"):  # a bool would train as 1.0, inf as NaN losses
+        with pytest.raises(ValueError, match="concentration must be a finite number > 0"):
+            get_loss("dirichlet-multinomial", concentration=bad)
     assert [needs_counts(n) for n in LOSSES] == [False, True, True, True]
 
 

@@ -178,11 +178,15 @@ def coerce(tp: Any, value: Any, key: str, src: Source) -> Any:
             raise wrong("an integer")
         return value
     if tp is float:
-        if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", value.strip()):
-            value = float(value)  # PyYAML reads `1e-3` (no dot) as a string
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong("a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise wrong("a number") from None
+        if not math.isfinite(number):
+            raise wrong("a number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise wrong("a string")
@@ -198,8 +202,8 @@ def coerce(tp: Any, value: Any, key: str, src: Source) -> Any:
             raise wrong("a mapping")
         out = {}
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise src.fail(key, f"keys must be strings, got {show(k)}")
+            if not isinstance(k, str):  # named as merging recorded it, so the file that wrote it is blamed
+                raise src.fail(f"{key}.{k}", f"keys must be strings (quote it), got {show(k)}")
             out[k] = coerce(value_tp, v, f"{key}.{k}", src)
         return out
     raise TypeError(f"engine.py has no rule for the annotation {tp!r} of {key}")
@@ -260,16 +264,16 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
     return loader.construct_mapping(node, deep=deep)
 
 
-def _construct_number(parse, what: str):
-    """A constructor reading a scalar with `parse`; text it cannot read (an explicit `!!int 0x10`) is a
-    YAML error at its line, not a traceback."""
+def _construct_number(text_rule: re.Pattern, parse, what: str):
+    """A constructor for a scalar the number rules below resolved, or that an explicit `!!int`/`!!float`
+    tags: text outside `text_rule` (`!!int 0x10`, `!!float 1:30`, `!!int 1_0`) is a YAML error at its line,
+    not a traceback and not another number."""
 
     def construct(loader: StrictLoader, node: yaml.ScalarNode):
         text = loader.construct_scalar(node)
-        try:
-            return parse(loader, node, text)
-        except ValueError:
-            raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not {what}", node.start_mark) from None
+        if not text_rule.match(text):
+            raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not {what}", node.start_mark)
+        return parse(text)
 
     return construct
 
@@ -284,13 +288,38 @@ StrictLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# "010" is ten (SafeLoader's reads it as octal)
-StrictLoader.add_constructor(_INT, _construct_number(lambda loader, node, text: int(text, 10), "a decimal integer"))
+StrictLoader.add_constructor(_INT, _construct_number(_INT_TEXT, lambda text: int(text, 10), "a decimal integer"))
+# float() reads YAML's `.inf` and `.nan` once the dot is gone
 StrictLoader.add_constructor(_FLOAT, _construct_number(
-    lambda loader, node, text: yaml.SafeLoader.construct_yaml_float(loader, node), "a number"))
+    _FLOAT_TEXT, lambda text: float(text.lower().replace(".inf", "inf").replace(".nan", "nan")), "a number"))
 for _cls in (StrictLoader, StrictDumper):  # the dumper keeps YAML 1.1's resolvers besides: it quotes for both
     _cls.add_implicit_resolver(_INT, _INT_TEXT, list("-+0123456789"))
     _cls.add_implicit_resolver(_FLOAT, _FLOAT_TEXT, list("-+0123456789."))
+# YAML 1.2's octal and hex, and YAML 1.1's y/n booleans: text here, but other readers take them for numbers
+# or booleans, so the dumper quotes them.
+StrictDumper.add_implicit_resolver(_INT, re.compile(r"^[-+]?0[oOxX][0-9a-fA-F]+$"), list("-+0"))
+StrictDumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^[yYnN]$"), list("yYnN"))
+
+
+def load_yaml(text: str) -> Any:
+    """`text` read with `StrictLoader`. A recursive alias (`&x [*x]`: a value that holds itself) is a
+    YAMLError here; every later step (merging, hashing, logging) would recurse without end on it."""
+    data = yaml.load(text, Loader=StrictLoader)
+    _refuse_cycles(data, set(), set())
+    return data
+
+
+def _refuse_cycles(value: Any, open_: set[int], done: set[int]) -> None:
+    """Walk `value`'s lists and mappings once each (`done`: aliases shared without a cycle are cheap)."""
+    if not isinstance(value, (dict, list)) or id(value) in done:
+        return
+    if id(value) in open_:
+        raise yaml.YAMLError("a recursive alias: a value that holds itself")
+    open_.add(id(value))
+    for item in value.values() if isinstance(value, dict) else value:
+        _refuse_cycles(item, open_, done)
+    open_.discard(id(value))
+    done.add(id(value))
 
 
 def read_mapping(path: Path, kind: str) -> dict:
@@ -303,7 +332,7 @@ def read_mapping(path: Path, kind: str) -> dict:
     if not path.is_file():
         raise GalaxyZooError(f"{path}: {kind} not found")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise GalaxyZooError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected a YAML "
                              f"{kind}") from None
@@ -326,7 +355,7 @@ def to_yaml(value: Any) -> str:
     """`value` as one line of YAML (`[16, 32]`, `{concentration: 20}`): it parses back to itself."""
     text = yaml.dump(value, Dumper=StrictDumper, default_flow_style=True, width=math.inf, allow_unicode=True,
                      sort_keys=False)
-    return text.removesuffix("\n...\n").strip()
+    return text.removesuffix("\n...\n").removesuffix("\n")  # not strip(): a value may end in Unicode space
 
 
 def show(value: Any) -> str:

@@ -160,8 +160,10 @@ class DirichletMultinomialNLL(_GalaxyZooLoss):
     needs_counts = True
 
     def __init__(self, concentration=20.0, name="dirichlet_multinomial", **kwargs):
-        if not concentration > 0:
-            raise ValueError(f"dirichlet-multinomial concentration must be > 0, got {concentration!r}")
+        # a bool would pass as 1.0, and infinity as a NaN loss at the first batch
+        number = isinstance(concentration, (int, float)) and not isinstance(concentration, bool)
+        if not (number and 0 < concentration < math.inf):
+            raise ValueError(f"dirichlet-multinomial concentration must be a finite number > 0, got {concentration!r}")
         super().__init__(name=name, **kwargs)
         self.concentration = float(concentration)
 
