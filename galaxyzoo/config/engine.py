@@ -246,9 +246,9 @@ class StrictLoader(yaml.SafeLoader):
 
 
 class StrictDumper(yaml.SafeDumper):
-    """SafeDumper that quotes every string a YAML reader could take for a number: StrictLoader's
-    (`08`, `-.5`) as well as YAML 1.1's (`010`, `1:30`), so what it writes reads back the same here and
-    in any other YAML reader."""
+    """SafeDumper that quotes every string a YAML reader could take for a number or a boolean: StrictLoader's
+    (`08`, `-.5`) as well as YAML 1.1's (`010`, `1:30`, `y`) and YAML 1.2's (`0o10`), so what it writes reads
+    back the same here and in other YAML readers."""
 
 
 def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
