@@ -87,6 +87,16 @@ def test_a_file_that_is_not_a_database_is_one_line(tiny_experiment, tmp_path, ca
     assert (tmp_path / "mlflow.db").read_text() == "not sqlite"
 
 
+@pytest.mark.parametrize("tag", ["config_hash", "data.kind", "galaxyzoo.held_by"])
+def test_a_tag_galaxyzoo_sets_itself_is_refused_before_a_run_exists(tiny_experiment, tmp_path, capsys, tag):
+    """`tracking.tags.config_hash=mine` would overwrite the run's own tag and hide it from --resume."""
+    argv = ["train", "--experiment", str(tiny_experiment), "--set",
+            f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'} tracking.tags={{'{tag}':mine}}"]
+    assert main(argv) == 2
+    assert f"tracking.tags.{tag}: is a tag galaxyzoo sets itself" in _error_line(capsys)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 # ---------------------------------------------------------------- small command-line values
 
 

@@ -38,7 +38,6 @@ from galaxyzoo.config.engine import (
     read_mapping, schema_keys, setting, show, suggest, to_dict, to_yaml, unit_interval, yaml_problem,
 )
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.tracking import names
 
 logger = logging.getLogger(__name__)
 
@@ -392,14 +391,6 @@ def _merge(dst: dict, src: dict, origins: dict[str, str], label: str, prefix: st
 # ---------------------------------------------------------------- validation
 
 
-_TAG_NAMES = [v for k, v in vars(names).items() if k.startswith("TAG_") and isinstance(v, str)]
-# Every tag the toolkit writes (but the description, which `tracking.tags` may give), and the prefixes of its
-# families, those of the flattened config's tags among them.
-_OWN_TAGS = frozenset(t for t in _TAG_NAMES if not t.endswith(".")) - {names.TAG_NOTE}
-_OWN_TAG_PREFIXES = (*(t for t in _TAG_NAMES if t.endswith(".")), "data.", "tracking.", "evaluate.",
-                     "warm_start.", "galaxyzoo.")
-
-
 def _check_together(cfg: ExperimentConfig, src: Source) -> None:
     """Rules that involve more than one key."""
 
@@ -407,10 +398,6 @@ def _check_together(cfg: ExperimentConfig, src: Source) -> None:
         raise src.fail(key, problem)
 
     model, data, train = cfg.model, cfg.data, cfg.train
-    for tag in cfg.tracking.tags:
-        if tag in _OWN_TAGS or tag.startswith(_OWN_TAG_PREFIXES):
-            # the run's own tags come from the config and the data: `config_hash=mine` would hide it from resume
-            fail(f"tracking.tags.{tag}", "is a tag galaxyzoo sets itself; give yours another name")
     if len(model.dense_dropout) != len(model.dense_units):
         fail(
             "model.dense_dropout",

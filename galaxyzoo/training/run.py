@@ -131,6 +131,7 @@ def train(
     KILLED, outcome=interrupted) and propagate.
     """
     loss = make_loss(cfg.train)  # bad loss parameters fail here, before any run exists
+    _check_own_tags(cfg.tracking.tags)
     env_run = project_run_id if parent_run_id is None else None
     uri = mlflow_runs.tracking_uri(None if env_run else cfg.tracking.tracking_uri)
     client = mlflow_runs.connect(uri)
@@ -179,6 +180,22 @@ def train(
         # The model is in MLflow now; the checkpoint only served a resume.
         remove_with_lock_file(run_dir)
         return result
+
+
+_TAG_NAMES = [v for k, v in vars(names).items() if k.startswith("TAG_") and isinstance(v, str)]
+# Every tag the toolkit writes (but the description, which `tracking.tags` may give), and the prefixes of its
+# families, those of the flattened config's tags among them.
+_OWN_TAGS = frozenset(t for t in _TAG_NAMES if not t.endswith(".")) - {names.TAG_NOTE}
+_OWN_TAG_PREFIXES = (*(t for t in _TAG_NAMES if t.endswith(".")), "data.", "tracking.", "evaluate.",
+                     "warm_start.", "galaxyzoo.")
+
+
+def _check_own_tags(tags: dict[str, str]) -> None:
+    """Refuse a `tracking.tags` name the toolkit sets itself: it would overwrite the run's own (`config_hash=mine`
+    hides the run from `--resume`)."""
+    for tag in tags:
+        if tag in _OWN_TAGS or tag.startswith(_OWN_TAG_PREFIXES):
+            raise GalaxyZooError(f"tracking.tags.{tag}: is a tag galaxyzoo sets itself; give yours another name")
 
 
 def _recorded_checkpoint(client, run_id: str) -> Path | None:
