@@ -149,6 +149,14 @@ def test_numbers_read_as_yaml_1_2(tmp_path):
     assert load_experiment(path).train.epochs == 12
 
 
+def test_minus_zero_is_zero():
+    """`-0.0` and `0.0` configure the same training: one config, one hash, one flattened value."""
+    minus = load_experiment(EXPERIMENTS / "baseline.yaml", ["model.conv_dropout=-0.0"])
+    plus = load_experiment(EXPERIMENTS / "baseline.yaml", ["model.conv_dropout=0.0"])
+    assert minus == plus and config_hash(minus) == config_hash(plus)
+    assert flatten(minus)["model.conv_dropout"] == "0.0"
+
+
 def test_synthetic_n_range_is_the_generator_s():
     from galaxyzoo.data.synth.catalogue import MIN_ROWS
     from galaxyzoo.data.synth.generate import MAX_N

@@ -186,7 +186,7 @@ def coerce(tp: Any, value: Any, key: str, src: Source) -> Any:
             raise wrong("a number") from None
         if not math.isfinite(number):
             raise wrong("a number")
-        return number
+        return number + 0.0  # -0.0 is 0.0: one config, one hash
     if tp is str:
         if not isinstance(value, str):
             raise wrong("a string")
