@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from galaxyzoo.system.tempdirs import scratch
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1900, 1100  # wide enough for the runs table's chosen columns
@@ -56,7 +57,7 @@ def ensemble_and_warm_start(client, parent, best, *, epochs: str, env: dict[str,
     config = download_run_config(client, best.info.run_id, cwd)
     description = f"The config of {best.info.run_name} of the sweep, trained further from that trial's weights."
     galaxyzoo("train", "--experiment", str(config), "--epochs", epochs,
-              "--set", f"description={shlex.quote(description)}", "--init-from", f"runs:/{best.info.run_id}/model",
+              "--set", f"description={json.dumps(description)}", "--init-from", f"runs:/{best.info.run_id}/model",
               "--freeze-blocks", "1", env=env, cwd=cwd)
 
 
@@ -105,7 +106,9 @@ def mlflow_ui(tracking_uri: str, cwd: Path):
         proc.wait()
 
 
-def browser():
+def browser(tmp: Path):
+    """Headless Chromium at the UI's size; what it writes in TMPDIR (its singleton socket folder, which it
+    leaves behind) goes into `tmp`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -114,8 +117,9 @@ def browser():
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  f"--window-size={WIDTH},{HEIGHT}"):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                            options=options)
+    tmp.mkdir(parents=True, exist_ok=True)
+    service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver", env={**os.environ, "TMPDIR": str(tmp)})
+    return webdriver.Chrome(service=service, options=options)
 
 
 def visit(driver, url: str, *, wait_for: str | None = None, settle: float = 4.0, height: int = HEIGHT) -> None:
@@ -233,7 +237,7 @@ def main() -> None:
     import mlflow
 
     with contextlib.ExitStack() as stack:
-        work = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        work = args.keep or Path(stack.enter_context(scratch("galaxyzoo-ui")))
         work.mkdir(parents=True, exist_ok=True)
         uri = args.tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
@@ -267,7 +271,7 @@ def main() -> None:
         out = args.out
 
         with mlflow_ui(uri, work) as url:
-            driver = browser()
+            driver = browser(work / "chromium-tmp")
             stack.callback(driver.quit)
             runs_table = f"{url}/#/experiments/{exp_id}/runs"
             visit(driver, runs_table, wait_for=parent.info.run_name)
