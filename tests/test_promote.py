@@ -143,6 +143,28 @@ def test_a_version_a_killed_promote_left_untagged_is_finished_not_duplicated(fin
     assert _versions(client)["orphan-test"] == 1
 
 
+def test_promoting_a_run_again_keeps_its_one_version(finished_sweep):
+    """One run's model is one version: promoting it again, or back after another run held the alias,
+    points the alias at that version instead of registering copies (it once went v1, v2, v1)."""
+    import mlflow
+
+    from galaxyzoo.registry import promote
+
+    folder, result = finished_sweep
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    again = [promote.promote(client, run_id=result.best_run_id, model_name="again-test").version for _ in range(3)]
+    assert again == [1, 1, 1] and _versions(client)["again-test"] == 1
+    other = next(r.info.run_id for r in client.search_runs([client.get_run(result.best_run_id).info.experiment_id])
+                 if r.info.run_id != result.best_run_id and r.data.tags.get("mlflow.parentRunId")
+                 and "val_rmse" in r.data.metrics)
+    assert promote.promote(client, run_id=other, model_name="again-test").version == 2
+    back = promote.promote(client, run_id=result.best_run_id, model_name="again-test")
+    assert back.version == 1 and _versions(client)["again-test"] == 2
+    assert client.get_model_version_by_alias("again-test", "champion").run_id == result.best_run_id
+    # A second alias for the same run goes on the same version.
+    assert promote.promote(client, run_id=result.best_run_id, model_name="again-test", alias="staging").version == 1
+
+
 def _versions(client) -> dict[str, int]:
     return {m.name: len(client.search_model_versions(f"name = '{m.name}'")) for m in client.search_registered_models()}
 

@@ -8,7 +8,8 @@ def add_parser(subparsers):
         "promote",
         help="register the best finished run's model as galaxyzoo-cnn@champion",
         description="Pick the best finished run with a logged model by a metric, package its model with the crop "
-        "(an MLflow pyfunc model), register it as a new version and point an alias at it.",
+        "(an MLflow pyfunc model), register it as a new version (or reuse the version that already holds that run's "
+        "model) and point an alias at it.",
     )
     add_scope_options(p)
     p.add_argument("--run", default="", metavar="RUN_ID",
@@ -16,7 +17,7 @@ def add_parser(subparsers):
                    "instead of choosing one (wins over --sweep-run and --experiment-name)")
     add_ranking_options(p)
     p.add_argument("--model-name", default="galaxyzoo-cnn", help="registered model name (default galaxyzoo-cnn)")
-    p.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
+    p.add_argument("--alias", default="champion", help="alias to point at the version (default champion)")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.set_defaults(func=run)
 

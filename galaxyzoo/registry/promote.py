@@ -82,7 +82,7 @@ def promote(
     ranked = ranked_runs(client, runs, metric=metric, mode=mode, where=where, ensembles=bool(run_id))
     best = ranked[0]
     model_uri = packaged_model_uri(client, best)
-    version = _register(client, model_uri, model_name, ranked, metric, mode, where)
+    version = _register(client, model_uri, model_name, alias, ranked, metric, mode, where)
     _describe_model(client, model_name)
     client.set_registered_model_alias(model_name, alias, version)
     result = PromoteResult(model_name, version, alias, best.info.run_id, metric, best.data.metrics[metric],
@@ -225,20 +225,20 @@ def _describe_model(client, model_name: str) -> None:
         client.set_registered_model_tag(model_name, key, value)
 
 
-def _register(client, model_uri: str, model_name: str, ranked: list, metric: str, mode: str, where: str) -> int:
+def _register(client, model_uri: str, model_name: str, alias: str, ranked: list, metric: str, mode: str,
+              where: str) -> int:
     import mlflow
 
     run = ranked[0]
     # MLflow registers, and its SQL registry looks a `models:/<id>` source up, through the
     # process-wide tracking URI, not the client's: point it at the client's store first.
     mlflow.set_tracking_uri(client.tracking_uri)
-    version = _unfinished_version(client, model_name, run.info.run_id, model_uri)
+    version = _existing_version(client, model_name, run.info.run_id, model_uri, alias)
     if version is None:
         version = int(mlflow.register_model(model_uri, model_name).version)
     else:
-        logger.warning("%s v%d already holds this model of run %s but no alias (a promote that stopped before "
-                       "its alias, or an alias moved on): pointing the alias at it again instead of registering "
-                       "another", model_name, version, run.info.run_id)
+        logger.warning("%s v%d already holds this model of run %s: pointing %s at it again instead of registering "
+                       "another", model_name, version, run.info.run_id, alias)
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
     facts = _facts(run)
@@ -251,14 +251,15 @@ def _register(client, model_uri: str, model_name: str, ranked: list, metric: str
     return version
 
 
-def _unfinished_version(client, model_name: str, run_id: str, model_uri: str) -> int | None:
-    """A version of `run_id`'s model `model_uri` without an alias, if any: one a killed promote left (the
-    alias is set last) or one whose alias moved on. Finished again rather than registered a second time."""
+def _existing_version(client, model_name: str, run_id: str, model_uri: str, alias: str) -> int | None:
+    """The version that already holds `run_id`'s model `model_uri`, if any: the one `alias` points at, else
+    the oldest (one a killed promote left, the alias being set last, or one the alias moved away from).
+    One run's model is one version, so promoting it again never registers a copy beside it."""
     versions = client.search_model_versions(f"name = '{mlflow_runs.quote(model_name)}' and run_id = '{run_id}'")
     # The search leaves `aliases` empty; the version itself has them.
-    unfinished = [int(v.version) for v in versions
-                  if v.source == model_uri and not client.get_model_version(model_name, v.version).aliases]
-    return min(unfinished) if unfinished else None
+    same = sorted(int(v.version) for v in versions if v.source == model_uri)
+    aliased = [v for v in same if alias in client.get_model_version(model_name, str(v)).aliases]
+    return (aliased or same or [None])[0]
 
 
 def _description(client, model_name: str, version: int, ranked: list, metric: str, mode: str, where: str) -> str:
