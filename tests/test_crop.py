@@ -13,8 +13,8 @@ from galaxyzoo.data.crop import (
     crop_image,
     decode_image,
     galaxy_box,
+    image_problem,
     nearest_contour,
-    oversized,
 )
 from galaxyzoo.registry.crops import preprocess
 
@@ -192,6 +192,52 @@ def test_decode_rejects_corrupt_bytes(real_images_dir):
     assert decode_image(b"") is None
 
 
+def test_decode_gives_opencvs_pixels(real_images_dir):
+    """libjpeg-turbo through simplejpeg decodes JPEGs exactly as OpenCV's imdecode (the seed's reader) did."""
+    for path in sorted(real_images_dir.glob("*.jpg"))[:10]:
+        raw = np.frombuffer(path.read_bytes(), np.uint8)
+        assert np.array_equal(decode_image(raw.tobytes()), cv2.imdecode(raw, cv2.IMREAD_GRAYSCALE))
+        assert np.array_equal(decode_image(raw.tobytes(), 3), cv2.imdecode(raw, cv2.IMREAD_COLOR))
+
+
+def test_decode_refuses_a_jpeg_damaged_mid_file(real_images_dir):
+    """OpenCV decodes scan data damaged mid-file without an error and paints the rest flat grey, a crop
+    that prepare stored as ok and predict predicted; libjpeg-turbo's warnings now refuse it."""
+    data = bytearray(sorted(real_images_dir.glob("*.jpg"))[2].read_bytes())  # libjpeg sees this damage; not all show
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    damaged = bytes(data)
+    assert cv2.imdecode(np.frombuffer(damaged, np.uint8), cv2.IMREAD_GRAYSCALE) is not None  # what OpenCV did
+    image, problem = image_problem(damaged)
+    assert image is None and problem.startswith("corrupt JPEG data (")
+    assert image_problem(damaged, channels=3)[0] is None
+
+
+def test_decode_turns_a_jpeg_by_its_exif_orientation_as_opencv_did(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:10, :20] = 255  # a white patch top left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view"
+    Image.fromarray(pixels).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    data = (tmp_path / "turned.jpg").read_bytes()
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert expected.shape == (60, 40)  # OpenCV applies the EXIF turn
+    assert np.array_equal(decode_image(data), expected)
+
+
+def test_decode_refuses_formats_pillow_cannot_identify(tmp_path):
+    """OpenCV also reads Radiance HDR, PFM and the like, at any size: only formats whose header Pillow
+    reads (and so whose size is checked first) are decoded."""
+    assert cv2.imwrite(str(tmp_path / "wide.hdr"), np.zeros((20, 9000, 3), np.float32))
+    data = (tmp_path / "wide.hdr").read_bytes()
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) is not None
+    assert image_problem(data) == (None, "corrupt or not an image file")
+    assert cv2.imwrite(str(tmp_path / "small.png"), np.full((30, 30), 7, np.uint8))
+    assert decode_image((tmp_path / "small.png").read_bytes()).shape == (30, 30)
+
+
 def with_header_size(jpeg: bytes, width: int, height: int) -> bytes:
     """`jpeg` with its frame header (SOF) claiming another size; the pixel data stay as they were."""
     out, i = bytearray(jpeg), 2
@@ -204,12 +250,14 @@ def with_header_size(jpeg: bytes, width: int, height: int) -> bytes:
 def test_decode_refuses_a_header_claiming_a_huge_image_before_decoding_it(real_images_dir):
     """15 kB claiming 30000x30000 would take gigabytes to decode, for a flat grey crop trained as a galaxy."""
     data = next(real_images_dir.glob("*.jpg")).read_bytes()
-    assert oversized(data) is None and oversized(with_header_size(data, 4240, 4240)) is None
+    assert image_problem(with_header_size(data, 424, 424))[1] == ""
+    at_limit = image_problem(with_header_size(data, 4240, 4240))[1]
+    assert at_limit.startswith("corrupt JPEG data")  # decoded (the size is allowed), and its data fall short
     wide = with_header_size(data, 5000, 424)
-    assert oversized(wide) == "its header claims 5000x424 pixels, over 4240 a side (GZ2 images are 424x424)"
+    assert image_problem(wide) == (None, "its header claims 5000x424 pixels, over 4240 a side (GZ2 images are 424x424)")
     assert decode_image(wide) is None and decode_image(wide, channels=3) is None
     bomb = with_header_size(data, 30000, 30000)
-    assert decode_image(bomb) is None and "its header claims over" in oversized(bomb)
+    assert decode_image(bomb) is None and "its header claims over" in image_problem(bomb)[1]
     with pytest.raises(ValueError, match=r"^not a readable image \(its header claims 5000x424 pixels"):
         preprocess(wide, 106, 1)
     with pytest.raises(ValueError, match=r"^not a readable image \(corrupt or not an image file\)$"):

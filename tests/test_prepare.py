@@ -19,7 +19,7 @@ from galaxyzoo.data.prepare import prepare, read_asset_ids
 from galaxyzoo.data.store import ROW_DTYPE, CropStore
 
 MISSING_ID = 1  # in the table, no file
-CORRUPT_ID = 2  # random bytes
+CORRUPT_ID = 2  # a JPEG damaged mid-file (OpenCV decoded it, grey where the damage began)
 TRUNCATED_ID = 3  # half a JPEG
 
 
@@ -32,13 +32,16 @@ def _write_db(path: Path, asset_ids) -> Path:
 
 @pytest.fixture
 def raw(tmp_path, real_images_dir):
-    """RAW/images with 12 real JPEGs, one corrupt and one truncated file, plus a db naming one more."""
+    """RAW/images with 12 real JPEGs, one damaged mid-file and one truncated, plus a db naming one more."""
     images = tmp_path / "raw" / "images"
     images.mkdir(parents=True)
     sources = sorted(real_images_dir.glob("*.jpg"))[:12]
     for src in sources:
         (images / src.name).write_bytes(src.read_bytes())
-    (images / f"{CORRUPT_ID}.jpg").write_bytes(os.urandom(5000))
+    damaged = bytearray(sources[2].read_bytes())  # libjpeg notices this damage; not every damage shows
+    middle = len(damaged) // 2
+    damaged[middle:middle + 64] = bytes(b ^ 0xFF for b in damaged[middle:middle + 64])
+    (images / f"{CORRUPT_ID}.jpg").write_bytes(bytes(damaged))
     (images / f"{TRUNCATED_ID}.jpg").write_bytes(sources[0].read_bytes()[:4000])
     ids = [int(p.stem) for p in sources] + [MISSING_ID, CORRUPT_ID, TRUNCATED_ID]
     db = _write_db(tmp_path / "galaxy.sqlite", ids)

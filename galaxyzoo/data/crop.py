@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 BRANCHES = ("center106", "center212", "full", "fallback")
@@ -41,39 +43,67 @@ _DILATE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
 # Ten times a GZ2 image's side. A header claiming more (a damaged one, or a decompression bomb: 15 kB
 # that say 30000x30000) would cost gigabytes to decode, in every worker at once, for a flat grey crop.
 MAX_DECODE_SIDE = 4240
+_EXIF_ORIENTATION = 0x0112
 
 
-def oversized(data: bytes) -> str | None:
-    """Why these image bytes are too large to decode, read from their header alone; None when they are not
-    (or when Pillow cannot read the header: OpenCV then decides whether they are an image)."""
+def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, str]:
+    """Decode image bytes once: `(image, "")`, or `(None, why)` when they are empty, `oversized`, not an
+    image, or a JPEG with corrupt data.
+
+    `channels=1` decodes only the luma plane, (H, W) uint8, which is what makes the crop
+    fast; `channels=3` decodes BGR colour, (H, W, 3) uint8. JPEGs go through libjpeg-turbo
+    with its warnings as errors (simplejpeg's `strict`): OpenCV decodes a JPEG whose scan
+    data is damaged mid-file, and paints what it lost flat grey, with no error to catch.
+    The pixels are OpenCV's to the last bit, and decoding is a little faster.
+    """
+    header = _header(data) if data else "the file is empty"
+    if isinstance(header, str):
+        return None, header
+    if header.format == "JPEG":
+        upright = header.orientation in (None, 1)
+        # A JPEG with an EXIF rotation is only checked here (at 1/8 scale, cheaply); OpenCV decodes and turns it.
+        scale = {} if upright else {"min_height": 1, "min_width": 1}
+        try:
+            image = simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "BGR", strict=True, **scale)
+        except ValueError as exc:
+            return None, f"corrupt JPEG data ({str(exc).rstrip('.')})"
+        if upright:
+            return (image[..., 0] if channels == 1 else image), ""
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    except cv2.error:
+        image = None
+    return image, "" if image is not None else f"a {header.format} file that cannot be decoded"
+
+
+def decode_image(data: bytes, channels: int = 1) -> np.ndarray | None:
+    """`image_problem`'s image alone: None when the bytes cannot be decoded."""
+    return image_problem(data, channels)[0]
+
+
+@dataclass(frozen=True)
+class _Header:
+    format: str  # Pillow's name: JPEG, PNG, ...
+    orientation: int | None  # EXIF orientation; OpenCV turns the image by it
+
+
+def _header(data: bytes) -> _Header | str:
+    """What Pillow reads from the header alone, or why the bytes are not an image to decode: not one Pillow
+    knows (OpenCV would also decode Radiance HDR and the like, at any size), or larger than MAX_DECODE_SIDE."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
+                (width, height), kind = image.size, image.format
+                orientation = image.getexif().get(_EXIF_ORIENTATION) if kind == "JPEG" else None
     except Image.DecompressionBombError:
         return f"its header claims over {2 * Image.MAX_IMAGE_PIXELS:,} pixels"  # where Pillow raises
     except Exception:  # noqa: BLE001  (Pillow raises many types for bytes it cannot identify)
-        return None
+        return "corrupt or not an image file"
     if max(width, height) > MAX_DECODE_SIDE:
         return f"its header claims {width}x{height} pixels, over {MAX_DECODE_SIDE} a side (GZ2 images are 424x424)"
-    return None
-
-
-def decode_image(data: bytes, channels: int = 1) -> np.ndarray | None:
-    """Decode JPEG (or any OpenCV-readable) bytes once, or return None if they are corrupt
-    or `oversized`.
-
-    `channels=1` decodes only the luma plane, (H, W) uint8, which is what makes the crop
-    fast; `channels=3` decodes BGR colour, (H, W, 3) uint8.
-    """
-    if not data or oversized(data):
-        return None
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    try:
-        return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    except cv2.error:
-        return None
+    return _Header(kind, orientation)
 
 
 def nearest_contour(contours, centre: tuple[float, float]) -> np.ndarray | None:

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from galaxyzoo.data.crop import crop_image, decode_image, oversized, to_unit
+from galaxyzoo.data.crop import crop_image, image_problem, to_unit
 from galaxyzoo.system.workers import process_map
 
 # The network in the caller already keeps every core busy when it is the slower side; crop workers
@@ -49,9 +49,9 @@ def preprocess(data: bytes, size: int, channels: int) -> tuple[np.ndarray, str]:
 
     Raises ValueError when the bytes are not a readable image.
     """
-    image = decode_image(data, channels)
+    image, problem = image_problem(data, channels)
     if image is None:
-        raise ValueError(f"not a readable image ({oversized(data) or 'corrupt or not an image file'})")
+        raise ValueError(f"not a readable image ({problem})")
     crop, branch = crop_image(image, size, channels)
     return to_unit(crop), branch
 
