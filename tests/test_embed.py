@@ -136,8 +136,18 @@ def test_similar_refuses_a_file_embed_did_not_write(tmp_path, capsys):
     (tmp_path / "lonely.npy").write_bytes(b"")
     featureless = tmp_path / "featureless.parquet"  # the index columns only
     pd.DataFrame({"file": ["q.jpg"], "error": [""]}).to_parquet(featureless)
-    for path, why in ((other, "expected columns file, error first"), (tmp_path / "lonely.npy", "no such file"),
-                      (featureless, "(1, 0) features for the 1 rows")):
+    joined = tmp_path / "joined.parquet"  # a label joined in would have moved every distance
+    pd.DataFrame({"file": ["q.jpg"], "error": [""], "e0": [1.0], "e1": [0.5], "redshift": [0.1]}).to_parquet(joined)
+    numbered = tmp_path / "numbered.parquet"
+    pd.DataFrame({"file": [7], "error": [""], "e0": [1.0]}).to_parquet(numbered)
+    words = tmp_path / "words.npy"
+    np.save(words, np.array([["a", "b"]]))
+    pd.DataFrame({"file": ["q.jpg"], "error": [""]}).to_csv(tmp_path / "words.npy.index.csv", index=False)
+    for path, why in ((other, "expected text columns file, error first"), (tmp_path / "lonely.npy", "no such file"),
+                      (featureless, "(1, 0) features for the 1 rows"),
+                      (joined, "expected only the features e0, e1, ... in order, found 'e0', 'e1', 'redshift'"),
+                      (numbered, "expected text columns file, error first"),
+                      (words, "not a readable .npy embeddings file")):
         assert main(["similar", "--embeddings", str(path), "--query", "q"]) == 2
         err = capsys.readouterr().err
         assert why in err and len(err.splitlines()) == 1

@@ -51,6 +51,10 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     frame = pd.DataFrame({"image": [_b64(f) for f in files] + ["bm90IGFuIGltYWdl", "%%%"]})
     out = model.predict(frame)
     assert list(out.columns) == packaged.OUTPUT_COLUMNS and len(out) == 8
+    # The caller's row labels are kept, so a join on a filtered frame pairs each image with its own row.
+    shuffled = model.predict(frame.iloc[[5, 0, 3]])
+    assert list(shuffled.index) == [5, 0, 3]
+    pd.testing.assert_frame_equal(shuffled, out.loc[[5, 0, 3]], rtol=1e-5)
     good = out.iloc[:6]
     fractions = good[packaged.ANSWER_COLUMNS].to_numpy()
     assert np.isfinite(fractions).all() and (fractions >= 0).all() and (fractions <= 1).all()

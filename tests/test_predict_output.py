@@ -73,6 +73,17 @@ def test_refuses_a_folder_or_unwritable_out_before_any_work(images, capsys):
     assert "cannot load model" not in err  # refused before the model was looked up
 
 
+def test_refuses_an_out_that_is_not_a_csv_and_an_empty_image_argument(images, capsys):
+    folder, _ = images
+    assert _predict(folder, folder.parent / "preds.parquet") == 2  # pandas wrote CSV text into it
+    assert "preds.parquet: predict writes CSV; name a .csv, .csv.gz, .csv.bz2, .csv.xz file" in capsys.readouterr().err
+    assert _predict(folder, folder.parent / "preds.CSV.GZ", "--overwrite") == 2  # accepted: the model is what fails
+    assert "no such database" in capsys.readouterr().err
+    with pytest.raises(GalaxyZooError, match="an image argument is empty"):  # "$DIR" unset: not the current folder
+        predict.collect_images(["", folder])
+    assert not list(folder.parent.glob("preds*"))
+
+
 def test_atomic_output_keeps_the_old_file_when_the_block_fails(tmp_path):
     out = tmp_path / "preds.csv"
     out.write_text("old\n")
@@ -166,7 +177,7 @@ def test_a_device_or_pipe_is_never_replaced_and_a_link_keeps_pointing_at_what_it
     assert link.is_symlink() and target.read_text() == "new\n"
 
 
-def test_a_pipe_or_a_name_that_is_not_utf8_among_the_inputs_is_refused_before_any_work(images, tmp_path):
+def test_a_pipe_or_a_name_a_csv_cannot_hold_among_the_inputs_is_refused_before_any_work(images, tmp_path):
     folder, files = images
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
@@ -175,6 +186,10 @@ def test_a_pipe_or_a_name_that_is_not_utf8_among_the_inputs_is_refused_before_an
     odd = folder / os.fsdecode(b"caf\xe9.jpg")
     odd.write_bytes(files[0].read_bytes())
     with pytest.raises(GalaxyZooError, match=r"image .*caf\\udce9\.jpg: the name is not valid UTF-8; rename it"):
+        predict.collect_images([folder])
+    odd.unlink()
+    (folder / "cr\rx.jpg").write_bytes(files[0].read_bytes())  # csv leaves a bare CR unquoted: a row split in two
+    with pytest.raises(GalaxyZooError, match=r"image '.*cr\\rx\.jpg': the name holds a carriage return; rename it"):
         predict.collect_images([folder])
 
 
@@ -205,6 +220,7 @@ def test_a_registered_model_outside_its_store_names_the_store_and_creates_none(i
     monkeypatch.chdir(elsewhere)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     images = [] if command == "evaluate" else [str(folder)]
-    assert main([command, *images, "--model", NO_MODEL, "--out", str(tmp_path / "out.parquet")]) == 2
+    out = tmp_path / ("out.csv" if command == "predict" else "out.parquet")
+    assert main([command, *images, "--model", NO_MODEL, "--out", str(out)]) == 2
     assert f"no such database {elsewhere / 'mlflow.db'}; name the store" in capsys.readouterr().err
-    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "out.parquet").exists()
+    assert list(elsewhere.iterdir()) == [] and not out.exists()

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from galaxyzoo import schema
 from galaxyzoo.errors import GalaxyZooError
-from galaxyzoo.system.folders import utf8_name
+from galaxyzoo.system.folders import storable_name
 from galaxyzoo.system.locks import writer_lock
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def ingest(
     ingest or split of `db_path` makes this refuse, or with `wait` wait.
     """
     # The raw folder's path is recorded in the DB; through a link ingest replaces the DB's target, not the link.
-    raw, db = utf8_name(Path(raw_dir), "raw folder"), Path(db_path).resolve()
+    raw, db = storable_name(Path(raw_dir), "raw folder"), Path(db_path).resolve()
     hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
     for path in (hart16_path, mapping_path):
         _require_file(path)

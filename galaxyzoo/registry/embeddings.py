@@ -66,17 +66,27 @@ def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     try:
         if fmt == ".parquet":
             table = pd.read_parquet(path)
-            features = table[[c for c in table.columns if c not in INDEX_COLUMNS]].to_numpy(np.float32)
-            index = table.reindex(columns=INDEX_COLUMNS)
+            index, columns = table.reindex(columns=INDEX_COLUMNS), list(table.columns[len(INDEX_COLUMNS):])
+            # Exactly embed's columns: a column joined in (a label, a redshift) would silently move every distance.
+            if columns != [f"e{i}" for i in range(len(columns))]:
+                raise GalaxyZooError(f"--embeddings {path}: after {', '.join(INDEX_COLUMNS)} expected only the "
+                                     f"features e0, e1, ... in order, found {_shown(columns)}")
+            features = table[columns].to_numpy(np.float32)
         else:
-            features = np.load(path, allow_pickle=False)
+            features = np.load(path, allow_pickle=False).astype(np.float32, copy=False)
             index = pd.read_csv(files[1], keep_default_na=False, dtype=str)
     except (OSError, ValueError) as exc:  # pyarrow's and numpy's format errors are ValueErrors
         raise GalaxyZooError(f"--embeddings {path}: not a readable {fmt} embeddings file ({exc})") from None
-    if list(index.columns) != INDEX_COLUMNS or index["file"].isna().any():
-        raise GalaxyZooError(f"--embeddings {files[-1]}: expected columns {', '.join(INDEX_COLUMNS)} first "
+    if (list(index.columns) != INDEX_COLUMNS or not index["file"].map(lambda f: isinstance(f, str)).all()
+            or not index["error"].map(lambda e: e is None or isinstance(e, str)).all()):
+        raise GalaxyZooError(f"--embeddings {files[-1]}: expected text columns {', '.join(INDEX_COLUMNS)} first "
                              "(written by `galaxyzoo embed`)")
     if features.ndim != 2 or len(features) != len(index) or features.shape[1] == 0:
         raise GalaxyZooError(f"--embeddings {path}: {features.shape} features for the {len(index)} rows "
                              f"of {files[-1]} (expected one row of at least one feature for each)")
     return index.fillna({"error": ""}), features.astype(np.float32, copy=False)
+
+
+def _shown(columns: list) -> str:
+    """A few column names, for an error message."""
+    return ", ".join(map(repr, columns[:5])) + (", ..." if len(columns) > 5 else "") if columns else "none"

@@ -163,6 +163,7 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         # MLflow fills in the signature's defaults; a model packaged before `tta` existed gets no params.
         tta = bool((params or {}).get(TTA_PARAM, False))
         frame = predict_images(self.network, images, self.size, self.channels, errors, tta=tta)
+        frame.index = model_input.index  # a row per input row, under its label: `df.join(output)` pairs them right
         if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get():
             # JSON has no NaN (JSON.parse rejects it): served, the fractions are nullable floats, so a
             # bad row's become null. Python callers keep plain float64 columns with NaN.

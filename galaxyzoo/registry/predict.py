@@ -26,12 +26,13 @@ import pandas as pd
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.registry.crops import crop_files
 from galaxyzoo.registry.packaged import load_packaged, predict_crops, takes_tta
-from galaxyzoo.system.folders import folder_for, utf8_name
+from galaxyzoo.system.folders import folder_for, storable_name
 from galaxyzoo.system.tempdirs import OwnedFolder, remove_stale
 from galaxyzoo.system.workers import check_workers
 from galaxyzoo.tracking import mlflow_runs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz")  # pandas compresses by the last suffix
 # Files read, cropped and predicted at a time: bounds the memory their crops take, and paces the progress bar.
 CHUNK = 256
 
@@ -48,6 +49,8 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 
     A dangling symlink in a folder is kept, so it gets a row saying it cannot be read.
     """
+    if any(str(item) == "" for item in inputs):  # Path("") is the current folder: "$DIR" with DIR unset
+        raise GalaxyZooError("an image argument is empty (an unset variable?); name the files or folders")
     files, seen = [], set()
     for item in map(Path, inputs):
         if item.is_dir():
@@ -59,7 +62,7 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
             raise GalaxyZooError(f"{item}: is not a regular file or folder (a device, pipe or socket)")
         else:
             found = [item]  # a missing file is reported in its row, like a corrupt one
-        for path in map(partial(utf8_name, what="image"), found):
+        for path in map(partial(storable_name, what="image"), found):
             # `dir dir/a.jpg` names a.jpg twice: one row for it. Not by realpath: links of other names
             # to one file (a DVC or git-annex cache, a farm of symlinks) are galaxies of their own.
             key = os.path.abspath(path)
@@ -132,6 +135,8 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
     files = collect_images(inputs)
     out = Path(out)
     check_out(out, files, overwrite)
+    if not out.name.lower().endswith(CSV_SUFFIXES):  # pandas would write CSV text into `preds.parquet`
+        raise GalaxyZooError(f"--out {out}: predict writes CSV; name a {', '.join(CSV_SUFFIXES)} file")
     with atomic_output(out) as tmp:
         mlflow_runs.connect_for_model(model_uri, tracking_uri)
         model = load_packaged(model_uri)

@@ -11,14 +11,17 @@ from typing import Iterator
 from galaxyzoo.errors import GalaxyZooError
 
 
-def utf8_name(path: Path, what: str) -> Path:
-    """`path` itself, refused in one line if its name is not valid UTF-8 (bytes the file system took
-    but a CSV, SQLite or MLflow cannot hold), so the work does not fail on it at the end."""
+def storable_name(path: Path, what: str) -> Path:
+    """`path` itself, refused in one line if a CSV, SQLite or MLflow could not hold its name: bytes that are
+    not valid UTF-8, or a carriage return (Python's csv writer leaves it unquoted, and every reader then
+    splits the row there). So the work does not fail on it at the end, or shift the rows after it."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
         shown = str(path).encode("utf-8", "backslashreplace").decode()
         raise GalaxyZooError(f"{what} {shown}: the name is not valid UTF-8; rename it") from None
+    if "\r" in str(path):
+        raise GalaxyZooError(f"{what} {str(path)!r}: the name holds a carriage return; rename it")
     return path
 
 
