@@ -227,13 +227,15 @@ def test_damaged_checkpoint_state_is_one_line_and_leaves_the_run_as_it_was(resum
 
 def test_damaged_checkpoint_weights_fail_the_run_with_the_reason(killed_run, tiny_experiment, tmp_path, capsys):
     client, run_id, folder = killed_run
-    (folder / "state.json").write_text(json.dumps({"next_epoch": 1, "seed_generators": [], "callbacks": {}}))
-    (folder / "checkpoint.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    weights = "checkpoint-epoch0001.weights.h5"
+    (folder / "state.json").write_text(json.dumps({"next_epoch": 1, "weights": weights, "best_weights": None,
+                                                   "seed_generators": [], "callbacks": {}}))
+    (folder / weights).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
     argv = ["train", "--experiment", str(tiny_experiment), "--set", f"tracking.tracking_uri={_uri(tmp_path)}",
             "--resume", run_id]
     assert main(argv) == 2
     line = _error_line(capsys)
-    assert f"{folder / 'checkpoint.weights.h5'}: damaged checkpoint (" in line
+    assert f"{folder / weights}: damaged checkpoint (" in line
     run = client.get_run(run_id)
     assert run.info.status == "FAILED" and run.data.tags["failure_reason"] in line
-    assert (folder / "checkpoint.weights.h5").is_file()  # kept: the user decides what to do with it
+    assert (folder / weights).is_file()  # kept: the user decides what to do with it

@@ -38,7 +38,7 @@ def _packaged(client, run_id):
     return packaged.load_packaged(find_packaged_model(client, client.get_run(run_id), names.PACKAGED_CLASS))
 
 
-def test_an_ensemble_of_one_equals_its_member(sweep_store, real_images_dir):
+def test_an_ensemble_of_one_equals_its_member(sweep_store, real_images_dir, tmp_path):
     from galaxyzoo.registry import packaged
     from galaxyzoo.training.ensemble import ensemble
 
@@ -50,6 +50,14 @@ def test_an_ensemble_of_one_equals_its_member(sweep_store, real_images_dir):
     assert run.data.tags["galaxyzoo.ensemble"] == "1" and run.data.tags["ensemble.members"] == sweep.best_run_id
     assert run.data.tags["data.split_id"] == member.data.tags["data.split_id"]
     assert f"`{sweep.best_run_id}` ({member.info.run_name}, val_rmse " in run.data.tags["mlflow.note.content"]
+    # its config.yaml says whose config it is, not only the trial's own name and description
+    from galaxyzoo.tracking.run_config import download_run_config
+
+    config = download_run_config(client, result.run_id, tmp_path).read_text()
+    assert config.startswith(f"# The config of this ensemble's best member, run {sweep.best_run_id} "
+                             f"({member.info.run_name})")
+    (tmp_path / "m").mkdir()
+    assert config.split("\n", 3)[3] == download_run_config(client, sweep.best_run_id, tmp_path / "m").read_text()
     # the same test metrics as the training run, from the same code
     test_keys = {k for k in member.data.metrics if k.startswith("test_")}
     assert test_keys <= set(run.data.metrics)

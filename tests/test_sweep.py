@@ -1,5 +1,6 @@
 """Sweeps: sweep files (parsing, validation, sampling), and Optuna sweeps as nested MLflow runs."""
 
+import json
 import shlex
 import subprocess
 import sys
@@ -213,6 +214,19 @@ def test_trials_table_lists_every_trial(finished_sweep):
     assert list(table["number"]) == [0, 1]
     assert set(table["state"]) <= {"complete", "pruned"}
     assert {"value", "duration_s", "mlflow_run_id", "param:model.head", "param:train.learning_rate"} <= set(table)
+    assert json.loads(table.loc[0, "worker"])["pid"] > 0  # the worker's record as JSON, not a Python repr
+
+
+def test_trials_table_spells_booleans_as_the_params_do():
+    import optuna
+
+    from galaxyzoo.sweep.summary import trials_table
+
+    trial = optuna.trial.create_trial(params={"model.batch_norm": True}, value=0.3, user_attrs={"w": {"pid": 7}},
+                                      distributions={"model.batch_norm": optuna.distributions.CategoricalDistribution(
+                                          [True, False])})
+    row = trials_table([trial]).iloc[0]
+    assert row["param:model.batch_norm"] == "true" and json.loads(row["w"]) == {"pid": 7}
 
 
 def test_restarted_sweep_continues_the_study(tiny_sweep_file, tiny_workdir, tmp_path):

@@ -5,6 +5,7 @@ import csv
 import numpy as np
 import pytest
 
+from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.training import callbacks as cb
 
 
@@ -60,11 +61,14 @@ def test_checkpoint_carries_weights_optimizer_dropout_and_callback_state(tmp_pat
     checkpoint = cb.EpochCheckpoint(tmp_path, {"early_stopping": early, "reduce_lr_on_plateau": plateau})
     model.fit(x, y, epochs=3, verbose=0, callbacks=[plateau, early, checkpoint])
     state = cb.read_state(tmp_path)
-    assert state["next_epoch"] == 3 and (tmp_path / cb.BEST_WEIGHTS).is_file()
+    weights, best = cb.checkpoint_files(tmp_path, state)
+    assert state["next_epoch"] == 3 and weights.name == "checkpoint-epoch0003.weights.h5" and best.is_file()
+    # one epoch's files only: the earlier epochs' are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([weights.name, best.name, "state.json"])
 
     again = _tiny_model()
     again.optimizer.build(again.trainable_variables)
-    again.load_weights(str(tmp_path / cb.CHECKPOINT_WEIGHTS))
+    again.load_weights(str(weights))
     cb.restore_seed_generators(again, state["seed_generators"])
     for a, b in zip(again.variables, model.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -126,3 +130,32 @@ def test_cosine_decay_trains_along_its_curve_and_a_resume_continues_it(tiny_expe
     fit(cfg, dataset, tmp_path / "resumed", callbacks=[StopAfterTwoEpochs()], verbose=0)
     resumed = fit(cfg, dataset, tmp_path / "resumed", resume=True, verbose=0)
     assert resumed.initial_epoch == 2 and resumed.history["lr"] == pytest.approx(curve[2:], rel=1e-5)
+
+
+def test_a_save_killed_before_its_state_leaves_the_previous_epochs_pair(tmp_path):
+    """A kill after the new weights were written but before state.json: the state still names the previous
+    epoch's weights, which are still there (a fixed weights name once paired epoch 4's weights with epoch 3's
+    state, and the resumed run trained an epoch more than it logged)."""
+    x, y = np.random.default_rng(0).random((16, 4)), np.random.default_rng(1).random((16, 3))
+    model = _tiny_model()
+    checkpoint = cb.EpochCheckpoint(tmp_path, {})
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[checkpoint])
+    saved = [np.asarray(v).copy() for v in model.weights]
+    model.fit(x, y, epochs=1, verbose=0)  # epoch 3 trains...
+    model.save_weights(str(tmp_path / cb.CHECKPOINT_WEIGHTS.format(3)))  # ...its weights land, then the kill
+    state = cb.read_state(tmp_path)
+    weights, _ = cb.checkpoint_files(tmp_path, state)
+    assert state["next_epoch"] == 2 and weights.name == "checkpoint-epoch0002.weights.h5"
+    again = _tiny_model()
+    again.optimizer.build(again.trainable_variables)
+    again.load_weights(str(weights))
+    for a, b in zip(again.weights, saved):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    checkpoint.on_epoch_end(2)  # the resumed epoch 3 saves: the killed save's file goes
+    assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["checkpoint-epoch0003.weights.h5"]
+
+
+def test_a_state_naming_no_weights_is_a_damaged_checkpoint(tmp_path):
+    (tmp_path / "state.json").write_text('{"next_epoch": 2}')  # a checkpoint of an earlier galaxyzoo
+    with pytest.raises(GalaxyZooError, match="damaged checkpoint \\(no weights file named"):
+        cb.read_state(tmp_path)

@@ -15,6 +15,7 @@ covers the whole study, whichever worker writes it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +114,10 @@ def trials_table(trials) -> "Any":
             "epochs_reported": len(t.intermediate_values),
             "duration_s": duration,
             "mlflow_run_id": attrs.pop("mlflow_run_id", ""),
-            **{f"param:{k}": v for k, v in t.params.items()},
-            **attrs,  # e.g. keras-tuner's bracket and epochs, a retry's origin
+            # booleans as the params spell them, so a value copied into a filter or --set matches the run
+            **{f"param:{k}": spelled(v) if isinstance(v, bool) else v for k, v in t.params.items()},
+            # e.g. keras-tuner's bracket and epochs, a retry's origin; the worker's record as JSON, not a repr
+            **{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in attrs.items()},
             "error": attrs.pop("error", ""),
         })
     return pd.DataFrame(rows)

@@ -40,8 +40,9 @@ from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.tracking.mlflow_runs import STATE_FILE, log_metrics
 from galaxyzoo.tracking import names
 
-CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
-BEST_WEIGHTS = "best.weights.npz"
+# Each epoch's files get names of their own, and state.json names the pair it belongs to (see EpochCheckpoint).
+CHECKPOINT_WEIGHTS = "checkpoint-epoch{:04d}.weights.h5"
+BEST_WEIGHTS = "best-epoch{:04d}.weights.npz"
 # Keys Keras's own LR callbacks add to the logs; `lr` (the seed's column name) replaces them.
 _KERAS_LR_KEYS = ("learning_rate",)
 # What to carry across a resume for each stateful callback (their on_train_begin resets it).
@@ -222,13 +223,17 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves what a killed training needs to continue, after every epoch.
 
-    Files in `directory`: `checkpoint.weights.h5` (model weights and optimizer
-    state, learning rate included), `state.json` (the next epoch to run, the
-    dropout layers' random state and the state of EarlyStopping /
-    ReduceLROnPlateau) and, for EarlyStopping with
-    `restore_best_weights`, `best.weights.npz`. Each file is written to a
-    temporary name and renamed, and `state.json` last, so a kill mid-save
-    leaves the previous epoch's checkpoint intact.
+    Files in `directory`: `checkpoint-epochNNNN.weights.h5` (model weights and
+    optimizer state, learning rate included), for EarlyStopping with
+    `restore_best_weights` `best-epochNNNN.weights.npz`, and `state.json` (the
+    next epoch to run, the names of those two files, the dropout layers' random
+    state and the state of EarlyStopping / ReduceLROnPlateau), written to a
+    temporary name and renamed last. Each epoch's weights have names of their
+    own, so a kill mid-save leaves the previous state.json naming the previous
+    epoch's weights, both whole: one fixed weights name, replaced before the
+    state, once paired the new weights with the old epoch number, and the
+    resumed run trained an epoch more than it logged. Files no state names are
+    removed after each save.
 
     With `restore=True`, `on_train_begin` (after the stateful callbacks reset
     themselves) puts their saved state back.
@@ -247,26 +252,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for name, callback in self.stateful.items():
             for attribute, value in state.get("callbacks", {}).get(name, {}).items():
                 setattr(callback, attribute, value)
-        best = self.directory / BEST_WEIGHTS
+        best = checkpoint_files(self.directory, state)[1]
         early = self.stateful.get("early_stopping")
-        if early is not None and getattr(early, "restore_best_weights", False) and best.is_file():
+        if early is not None and getattr(early, "restore_best_weights", False) and best is not None:
             with np.load(best) as data:
                 early.best_weights = [data[f"w{i}"] for i in range(len(data.files))]
 
     def on_epoch_end(self, epoch, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
-        weights = self.directory / CHECKPOINT_WEIGHTS
-        tmp = self.directory / f"tmp-{CHECKPOINT_WEIGHTS}"
-        self.model.save_weights(str(tmp), overwrite=True)
-        os.replace(tmp, weights)
+        weights = CHECKPOINT_WEIGHTS.format(epoch + 1)
+        self.model.save_weights(str(self.directory / weights), overwrite=True)
+        best = read_state(self.directory).get("best_weights")
         early = self.stateful.get("early_stopping")
         if early is not None and getattr(early, "best_weights", None) is not None and early.best_epoch == epoch:
-            tmp_best = self.directory / f"tmp-{BEST_WEIGHTS}"
-            with open(tmp_best, "wb") as fh:
+            best = BEST_WEIGHTS.format(epoch + 1)
+            with open(self.directory / best, "wb") as fh:
                 np.savez(fh, **{f"w{i}": w for i, w in enumerate(early.best_weights)})
-            os.replace(tmp_best, self.directory / BEST_WEIGHTS)
         state = {
             "next_epoch": epoch + 1,
+            "weights": weights,
+            "best_weights": best,
             "seed_generators": [np.asarray(v).tolist() for v in seed_generator_variables(self.model)],
             "callbacks": {
                 name: {a: _plain(getattr(cb, a, None)) for a in _RESUMED_ATTRIBUTES[name]}
@@ -274,6 +279,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
             },
         }
         write_state(self.directory, state)
+        for path in self.directory.glob("*-epoch*.weights.*"):  # earlier epochs', or a killed save's
+            if path.name not in (weights, best):
+                path.unlink(missing_ok=True)
+
+
+def checkpoint_files(directory: Path, state: dict) -> tuple[Path, Path | None]:
+    """The weights file and the best-weights file (None without one) that `state` belongs to."""
+    best = state.get("best_weights")
+    return Path(directory) / state["weights"], None if best is None else Path(directory) / best
 
 
 def seed_generator_variables(model) -> list:
@@ -317,6 +331,8 @@ def read_state(directory: Path) -> dict:
         raise damaged_checkpoint(path, f"not JSON: {exc}") from None
     if not isinstance(state, dict) or not isinstance(state.get("next_epoch"), int) or state["next_epoch"] < 1:
         raise damaged_checkpoint(path, "no next_epoch (a positive integer)")
+    if not isinstance(state.get("weights"), str) or not isinstance(state.get("best_weights"), (str, type(None))):
+        raise damaged_checkpoint(path, "no weights file named (a checkpoint of an earlier galaxyzoo?)")
     return state
 
 

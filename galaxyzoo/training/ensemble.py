@@ -103,7 +103,7 @@ def ensemble(
             with mlflow_runs.recording_outcome(client, run_id):
                 mlflow_runs.log_params(client, run_id, {k: v for k, v in best.data.params.items()
                                                         if k.startswith("data.")})
-                client.log_artifact(run_id, str(config_path))
+                client.log_artifact(run_id, str(_headed(config_path, members, Path(tmp))))
                 metrics = _score(client, run_id, ids, configs, batch_size, Path(tmp), progress)
                 model_uri = packaged.log_ensemble_model(client, run_id, ids)
     return EnsembleResult(run_id, tuple(ids), metrics, model_uri, where)
@@ -183,6 +183,19 @@ def _shared_configs(client, members: list, tmp: Path):
                 f"{run.data.tags.get(names.TAG_DATA_SPLIT_ID)}, run {first.info.run_id} on {split}; members "
                 "must share the data split they are scored on")
     return paths[0], configs
+
+
+def _headed(config_path: Path, members: list, tmp: Path) -> Path:
+    """The best member's config.yaml, headed by a comment saying whose it is: on the ensemble's Artifacts tab
+    its `name` and `description` (`... trial 3: ...`) would read as if the ensemble were that trial."""
+    best = members[0].info
+    header = (f"# The config of this ensemble's best member, run {best.run_id} ({best.run_name}): the data and\n"
+              f"# crop all {len(members)} members share (tag ensemble.members names them), as the packaged ensemble\n"
+              "# and `galaxyzoo evaluate` read it. Each member's own config is in its run.\n")
+    path = tmp / "headed" / config_path.name
+    path.parent.mkdir()
+    path.write_text(header + config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    return path
 
 
 def _score(client, run_id: str, member_ids: list[str], configs: list, batch_size: int | None, tmp: Path,

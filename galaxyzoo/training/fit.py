@@ -227,7 +227,7 @@ def build_optimizer(train_cfg):
 def restore(model, run_dir: Path, cfg: ExperimentConfig) -> int:
     """Load the checkpoint's weights and optimizer state; return the epoch to continue at."""
     state = cb.read_state(run_dir)
-    weights = run_dir / cb.CHECKPOINT_WEIGHTS
+    weights = cb.checkpoint_files(run_dir, state)[0]
     model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(str(weights))
