@@ -37,6 +37,10 @@ MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials 
 # How often a waiting worker looks at the study again (at most every heartbeat): it ends within
 # seconds of the last trial finishing elsewhere, not up to a heartbeat (60 s by default) later.
 WAIT_POLL_SECONDS = 5
+# A worker names itself on its trial right after asking for it. A trial still without a name this long
+# after it started was asked for by a worker killed in between (or by a create retried in a database
+# restart): no heartbeat or worker entry will ever call it dead, and other workers would wait for it.
+UNNAMED_TRIAL_SECONDS = 600
 
 
 class OptunaSuggest:
@@ -309,7 +313,10 @@ class StaleTrials:
 def _fail_dead_trials(study, on_stale: StaleTrials, entries: dict[str, dict[str, Any]]) -> None:
     """Fail (and queue a retry of) every running trial whose worker is dead: silent for longer than
     the grace period (Optuna's check), known gone because it ran on this machine (no need to wait),
-    or whose worker's entry among the parent run's `entries` is no longer live."""
+    or whose worker's entry among the parent run's `entries` is no longer live; or that no worker
+    named for `UNNAMED_TRIAL_SECONDS` after it started."""
+    import datetime
+
     import optuna
 
     optuna.storages.fail_stale_trials(study)  # does nothing for a storage without heartbeats
@@ -319,9 +326,11 @@ def _fail_dead_trials(study, on_stale: StaleTrials, entries: dict[str, dict[str,
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = Worker.of(trial.user_attrs.get("worker"))
         if worker is None:
-            continue
-        entry = entries.get(worker.tag)
-        if not (worker.gone() or (entry is not None and not live(entry, now))):
+            # Optuna stamps the start in the asking machine's local time, as `now()` here reads it.
+            age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0
+            if age <= UNNAMED_TRIAL_SECONDS:
+                continue
+        elif not (worker.gone() or ((entry := entries.get(worker.tag)) is not None and not live(entry, now))):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
