@@ -40,5 +40,8 @@ test-fast: install
 ui: install
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)
 
+# What the README's commands write in the project folder: the store with its artifacts (mlruns/), the
+# locks beside it, training checkpoints (runs/) and predict's and embed's default outputs.
 clean:
-	rm -rf $(VENV) data mlflow.db optuna.db
+	rm -rf $(VENV) data mlflow.db mlflow.db.lock mlruns optuna.db optuna.db.lock runs \
+		preds.csv predictions.csv embeddings.parquet study.log study.log.sweep.lock

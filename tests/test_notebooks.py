@@ -59,6 +59,7 @@ def test_synthetic_sample_notebook_runs(tmp_path):
     done = run_notebook(ROOT / "notebooks" / "01_synthetic_sample.ipynb", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "columns as in the real file: True" in done.stdout
+    assert "each with exactly one copy at asset_id >= 295306: True - copies with an image: 0" in done.stdout
     assert (tmp_path / "data" / "notebook-sample" / "raw" / "truth.csv").is_file()
 
 
