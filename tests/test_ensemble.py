@@ -49,7 +49,8 @@ def test_an_ensemble_of_one_equals_its_member(sweep_store, real_images_dir, tmp_
     assert run.info.run_name == "ensemble of 1" and run.info.status == "FINISHED"
     assert run.data.tags["galaxyzoo.ensemble"] == "1" and run.data.tags["ensemble.members"] == sweep.best_run_id
     assert run.data.tags["data.split_id"] == member.data.tags["data.split_id"]
-    assert f"`{sweep.best_run_id}` ({member.info.run_name}, val_rmse " in run.data.tags["mlflow.note.content"]
+    link = f"[`{sweep.best_run_id}`](#/experiments/{member.info.experiment_id}/runs/{sweep.best_run_id})"
+    assert f"{link} ({member.info.run_name}, val_rmse " in run.data.tags["mlflow.note.content"]
     # its config.yaml says whose config it is, not only the trial's own name and description
     from galaxyzoo.tracking.run_config import download_run_config
 

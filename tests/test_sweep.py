@@ -201,6 +201,13 @@ def test_sweep_records_parent_and_one_nested_run_per_trial(finished_sweep, tiny_
         note = run.data.tags["mlflow.note.content"]
         assert note.startswith(f"Sweep tiny_sweep, trial {number}: train.learning_rate=") and head in note
     assert parent.data.tags["best_run_id"] == best.user_attrs["mlflow_run_id"] == result.best_run_id
+    # the description links the best trial's page (the tag shows as cut, unlinked text), once
+    note = parent.data.tags["mlflow.note.content"]
+    best_run = by_number[best.number]
+    link = f"[{best_run.info.run_name}](#/experiments/{best_run.info.experiment_id}/runs/{result.best_run_id})"
+    assert note.startswith("optuna sweep tiny_sweep of ") and note.endswith(f"\n\nBest trial so far: {link} "
+                                                                           f"(val_rmse {best.value:.5g}).")
+    assert note.count("Best trial so far") == 1
     # the objective is the trial's final val_rmse, the value `promote` and `compare` rank by
     assert by_number[best.number].data.metrics["val_rmse"] == pytest.approx(best.value)
 

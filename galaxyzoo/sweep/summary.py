@@ -30,6 +30,8 @@ from galaxyzoo.tracking import mlflow_runs, names
 
 logger = logging.getLogger(__name__)
 
+BEST_PARAGRAPH = "\n\nBest trial so far: "
+
 
 @dataclass(frozen=True)
 class SweepResult:
@@ -77,6 +79,9 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
     if best is not None:
         tags.update({names.TAG_BEST_TRIAL: str(best.number),
                      names.TAG_BEST_RUN: best.user_attrs.get("mlflow_run_id", "")})
+        if tags[names.TAG_BEST_RUN]:  # the UI shows the tag as cut, unlinked text: the description links it
+            tags[names.TAG_NOTE] = _with_best(client, parent_id, client.get_run(tags[names.TAG_BEST_RUN]), metric,
+                                              best.value)
         # full precision, so a value copied into --set reproduces the trial; booleans as the params spell them
         tags.update({names.TAG_BEST_PARAM_PREFIX + k: spelled(v) for k, v in best.params.items()})
     mlflow_runs.set_tags(client, parent_id, tags)
@@ -95,6 +100,12 @@ def summarise(client, parent_id: str, spec: SweepSpec, study, study_name: str, s
         best_params={} if best is None else dict(best.params),
         best_run_id=None if best is None else best.user_attrs.get("mlflow_run_id"),
     )
+
+
+def _with_best(client, parent_id: str, best_run, metric: str, value: float) -> str:
+    """The parent's description, its last paragraph naming the best trial so far as a link to its run."""
+    note = client.get_run(parent_id).data.tags.get(names.TAG_NOTE, "").split(BEST_PARAGRAPH)[0]
+    return f"{note}{BEST_PARAGRAPH}{mlflow_runs.run_link(best_run)} ({metric} {value:.5g})."
 
 
 def trials_table(trials) -> "Any":

@@ -394,6 +394,13 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+def run_link(run, text: str = "") -> str:
+    """A Markdown link to `run`'s page for a description, which the MLflow UI renders (opening it in a new
+    tab); relative, so it holds wherever the UI is served."""
+    info = run.info
+    return f"[{text or info.run_name or info.run_id}](#/experiments/{info.experiment_id}/runs/{info.run_id})"
+
+
 def log_keras_model(model, input_example, step: int) -> str:
     """Log `model` under the active run as `model` (Keras 3 flavor) with signature and example.
 

@@ -152,8 +152,8 @@ def _members(client, run_ids: list[str], experiment_name, sweep_run, top_k: int,
 
 def _note(members: list, metric: str, mode: str, where: str) -> str:
     """The run's description: its members, named and scored (the UI cuts the `ensemble.members` tag short)."""
-    listed = ", ".join(f"`{m.info.run_id}` ({m.info.run_name}, {metric} {m.data.metrics[metric]:.5g})"
-                       for m in members)
+    listed = ", ".join(f"{mlflow_runs.run_link(m, f'`{m.info.run_id}`')} ({m.info.run_name}, {metric} "
+                       f"{m.data.metrics[metric]:.5g})" for m in members)
     return f"Ensemble: the mean prediction of {len(members)} runs, chosen by {mode} {metric} in {where}: {listed}."
 
 
