@@ -213,6 +213,42 @@ def test_decode_refuses_a_jpeg_damaged_mid_file(real_images_dir):
     assert image_problem(damaged, channels=3)[0] is None
 
 
+def test_decode_leaves_to_opencv_what_libjpeg_warns_of_without_damage(real_images_dir, tmp_path):
+    """A JFIF 2.01 header or padding before a marker draws a libjpeg warning but no pixel changes: such
+    JPEGs decode as OpenCV decoded them; a PNG that Pillow refuses for a text chunk's checksum too."""
+    from PIL import Image, PngImagePlugin
+
+    data = sorted(real_images_dir.glob("*.jpg"))[0].read_bytes()
+    newer = bytearray(data)
+    newer[data.index(b"JFIF\0") + 5] = 2  # version 2.01
+    header_end = data.index(b"\xff\xdb")  # pad the first quantisation table's marker
+    padded = data[:header_end] + b"\0\0" + data[header_end:]
+    for variant in (bytes(newer), padded):
+        expected = cv2.imdecode(np.frombuffer(variant, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert expected is not None and np.array_equal(decode_image(variant), expected)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("note", "a text chunk")
+    Image.fromarray(np.full((20, 30), 9, np.uint8)).save(tmp_path / "t.png", pnginfo=info)
+    png = bytearray((tmp_path / "t.png").read_bytes())
+    crc = png.index(b"tEXt") + 4 + len(b"note\0a text chunk")
+    png[crc] ^= 0xFF  # libpng warns; Pillow refuses the file
+    assert decode_image(bytes(png)).shape == (20, 30)
+
+
+def test_decode_checks_a_cameras_multi_picture_jpeg_too(real_images_dir):
+    from PIL import Image
+    import io
+
+    image = Image.open(sorted(real_images_dir.glob("*.jpg"))[2])
+    out = io.BytesIO()
+    image.save(out, "MPO", save_all=True, append_images=[image])
+    data = bytearray(out.getvalue())
+    assert decode_image(bytes(data)).shape == (424, 424)
+    first_end = len(data) // 4
+    data[first_end:first_end + 64] = bytes(b ^ 0xFF for b in data[first_end:first_end + 64])
+    assert image_problem(bytes(data))[1].startswith("corrupt JPEG data")
+
+
 def test_decode_turns_a_jpeg_by_its_exif_orientation_as_opencv_did(tmp_path):
     from PIL import Image
 

@@ -77,6 +77,29 @@ def test_mlproject_commands_and_optional_parameters_parse():
         build_parser().parse_args(argv)  # argparse exits (SystemExit) on an unknown option
 
 
+def test_the_packaged_model_lists_every_distribution_its_code_imports():
+    """An environment built from the packaged model's requirements (`mlflow models serve` without
+    `--env-manager local`, `build-docker`) must hold every library the loaded package code imports at
+    module level: simplejpeg, once, was missing and the model would not load there."""
+    script = """
+import ast, importlib.metadata as md, pathlib, sys
+import galaxyzoo.registry.packaged
+owners = md.packages_distributions()
+for name, module in list(sys.modules.items()):
+    if name.startswith("galaxyzoo") and getattr(module, "__file__", None):
+        for node in ast.parse(pathlib.Path(module.__file__).read_text()).body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for imported in [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]:
+                    print(*owners.get(imported.split(".")[0], []))
+"""
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    imported = set(printed.split()) - {"galaxyzoo", "mlflow-skinny", "mlflow-tracing"}  # the last two: mlflow's
+    from galaxyzoo.registry.packaged import _requirements
+
+    listed = {r.split("==")[0].lower().replace("_", "-") for r in _requirements()}
+    assert {d.lower().replace("_", "-") for d in imported} - listed == set()
+
+
 def test_cli_help_does_not_import_tensorflow():
     code = (
         "import sys; from galaxyzoo.cli import build_parser; build_parser(); "

@@ -161,8 +161,19 @@ def test_promoting_a_run_again_keeps_its_one_version(finished_sweep):
     back = promote.promote(client, run_id=result.best_run_id, model_name="again-test")
     assert back.version == 1 and _versions(client)["again-test"] == 2
     assert client.get_model_version_by_alias("again-test", "champion").run_id == result.best_run_id
-    # A second alias for the same run goes on the same version.
-    assert promote.promote(client, run_id=result.best_run_id, model_name="again-test", alias="staging").version == 1
+    # A second alias for the same run goes on the same version, whose record says why @champion points there.
+    before = client.get_model_version("again-test", "1")
+    staged = promote.promote(client, run_id=result.best_run_id, model_name="again-test", alias="staging",
+                             metric="val_r2_flat")
+    after = client.get_model_version("again-test", "1")
+    assert staged.version == 1 and set(after.aliases) == {"champion", "staging"}
+    assert (after.description, after.tags) == (before.description, before.tags)
+    # A version no alias points at any more is recorded again, without the earlier metric's tag.
+    client.delete_registered_model_alias("again-test", "champion")
+    client.delete_registered_model_alias("again-test", "staging")
+    promote.promote(client, run_id=result.best_run_id, model_name="again-test", metric="val_r2_flat")
+    tags = client.get_model_version("again-test", "1").tags
+    assert tags["selected_by"] == "max val_r2_flat" and "val_r2_flat" in tags and "val_rmse" not in tags
 
 
 def _versions(client) -> dict[str, int]:

@@ -120,7 +120,7 @@ def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyp
     key = sweep_key(study, str(project_dir(tiny_workdir, study)))
     checkpoint = tmp_path / "runs" / "dead"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "checkpoint.weights.h5").write_bytes(b"weights")
+    (checkpoint / "checkpoint-epoch0001.weights.h5").write_bytes(b"weights")
     dead = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "0",
                                                   "checkpoint_dir": str(checkpoint)}).info.run_id
     unrecorded = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "1",

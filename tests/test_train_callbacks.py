@@ -155,7 +155,20 @@ def test_a_save_killed_before_its_state_leaves_the_previous_epochs_pair(tmp_path
     assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["checkpoint-epoch0003.weights.h5"]
 
 
-def test_a_state_naming_no_weights_is_a_damaged_checkpoint(tmp_path):
-    (tmp_path / "state.json").write_text('{"next_epoch": 2}')  # a checkpoint of an earlier galaxyzoo
-    with pytest.raises(GalaxyZooError, match="damaged checkpoint \\(no weights file named"):
+def test_a_checkpoint_of_the_earlier_fixed_names_still_resumes(tmp_path):
+    """Checkpoints written before each epoch's files had names of their own name none in state.json: their
+    fixed names are read, and the next save replaces them."""
+    x, y = np.random.default_rng(0).random((16, 4)), np.random.default_rng(1).random((16, 3))
+    model = _tiny_model()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save_weights(str(tmp_path / cb.EARLIER_WEIGHTS))
+    (tmp_path / "state.json").write_text('{"next_epoch": 1, "seed_generators": [], "callbacks": {}}')
+    assert cb.checkpoint_files(tmp_path, cb.read_state(tmp_path)) == (tmp_path / cb.EARLIER_WEIGHTS, None)
+    assert cb.checkpoint_files(tmp_path, {}) == (tmp_path / cb.EARLIER_WEIGHTS, None)  # no state: a clear error later
+    checkpoint = cb.EpochCheckpoint(tmp_path, {})
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-epoch0002.weights.h5", "state.json"]
+    (tmp_path / "state.json").write_text('{"next_epoch": 2, "weights": 7, "best_weights": null}')
+    with pytest.raises(GalaxyZooError, match="damaged checkpoint \\(its weights files are not named as text"):
         cb.read_state(tmp_path)

@@ -26,6 +26,7 @@ chroma work when asked for grayscale. The luma plane differs from the seed's
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -44,11 +45,15 @@ _DILATE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
 # that say 30000x30000) would cost gigabytes to decode, in every worker at once, for a flat grey crop.
 MAX_DECODE_SIDE = 4240
 _EXIF_ORIENTATION = 0x0112
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# libjpeg-turbo warnings that say nothing of the pixels: a newer JFIF header, padding before a marker, a
+# missing end marker (which OpenCV refuses itself when data are missing). On these OpenCV decides, as before.
+_SILENT_ON_PIXELS = ("unknown JFIF revision", "extraneous bytes before marker", "Premature end of JPEG file")
 
 
 def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, str]:
-    """Decode image bytes once: `(image, "")`, or `(None, why)` when they are empty, `oversized`, not an
-    image, or a JPEG with corrupt data.
+    """Decode image bytes once: `(image, "")`, or `(None, why)` when they are empty, too large (from the
+    header, before decoding), not an image, or a JPEG with corrupt data.
 
     `channels=1` decodes only the luma plane, (H, W) uint8, which is what makes the crop
     fast; `channels=3` decodes BGR colour, (H, W, 3) uint8. JPEGs go through libjpeg-turbo
@@ -59,16 +64,18 @@ def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, st
     header = _header(data) if data else "the file is empty"
     if isinstance(header, str):
         return None, header
-    if header.format == "JPEG":
+    if header.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with more pictures after the first
         upright = header.orientation in (None, 1)
         # A JPEG with an EXIF rotation is only checked here (at 1/8 scale, cheaply); OpenCV decodes and turns it.
         scale = {} if upright else {"min_height": 1, "min_width": 1}
         try:
             image = simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "BGR", strict=True, **scale)
         except ValueError as exc:
-            return None, f"corrupt JPEG data ({str(exc).rstrip('.')})"
-        if upright:
-            return (image[..., 0] if channels == 1 else image), ""
+            if not any(warning in str(exc) for warning in _SILENT_ON_PIXELS):
+                return None, f"corrupt JPEG data ({str(exc).rstrip('.')})"
+        else:
+            if upright:
+                return (image[..., 0] if channels == 1 else image), ""
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
@@ -84,7 +91,7 @@ def decode_image(data: bytes, channels: int = 1) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class _Header:
-    format: str  # Pillow's name: JPEG, PNG, ...
+    format: str  # Pillow's name (JPEG, MPO, PNG, ...)
     orientation: int | None  # EXIF orientation; OpenCV turns the image by it
 
 
@@ -94,13 +101,19 @@ def _header(data: bytes) -> _Header | str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns of EXIF it cannot parse without naming the file; the image is then read upright.
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(io.BytesIO(data)) as image:
                 (width, height), kind = image.size, image.format
-                orientation = image.getexif().get(_EXIF_ORIENTATION) if kind == "JPEG" else None
+                orientation = image.getexif().get(_EXIF_ORIENTATION) if kind in ("JPEG", "MPO") else None
     except Image.DecompressionBombError:
         return f"its header claims over {2 * Image.MAX_IMAGE_PIXELS:,} pixels"  # where Pillow raises
     except Exception:  # noqa: BLE001  (Pillow raises many types for bytes it cannot identify)
-        return "corrupt or not an image file"
+        if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
+            return "corrupt or not an image file"
+        # Pillow refuses a PNG for a bad checksum on a text chunk, which libpng only warns of: the size is
+        # in the IHDR chunk that must come first, and OpenCV decides.
+        (width, height), kind, orientation = struct.unpack(">II", data[16:24]), "PNG", None
     if max(width, height) > MAX_DECODE_SIDE:
         return f"its header claims {width}x{height} pixels, over {MAX_DECODE_SIDE} a side (GZ2 images are 424x424)"
     return _Header(kind, orientation)

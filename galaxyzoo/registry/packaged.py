@@ -294,11 +294,16 @@ def _package_code(dst: Path) -> Path:
     return target
 
 
+# What the model's code imports beyond the network's own (`mlflow_runs.pip_requirements`): an environment
+# `mlflow models serve` builds from these must load it (tests/test_packaging.py derives the list).
+SERVED_WITH = ("mlflow", "pandas", "opencv-python-headless", "pyyaml", "pillow", "simplejpeg", "scipy",
+               "scikit-learn", "filelock", "psutil")
+
+
 def _requirements() -> list[str]:
     import importlib.metadata as md
 
-    extra = [f"{dist}=={md.version(dist)}" for dist in ("mlflow", "pandas", "opencv-python-headless", "pyyaml")]
-    return mlflow_runs.pip_requirements() + extra
+    return mlflow_runs.pip_requirements() + [f"{dist}=={md.version(dist)}" for dist in SERVED_WITH]
 
 
 def load_packaged(model_uri: str):

@@ -237,8 +237,17 @@ def _register(client, model_uri: str, model_name: str, alias: str, ranked: list,
     if version is None:
         version = int(mlflow.register_model(model_uri, model_name).version)
     else:
-        logger.warning("%s v%d already holds this model of run %s: pointing %s at it again instead of registering "
-                       "another", model_name, version, run.info.run_id, alias)
+        existing = client.get_model_version(model_name, str(version))
+        held = sorted(existing.aliases)
+        logger.warning("%s v%d already holds this model of run %s: pointing %s at it instead of registering another%s",
+                       model_name, version, run.info.run_id, alias,
+                       f" (its description and tags stay those of the promote that gave it @{', @'.join(held)})"
+                       if held else "")
+        if held:  # an alias relies on the record of why it points here: this promote's ranking would replace it
+            return version
+        earlier = existing.tags.get(names.TAG_SELECTED_BY, "").partition(" ")[2]
+        if earlier and earlier != metric:  # the previous record's metric tag would stay beside this one's
+            client.delete_model_version_tag(model_name, str(version), earlier)
     description = _description(client, model_name, version, ranked, metric, mode, where)
     client.update_model_version(model_name, version, description=description)
     facts = _facts(run)

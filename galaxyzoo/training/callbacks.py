@@ -43,6 +43,9 @@ from galaxyzoo.tracking import names
 # Each epoch's files get names of their own, and state.json names the pair it belongs to (see EpochCheckpoint).
 CHECKPOINT_WEIGHTS = "checkpoint-epoch{:04d}.weights.h5"
 BEST_WEIGHTS = "best-epoch{:04d}.weights.npz"
+# The one fixed pair of names earlier versions wrote, and a state.json that names no files means: such a
+# checkpoint still resumes.
+EARLIER_WEIGHTS, EARLIER_BEST_WEIGHTS = "checkpoint.weights.h5", "best.weights.npz"
 # Keys Keras's own LR callbacks add to the logs; `lr` (the seed's column name) replaces them.
 _KERAS_LR_KEYS = ("learning_rate",)
 # What to carry across a resume for each stateful callback (their on_train_begin resets it).
@@ -279,15 +282,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
             },
         }
         write_state(self.directory, state)
-        for path in self.directory.glob("*-epoch*.weights.*"):  # earlier epochs', or a killed save's
+        for path in self.directory.glob("*.weights.*"):  # earlier epochs', a killed save's, an older layout's
             if path.name not in (weights, best):
                 path.unlink(missing_ok=True)
 
 
 def checkpoint_files(directory: Path, state: dict) -> tuple[Path, Path | None]:
     """The weights file and the best-weights file (None without one) that `state` belongs to."""
-    best = state.get("best_weights")
-    return Path(directory) / state["weights"], None if best is None else Path(directory) / best
+    directory = Path(directory)
+    if "weights" not in state:  # written before each epoch's files had names of their own
+        best = directory / EARLIER_BEST_WEIGHTS
+        return directory / EARLIER_WEIGHTS, best if best.is_file() else None
+    return directory / state["weights"], None if state["best_weights"] is None else directory / state["best_weights"]
 
 
 def seed_generator_variables(model) -> list:
@@ -331,8 +337,9 @@ def read_state(directory: Path) -> dict:
         raise damaged_checkpoint(path, f"not JSON: {exc}") from None
     if not isinstance(state, dict) or not isinstance(state.get("next_epoch"), int) or state["next_epoch"] < 1:
         raise damaged_checkpoint(path, "no next_epoch (a positive integer)")
-    if not isinstance(state.get("weights"), str) or not isinstance(state.get("best_weights"), (str, type(None))):
-        raise damaged_checkpoint(path, "no weights file named (a checkpoint of an earlier galaxyzoo?)")
+    named = {"weights": (str,), "best_weights": (str, type(None))}
+    if "weights" in state and any(not isinstance(state.get(k), kinds) for k, kinds in named.items()):
+        raise damaged_checkpoint(path, "its weights files are not named as text")
     return state
 
 
