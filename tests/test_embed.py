@@ -143,7 +143,14 @@ def test_similar_refuses_a_file_embed_did_not_write(tmp_path, capsys):
     words = tmp_path / "words.npy"
     np.save(words, np.array([["a", "b"]]))
     pd.DataFrame({"file": ["q.jpg"], "error": [""]}).to_csv(tmp_path / "words.npy.index.csv", index=False)
+    complex_ = tmp_path / "complex.npy"
+    np.save(complex_, np.array([[1 + 2j, 3 + 4j]]))
+    pd.DataFrame({"file": ["q.jpg"], "error": [""]}).to_csv(tmp_path / "complex.npy.index.csv", index=False)
+    unnamed = tmp_path / "unnamed.parquet"  # features only: the missing index columns are what is wrong
+    pd.DataFrame({"e0": [1.0], "e1": [2.0], "e2": [3.0]}).to_parquet(unnamed)
     for path, why in ((other, "expected text columns file, error first"), (tmp_path / "lonely.npy", "no such file"),
+                      (complex_, "its values are complex128, not real numbers"),
+                      (unnamed, "expected text columns file, error first"),
                       (featureless, "(1, 0) features for the 1 rows"),
                       (joined, "expected only the features e0, e1, ... in order, found 'e0', 'e1', 'redshift'"),
                       (numbered, "expected text columns file, error first"),

@@ -234,7 +234,7 @@ def test_a_trial_asked_while_the_lock_was_lost_runs_only_if_the_study_has_room()
     assert "lock was lost" in study.get_trials()[1].user_attrs["error"]
 
 
-def test_a_trial_no_worker_named_is_failed_once_it_is_old_enough(monkeypatch):
+def test_a_trial_no_worker_named_is_failed_once_it_is_old_enough():
     """A worker killed between asking for a trial and naming itself on it left a RUNNING trial that no
     heartbeat or worker entry would ever call dead: every other worker waited for it for ever."""
     import optuna
@@ -246,10 +246,10 @@ def test_a_trial_no_worker_named_is_failed_once_it_is_old_enough(monkeypatch):
     unnamed = study.ask()  # the killed worker's
     named = study.ask()
     named.set_user_attr("worker", Worker.me().record())  # this live process's
-    failed = []
-    optuna_backend._fail_dead_trials(study, lambda s, t: failed.append(t.number), {})
-    assert failed == []  # just asked: its worker may be about to name itself
-    monkeypatch.setattr(optuna_backend, "UNNAMED_TRIAL_SECONDS", -1)  # as if it had started long ago
-    optuna_backend._fail_dead_trials(study, lambda s, t: failed.append(t.number), {})
+    failed, seen = [], {}
+    optuna_backend._fail_dead_trials(study, lambda s, t: failed.append(t.number), {}, seen)
+    assert failed == [] and list(seen) == [unnamed.number]  # just seen: its worker may be about to name itself
+    seen[unnamed.number] -= optuna_backend.UNNAMED_TRIAL_SECONDS + 1  # as if first seen over 10 minutes ago
+    optuna_backend._fail_dead_trials(study, lambda s, t: failed.append(t.number), {}, seen)
     assert failed == [unnamed.number]
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]

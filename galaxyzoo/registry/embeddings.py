@@ -66,14 +66,18 @@ def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     try:
         if fmt == ".parquet":
             table = pd.read_parquet(path)
-            index, columns = table.reindex(columns=INDEX_COLUMNS), list(table.columns[len(INDEX_COLUMNS):])
+            index = table.reindex(columns=INDEX_COLUMNS)
+            columns = list(table.columns[len(INDEX_COLUMNS):]) if list(table.columns[:2]) == INDEX_COLUMNS else []
             # Exactly embed's columns: a column joined in (a label, a redshift) would silently move every distance.
             if columns != [f"e{i}" for i in range(len(columns))]:
                 raise GalaxyZooError(f"--embeddings {path}: after {', '.join(INDEX_COLUMNS)} expected only the "
                                      f"features e0, e1, ... in order, found {_shown(columns)}")
             features = table[columns].to_numpy(np.float32)
         else:
-            features = np.load(path, allow_pickle=False).astype(np.float32, copy=False)
+            features = np.load(path, allow_pickle=False)
+            if features.dtype.kind not in "biuf":  # complex would lose its imaginary part, dates would pass as numbers
+                raise ValueError(f"its values are {features.dtype}, not real numbers")
+            features = features.astype(np.float32, copy=False)
             index = pd.read_csv(files[1], keep_default_na=False, dtype=str)
     except (OSError, ValueError) as exc:  # pyarrow's and numpy's format errors are ValueErrors
         raise GalaxyZooError(f"--embeddings {path}: not a readable {fmt} embeddings file ({exc})") from None

@@ -37,9 +37,10 @@ MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials 
 # How often a waiting worker looks at the study again (at most every heartbeat): it ends within
 # seconds of the last trial finishing elsewhere, not up to a heartbeat (60 s by default) later.
 WAIT_POLL_SECONDS = 5
-# A worker names itself on its trial right after asking for it. A trial still without a name this long
-# after it started was asked for by a worker killed in between (or by a create retried in a database
-# restart): no heartbeat or worker entry will ever call it dead, and other workers would wait for it.
+# A worker names itself on its trial right after asking for it. A trial another worker has seen without a
+# name for this long was asked for by a worker killed in between (or by a create retried in a database
+# restart): no heartbeat or worker entry will ever call it dead, and every worker would wait for it.
+# Timed on the seeing worker's own clock: the trial's start is another machine's local time.
 UNNAMED_TRIAL_SECONDS = 600
 
 
@@ -146,11 +147,12 @@ def optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, m
     study_id = storage.get_study_id_from_name(study.study_name)
     ran, failures, waiting = 0, 0, False
     orphans_due = 0.0  # the orphan-run search costs an MLflow query: at most once a heartbeat
+    unnamed: dict[int, float] = {}  # running trials no worker has named, and when this worker first saw each
 
     def repair():
         nonlocal orphans_due
         entries = worker_entries(runner.client.get_run(runner.parent_run_id)) if journal else {}
-        _fail_dead_trials(study, on_stale, entries)
+        _fail_dead_trials(study, on_stale, entries, unnamed)
         if time.monotonic() >= orphans_due:
             _close_orphan_runs(study, runner, on_stale)
             orphans_due = time.monotonic() + heartbeat_seconds
@@ -310,13 +312,12 @@ class StaleTrials:
         return runs[0].info.run_id if runs else None
 
 
-def _fail_dead_trials(study, on_stale: StaleTrials, entries: dict[str, dict[str, Any]]) -> None:
+def _fail_dead_trials(study, on_stale: StaleTrials, entries: dict[str, dict[str, Any]],
+                      unnamed: dict[int, float]) -> None:
     """Fail (and queue a retry of) every running trial whose worker is dead: silent for longer than
     the grace period (Optuna's check), known gone because it ran on this machine (no need to wait),
-    or whose worker's entry among the parent run's `entries` is no longer live; or that no worker
-    named for `UNNAMED_TRIAL_SECONDS` after it started."""
-    import datetime
-
+    or whose worker's entry among the parent run's `entries` is no longer live; or that this worker has
+    seen unnamed for `UNNAMED_TRIAL_SECONDS` (`unnamed`: trial number -> monotonic time first seen)."""
     import optuna
 
     optuna.storages.fail_stale_trials(study)  # does nothing for a storage without heartbeats
@@ -326,9 +327,7 @@ def _fail_dead_trials(study, on_stale: StaleTrials, entries: dict[str, dict[str,
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = Worker.of(trial.user_attrs.get("worker"))
         if worker is None:
-            # Optuna stamps the start in the asking machine's local time, as `now()` here reads it.
-            age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0
-            if age <= UNNAMED_TRIAL_SECONDS:
+            if time.monotonic() - unnamed.setdefault(trial.number, time.monotonic()) <= UNNAMED_TRIAL_SECONDS:
                 continue
         elif not (worker.gone() or ((entry := entries.get(worker.tag)) is not None and not live(entry, now))):
             continue
