@@ -103,7 +103,7 @@ def tiny_sweep_file(tiny_experiment, tmp_path_factory) -> Path:
     path.write_text(
         f"base: {tiny_experiment}\n"
         "study: {n_trials: 2, seed: 0, pruner: median, pruner_params: {n_startup_trials: 1}}\n"
-        "keras_tuner: {algorithm: random, seed: 0}\n"
+        "keras_tuner: {algorithm: random, seed: 1}\n"
         "params:\n"
         "  train.learning_rate: {low: 1e-3, high: 1e-2, log: true}\n"
         "  model.head: {choices: [sigmoid, softmax-per-question]}\n"

@@ -86,6 +86,8 @@ def test_defaults_and_aliases(tmp_path):
         ("study: {pruner: median, pruner_params: {warmup: 2}}\nparams:\n  model.head: {choices: [sigmoid]}\n",
          "unknown key 'study.pruner_params.warmup'"),
         ("study: {n_trials: 0}\nparams:\n  model.head: {choices: [sigmoid]}\n", "n_trials: must be at least 1"),
+        # keras-tuner reads 0 as "no seed" and draws a random one: a seeded sweep would not repeat
+        ("keras_tuner: {seed: 0}\nparams:\n  model.head: {choices: [sigmoid]}\n", "keras_tuner.seed: must be at least 1"),
         ("study: {metric: val_loss}\nparams:\n  train.loss: {choices: [mse, vote-weighted-mse]}\n",
          "val_loss is not comparable between the searched losses"),
         ("params:\n  train.refit_head: {choices: [false, true]}\n", "train.refit_head: cannot be searched"),

@@ -126,15 +126,36 @@ def test_a_killed_workers_trial_run_is_closed_failed_when_the_search_goes_on(hyp
     unrecorded = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "1",
                                                         "trial_state": "running"}).info.run_id
     client.set_terminated(unrecorded, "FINISHED")
+    # killed after the sweep marked it complete, but before keras-tuner recorded its end
+    complete = client.create_run(experiment_id, tags={"galaxyzoo.sweep_key": key, "trial_number": "2",
+                                                      "trial_state": "complete"}).info.run_id
+    client.set_terminated(complete, "FINISHED")
     result = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=1, study_name=study,
                        overrides=[f"tracking.tracking_uri={uri}"], progress=False)
-    assert result.trials_run == 1 and result.stale == 2
-    for run_id, number in ((dead, 0), (unrecorded, 1)):
+    assert result.trials_run == 1 and result.stale == 3
+    for run_id, number in ((dead, 0), (unrecorded, 1), (complete, 2)):
         run = client.get_run(run_id)
         assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
         why = run.data.tags["galaxyzoo.closed_why"]
-        assert why == f"the worker of trial {number} died; keras-tuner trains it again"
+        assert why == (f"the worker of trial {number} died before keras-tuner recorded the trial's end; "
+                       "keras-tuner trains it again")
     assert not checkpoint.exists() and not (tmp_path / "runs" / "dead.lock").exists()
+
+
+def test_the_trials_keras_tuner_recorded_as_ended_and_a_damaged_record(tmp_path):
+    """What a rerun keeps: the trials in oracle.json's end order, none without the tuner file (a fresh oracle
+    then); keras-tuner writes oracle.json in place, so a kill can cut it: one line, not a traceback."""
+    from galaxyzoo.errors import GalaxyZooError
+    from galaxyzoo.sweep.keras_tuner_backend import ended_trials
+
+    (tmp_path / "oracle.json").write_text('{"end_order": ["00", "02"]}')
+    assert ended_trials(tmp_path) == set()  # no tuner0.json: the first trial never ended
+    (tmp_path / "tuner0.json").write_text("{}")
+    assert ended_trials(tmp_path) == {0, 2}
+    (tmp_path / "oracle.json").write_text('{"ongoing_trials": {"tuner0": "0')
+    with pytest.raises(GalaxyZooError, match=r"oracle.json: damaged keras-tuner state \(JSONDecodeError: .*"
+                                             rf"remove {tmp_path} to start the study afresh"):
+        ended_trials(tmp_path)
 
 
 def test_the_summary_study_spells_boolean_choices_and_logs_nothing(capfd):

@@ -152,7 +152,7 @@ class KerasTunerSettings:
     algorithm: str = setting("hyperband", one_of(*KT_ALGORITHMS))
     factor: int = setting(3, at_least(2))  # Hyperband's reduction factor
     hyperband_iterations: int = setting(1, at_least(1))
-    seed: int | None = setting(None, at_least(0))
+    seed: int | None = setting(None, at_least(1))  # keras-tuner takes 0 for "no seed" and draws one at random
 
 
 @dataclass(frozen=True)

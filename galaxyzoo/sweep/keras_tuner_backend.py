@@ -65,7 +65,11 @@ def search(spec: SweepSpec, runner, base_cfg, study_name: str, n_trials: int):
                                             factor=settings.factor, hyperband_iterations=settings.hyperband_iterations,
                                             seed=settings.seed, hyperparameters=hp)
         oracle.max_trials = n_trials  # Hyperband sizes itself from max_epochs; the sweep's budget caps it
-    tuner = _tuner_class()(oracle, spec=spec, runner=runner, directory=str(project.parent), project_name=project.name)
+    try:  # reloads the study's files, if any
+        tuner = _tuner_class()(oracle, spec=spec, runner=runner, directory=str(project.parent),
+                               project_name=project.name)
+    except (ValueError, KeyError) as exc:  # a JSONDecodeError is a ValueError
+        raise damaged(project, project, exc) from None
     try:
         tuner.search(verbose=0)
     except RuntimeError as exc:  # keras-tuner gives up after 3 failed trials in a row
@@ -88,6 +92,24 @@ def _why_short(settings, max_epochs: int) -> str:
 def project_dir(workdir: str | Path, study_name: str) -> Path:
     """Where keras-tuner keeps a study's state (oracle, trials): `<data.workdir>/keras-tuner/<study>`."""
     return Path(workdir) / "keras-tuner" / study_name
+
+
+def ended_trials(project: Path) -> set[int]:
+    """The trial numbers whose end keras-tuner recorded in `project`: those its reload keeps. Without its
+    tuner file (written at each trial's end) a rerun starts a fresh oracle, which keeps none."""
+    oracle = project / "oracle.json"
+    if not (project / "tuner0.json").is_file() or not oracle.is_file():
+        return set()
+    try:
+        return {int(trial_id) for trial_id in json.loads(oracle.read_text(encoding="utf-8"))["end_order"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # keras-tuner writes it in place: a kill cuts it
+        raise damaged(project, oracle, exc) from None
+
+
+def damaged(project: Path, path: Path, exc: Exception) -> GalaxyZooError:
+    """The one error for a keras-tuner file a kill cut short (keras-tuner writes its files in place)."""
+    return GalaxyZooError(f"{path}: damaged keras-tuner state ({type(exc).__name__}: {exc}); remove {project} to "
+                          "start the study afresh (its finished runs stay in MLflow), or give another --study-name")
 
 
 def _claim_directory(project: Path, space_hash: str) -> None:

@@ -173,28 +173,32 @@ def run_sweep(
                     ran, running, stale = optimize(study, spec, runner, lock, n_trials, me, heartbeat_seconds,
                                                    on_stale)
             else:
-                stale = _close_dead_tuner_trials(client, experiment_id, key)
+                stale = _close_dead_tuner_trials(client, experiment_id, key, keras_tuner_backend.ended_trials(
+                    keras_tuner_backend.project_dir(base_cfg.data.workdir, study_name)))
                 (study, ran), running = keras_tuner_backend.search(spec, runner, base_cfg, study_name, n_trials), 0
             leave.update(ran=ran)
             result = summarise(client, parent_id, spec, study, study_name, storage, ran, running, stale)
         return result
 
 
-def _close_dead_tuner_trials(client, experiment_id: str, key: str) -> int:
+def _close_dead_tuner_trials(client, experiment_id: str, key: str, ended: set[int]) -> int:
     """Close FAILED, with the reason, the keras-tuner trial runs a killed worker left unrecorded; returns how many.
 
-    Called under the study's one-worker lock, so no live worker runs them; the tuner trains the
-    trial again (its oracle never recorded an end). Unrecorded: RUNNING, or FINISHED by the training
-    but killed before the sweep marked it complete, which would otherwise stand beside its retrain as a
-    second finished run of the trial for promote and compare to pick.
+    Called under the study's one-worker lock, so no live worker runs them. Unrecorded: RUNNING, or
+    FINISHED by the training but not among the trials whose end keras-tuner recorded (`ended`), which
+    its reload trains again (or, with no tuner file yet, replaces with a fresh draw): such a run would
+    otherwise stand beside the retrain as a second finished run of the trial, or as one of a trial the
+    sweep never had, for promote and compare to pick.
     """
     study = f"tags.`{names.TAG_SWEEP_KEY}` = '{key}'"
     runs = {r.info.run_id: r for query in (f"{study} and attributes.status = 'RUNNING'",
-                                           f"{study} and tags.{names.TAG_TRIAL_STATE} = 'running'")
+                                           f"{study} and attributes.status = 'FINISHED'")
             for r in client.search_runs([experiment_id], query)}
-    dead = [r for r in runs.values() if names.TAG_TRIAL_NUMBER in r.data.tags]  # not the parent, ours now
+    dead = [r for r in runs.values() if names.TAG_TRIAL_NUMBER in r.data.tags  # not the parent, ours now
+            and (r.info.status == "RUNNING" or int(r.data.tags[names.TAG_TRIAL_NUMBER]) not in ended)]
     for run in dead:
-        why = f"the worker of trial {run.data.tags[names.TAG_TRIAL_NUMBER]} died; keras-tuner trains it again"
+        why = (f"the worker of trial {run.data.tags[names.TAG_TRIAL_NUMBER]} died before keras-tuner recorded the "
+               "trial's end; keras-tuner trains it again")
         close_failed(client, run.info.run_id, why, trial=True)
         logger.warning("%s (run %s closed)", why, run.info.run_id)
     return len(dead)
