@@ -253,3 +253,38 @@ def test_a_trial_no_worker_named_is_failed_once_it_is_old_enough():
     optuna_backend._fail_dead_trials(study, lambda s, t: failed.append(t.number), {}, seen)
     assert failed == [unnamed.number]
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]
+
+
+def test_a_trial_a_dropped_connection_failed_is_queued_again_and_a_bad_trial_is_not():
+    """A tracking-server restart that cut a model's upload short failed the trial, and its values were never
+    tried again; a trial that fails on its own stays failed."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from galaxyzoo.sweep import optuna_backend
+    from galaxyzoo.sweep.storage import services_lost
+
+    def upload_cut_short(*args, **kwargs):
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError:
+            raise RuntimeError("Failed to download artifacts from path 'model'") from None  # context kept
+
+    def nan_loss(*args, **kwargs):
+        raise ValueError("the loss is nan")
+
+    assert services_lost(pytest.raises(RuntimeError, upload_cut_short).value)
+    assert not services_lost(ValueError("the loss is nan"))
+    spec = SimpleNamespace(sample=lambda suggest: {"x": suggest.trial.suggest_float("x", 0, 1)},
+                           study=SimpleNamespace(metric="val_rmse"))
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+    study = optuna.create_study()
+    for runner in (upload_cut_short, nan_loss):
+        runner.run_of = lambda number: None
+    assert optuna_backend._run_trial(study, study.ask(), spec, upload_cut_short, None, retry) == "failed"
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "WAITING"]  # queued again...
+    again = study.ask()
+    assert again.number == 1 and again.params == study.get_trials()[0].params  # ...with its values
+    assert optuna_backend._run_trial(study, again, spec, nan_loss, None, retry) == "failed"
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "FAIL"]  # a bad trial is not

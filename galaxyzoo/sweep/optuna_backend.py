@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from galaxyzoo.config.sweep_spec import SweepSpec, optuna_class
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.sweep.parent import Worker, beating, close_failed, live, worker_entries
-from galaxyzoo.sweep.storage import JOURNAL, open_storage, study_lock
+from galaxyzoo.sweep.storage import JOURNAL, open_storage, services_lost, study_lock
 from galaxyzoo.sweep.trial import TrialRunner, spelled, trial_callback
 from galaxyzoo.tracking import names
 
@@ -182,7 +182,7 @@ def optimize(study, spec: SweepSpec, runner: TrialRunner, lock, n_trials: int, m
         heartbeat = contextlib.nullcontext() if journal else beating(
             heartbeat_seconds, functools.partial(storage.record_heartbeat, trial_id), f"trial {trial.number}")
         with heartbeat:
-            state = _run_trial(study, trial, spec, runner, retry_of)
+            state = _run_trial(study, trial, spec, runner, retry_of, on_stale.retry)
         failures = failures + 1 if state == "failed" else 0
         if failures >= MAX_CONSECUTIVE_FAILURES:
             raise GalaxyZooError(
@@ -234,8 +234,10 @@ def _keep_if_room(study, trial, n_trials: int):
     return None
 
 
-def _run_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int | None) -> str:
-    """Run one trial and tell the study how it ended: "complete", "pruned" or "failed"."""
+def _run_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int | None, retry) -> str:
+    """Run one trial and tell the study how it ended: "complete", "pruned" or "failed". A trial the
+    database or the tracking server failed (a connection dropped mid-call: `services_lost`) is failed and,
+    like a dead worker's, queued again by `retry` (Optuna's retry callback)."""
     import optuna
 
     tags, note = ({}, "") if retry_of is None else ({names.TAG_RETRY_OF: str(retry_of)},
@@ -256,6 +258,13 @@ def _run_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     except Exception as exc:  # one bad trial (e.g. NaN loss, an invalid combination) must not end the sweep
+        if services_lost(exc):  # not the trial's fault: its values get another try
+            trial.set_user_attr("error", f"lost connection: {type(exc).__name__}: {exc}"[:1000])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            retry(study, study._storage.get_trial(trial._trial_id))
+            logger.warning("trial %d failed: a connection dropped (%s: %s); a retry is queued", trial.number,
+                           type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            return "failed"
         _remember_run(trial, runner)
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -130,6 +130,25 @@ def _connection_lost(exc: BaseException) -> bool:
                or (isinstance(c, db.DBAPIError) and c.connection_invalidated) for c in _causes(exc))
 
 
+def services_lost(exc: BaseException) -> bool:
+    """Whether `exc`, or anything that led to it, is a connection to the database or the MLflow tracking
+    server that dropped or was refused: the services failed the work, not the work itself."""
+    from mlflow.exceptions import MlflowException
+
+    seen, todo = set(), [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        # OSError's ConnectionError (reset, refused, aborted) is what requests' and urllib3's wrap
+        if (isinstance(error, ConnectionError) or _connection_lost(error)
+                or (isinstance(error, MlflowException) and str(error).startswith("API request to"))):
+            return True  # "API request to ...": MLflow's words once its own HTTP retries are spent
+        todo += [error.__cause__, error.__context__]
+    return False
+
+
 def patiently(call, url: str, what: str, retry_seconds: float):
     """`call()`, tried again after a lost database connection (a restart, a failover) with waits of
     1, 2, 4 ... at most 15 seconds, for `retry_seconds` in all; then one line naming the storage."""
