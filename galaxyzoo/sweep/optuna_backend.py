@@ -32,7 +32,7 @@ from galaxyzoo.tracking import names
 
 logger = logging.getLogger(__name__)
 
-MAX_RETRY = 2  # retries of a trial whose worker died
+MAX_RETRY = 2  # retries of a trial whose worker died or whose connection dropped
 MAX_CONSECUTIVE_FAILURES = 3  # a worker gives up after this many failed trials in a row
 # How often a waiting worker looks at the study again (at most every heartbeat): it ends within
 # seconds of the last trial finishing elsewhere, not up to a heartbeat (60 s by default) later.
@@ -240,8 +240,9 @@ def _run_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int
     like a dead worker's, queued again by `retry` (Optuna's retry callback)."""
     import optuna
 
-    tags, note = ({}, "") if retry_of is None else ({names.TAG_RETRY_OF: str(retry_of)},
-                                                      f"Retries trial {retry_of}, whose worker died.")
+    tags, note = ({}, "") if retry_of is None else (
+        {names.TAG_RETRY_OF: str(retry_of)}, f"Retries trial {retry_of}, which its worker's death or a dropped "
+                                             "connection ended.")
     values = spec.sample(OptunaSuggest(trial))
     logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={spelled(v)}" for k, v in values.items()))
     try:
