@@ -274,7 +274,8 @@ def _kill_training(tiny_experiment, folder: Path, point: str, overrides: list[st
 
     script = folder / "kill.py"
     script.write_text(KILL_SCRIPT)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    (folder / "tmp").mkdir(exist_ok=True)  # its own temporary folder: what the kill leaves there can be seen
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(folder / "tmp")}
     proc = subprocess.Popen([sys.executable, str(script), str(tiny_experiment), str(tiny_experiment), point,
                              *overrides], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
@@ -300,9 +301,13 @@ def _kill_training(tiny_experiment, folder: Path, point: str, overrides: list[st
     ("after-checkpoint:2", [1, 2, 3], 3),
 ])
 def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, tiny_experiment, straight_run,
-                                                 tmp_path, caplog):
+                                                 tmp_path, caplog, monkeypatch):
+    import tempfile
+
     overrides = [f"tracking.tracking_uri={_uri(tmp_path)}", "epochs=3"]
     _kill_training(tiny_experiment, tmp_path, point, overrides)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    assert list((tmp_path / "tmp").glob("galaxyzoo-train.tmp-*"))  # the folder the killed trainer held
 
     client = _client(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("galaxyzoo").experiment_id])
@@ -313,6 +318,7 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
     with caplog.at_level("INFO", logger="galaxyzoo.training"):  # run, fit and record log
         resumed = _train(cfg, tiny_experiment, resume="auto")
     assert resumed.run_id == run.info.run_id and resumed.resumed_from == checkpointed and resumed.epochs == 3
+    assert list((tmp_path / "tmp").glob("galaxyzoo-*")) == []  # swept by the resume, which holds none of its own
     if checkpointed == 3:  # said so, not "resuming at epoch 4 of 3"
         assert "nothing left to train (all 3 epochs ran)" in caplog.text
     assert client.get_run(run.info.run_id).info.status == "FINISHED"

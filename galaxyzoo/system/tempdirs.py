@@ -118,11 +118,17 @@ def scratch(prefix: str = "galaxyzoo") -> Iterator[str]:
     Unlike `tempfile.TemporaryDirectory` it does not outlive a SIGKILL for good: it is held like an
     `OwnedFolder`, and each new scratch of the same prefix first removes those no live process holds.
     """
-    base = Path(tempfile.gettempdir()) / prefix
-    remove_stale(base, "tmp")
+    base = sweep_scratch(prefix)
     with OwnedFolder(base, "tmp") as folder:
         folder.chmod(0o700)  # private, as mkdtemp's: it may hold a model or a config
         yield str(folder)
+
+
+def sweep_scratch(prefix: str) -> Path:
+    """Remove the `scratch(prefix)` folders no live process holds (killed commands'); returns their base path."""
+    base = Path(tempfile.gettempdir()) / prefix
+    remove_stale(base, "tmp")
+    return base
 
 
 @contextlib.contextmanager

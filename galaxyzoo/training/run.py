@@ -43,7 +43,7 @@ from galaxyzoo.config.experiment import (ExperimentConfig, config_hash, dump_yam
 from galaxyzoo.data.dataset import Dataset, load_dataset
 from galaxyzoo.errors import GalaxyZooError
 from galaxyzoo.system.locks import remove_with_lock_file, writer_lock
-from galaxyzoo.system.tempdirs import scratch
+from galaxyzoo.system.tempdirs import scratch, sweep_scratch
 from galaxyzoo.tracking import mlflow_runs, model_uri, names
 from galaxyzoo.training import callbacks as cb
 from galaxyzoo.training.fit import fitting, make_loss
@@ -51,6 +51,8 @@ from galaxyzoo.training.record import record
 from galaxyzoo.training.warm_start import InitWeights, load_init
 
 logger = logging.getLogger(__name__)
+
+_SCRATCH = "galaxyzoo-train"  # the folder a new run holds while it lives (`names.TAG_HELD_BY`)
 
 
 # ---------------------------------------------------------------- result
@@ -158,7 +160,9 @@ def train(
 
         tags = {} if resuming else _tags(cfg, file_tag, chash, dataset, init, extra_tags)
         if not resuming:  # held while this process lives: a kill before its checkpoint folder is named is seen
-            tags[names.TAG_HELD_BY] = mlflow_runs.held_by(checkpoint_lock.enter_context(scratch("galaxyzoo-train")))
+            tags[names.TAG_HELD_BY] = mlflow_runs.held_by(checkpoint_lock.enter_context(scratch(_SCRATCH)))
+        else:  # a killed new run's held folder, which only a new run's scratch would otherwise sweep
+            sweep_scratch(_SCRATCH)
         name = run_name or cfg.tracking.run_name or cfg.name
         with mlflow_runs.open_run(client, experiment_id=experiment_id, run_id=run_id, parent_run_id=parent_run_id,
                                   run_name=None if resuming else name, tags=tags,
