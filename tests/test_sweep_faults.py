@@ -278,7 +278,8 @@ def test_a_trial_a_dropped_connection_failed_is_queued_again_and_a_bad_trial_is_
     assert not services_lost(ValueError("the loss is nan"))
     spec = SimpleNamespace(sample=lambda suggest: {"x": suggest.trial.suggest_float("x", 0, 1)},
                            study=SimpleNamespace(metric="val_rmse"))
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+    with optuna_backend.quiet_optuna_warnings():  # "experimental", as the workers build it
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
     study = optuna.create_study()
     for runner in (upload_cut_short, nan_loss):
         runner.run_of = lambda number: None
