@@ -213,19 +213,30 @@ def test_decode_refuses_a_jpeg_damaged_mid_file(real_images_dir):
     assert image_problem(damaged, channels=3)[0] is None
 
 
-def test_decode_leaves_to_opencv_what_libjpeg_warns_of_without_damage(real_images_dir, tmp_path):
-    """A JFIF 2.01 header or padding before a marker draws a libjpeg warning but no pixel changes: such
-    JPEGs decode as OpenCV decoded them; a PNG that Pillow refuses for a text chunk's checksum too."""
+def test_decode_repairs_what_libjpeg_warns_of_without_damage_and_still_finds_damage_behind_it(real_images_dir,
+                                                                                              tmp_path):
+    """A JFIF 2.01 header or a missing end marker draws a libjpeg warning but changes no pixel: such JPEGs
+    decode as the clean file does. The strict decode stops at its first warning, so damage behind one of
+    these must still be found (letting OpenCV decide them once let such damage through, painted flat)."""
     from PIL import Image, PngImagePlugin
 
-    data = sorted(real_images_dir.glob("*.jpg"))[0].read_bytes()
-    newer = bytearray(data)
-    newer[data.index(b"JFIF\0") + 5] = 2  # version 2.01
-    header_end = data.index(b"\xff\xdb")  # pad the first quantisation table's marker
-    padded = data[:header_end] + b"\0\0" + data[header_end:]
-    for variant in (bytes(newer), padded):
-        expected = cv2.imdecode(np.frombuffer(variant, np.uint8), cv2.IMREAD_GRAYSCALE)
-        assert expected is not None and np.array_equal(decode_image(variant), expected)
+    data = sorted(real_images_dir.glob("*.jpg"))[2].read_bytes()
+    clean = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    version = data.index(b"JFIF\0") + 5
+
+    def newer(jpeg: bytes) -> bytes:  # JFIF 2.01
+        return jpeg[:version] + b"\x02\x01" + jpeg[version + 2:]
+
+    middle = len(data) // 2
+    damaged = data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:]
+    for variant in (newer(data), data[:-2], newer(data)[:-2]):
+        assert np.array_equal(decode_image(variant), clean)
+    for variant in (damaged, newer(damaged), damaged[:-2], newer(damaged)[:-2], data[:len(data) * 9 // 10]):
+        image, problem = image_problem(variant)
+        assert image is None and problem.startswith("corrupt JPEG data ("), problem
+    # Bytes that are not a marker's fill, before a marker: not a JPEG any encoder should write, refused
+    header_end = data.index(b"\xff\xdb")
+    assert image_problem(data[:header_end] + b"\0\0" + data[header_end:])[0] is None
     info = PngImagePlugin.PngInfo()
     info.add_text("note", "a text chunk")
     Image.fromarray(np.full((20, 30), 9, np.uint8)).save(tmp_path / "t.png", pnginfo=info)

@@ -51,6 +51,12 @@ def test_packaged_model_on_raw_images(champion, real_images_dir, tmp_path):
     frame = pd.DataFrame({"image": [_b64(f) for f in files] + ["bm90IGFuIGltYWdl", "%%%"]})
     out = model.predict(frame)
     assert list(out.columns) == packaged.OUTPUT_COLUMNS and len(out) == 8
+    # base64 with line breaks (`base64 FILE`, MIME) is the same image; a JSON null says so
+    wrapped = base64.encodebytes(files[0].read_bytes()).decode()
+    odd = model.predict(pd.DataFrame({"image": [wrapped, None]}))
+    np.testing.assert_allclose(odd.loc[0, packaged.ANSWER_COLUMNS].to_numpy(float),
+                               out.loc[0, packaged.ANSWER_COLUMNS].to_numpy(float), rtol=1e-5)
+    assert odd.loc[1, "error"] == "no image in this row (null)" and np.isnan(odd.loc[1, "t06_odd_a14_yes"])
     # The caller's row labels are kept, so a join on a filtered frame pairs each image with its own row.
     shuffled = model.predict(frame.iloc[[5, 0, 3]])
     assert list(shuffled.index) == [5, 0, 3]

@@ -46,9 +46,7 @@ _DILATE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
 MAX_DECODE_SIDE = 4240
 _EXIF_ORIENTATION = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# libjpeg-turbo warnings that say nothing of the pixels: a newer JFIF header, padding before a marker, a
-# missing end marker (which OpenCV refuses itself when data are missing). On these OpenCV decides, as before.
-_SILENT_ON_PIXELS = ("unknown JFIF revision", "extraneous bytes before marker", "Premature end of JPEG file")
+_JPEG_END = b"\xff\xd9"
 
 
 def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, str]:
@@ -67,21 +65,36 @@ def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, st
     if header.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with more pictures after the first
         upright = header.orientation in (None, 1)
         # A JPEG with an EXIF rotation is only checked here (at 1/8 scale, cheaply); OpenCV decodes and turns it.
-        scale = {} if upright else {"min_height": 1, "min_width": 1}
-        try:
-            image = simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "BGR", strict=True, **scale)
-        except ValueError as exc:
-            if not any(warning in str(exc) for warning in _SILENT_ON_PIXELS):
-                return None, f"corrupt JPEG data ({str(exc).rstrip('.')})"
-        else:
-            if upright:
-                return (image[..., 0] if channels == 1 else image), ""
+        image, problem = _strict_jpeg(data, "GRAY" if channels == 1 else "BGR", {} if upright else
+                                      {"min_height": 1, "min_width": 1})
+        if problem or upright:
+            return (image[..., 0] if channels == 1 and image is not None else image), problem
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error:
         image = None
     return image, "" if image is not None else f"a {header.format} file that cannot be decoded"
+
+
+def _strict_jpeg(data: bytes, colorspace: str, scale: dict) -> tuple[np.ndarray | None, str]:
+    """simplejpeg's strict decode, `(image, "")` or `(None, why)`. Strict stops at libjpeg's first
+    warning, so two that say nothing of the pixels are repaired in a copy and the decode run again,
+    which then finds any damage behind them: a JFIF version it does not know (set to 1.02), and a
+    missing end marker (added: libjpeg then says whether the data before it are whole)."""
+    for _ in range(3):
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True, **scale), ""
+        except ValueError as exc:
+            why = str(exc).rstrip(".")
+        jfif = data.find(b"JFIF\0", 0, 32)
+        if "unknown JFIF revision" in why and jfif > 0:
+            data = data[:jfif + 5] + b"\x01\x02" + data[jfif + 7:]
+        elif "Premature end of JPEG file" in why and not data.endswith(_JPEG_END):
+            data += _JPEG_END
+        else:
+            break
+    return None, f"corrupt JPEG data ({why})"
 
 
 def decode_image(data: bytes, channels: int = 1) -> np.ndarray | None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import math
 import shutil
 import warnings
 from pathlib import Path
@@ -119,9 +120,13 @@ def _decode_column(values) -> tuple[list[bytes | None], list[str]]:
     """The `image` column (base64 text, or raw bytes) as bytes, with a per-row error."""
     images, errors = [], []
     for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):  # JSON null, or a missing key
+            images.append(None)
+            errors.append(f"no {INPUT_COLUMN} in this row (null)")
+            continue
         try:
-            if isinstance(value, str):
-                images.append(base64.b64decode(value, validate=True))
+            if isinstance(value, str):  # without the line breaks `base64 FILE` and MIME put in it
+                images.append(base64.b64decode("".join(value.split()), validate=True))
             elif isinstance(value, (bytes, bytearray)):
                 images.append(bytes(value))
             else:
