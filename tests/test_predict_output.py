@@ -84,6 +84,23 @@ def test_refuses_an_out_that_is_not_a_csv_and_an_empty_image_argument(images, ca
     assert not list(folder.parent.glob("preds*"))
 
 
+def test_atomic_output_without_overwrite_keeps_a_file_another_process_wrote_meanwhile(tmp_path):
+    """`check_out` looks before the work; two predicts into one new --out both passed it, and the second
+    replaced the first's predictions without a word."""
+    out = tmp_path / "preds.csv"
+    with pytest.raises(GalaxyZooError, match="another process wrote this file while this one worked; pass --overwrite"):
+        with predict.atomic_output(out, overwrite=False) as tmp:
+            tmp.write_text("second\n")
+            out.write_text("first\n")  # the other predict finished first
+    assert out.read_text() == "first\n" and sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]
+    with predict.atomic_output(tmp_path / "new.csv", overwrite=False) as tmp:
+        tmp.write_text("mine\n")
+    assert (tmp_path / "new.csv").read_text() == "mine\n"
+    with predict.atomic_output(out) as tmp:  # --overwrite
+        tmp.write_text("second\n")
+    assert out.read_text() == "second\n"
+
+
 def test_atomic_output_keeps_the_old_file_when_the_block_fails(tmp_path):
     out = tmp_path / "preds.csv"
     out.write_text("old\n")

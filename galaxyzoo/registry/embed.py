@@ -58,7 +58,7 @@ def embed_files(model_uri: str, inputs: list[str | Path], out: str | Path, progr
     for target in targets:
         check_out(target, files, overwrite)
     with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_output(target)) for target in targets]
+        tmps = [stack.enter_context(atomic_output(target, overwrite)) for target in targets]
         mlflow_runs.connect_for_model(model_uri, tracking_uri)
         model = load_packaged(model_uri).unwrap_python_model()
         if isinstance(model, EnsembleModel):  # each member has features of its own; their mean means nothing

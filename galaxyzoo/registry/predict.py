@@ -94,7 +94,7 @@ def written_path(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output(out: Path) -> Iterator[Path]:
+def atomic_output(out: Path, overwrite: bool = True) -> Iterator[Path]:
     """A new temporary file, renamed onto `out` if the block succeeds, else removed.
 
     The file is `out.name` inside a folder `out.tmp-XXXXXXXX` beside `out`, held
@@ -102,6 +102,7 @@ def atomic_output(out: Path) -> Iterator[Path]:
     first (`remove_stale`), so a SIGKILL leaves nothing the next run keeps. It is
     created on entry, so an unwritable folder fails before any work, and a crash
     leaves `out` as it was. Through a symlink the link's target is written, and the link kept.
+    Without `overwrite` a file another process put at `out` meanwhile is kept, and this one refused.
     """
     out = written_path(out)
     with folder_for(out.parent, f"--out {out}"):
@@ -114,7 +115,22 @@ def atomic_output(out: Path) -> Iterator[Path]:
             tmp = folder / out.name
             tmp.touch()  # not mkstemp: its 0600 mode would become the output's
             yield tmp
-            os.replace(tmp, out)
+            _publish(tmp, out, overwrite)
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move `tmp` onto `out`; without `overwrite` only if no file is there, checked in the same step (a hard
+    link fails on an existing name), as `check_out` checked only before the work."""
+    if overwrite:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise GalaxyZooError(f"--out {out}: another process wrote this file while this one worked; pass "
+                             "--overwrite to replace it") from None
+    except OSError:  # a file system without hard links: the check before the work has to do
+        os.replace(tmp, out)
 
 
 def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, progress: bool = True,
@@ -137,7 +153,7 @@ def predict_files(model_uri: str, inputs: list[str | Path], out: str | Path, pro
     check_out(out, files, overwrite)
     if not out.name.lower().endswith(CSV_SUFFIXES):  # pandas would write CSV text into `preds.parquet`
         raise GalaxyZooError(f"--out {out}: predict writes CSV; name a {', '.join(CSV_SUFFIXES)} file")
-    with atomic_output(out) as tmp:
+    with atomic_output(out, overwrite) as tmp:
         mlflow_runs.connect_for_model(model_uri, tracking_uri)
         model = load_packaged(model_uri)
         if tta and not takes_tta(model):
