@@ -178,6 +178,20 @@ def test_row_reader_matches_the_array_and_reads_any_order(tmp_path):
         RowReader(path, (21, 6, 6, 3))[np.array([20])]
 
 
+def test_a_reader_reads_the_store_that_was_opened_not_one_rebuilt_since(tmp_path):
+    """A training checked the opened store's rows (none pending), then read images.u8 by its path, which a
+    `prepare --overwrite` meanwhile had replaced with a new, mostly unwritten file: zeros trained as galaxies."""
+    from galaxyzoo.data.store import CropStore
+
+    store = CropStore.create(tmp_path / "crops", [1, 2, 3], size=4, channels=1)
+    assert np.array_equal(RowReader.for_store(store)[np.array([0, 2])], store.images[[0, 2]])
+    for name in ("images.u8", "rows.bin", "asset_ids.npy", "meta.json"):  # what prepare --overwrite does
+        (tmp_path / "crops" / name).unlink()
+    CropStore.create(tmp_path / "crops", [1, 2, 3], size=4, channels=1)
+    with pytest.raises(GalaxyZooError, match="crops: rebuilt while it was being opened"):
+        RowReader.for_store(store)
+
+
 def test_unshuffled_batches_follow_the_rows_order():
     images = _store()
     rows = np.array([9, 2, 5, 0, 7])  # not sorted: predictions must still line up with rows

@@ -266,6 +266,26 @@ def test_failed_ingest_leaves_existing_database_alone(raw, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_catalogue_replaced_while_ingest_reads_it_is_refused(raw, tmp_path, monkeypatch):
+    """The DB kept the labels read but recorded the digest of the file found at the end: a swap in between
+    (`synth --overwrite`, a download) gave labels that no longer match the recorded catalogue, unseen."""
+    hart16 = raw["raw"] / "gz2_hart16.csv"
+    read = ing.read_csv_typed
+
+    def read_then_swap(path, *args, **kwargs):
+        frame = read(path, *args, **kwargs)
+        if path == hart16:  # another process replaces the file the moment it has been read
+            (tmp_path / "new.csv").write_bytes(hart16.read_bytes().replace(b"0.", b"0.0", 1))
+            os.replace(tmp_path / "new.csv", hart16)
+        return frame
+
+    monkeypatch.setattr(ing, "read_csv_typed", read_then_swap)
+    db = tmp_path / "galaxy.sqlite"
+    with pytest.raises(GalaxyZooError, match="gz2_hart16.csv: changed while ingest read it"):
+        ing.ingest(raw["raw"], db, progress=False)
+    assert not db.exists()
+
+
 def _edit_csv(path: Path, edit) -> None:
     edit(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
 

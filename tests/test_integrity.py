@@ -186,6 +186,34 @@ def test_a_second_writer_refuses_with_one_line(ws, capsys):
     assert ((ws.store / "rows.bin").read_bytes(), ws.db.read_bytes()) == before
 
 
+BUILD = """
+import logging, sys
+from galaxyzoo.data import workspace
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+ws = workspace.locate(sys.argv[1], sys.argv[2], synthetic_n=60, synthetic_seed=0, image_size=16, channels=1)
+workspace.build(ws, synthetic_n=60, synthetic_seed=0, image_size=16, channels=1, test_size=0.25, val_size=0.1,
+                split_seed=32, progress=False)
+"""
+
+
+def test_trainings_started_together_on_a_stale_db_ingest_it_once(ws, tmp_path):
+    """Each decided to ingest before taking the DB's lock, then replaced the DB in its turn, and with it the
+    split another had made and a finished run recorded."""
+    _edit_csv(ws.raw / ingest.HART16_FILE, lambda df: df.assign(**{SMOOTH: "0.25"}))  # the DB is stale now
+    holder = _holding(ws.db)  # both builders decide, then wait for the lock
+    builders = [subprocess.Popen([sys.executable, "-c", BUILD, str(ws.raw), str(tmp_path)], stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+    try:
+        for builder in builders:  # each has found the DB stale and is waiting
+            assert "was built from other raw data" in builder.stderr.readline()
+    finally:
+        holder.communicate("")
+    logs = [builder.communicate()[1] for builder in builders]
+    assert [b.returncode for b in builders] == [0, 0], logs
+    assert sum("hart16 rows" in log for log in logs) == 1, logs  # one ingest; the other kept its DB
+    assert np.allclose(Labels.read(ws.db).targets[:, 0], 0.25)
+
+
 @pytest.mark.slow
 def test_two_concurrent_prepares_never_both_write(ws):
     """`prepare --size 64` racing `prepare --overwrite` on one store: one writes, the store stays sound."""

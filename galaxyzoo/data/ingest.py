@@ -128,8 +128,8 @@ class IngestReport:
 
 def ingest(
     raw_dir: str | os.PathLike, db_path: str | os.PathLike, progress: bool = True, overwrite: bool = False,
-    wait: bool = False,
-) -> IngestReport:
+    wait: bool = False, unless_from: dict | None = None,
+) -> IngestReport | None:
     """Read the raw GZ2 files in `raw_dir` and write `galaxy_data` to `db_path`.
 
     `db_path` must not exist yet unless `overwrite` is set; the database is
@@ -137,6 +137,8 @@ def ingest(
     replaced as a whole (tables derived from the old `galaxy_data`, such as
     the split, go with it) or not at all. One writer at a time: another
     ingest or split of `db_path` makes this refuse, or with `wait` wait.
+    With `unless_from` (a `raw_source`), a DB that records it once the lock is
+    held, built by the process waited for, is kept: None is returned.
     """
     # The raw folder's path is recorded in the DB; through a link ingest replaces the DB's target, not the link.
     raw, db = storable_name(Path(raw_dir), "raw folder"), Path(db_path).resolve()
@@ -146,12 +148,15 @@ def ingest(
     if not images_dir.is_dir():
         raise GalaxyZooError(f"{images_dir}: image folder not found (unzip images_gz2.zip there)")
     with writer_lock(db, wait):
+        if unless_from is not None and is_ingested(db) and read_source(db) == unless_from:
+            return None
         _check_target(db, overwrite)
         return _ingest(raw, db, progress)
 
 
 def _ingest(raw: Path, db: Path, progress: bool) -> IngestReport:
     hart16_path, mapping_path, images_dir = raw / HART16_FILE, raw / MAPPING_FILE, raw / IMAGES_DIR
+    read_as = {path: _file_state(path) for path in (hart16_path, mapping_path)}
     mapping = read_csv_typed(mapping_path, MAPPING_DTYPES, progress)
     hart16 = read_csv_typed(hart16_path, HART16_DTYPES, progress)
     _check_fractions(hart16, hart16_path)
@@ -189,6 +194,10 @@ def _ingest(raw: Path, db: Path, progress: bool) -> IngestReport:
     final["class_reduced"] = reduce_classes(final["gz2_class"], hart16["gz2_class"])
     final = final[COLUMNS]
     source = raw_source(raw, listing)
+    for path, state in read_as.items():  # the digest just taken must be of the bytes read above
+        if _file_state(path) != state:
+            raise GalaxyZooError(f"{path}: changed while ingest read it (written or replaced meanwhile); run ingest "
+                                 "again once it is complete")
     report = IngestReport(
         hart16_rows=len(hart16),
         mapping_rows=len(mapping),
@@ -400,6 +409,12 @@ def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int
         raise GalaxyZooError(f"{images_dir}: cannot list the image folder ({exc.strerror or exc}); expected "
                              "RAW/images/{asset_id}.jpg") from None
     return found
+
+
+def _file_state(path: Path) -> tuple[int, int, int]:
+    """Which file is at `path`, and whether it was written: inode, size, modification time."""
+    found = path.stat()
+    return found.st_ino, found.st_size, found.st_mtime_ns
 
 
 def raw_source(raw_dir: str | os.PathLike, listing: dict[str, tuple[int, int]] | None = None) -> dict:

@@ -110,11 +110,13 @@ def _write_json(path: Path, data: dict) -> None:
 class CropStore:
     """A directory of fixed-size uint8 crops, one row per asset_id (see the module docstring)."""
 
-    def __init__(self, path: Path, meta: dict, asset_ids: np.ndarray, images: np.memmap, rows: np.memmap):
+    def __init__(self, path: Path, meta: dict, asset_ids: np.ndarray, images: np.memmap, rows: np.memmap,
+                 images_inode: int | None = None):
         self.path = path
         self.meta = meta
         self.asset_ids = asset_ids
         self.images = images
+        self.images_inode = images_inode  # of the images.u8 mapped: `prepare --overwrite` makes a new one
         self._rows = rows
         self._index = None
 
@@ -175,14 +177,17 @@ class CropStore:
         mode = "r+" if writable else "r"
         row_shape = (meta["size"], meta["size"], meta["channels"])
         try:
+            before = _inodes(path)
             images = np.memmap(path / "images.u8", dtype=np.uint8, mode=mode, shape=(len(ids), *row_shape))
             rows = np.memmap(path / "rows.bin", dtype=ROW_DTYPE, mode=mode, shape=(len(ids),))
+            if _inodes(path) != before:  # the two maps may be of different stores
+                raise rebuilt_meanwhile(path)
         except (OSError, ValueError) as exc:
             raise GalaxyZooError(f"crop store {path}: cannot map its files ({exc})") from None
         bad = _invalid_records(rows)
         if len(bad):
             raise _damaged(path, f"rows.bin holds impossible records in {len(bad)} row(s): {first_few(bad)}")
-        return cls(path, meta, ids, images, rows)
+        return cls(path, meta, ids, images, rows, before[0])
 
     @classmethod
     def repair(cls, path) -> list[str]:
@@ -331,6 +336,17 @@ class CropStore:
     def update_meta(self, **changes) -> None:
         self.meta.update(changes)
         _write_json(self.path / "meta.json", self.meta)
+
+
+def _inodes(path: Path) -> tuple[int, int]:
+    """The inodes of a store's images.u8 and rows.bin: `prepare --overwrite` replaces both files."""
+    return os.stat(path / "images.u8").st_ino, os.stat(path / "rows.bin").st_ino
+
+
+def rebuilt_meanwhile(path: Path) -> GalaxyZooError:
+    """The one error for a store another `prepare --overwrite` replaced while it was being opened."""
+    return GalaxyZooError(f"crop store {path}: rebuilt while it was being opened (another `galaxyzoo prepare "
+                          "--overwrite`?); wait for that to finish, then run again")
 
 
 def _allocate(path: Path, size: int) -> None:

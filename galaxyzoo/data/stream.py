@@ -23,6 +23,7 @@ import numpy as np
 from galaxyzoo import schema
 from galaxyzoo.data.crop import to_unit
 from galaxyzoo.data.ingest import read_galaxy_data
+from galaxyzoo.data.store import rebuilt_meanwhile
 from galaxyzoo.errors import GalaxyZooError
 
 
@@ -177,8 +178,13 @@ class RowReader:
 
     @classmethod
     def for_store(cls, store) -> "RowReader":
-        """A reader over a `galaxyzoo.data.store.CropStore`'s images."""
-        return cls(store.path / "images.u8", store.images.shape)
+        """A reader over a `galaxyzoo.data.store.CropStore`'s images: the very file the store mapped, whose
+        rows it checked, not one a `prepare --overwrite` put at the path since."""
+        reader = cls(store.path / "images.u8", store.images.shape)
+        if store.images_inode is not None and os.fstat(reader._fd).st_ino != store.images_inode:
+            reader.close()
+            raise rebuilt_meanwhile(store.path)
+        return reader
 
     def __len__(self) -> int:
         return self.shape[0]

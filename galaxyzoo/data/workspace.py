@@ -93,7 +93,9 @@ def build(ws: Workspace, *, synthetic_n: int, synthetic_seed: int, image_size: i
             changed = ", ".join(k for k in source if recorded.get(k) != source[k])
             logger.warning("%s was built from other raw data (%s differ); ingesting %s again", ws.db, changed,
                            ws.raw)
-        ingest.ingest(ws.raw, ws.db, progress=progress, overwrite=True, wait=True)
+        # Decided before the lock: trainings started together would each replace the DB (and the split
+        # another had made and recorded) once their turn came, unless it holds this raw content by then.
+        ingest.ingest(ws.raw, ws.db, progress=progress, overwrite=True, wait=True, unless_from=source)
     crops = dict(size=image_size, channels=channels, progress=progress, repair=False, wait=True)
     try:
         prepare.prepare(ws.raw, ws.db, ws.store, **crops)
