@@ -169,6 +169,7 @@ def test_a_checkpoint_of_the_earlier_fixed_names_still_resumes(tmp_path):
     checkpoint.set_model(model)
     checkpoint.on_epoch_end(1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-epoch0002.weights.h5", "state.json"]
-    (tmp_path / "state.json").write_text('{"next_epoch": 2, "weights": 7, "best_weights": null}')
-    with pytest.raises(GalaxyZooError, match="damaged checkpoint \\(its weights files are not named as text"):
-        cb.read_state(tmp_path)
+    for weights in ("7", '"../elsewhere.weights.h5"'):
+        (tmp_path / "state.json").write_text(f'{{"next_epoch": 2, "weights": {weights}, "best_weights": null}}')
+        with pytest.raises(GalaxyZooError, match="damaged checkpoint \\(its weights files are not named as plain"):
+            cb.read_state(tmp_path)

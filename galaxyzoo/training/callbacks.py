@@ -267,8 +267,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.model.save_weights(str(self.directory / weights), overwrite=True)
         best = read_state(self.directory).get("best_weights")
         early = self.stateful.get("early_stopping")
-        if early is not None and getattr(early, "best_weights", None) is not None and early.best_epoch == epoch:
-            best = BEST_WEIGHTS.format(epoch + 1)
+        held = early is not None and getattr(early, "best_weights", None) is not None
+        if held and (early.best_epoch == epoch or best is None):  # None: resumed from the earlier fixed names
+            best = BEST_WEIGHTS.format(early.best_epoch + 1)
             with open(self.directory / best, "wb") as fh:
                 np.savez(fh, **{f"w{i}": w for i, w in enumerate(early.best_weights)})
         state = {
@@ -338,8 +339,9 @@ def read_state(directory: Path) -> dict:
     if not isinstance(state, dict) or not isinstance(state.get("next_epoch"), int) or state["next_epoch"] < 1:
         raise damaged_checkpoint(path, "no next_epoch (a positive integer)")
     named = {"weights": (str,), "best_weights": (str, type(None))}
-    if "weights" in state and any(not isinstance(state.get(k), kinds) for k, kinds in named.items()):
-        raise damaged_checkpoint(path, "its weights files are not named as text")
+    if "weights" in state and any(not isinstance(state.get(k), kinds) or (state[k] and Path(state[k]).name != state[k])
+                                  for k, kinds in named.items()):
+        raise damaged_checkpoint(path, "its weights files are not named as plain file names")
     return state
 
 
