@@ -215,9 +215,10 @@ def test_decode_refuses_a_jpeg_damaged_mid_file(real_images_dir):
 
 def test_decode_repairs_what_libjpeg_warns_of_without_damage_and_still_finds_damage_behind_it(real_images_dir,
                                                                                               tmp_path):
-    """A JFIF 2.01 header or a missing end marker draws a libjpeg warning but changes no pixel: such JPEGs
-    decode as the clean file does. The strict decode stops at its first warning, so damage behind one of
-    these must still be found (letting OpenCV decide them once let such damage through, painted flat)."""
+    """A JFIF 2.01 header draws a libjpeg warning but changes no pixel: such a JPEG decodes as the clean
+    file does. The strict decode stops at its first warning, so damage behind it must still be found
+    (letting OpenCV decide such files once let damage through, painted flat). A missing end marker is a
+    cut file: a progressive JPEG cut between its scans, given one, would pass as whole."""
     from PIL import Image, PngImagePlugin
 
     data = sorted(real_images_dir.glob("*.jpg"))[2].read_bytes()
@@ -227,13 +228,17 @@ def test_decode_repairs_what_libjpeg_warns_of_without_damage_and_still_finds_dam
     def newer(jpeg: bytes) -> bytes:  # JFIF 2.01
         return jpeg[:version] + b"\x02\x01" + jpeg[version + 2:]
 
+    assert np.array_equal(decode_image(newer(data)), clean)
     middle = len(data) // 2
     damaged = data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:]
-    for variant in (newer(data), data[:-2], newer(data)[:-2]):
-        assert np.array_equal(decode_image(variant), clean)
-    for variant in (damaged, newer(damaged), damaged[:-2], newer(damaged)[:-2], data[:len(data) * 9 // 10]):
+    for variant in (damaged, newer(damaged), data[:-2], newer(data)[:-2], data[:len(data) * 9 // 10]):
         image, problem = image_problem(variant)
         assert image is None and problem.startswith("corrupt JPEG data ("), problem
+    Image.fromarray(clean).save(tmp_path / "p.jpg", progressive=True)
+    progressive = (tmp_path / "p.jpg").read_bytes()
+    second_scan = progressive.index(b"\xff\xda", progressive.index(b"\xff\xda") + 2)
+    assert decode_image(progressive).shape == clean.shape
+    assert image_problem(progressive[:second_scan])[0] is None  # its first scan only
     # Bytes that are not a marker's fill, before a marker: not a JPEG any encoder should write, refused
     header_end = data.index(b"\xff\xdb")
     assert image_problem(data[:header_end] + b"\0\0" + data[header_end:])[0] is None

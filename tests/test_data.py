@@ -192,6 +192,18 @@ def test_a_reader_reads_the_store_that_was_opened_not_one_rebuilt_since(tmp_path
         RowReader.for_store(store)
 
 
+def test_a_store_replaced_while_it_is_being_mapped_is_refused(tmp_path, monkeypatch):
+    """Its two files are mapped one after the other: a `prepare --overwrite` in between would pair one
+    store's rows with another's images."""
+    from galaxyzoo.data import store as cs
+
+    cs.CropStore.create(tmp_path / "crops", [1, 2], size=4, channels=1)
+    found = iter([(1, 2), (3, 4)])  # the inodes before and after mapping: new files in between
+    monkeypatch.setattr(cs, "_inodes", lambda path: next(found))
+    with pytest.raises(GalaxyZooError, match="crops: rebuilt while it was being opened"):
+        cs.CropStore.open(tmp_path / "crops")
+
+
 def test_unshuffled_batches_follow_the_rows_order():
     images = _store()
     rows = np.array([9, 2, 5, 0, 7])  # not sorted: predictions must still line up with rows

@@ -284,6 +284,10 @@ def test_a_catalogue_replaced_while_ingest_reads_it_is_refused(raw, tmp_path, mo
     with pytest.raises(GalaxyZooError, match="gz2_hart16.csv: changed while ingest read it"):
         ing.ingest(raw["raw"], db, progress=False)
     assert not db.exists()
+    monkeypatch.undo()
+    hart16.unlink()  # removed while ingest waited for the lock: one line, not a traceback
+    with pytest.raises(GalaxyZooError, match="gz2_hart16.csv: cannot read"):
+        ing._ingest(raw["raw"], db, progress=False)
 
 
 def _edit_csv(path: Path, edit) -> None:

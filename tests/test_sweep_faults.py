@@ -274,8 +274,14 @@ def test_a_trial_a_dropped_connection_failed_is_queued_again_and_a_bad_trial_is_
     def nan_loss(*args, **kwargs):
         raise ValueError("the loss is nan")
 
+    from mlflow.exceptions import MlflowException
+
     assert services_lost(pytest.raises(RuntimeError, upload_cut_short).value)
     assert not services_lost(ValueError("the loss is nan"))
+    assert services_lost(MlflowException("API request to http://t:5000/api failed with exception Max retries"))
+    # the server answered, refusing: trying again would be refused again
+    assert not services_lost(MlflowException("API request to endpoint /api/2.0/mlflow-artifacts failed with "
+                                             "error code 413 != 200. Response body: 'Request Entity Too Large'"))
     spec = SimpleNamespace(sample=lambda suggest: {"x": suggest.trial.suggest_float("x", 0, 1)},
                            study=SimpleNamespace(metric="val_rmse"))
     with optuna_backend.quiet_optuna_warnings():  # "experimental", as the workers build it
@@ -285,6 +291,8 @@ def test_a_trial_a_dropped_connection_failed_is_queued_again_and_a_bad_trial_is_
         runner.run_of = lambda number: None
     assert optuna_backend._run_trial(study, study.ask(), spec, upload_cut_short, None, retry) == "failed"
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "WAITING"]  # queued again...
+    assert "lost connection" in study.get_trials()[0].user_attrs["error"]
+    assert "error" not in study.get_trials()[1].user_attrs  # the copy does not carry the attempt's error
     again = study.ask()
     assert again.number == 1 and again.params == study.get_trials()[0].params  # ...with its values
     assert optuna_backend._run_trial(study, again, spec, nan_loss, None, retry) == "failed"

@@ -64,6 +64,8 @@ def test_keras_tuner_hyperband_trials_are_nested_runs(hyperband_sweep, tiny_work
     again = run_sweep(hyperband_sweep, backend="keras-tuner", n_trials=3, study_name=study, overrides=uri,
                       progress=False)
     assert again.trials_run == 0 and again.finished == 3  # the search continued from its saved state
+    assert again.stale == 0  # and closed none of the finished trials' runs
+    assert all(client.get_run(r.info.run_id).info.status == "FINISHED" for r in children)
 
     # Hyperband's two brackets for 2 epochs and factor 2 hold 3 + 2 trials: a larger budget is not met silently
     with caplog.at_level("WARNING", logger="galaxyzoo.sweep.keras_tuner_backend"):
@@ -148,14 +150,35 @@ def test_the_trials_keras_tuner_recorded_as_ended_and_a_damaged_record(tmp_path)
     from galaxyzoo.errors import GalaxyZooError
     from galaxyzoo.sweep.keras_tuner_backend import ended_trials
 
-    (tmp_path / "oracle.json").write_text('{"end_order": ["00", "02"]}')
+    assert ended_trials(tmp_path / "gone") is None  # no study here: nothing of it to reconcile
+    (tmp_path / "oracle.json").write_text('{"end_order": ["00", "02"], "ongoing_trials": {}}')
     assert ended_trials(tmp_path) == set()  # no tuner0.json: the first trial never ended
     (tmp_path / "tuner0.json").write_text("{}")
     assert ended_trials(tmp_path) == {0, 2}
+    # end_trial saves the end before the trial leaves the ongoing ones: the reload trains it again
+    (tmp_path / "oracle.json").write_text('{"end_order": ["00", "02"], "ongoing_trials": {"tuner0": "02"}}')
+    assert ended_trials(tmp_path) == {0}
     (tmp_path / "oracle.json").write_text('{"ongoing_trials": {"tuner0": "0')
     with pytest.raises(GalaxyZooError, match=r"oracle.json: damaged keras-tuner state \(JSONDecodeError: .*"
                                              rf"remove {tmp_path} to start the study afresh"):
         ended_trials(tmp_path)
+
+
+def test_a_removed_study_folder_leaves_its_finished_runs_alone(tmp_path):
+    """The damaged-state message says to remove the study's folder to start afresh: its finished runs must
+    then stay FINISHED, not be closed as a dead worker's; a RUNNING one is still a dead worker's."""
+    import mlflow
+
+    from galaxyzoo.sweep.worker import _close_dead_tuner_trials
+
+    client = mlflow.MlflowClient(seeded_uri(tmp_path))
+    experiment_id = client.create_experiment("galaxyzoo")
+    tags = {"galaxyzoo.sweep_key": "k", "trial_state": "complete"}
+    finished = client.create_run(experiment_id, tags={**tags, "trial_number": "0"}).info.run_id
+    client.set_terminated(finished, "FINISHED")
+    running = client.create_run(experiment_id, tags={**tags, "trial_number": "1"}).info.run_id
+    assert _close_dead_tuner_trials(client, experiment_id, "k", None) == 1
+    assert client.get_run(finished).info.status == "FINISHED" and client.get_run(running).info.status == "FAILED"
 
 
 def test_the_summary_study_spells_boolean_choices_and_logs_nothing(capfd):

@@ -169,6 +169,19 @@ def test_a_checkpoint_of_the_earlier_fixed_names_still_resumes(tmp_path):
     checkpoint.set_model(model)
     checkpoint.on_epoch_end(1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-epoch0002.weights.h5", "state.json"]
+    # resumed from the earlier names with EarlyStopping's best weights in memory: saved under the new ones
+    import keras
+
+    early = keras.callbacks.EarlyStopping(monitor="loss", restore_best_weights=True)
+    early.best_weights, early.best_epoch = model.get_weights(), 0
+    later = cb.EpochCheckpoint(tmp_path, {"early_stopping": early})
+    later.set_model(model)
+    later.on_epoch_end(2)  # not the best epoch: without the rule its best weights were never saved
+    state = cb.read_state(tmp_path)
+    assert state["best_weights"] == "best-epoch0001.weights.npz"
+    assert cb.checkpoint_files(tmp_path, state)[1].is_file()
+    state.pop("best_weights")  # a state.json that names weights but no best: none, not a KeyError
+    assert cb.checkpoint_files(tmp_path, state)[1] is None
     for weights in ("7", '"../elsewhere.weights.h5"'):
         (tmp_path / "state.json").write_text(f'{{"next_epoch": 2, "weights": {weights}, "best_weights": null}}')
         with pytest.raises(GalaxyZooError, match="damaged checkpoint \\(its weights files are not named as plain"):

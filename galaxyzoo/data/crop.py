@@ -46,7 +46,6 @@ _DILATE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
 MAX_DECODE_SIDE = 4240
 _EXIF_ORIENTATION = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_END = b"\xff\xd9"
 
 
 def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, str]:
@@ -79,21 +78,18 @@ def image_problem(data: bytes, channels: int = 1) -> tuple[np.ndarray | None, st
 
 def _strict_jpeg(data: bytes, colorspace: str, scale: dict) -> tuple[np.ndarray | None, str]:
     """simplejpeg's strict decode, `(image, "")` or `(None, why)`. Strict stops at libjpeg's first
-    warning, so two that say nothing of the pixels are repaired in a copy and the decode run again,
-    which then finds any damage behind them: a JFIF version it does not know (set to 1.02), and a
-    missing end marker (added: libjpeg then says whether the data before it are whole)."""
-    for _ in range(3):
+    warning, so one that says nothing of the pixels, a JFIF version it does not know, is repaired in a
+    copy (set to 1.02) and the decode run again, which then finds any damage behind it. A missing end
+    marker is not repaired: a progressive JPEG cut between its scans would then pass as whole."""
+    for _ in range(2):
         try:
             return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True, **scale), ""
         except ValueError as exc:
             why = str(exc).rstrip(".")
         jfif = data.find(b"JFIF\0", 0, 32)
-        if "unknown JFIF revision" in why and jfif > 0:
-            data = data[:jfif + 5] + b"\x01\x02" + data[jfif + 7:]
-        elif "Premature end of JPEG file" in why and not data.endswith(_JPEG_END):
-            data += _JPEG_END
-        else:
+        if "unknown JFIF revision" not in why or jfif < 0:
             break
+        data = data[:jfif + 5] + b"\x01\x02" + data[jfif + 7:]
     return None, f"corrupt JPEG data ({why})"
 
 

@@ -413,7 +413,10 @@ def list_images(images_dir: Path, progress: bool = False) -> dict[str, tuple[int
 
 def _file_state(path: Path) -> tuple[int, int, int]:
     """Which file is at `path`, and whether it was written: inode, size, modification time."""
-    found = path.stat()
+    try:
+        found = path.stat()
+    except OSError as exc:  # removed while ingest waited for the lock, or read it
+        raise GalaxyZooError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return found.st_ino, found.st_size, found.st_mtime_ns
 
 

@@ -94,22 +94,27 @@ def project_dir(workdir: str | Path, study_name: str) -> Path:
     return Path(workdir) / "keras-tuner" / study_name
 
 
-def ended_trials(project: Path) -> set[int]:
-    """The trial numbers whose end keras-tuner recorded in `project`: those its reload keeps. Without its
-    tuner file (written at each trial's end) a rerun starts a fresh oracle, which keeps none."""
+def ended_trials(project: Path) -> set[int] | None:
+    """The trial numbers whose end keras-tuner recorded in `project`: those its reload keeps (it trains a
+    trial still among its ongoing ones again, though `end_trial` lists it as ended before it saves that).
+    Without its tuner file (written at each trial's end) a rerun starts a fresh oracle, which keeps none.
+    None without the folder: a new study, or one removed to start afresh, whose runs are not its own."""
+    if not project.is_dir():
+        return None
     oracle = project / "oracle.json"
     if not (project / "tuner0.json").is_file() or not oracle.is_file():
         return set()
     try:
-        return {int(trial_id) for trial_id in json.loads(oracle.read_text(encoding="utf-8"))["end_order"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # keras-tuner writes it in place: a kill cuts it
+        state = json.loads(oracle.read_text(encoding="utf-8"))
+        return {int(t) for t in state["end_order"]} - {int(t) for t in state["ongoing_trials"].values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # written in place: a kill cuts it
         raise damaged(project, oracle, exc) from None
 
 
 def damaged(project: Path, path: Path, exc: Exception) -> GalaxyZooError:
     """The one error for a keras-tuner file a kill cut short (keras-tuner writes its files in place)."""
     return GalaxyZooError(f"{path}: damaged keras-tuner state ({type(exc).__name__}: {exc}); remove {project} to "
-                          "start the study afresh (its finished runs stay in MLflow), or give another --study-name")
+                          "start the study afresh (its runs stay in MLflow as they are), or give another --study-name")
 
 
 def _claim_directory(project: Path, space_hash: str) -> None:

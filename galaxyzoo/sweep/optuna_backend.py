@@ -260,9 +260,9 @@ def _run_trial(study, trial, spec: SweepSpec, runner: TrialRunner, retry_of: int
         raise
     except Exception as exc:  # one bad trial (e.g. NaN loss, an invalid combination) must not end the sweep
         if services_lost(exc):  # not the trial's fault: its values get another try
+            retry(study, study._storage.get_trial(trial._trial_id))  # a copy: before this attempt's error is set
             trial.set_user_attr("error", f"lost connection: {type(exc).__name__}: {exc}"[:1000])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            retry(study, study._storage.get_trial(trial._trial_id))
             logger.warning("trial %d failed: a connection dropped (%s: %s); a retry is queued", trial.number,
                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             return "failed"

@@ -141,10 +141,14 @@ def services_lost(exc: BaseException) -> bool:
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
-        # OSError's ConnectionError (reset, refused, aborted) is what requests' and urllib3's wrap
+        # OSError's ConnectionError (reset, refused, aborted) is what requests' and urllib3's wrap. MLflow says
+        # "API request to URL failed with exception ..." once its own HTTP retries are spent; an answer with
+        # an error code ("API request to endpoint ... failed with error code 413") is the server's refusal.
+        text = str(error)
         if (isinstance(error, ConnectionError) or _connection_lost(error)
-                or (isinstance(error, MlflowException) and str(error).startswith("API request to"))):
-            return True  # "API request to ...": MLflow's words once its own HTTP retries are spent
+                or (isinstance(error, MlflowException) and text.startswith("API request to")
+                    and "failed with error code" not in text)):
+            return True
         todo += [error.__cause__, error.__context__]
     return False
 

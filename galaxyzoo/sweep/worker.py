@@ -181,21 +181,23 @@ def run_sweep(
         return result
 
 
-def _close_dead_tuner_trials(client, experiment_id: str, key: str, ended: set[int]) -> int:
+def _close_dead_tuner_trials(client, experiment_id: str, key: str, ended: set[int] | None) -> int:
     """Close FAILED, with the reason, the keras-tuner trial runs a killed worker left unrecorded; returns how many.
 
     Called under the study's one-worker lock, so no live worker runs them. Unrecorded: RUNNING, or
     FINISHED by the training but not among the trials whose end keras-tuner recorded (`ended`), which
     its reload trains again (or, with no tuner file yet, replaces with a fresh draw): such a run would
     otherwise stand beside the retrain as a second finished run of the trial, or as one of a trial the
-    sweep never had, for promote and compare to pick.
+    sweep never had, for promote and compare to pick. With `ended` None (no study folder: new, or
+    removed to start afresh) the finished runs are an earlier study's, and kept.
     """
     study = f"tags.`{names.TAG_SWEEP_KEY}` = '{key}'"
     runs = {r.info.run_id: r for query in (f"{study} and attributes.status = 'RUNNING'",
                                            f"{study} and attributes.status = 'FINISHED'")
             for r in client.search_runs([experiment_id], query)}
     dead = [r for r in runs.values() if names.TAG_TRIAL_NUMBER in r.data.tags  # not the parent, ours now
-            and (r.info.status == "RUNNING" or int(r.data.tags[names.TAG_TRIAL_NUMBER]) not in ended)]
+            and (r.info.status == "RUNNING"
+                 or (ended is not None and int(r.data.tags[names.TAG_TRIAL_NUMBER]) not in ended))]
     for run in dead:
         why = (f"the worker of trial {run.data.tags[names.TAG_TRIAL_NUMBER]} died before keras-tuner recorded the "
                "trial's end; keras-tuner trains it again")

@@ -294,7 +294,8 @@ def checkpoint_files(directory: Path, state: dict) -> tuple[Path, Path | None]:
     if "weights" not in state:  # written before each epoch's files had names of their own
         best = directory / EARLIER_BEST_WEIGHTS
         return directory / EARLIER_WEIGHTS, best if best.is_file() else None
-    return directory / state["weights"], None if state["best_weights"] is None else directory / state["best_weights"]
+    best = state.get("best_weights")
+    return directory / state["weights"], None if best is None else directory / best
 
 
 def seed_generator_variables(model) -> list:
