@@ -255,6 +255,17 @@ KILL_SCRIPT = textwrap.dedent(
         return fit_head(head, data, **kwargs)
 
     head_refit.fit_on_features = fit_head_or_die
+    from galaxyzoo.registry import packaged
+    log_packaged = packaged.log_packaged_model
+
+    def log_packaged_or_die(*args, **kwargs):
+        # Both models are logged and READY; the run is not finished yet.
+        uri = log_packaged(*args, **kwargs)
+        if where == "after-models":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return uri
+
+    packaged.log_packaged_model = log_packaged_or_die
     cfg = load_experiment(sys.argv[1], sys.argv[4:])
     train(cfg, experiment_file=sys.argv[2], extra_callbacks=[KillAfterEpoch()], progress=False, verbose=0)
     """
@@ -299,6 +310,8 @@ def _kill_training(tiny_experiment, folder: Path, point: str, overrides: list[st
     ("before-checkpoint:1", [1, 2], 1),
     # Killed after the last epoch's checkpoint: nothing left to train on resume.
     ("after-checkpoint:2", [1, 2, 3], 3),
+    # Killed after logging both models: the resume logs them again, and only its own stay.
+    ("after-models:2", [1, 2, 3], 3),
 ])
 def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, tiny_experiment, straight_run,
                                                  tmp_path, caplog, monkeypatch):
@@ -318,6 +331,8 @@ def test_killed_training_resumes_in_the_same_run(point, logged, checkpointed, ti
     with caplog.at_level("INFO", logger="galaxyzoo.training"):  # run, fit and record log
         resumed = _train(cfg, tiny_experiment, resume="auto")
     assert resumed.run_id == run.info.run_id and resumed.resumed_from == checkpointed and resumed.epochs == 3
+    models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert sorted(m.name for m in models) == ["model", "packaged_model"]  # once each, whenever the kill came
     assert list((tmp_path / "tmp").glob("galaxyzoo-*")) == []  # swept by the resume, which holds none of its own
     if checkpointed == 3:  # said so, not "resuming at epoch 4 of 3"
         assert "nothing left to train (all 3 epochs ran)" in caplog.text

@@ -429,6 +429,16 @@ def log_keras_model(model, input_example, step: int) -> str:
     return info.model_uri
 
 
+def delete_run_models(client, run_id: str) -> int:
+    """Delete the models run `run_id` logged so far; returns how many. A resumed run logs its models again,
+    and a process killed after (or while) logging them left READY (or PENDING) ones beside the new."""
+    experiment = client.get_run(run_id).info.experiment_id
+    found = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")
+    for model in found:
+        client.delete_logged_model(model.model_id)
+    return len(found)
+
+
 def _keras_flavor():
     """`mlflow.keras` as `Model.log` calls it, but creating the model folder first.
 

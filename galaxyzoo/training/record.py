@@ -49,6 +49,8 @@ def record(cfg: ExperimentConfig, client, run_id: str, run_dir: Path, model, los
         mlflow_runs.log_metrics(client, run_id, extra_metrics, step=step, skip=logged)
         metrics = {**metrics, **extra_metrics}
     mlflow_runs.log_metrics(client, run_id, best_metrics(history), step=step, skip=logged)
+    if resuming and (gone := mlflow_runs.delete_run_models(client, run_id)):
+        logger.info("deleted the %d model(s) the killed process had logged; logging them again", gone)
     mlflow_runs.log_keras_model(_inference_copy(model), _input_example(dataset), step=step)
     packaged.log_packaged_model(client, run_id, step=step)
     return metrics, history
