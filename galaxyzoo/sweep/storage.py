@@ -122,12 +122,17 @@ def storage_error(url: str, what: str, exc: Exception) -> str:
 def _connection_lost(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it: Optuna wraps SQLAlchemy's errors) is a lost or refused
     database connection, which a retry may cure, rather than a bad query or bad data."""
+    return any(map(_database_connection_error, _causes(exc)))
+
+
+def _database_connection_error(error: BaseException) -> bool:
+    """Whether `error` itself is SQLAlchemy's word for a lost or refused database connection."""
     from sqlalchemy import exc as db
 
     # PendingRollbackError: the session's connection died inside a transaction (seen when the
     # database restarts between a query and its commit); a new session is a clean retry.
-    return any(isinstance(c, (db.OperationalError, db.InterfaceError, db.PendingRollbackError))
-               or (isinstance(c, db.DBAPIError) and c.connection_invalidated) for c in _causes(exc))
+    return (isinstance(error, (db.OperationalError, db.InterfaceError, db.PendingRollbackError))
+            or (isinstance(error, db.DBAPIError) and error.connection_invalidated))
 
 
 def services_lost(exc: BaseException) -> bool:
@@ -145,7 +150,7 @@ def services_lost(exc: BaseException) -> bool:
         # "API request to URL failed with exception ..." once its own HTTP retries are spent; an answer with
         # an error code ("API request to endpoint ... failed with error code 413") is the server's refusal.
         text = str(error)
-        if (isinstance(error, ConnectionError) or _connection_lost(error)
+        if (isinstance(error, ConnectionError) or _database_connection_error(error)
                 or (isinstance(error, MlflowException) and text.startswith("API request to")
                     and "failed with error code" not in text)):
             return True
