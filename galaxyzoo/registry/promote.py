@@ -233,12 +233,11 @@ def _register(client, model_uri: str, model_name: str, alias: str, ranked: list,
     # MLflow registers, and its SQL registry looks a `models:/<id>` source up, through the
     # process-wide tracking URI, not the client's: point it at the client's store first.
     mlflow.set_tracking_uri(client.tracking_uri)
-    version = _existing_version(client, model_name, run.info.run_id, model_uri, alias)
-    if version is None:
+    existing = _existing_version(client, model_name, run.info.run_id, model_uri, alias)
+    if existing is None:
         version = int(mlflow.register_model(model_uri, model_name).version)
     else:
-        existing = client.get_model_version(model_name, str(version))
-        held = sorted(existing.aliases)
+        version, held = int(existing.version), sorted(existing.aliases)
         logger.warning("%s v%d already holds this model of run %s: pointing %s at it instead of registering another%s",
                        model_name, version, run.info.run_id, alias,
                        f" (its description and tags stay those of the promote that gave it @{', @'.join(held)})"
@@ -260,15 +259,16 @@ def _register(client, model_uri: str, model_name: str, alias: str, ranked: list,
     return version
 
 
-def _existing_version(client, model_name: str, run_id: str, model_uri: str, alias: str) -> int | None:
-    """The version that already holds `run_id`'s model `model_uri`, if any: the one `alias` points at, else
-    the oldest (one a killed promote left, the alias being set last, or one the alias moved away from).
-    One run's model is one version, so promoting it again never registers a copy beside it."""
-    versions = client.search_model_versions(f"name = '{mlflow_runs.quote(model_name)}' and run_id = '{run_id}'")
+def _existing_version(client, model_name: str, run_id: str, model_uri: str, alias: str):
+    """The version (a ModelVersion, with its aliases) that already holds `run_id`'s model `model_uri`, if
+    any: the one `alias` points at, else the oldest (one a killed promote left, the alias being set last,
+    or one the alias moved away from). One run's model is one version, so promoting it again never
+    registers a copy beside it."""
+    found = client.search_model_versions(f"name = '{mlflow_runs.quote(model_name)}' and run_id = '{run_id}'")
     # The search leaves `aliases` empty; the version itself has them.
-    same = sorted(int(v.version) for v in versions if v.source == model_uri)
-    aliased = [v for v in same if alias in client.get_model_version(model_name, str(v)).aliases]
-    return (aliased or same or [None])[0]
+    same = [client.get_model_version(model_name, v.version)
+            for v in sorted(found, key=lambda v: int(v.version)) if v.source == model_uri]
+    return next((v for v in same if alias in v.aliases), same[0] if same else None)
 
 
 def _description(client, model_name: str, version: int, ranked: list, metric: str, mode: str, where: str) -> str:
